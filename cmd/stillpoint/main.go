@@ -1,0 +1,49 @@
+// Command stillpoint runs transactions across databases and backs them up
+// and restores them at transactionally consistent cuts.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes mean the same thing in every command.
+const (
+	exitOK        = 0
+	exitError     = 1 // the command failed; the message says why
+	exitUsage     = 2 // bad flags or arguments
+	exitViolation = 3 // a check ran and found a violation
+)
+
+// usageError marks errors in how the command was called.
+type usageError struct{ error }
+
+// violationError marks a check that ran and failed.
+type violationError struct{ error }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd().ExecuteContext(ctx)
+	stop()
+	os.Exit(exitCode(err))
+}
+
+func exitCode(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(os.Stderr, "stillpoint:", err)
+	var u usageError
+	var v violationError
+	switch {
+	case errors.As(err, &u):
+		return exitUsage
+	case errors.As(err, &v):
+		return exitViolation
+	}
+	return exitError
+}

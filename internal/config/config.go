@@ -1,0 +1,268 @@
+// Package config reads Stillpoint's one YAML file and lets environment
+// variables override it. With no file, every namespace is an SQLite
+// database under the data directory.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultDataDir is where the embedded default keeps its SQLite files.
+const DefaultDataDir = "./stillpoint-data"
+
+// Engines are the store engines Stillpoint speaks.
+var Engines = []string{"sqlite", "postgres", "mysql"}
+
+// Store names one database.
+type Store struct {
+	// Engine is sqlite, postgres or mysql (mariadb is an alias).
+	Engine string `yaml:"engine" json:"engine"`
+	// DSN is the connection string of postgres and mysql stores.
+	DSN string `yaml:"dsn,omitempty" json:"dsn,omitempty"`
+	// Path is an sqlite store's file, relative to the data directory.
+	Path string `yaml:"path,omitempty" json:"path,omitempty"`
+}
+
+// Config is the whole file.
+type Config struct {
+	DataDir string           `yaml:"data_dir,omitempty" json:"data_dir"`
+	Stores  map[string]Store `yaml:"stores,omitempty" json:"stores,omitempty"`
+	// Namespaces maps each namespace to the store that holds it.
+	Namespaces map[string]string `yaml:"namespaces,omitempty" json:"namespaces,omitempty"`
+	// Coordinator names the store of coordinator.state.
+	Coordinator string `yaml:"coordinator,omitempty" json:"coordinator,omitempty"`
+
+	// Embedded is true when no stores are configured: each namespace is
+	// then its own SQLite file under DataDir.
+	Embedded bool `yaml:"-" json:"embedded"`
+	// Source says where the configuration came from, for messages.
+	Source string `yaml:"-" json:"source"`
+}
+
+// Load reads path (empty: no file) then applies environment overrides.
+// dataDir, when not empty, is the --data-dir flag and wins over both.
+func Load(path, dataDir string) (*Config, error) {
+	cfg := &Config{Source: "defaults"}
+	if path == "" {
+		path = os.Getenv("STILLPOINT_CONFIG")
+	}
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(data)))
+		dec.KnownFields(true)
+		if err := dec.Decode(cfg); err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+		cfg.Source = path
+	}
+	if err := cfg.applyEnv(os.Environ()); err != nil {
+		return nil, err
+	}
+	if dataDir != "" {
+		cfg.DataDir = dataDir
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = DefaultDataDir
+	}
+	if err := cfg.normalize(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", cfg.Source, err)
+	}
+	return cfg, nil
+}
+
+var envName = regexp.MustCompile(`[^A-Z0-9]+`)
+
+// EnvKey is how a store or namespace name appears in a variable name.
+func EnvKey(name string) string { return envName.ReplaceAllString(strings.ToUpper(name), "_") }
+
+// applyEnv applies, in this order of precedence over the file:
+//
+//	STILLPOINT_DATA_DIR
+//	STILLPOINT_STORE_<NAME>_ENGINE, _DSN, _PATH (creates the store if new)
+//	STILLPOINT_NAMESPACE_<NAMESPACE>=<store>
+//	STILLPOINT_COORDINATOR=<store>
+//
+// so secrets such as passwords in a DSN need not be written in the file.
+func (c *Config) applyEnv(environ []string) error {
+	storeByKey := map[string]string{}
+	for name := range c.Stores {
+		storeByKey[EnvKey(name)] = name
+	}
+	nsByKey := map[string]string{}
+	for ns := range c.Namespaces {
+		nsByKey[EnvKey(ns)] = ns
+	}
+	sort.Strings(environ)
+	fromEnv := false
+	for _, kv := range environ {
+		k, v, _ := strings.Cut(kv, "=")
+		switch {
+		case k == "STILLPOINT_DATA_DIR":
+			c.DataDir = v
+		case k == "STILLPOINT_COORDINATOR":
+			c.Coordinator = v
+		case strings.HasPrefix(k, "STILLPOINT_STORE_"):
+			rest := strings.TrimPrefix(k, "STILLPOINT_STORE_")
+			i := strings.LastIndex(rest, "_")
+			if i <= 0 {
+				return fmt.Errorf("environment variable %s: want STILLPOINT_STORE_<NAME>_ENGINE, _DSN or _PATH", k)
+			}
+			key, field := rest[:i], rest[i+1:]
+			name, ok := storeByKey[key]
+			if !ok {
+				name = strings.ToLower(key)
+				storeByKey[key] = name
+			}
+			if c.Stores == nil {
+				c.Stores = map[string]Store{}
+			}
+			s := c.Stores[name]
+			switch field {
+			case "ENGINE":
+				s.Engine = v
+			case "DSN":
+				s.DSN = v
+			case "PATH":
+				s.Path = v
+			default:
+				return fmt.Errorf("environment variable %s: want STILLPOINT_STORE_<NAME>_ENGINE, _DSN or _PATH", k)
+			}
+			c.Stores[name] = s
+			fromEnv = true
+		case strings.HasPrefix(k, "STILLPOINT_NAMESPACE_"):
+			key := strings.TrimPrefix(k, "STILLPOINT_NAMESPACE_")
+			ns, ok := nsByKey[key]
+			if !ok {
+				ns = strings.ToLower(key)
+			}
+			if c.Namespaces == nil {
+				c.Namespaces = map[string]string{}
+			}
+			c.Namespaces[ns] = v
+			fromEnv = true
+		}
+	}
+	if fromEnv {
+		c.Source += " + environment"
+	}
+	return nil
+}
+
+func (c *Config) normalize() error {
+	c.Embedded = len(c.Stores) == 0
+	if c.Embedded {
+		if len(c.Namespaces) > 0 || c.Coordinator != "" {
+			return errors.New("namespaces and coordinator name stores, but no stores are defined: add a \"stores\" section")
+		}
+		return nil
+	}
+	var errs []error
+	for name, s := range c.Stores {
+		s.Engine = strings.ToLower(s.Engine)
+		if s.Engine == "mariadb" {
+			s.Engine = "mysql"
+		}
+		switch s.Engine {
+		case "sqlite":
+			if s.Path == "" {
+				s.Path = name + ".db"
+			}
+			if !filepath.IsAbs(s.Path) {
+				s.Path = filepath.Join(c.DataDir, s.Path)
+			}
+		case "postgres", "mysql":
+			if s.DSN == "" {
+				errs = append(errs, fmt.Errorf("store %s: engine %s needs a dsn (in the file or STILLPOINT_STORE_%s_DSN)", name, s.Engine, EnvKey(name)))
+			}
+		case "":
+			errs = append(errs, fmt.Errorf("store %s: no engine (use one of %s)", name, strings.Join(Engines, ", ")))
+		default:
+			errs = append(errs, fmt.Errorf("store %s: unknown engine %q (use one of %s)", name, s.Engine, strings.Join(Engines, ", ")))
+		}
+		c.Stores[name] = s
+	}
+	for ns, store := range c.Namespaces {
+		if _, ok := c.Stores[store]; !ok {
+			errs = append(errs, fmt.Errorf("namespace %s: no store named %q (stores: %s)", ns, store, strings.Join(c.StoreNames(), ", ")))
+		}
+	}
+	if c.Coordinator == "" {
+		errs = append(errs, errors.New("no coordinator store: set \"coordinator\" to the store that holds coordinator.state"))
+	} else if _, ok := c.Stores[c.Coordinator]; !ok {
+		errs = append(errs, fmt.Errorf("coordinator: no store named %q (stores: %s)", c.Coordinator, strings.Join(c.StoreNames(), ", ")))
+	}
+	return errors.Join(errs...)
+}
+
+// StoreNames lists the configured stores, sorted.
+func (c *Config) StoreNames() []string {
+	names := make([]string, 0, len(c.Stores))
+	for n := range c.Stores {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// EmbeddedPath is the SQLite file of a namespace in the embedded default.
+func (c *Config) EmbeddedPath(namespace string) string {
+	return filepath.Join(c.DataDir, namespace+".db")
+}
+
+// StoreFor names the store holding a namespace.
+func (c *Config) StoreFor(namespace string) (string, error) {
+	if c.Embedded {
+		return namespace, nil
+	}
+	if namespace == "coordinator" {
+		return c.Coordinator, nil
+	}
+	if s, ok := c.Namespaces[namespace]; ok {
+		return s, nil
+	}
+	return "", fmt.Errorf("namespace %s has no store: map it under \"namespaces\" in %s (or set STILLPOINT_NAMESPACE_%s)", namespace, c.Source, EnvKey(namespace))
+}
+
+// Redacted returns a copy safe to print: passwords in DSNs are masked.
+func (c *Config) Redacted() *Config {
+	r := *c
+	r.Stores = map[string]Store{}
+	for n, s := range c.Stores {
+		s.DSN = RedactDSN(s.DSN)
+		r.Stores[n] = s
+	}
+	return &r
+}
+
+var (
+	keyValuePassword = regexp.MustCompile(`(?i)(password\s*=\s*)('[^']*'|\S+)`)
+	mysqlPassword    = regexp.MustCompile(`^([^:@/]*):(.*)@`)
+)
+
+// RedactDSN masks the password of a URL, key=value or MySQL DSN.
+func RedactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			return strings.Replace(u.String(), "xxxxx", "*****", 1)
+		}
+		return dsn
+	}
+	if keyValuePassword.MatchString(dsn) {
+		return keyValuePassword.ReplaceAllString(dsn, "${1}*****")
+	}
+	return mysqlPassword.ReplaceAllString(dsn, "$1:*****@")
+}

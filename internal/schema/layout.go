@@ -1,0 +1,105 @@
+// Package schema reads ScalarDB schema-loader files and lays tables out as
+// ScalarDB does: transactional tables carry the transaction metadata and a
+// before image, and the coordinator table records commit decisions.
+package schema
+
+import (
+	"strings"
+
+	"github.com/stillpoint/stillpoint/internal/storage"
+)
+
+// Transaction metadata columns (DESIGN.md section 2).
+const (
+	TxID          = "tx_id"
+	TxState       = "tx_state"
+	TxVersion     = "tx_version"
+	TxPreparedAt  = "tx_prepared_at"
+	TxCommittedAt = "tx_committed_at"
+	BeforePrefix  = "before_"
+)
+
+// TxColumns are the transaction metadata columns every transactional table
+// carries, each with a before_ twin.
+var TxColumns = []storage.Column{
+	{Name: TxID, Type: storage.Text},
+	{Name: TxState, Type: storage.Int},
+	{Name: TxVersion, Type: storage.Int},
+	{Name: TxPreparedAt, Type: storage.BigInt},
+	{Name: TxCommittedAt, Type: storage.BigInt},
+}
+
+// The coordinator table: one row per decided transaction.
+const (
+	CoordinatorNamespace = "coordinator"
+	CoordinatorTable     = "state"
+	CoordinatorCreatedAt = "tx_created_at"
+)
+
+// Coordinator returns the metadata of coordinator.state.
+func Coordinator() *storage.TableMetadata {
+	return &storage.TableMetadata{
+		Namespace: CoordinatorNamespace,
+		Table:     CoordinatorTable,
+		Columns: []storage.Column{
+			{Name: TxID, Type: storage.Text},
+			{Name: TxState, Type: storage.Int},
+			{Name: CoordinatorCreatedAt, Type: storage.BigInt},
+		},
+		PartitionKey: []string{TxID},
+	}
+}
+
+// IsReserved reports whether a user column name collides with the
+// transaction layout.
+func IsReserved(column string) bool {
+	if strings.HasPrefix(column, BeforePrefix) {
+		return true
+	}
+	for _, c := range TxColumns {
+		if c.Name == column {
+			return true
+		}
+	}
+	return false
+}
+
+// Transactional returns the full layout of a transactional table, in
+// ScalarDB's column order: the user's columns, the transaction metadata,
+// the before image of the metadata, then before_<col> for each non-key column.
+func Transactional(user *storage.TableMetadata) *storage.TableMetadata {
+	m := *user
+	m.Columns = append([]storage.Column{}, user.Columns...)
+	m.Columns = append(m.Columns, TxColumns...)
+	for _, c := range TxColumns {
+		m.Columns = append(m.Columns, storage.Column{Name: BeforePrefix + c.Name, Type: c.Type})
+	}
+	for _, c := range user.NonKeyColumns() {
+		m.Columns = append(m.Columns, storage.Column{Name: BeforePrefix + c.Name, Type: c.Type})
+	}
+	return &m
+}
+
+// IsTransactional recognises a table laid out by Transactional.
+func IsTransactional(m *storage.TableMetadata) bool {
+	for _, c := range append(TxColumns, storage.Column{Name: BeforePrefix + TxID}) {
+		if _, ok := m.Column(c.Name); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// UserColumns strips the transaction layout from a table's columns.
+func UserColumns(m *storage.TableMetadata) []storage.Column {
+	if !IsTransactional(m) {
+		return m.Columns
+	}
+	var out []storage.Column
+	for _, c := range m.Columns {
+		if !IsReserved(c.Name) {
+			out = append(out, c)
+		}
+	}
+	return out
+}

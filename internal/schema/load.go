@@ -1,0 +1,159 @@
+package schema
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/stillpoint/stillpoint/internal/storage"
+)
+
+// Target is where a schema is created: the stores, routed by namespace.
+type Target interface {
+	storage.Admin
+	StoreName(namespace string) (string, error)
+	// Ping connects to the named stores, reporting every one that fails.
+	Ping(ctx context.Context, stores []string) error
+}
+
+// Action says what Create did with one table.
+type Action struct {
+	Table   string `json:"table"`
+	Store   string `json:"store"`
+	Outcome string `json:"outcome"` // created, unchanged
+	Columns int    `json:"columns"`
+}
+
+// Create makes the tables of a schema file, and the coordinator table when
+// any table is transactional. It checks everything first (every namespace
+// has a store, every store answers, no table exists with another layout),
+// so bad input changes nothing. Tables that already exist with the same
+// layout are left as they are, so loading a file twice is harmless.
+func Create(ctx context.Context, t Target, tables []Table) ([]Action, error) {
+	layouts := make([]*storage.TableMetadata, 0, len(tables)+1)
+	needCoordinator := false
+	for _, tb := range tables {
+		layouts = append(layouts, tb.Layout())
+		needCoordinator = needCoordinator || tb.Transactional
+	}
+	if needCoordinator {
+		layouts = append(layouts, Coordinator())
+	}
+	stores, err := resolveStores(t, layouts)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.Ping(ctx, uniqueValues(stores)); err != nil {
+		return nil, err
+	}
+	actions := make([]Action, len(layouts))
+	var errs []error
+	for i, m := range layouts {
+		actions[i] = Action{Table: m.FullName(), Store: stores[i], Outcome: "created", Columns: len(m.Columns)}
+		existing, err := t.TableMetadata(ctx, m.Namespace, m.Table)
+		if err != nil {
+			return nil, err
+		}
+		if existing == nil {
+			continue
+		}
+		if !SameLayout(existing, m) {
+			errs = append(errs, fmt.Errorf("table %s already exists in store %s with a different layout; drop it first (stillpoint schema drop) or change the file", m.FullName(), stores[i]))
+		}
+		actions[i].Outcome = "unchanged"
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for i, m := range layouts {
+		if actions[i].Outcome != "created" {
+			continue
+		}
+		if err := t.CreateTable(ctx, m); err != nil {
+			return actions[:i], err
+		}
+	}
+	return actions, nil
+}
+
+// Drop removes the tables of a schema file (and namespaces left empty).
+// The coordinator table stays unless dropCoordinator: other schemas'
+// transactions may still need its decisions.
+func Drop(ctx context.Context, t Target, tables []Table, dropCoordinator bool) ([]Action, error) {
+	layouts := make([]*storage.TableMetadata, 0, len(tables)+1)
+	for _, tb := range tables {
+		layouts = append(layouts, tb.User)
+	}
+	if dropCoordinator {
+		layouts = append(layouts, Coordinator())
+	}
+	stores, err := resolveStores(t, layouts)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.Ping(ctx, uniqueValues(stores)); err != nil {
+		return nil, err
+	}
+	var actions []Action
+	namespaces := map[string]bool{}
+	for i, m := range layouts {
+		existing, err := t.TableMetadata(ctx, m.Namespace, m.Table)
+		if err != nil {
+			return actions, err
+		}
+		if existing == nil {
+			actions = append(actions, Action{Table: m.FullName(), Store: stores[i], Outcome: "absent"})
+			continue
+		}
+		if err := t.DropTable(ctx, m.Namespace, m.Table); err != nil {
+			return actions, err
+		}
+		actions = append(actions, Action{Table: m.FullName(), Store: stores[i], Outcome: "dropped", Columns: len(existing.Columns)})
+		namespaces[m.Namespace] = true
+	}
+	for ns := range namespaces {
+		left, err := t.Tables(ctx, ns)
+		if err != nil {
+			return actions, err
+		}
+		if len(left) == 0 {
+			if err := t.DropNamespace(ctx, ns); err != nil {
+				return actions, err
+			}
+		}
+	}
+	return actions, nil
+}
+
+func resolveStores(t Target, layouts []*storage.TableMetadata) ([]string, error) {
+	stores := make([]string, len(layouts))
+	var errs []error
+	for i, m := range layouts {
+		name, err := t.StoreName(m.Namespace)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("table %s: %w", m.FullName(), err))
+		}
+		stores[i] = name
+	}
+	return stores, errors.Join(errs...)
+}
+
+func uniqueValues(xs []string) []string {
+	out := slices.Clone(xs)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// SameLayout reports whether two tables have the same columns, keys and
+// indexes.
+func SameLayout(a, b *storage.TableMetadata) bool {
+	ia, ib := slices.Clone(a.Indexes), slices.Clone(b.Indexes)
+	slices.Sort(ia)
+	slices.Sort(ib)
+	return a.FullName() == b.FullName() &&
+		slices.Equal(a.Columns, b.Columns) &&
+		slices.Equal(a.PartitionKey, b.PartitionKey) &&
+		slices.Equal(a.ClusteringKey, b.ClusteringKey) &&
+		slices.Equal(ia, ib)
+}

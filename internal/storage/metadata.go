@@ -1,0 +1,178 @@
+package storage
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Order is a clustering order.
+type Order int
+
+const (
+	Asc Order = iota
+	Desc
+)
+
+func (o Order) String() string {
+	if o == Desc {
+		return "DESC"
+	}
+	return "ASC"
+}
+
+// Column is one column of a table, as scalardb.metadata records it.
+type Column struct {
+	Name string
+	Type DataType
+}
+
+// ClusteringKey names a clustering column and its order.
+type ClusteringKey struct {
+	Name  string
+	Order Order
+}
+
+// TableMetadata describes a table: its columns in ordinal order, keys and
+// secondary indexes. It is what scalardb.metadata holds, row by row.
+type TableMetadata struct {
+	Namespace     string
+	Table         string
+	Columns       []Column
+	PartitionKey  []string
+	ClusteringKey []ClusteringKey
+	Indexes       []string
+}
+
+// FullName is "namespace.table", the key scalardb.metadata uses.
+func (m *TableMetadata) FullName() string { return m.Namespace + "." + m.Table }
+
+// Column returns a column by name.
+func (m *TableMetadata) Column(name string) (Column, bool) {
+	for _, c := range m.Columns {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Column{}, false
+}
+
+// ColumnType returns the type of a column, or an error naming table and column.
+func (m *TableMetadata) ColumnType(name string) (DataType, error) {
+	c, ok := m.Column(name)
+	if !ok {
+		return 0, fmt.Errorf("table %s has no column %q", m.FullName(), name)
+	}
+	return c.Type, nil
+}
+
+// KeyColumns are the partition key followed by the clustering key.
+func (m *TableMetadata) KeyColumns() []string {
+	keys := slices.Clone(m.PartitionKey)
+	for _, c := range m.ClusteringKey {
+		keys = append(keys, c.Name)
+	}
+	return keys
+}
+
+// IsKey reports whether a column is part of the primary key.
+func (m *TableMetadata) IsKey(name string) bool { return slices.Contains(m.KeyColumns(), name) }
+
+// IsPartitionKey reports whether a column is part of the partition key.
+func (m *TableMetadata) IsPartitionKey(name string) bool {
+	return slices.Contains(m.PartitionKey, name)
+}
+
+// ClusteringOrder returns the order of a clustering column.
+func (m *TableMetadata) ClusteringOrder(name string) (Order, bool) {
+	for _, c := range m.ClusteringKey {
+		if c.Name == name {
+			return c.Order, true
+		}
+	}
+	return Asc, false
+}
+
+// NonKeyColumns lists the columns outside the primary key, in ordinal order.
+func (m *TableMetadata) NonKeyColumns() []Column {
+	var out []Column
+	for _, c := range m.Columns {
+		if !m.IsKey(c.Name) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Validate checks the metadata is self-consistent, naming what is wrong.
+func (m *TableMetadata) Validate() error {
+	name := m.FullName()
+	if !validIdentifier(m.Namespace) {
+		return fmt.Errorf("table %s: namespace %q must be letters, digits and underscores, starting with a letter or underscore", name, m.Namespace)
+	}
+	if !validIdentifier(m.Table) {
+		return fmt.Errorf("table %s: table name %q must be letters, digits and underscores, starting with a letter or underscore", name, m.Table)
+	}
+	if len(m.Columns) == 0 {
+		return fmt.Errorf("table %s: no columns", name)
+	}
+	seen := map[string]bool{}
+	for _, c := range m.Columns {
+		if !validIdentifier(c.Name) {
+			return fmt.Errorf("table %s: column name %q must be letters, digits and underscores, starting with a letter or underscore", name, c.Name)
+		}
+		if seen[c.Name] {
+			return fmt.Errorf("table %s: column %q defined twice", name, c.Name)
+		}
+		if _, ok := typeNames[c.Type]; !ok {
+			return fmt.Errorf("table %s: column %q has unknown type %v", name, c.Name, c.Type)
+		}
+		seen[c.Name] = true
+	}
+	if len(m.PartitionKey) == 0 {
+		return fmt.Errorf("table %s: missing partition key (\"partition-key\" must name at least one column)", name)
+	}
+	keys := map[string]bool{}
+	for _, k := range m.KeyColumns() {
+		if !seen[k] {
+			return fmt.Errorf("table %s: key column %q is not defined in \"columns\"", name, k)
+		}
+		if keys[k] {
+			return fmt.Errorf("table %s: key column %q named twice", name, k)
+		}
+		keys[k] = true
+	}
+	for _, ix := range m.Indexes {
+		if !seen[ix] {
+			return fmt.Errorf("table %s: secondary index column %q is not defined in \"columns\"", name, ix)
+		}
+		if keys[ix] {
+			return fmt.Errorf("table %s: secondary index on key column %q is not allowed", name, ix)
+		}
+	}
+	return nil
+}
+
+func validIdentifier(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r == '_', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// SplitFullName splits "namespace.table".
+func SplitFullName(full string) (namespace, table string, err error) {
+	ns, tbl, ok := strings.Cut(full, ".")
+	if !ok || ns == "" || tbl == "" || strings.Contains(tbl, ".") {
+		return "", "", fmt.Errorf("%q is not a table name of the form namespace.table", full)
+	}
+	return ns, tbl, nil
+}

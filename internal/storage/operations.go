@@ -1,0 +1,146 @@
+package storage
+
+import "fmt"
+
+// Record is a row: column name to canonical value (nil is NULL).
+type Record map[string]any
+
+// Key holds the values of key columns, by name.
+type Key map[string]any
+
+// Get reads one record by its full primary key.
+type Get struct {
+	Namespace, Table string
+	Key              Key
+	Projection       []string // empty: every column
+}
+
+// Bound is one end of a clustering-key range. Key holds a prefix of the
+// clustering key: every column but the last is matched for equality and the
+// last one bounds the range by value, as in ScalarDB.
+type Bound struct {
+	Key       Key
+	Inclusive bool
+}
+
+// Scan reads records of one partition, optionally within a clustering range.
+type Scan struct {
+	Namespace, Table string
+	Partition        Key
+	Start, End       *Bound
+	Ordering         []ClusteringKey // empty: the table's clustering order
+	Limit            int             // 0: no limit
+	Projection       []string
+}
+
+// ScanAll reads every record of a table, in no promised order.
+type ScanAll struct {
+	Namespace, Table string
+	Limit            int
+	Projection       []string
+}
+
+// Op is a comparison in a condition expression.
+type Op int
+
+const (
+	EQ Op = iota + 1
+	NE
+	GT
+	GTE
+	LT
+	LTE
+	IsNull
+	IsNotNull
+)
+
+var opNames = map[Op]string{EQ: "EQ", NE: "NE", GT: "GT", GTE: "GTE", LT: "LT", LTE: "LTE", IsNull: "IS_NULL", IsNotNull: "IS_NOT_NULL"}
+
+func (o Op) String() string { return opNames[o] }
+
+// Expr compares a column with a value (Value is ignored by IS_NULL and IS_NOT_NULL).
+type Expr struct {
+	Column string
+	Op     Op
+	Value  any
+}
+
+// ConditionKind selects how a mutation is guarded.
+type ConditionKind int
+
+const (
+	Unconditional ConditionKind = iota
+	PutIf
+	PutIfExists
+	PutIfNotExists
+	DeleteIf
+	DeleteIfExists
+)
+
+var conditionNames = map[ConditionKind]string{
+	Unconditional: "unconditional", PutIf: "PutIf", PutIfExists: "PutIfExists",
+	PutIfNotExists: "PutIfNotExists", DeleteIf: "DeleteIf", DeleteIfExists: "DeleteIfExists",
+}
+
+func (k ConditionKind) String() string { return conditionNames[k] }
+
+// Condition guards a mutation. The zero value is unconditional.
+type Condition struct {
+	Kind  ConditionKind
+	Exprs []Expr // for PutIf and DeleteIf: all must hold
+}
+
+// Mutation is a Put or a Delete.
+type Mutation interface {
+	target() (namespace, table string)
+}
+
+// Put writes the given columns (which include the full primary key). Columns
+// not named keep their value, or are NULL in a new record.
+type Put struct {
+	Namespace, Table string
+	Values           Record
+	Condition        Condition
+}
+
+// Delete removes a record by its full primary key.
+type Delete struct {
+	Namespace, Table string
+	Key              Key
+	Condition        Condition
+}
+
+func (p Put) target() (string, string)    { return p.Namespace, p.Table }
+func (d Delete) target() (string, string) { return d.Namespace, d.Table }
+
+// Target returns the namespace and table a mutation writes.
+func Target(m Mutation) (namespace, table string) { return m.target() }
+
+// CheckCondition rejects a condition that does not fit the mutation kind.
+func CheckCondition(m Mutation) error {
+	switch m := m.(type) {
+	case Put:
+		switch m.Condition.Kind {
+		case Unconditional, PutIfExists, PutIfNotExists:
+			return nil
+		case PutIf:
+			if len(m.Condition.Exprs) == 0 {
+				return fmt.Errorf("PutIf on %s.%s needs at least one expression", m.Namespace, m.Table)
+			}
+			return nil
+		}
+		return fmt.Errorf("a Put on %s.%s cannot carry a %v condition", m.Namespace, m.Table, m.Condition.Kind)
+	case Delete:
+		switch m.Condition.Kind {
+		case Unconditional, DeleteIfExists:
+			return nil
+		case DeleteIf:
+			if len(m.Condition.Exprs) == 0 {
+				return fmt.Errorf("DeleteIf on %s.%s needs at least one expression", m.Namespace, m.Table)
+			}
+			return nil
+		}
+		return fmt.Errorf("a Delete on %s.%s cannot carry a %v condition", m.Namespace, m.Table, m.Condition.Kind)
+	}
+	return fmt.Errorf("unknown mutation %T", m)
+}

@@ -1,0 +1,136 @@
+// Package postgres is the PostgreSQL engine, through pgx. A namespace is a
+// schema.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/stillpoint/stillpoint/internal/storage"
+	"github.com/stillpoint/stillpoint/internal/storage/sqlstore"
+)
+
+// Open connects to the database a DSN (URL or key=value form) names.
+func Open(ctx context.Context, name, dsn string) (*sqlstore.Store, error) {
+	cfg, err := pgxConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store %s (postgres): bad dsn: %w", name, err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(64)
+	db.SetMaxIdleConns(16)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store %s (postgres at %s:%d/%s): cannot connect: %w; check the store's dsn in the config file or its environment override",
+			name, cfg.Host, cfg.Port, cfg.Database, err)
+	}
+	return sqlstore.New(db, Dialect{}, name), nil
+}
+
+// Dialect is PostgreSQL's SQL.
+type Dialect struct{}
+
+func (Dialect) Engine() string { return "postgres" }
+
+func (Dialect) Quote(ident string) string { return `"` + strings.ReplaceAll(ident, `"`, `""`) + `"` }
+
+func (d Dialect) Table(namespace, table string) string { return d.Quote(namespace) + "." + d.Quote(table) }
+
+func (Dialect) Placeholder(n int) string { return fmt.Sprintf("$%d", n) }
+
+// ColumnType uses the "C" collation for text so keys order by bytes, as
+// they do on every other engine.
+func (Dialect) ColumnType(t storage.DataType, key, indexed bool) string {
+	switch t {
+	case storage.Boolean:
+		return "BOOLEAN"
+	case storage.Int:
+		return "INT"
+	case storage.BigInt:
+		return "BIGINT"
+	case storage.Float:
+		return "REAL"
+	case storage.Double:
+		return "DOUBLE PRECISION"
+	case storage.Text:
+		return `TEXT COLLATE "C"`
+	case storage.Blob:
+		return "BYTEA"
+	case storage.Date:
+		return "DATE"
+	case storage.Time:
+		return "TIME"
+	case storage.Timestamp:
+		return "TIMESTAMP"
+	case storage.TimestampTZ:
+		return "TIMESTAMP WITH TIME ZONE"
+	}
+	panic(fmt.Sprintf("postgres: no column type for %v", t))
+}
+
+func (d Dialect) CreateNamespace(ns string) []string {
+	return []string{"CREATE SCHEMA IF NOT EXISTS " + d.Quote(ns)}
+}
+
+func (d Dialect) DropNamespace(ns string) []string { return []string{"DROP SCHEMA " + d.Quote(ns)} }
+
+func (Dialect) Upsert(table string, cols, keyCols, update []string) string {
+	q := insert(table, cols) + " ON CONFLICT (" + strings.Join(keyCols, ", ") + ")"
+	if len(update) == 0 {
+		return q + " DO NOTHING"
+	}
+	return q + " DO UPDATE SET " + sqlstore.AssignExcluded(update, "EXCLUDED")
+}
+
+// InsertIfNotExists avoids a duplicate-key error, which would abort the
+// surrounding transaction of a Mutate.
+func (Dialect) InsertIfNotExists(table string, cols, keyCols []string) (string, bool) {
+	return insert(table, cols) + " ON CONFLICT (" + strings.Join(keyCols, ", ") + ") DO NOTHING", false
+}
+
+func insert(table string, cols []string) string {
+	return "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES (" + sqlstore.Placeholders(Dialect{}, len(cols)) + ")"
+}
+
+func (Dialect) IsDuplicateKey(err error) bool { return sqlState(err) == "23505" }
+
+func (Dialect) IsRetriable(err error) bool {
+	switch sqlState(err) {
+	case "40001", "40P01", "55P03": // serialization failure, deadlock, lock not available
+		return true
+	}
+	return false
+}
+
+func sqlState(err error) string {
+	var e *pgconn.PgError
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
+
+func (Dialect) ToDriver(t storage.DataType, v any) any { return sqlstore.TemporalToDriver(t, v) }
+
+func (Dialect) ScanTarget(t storage.DataType) (any, func() (any, error)) {
+	if sqlstore.IsTemporal(t) {
+		return sqlstore.TemporalScanTarget(t)
+	}
+	return sqlstore.StandardScanTarget(t)
+}
+
+func (Dialect) Version(ctx context.Context, db *sql.DB) (string, error) {
+	var v string
+	err := db.QueryRowContext(ctx, "SHOW server_version").Scan(&v)
+	return v, err
+}
+
+func (Dialect) BeginMutate(ctx context.Context, db *sql.DB) (*sql.Tx, error) {
+	return db.BeginTx(ctx, nil)
+}

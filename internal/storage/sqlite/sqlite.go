@@ -1,0 +1,157 @@
+// Package sqlite is the embedded default engine: one SQLite database file
+// per store, through the pure-Go modernc.org/sqlite driver.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/stillpoint/stillpoint/internal/storage"
+	"github.com/stillpoint/stillpoint/internal/storage/sqlstore"
+)
+
+// Open opens (creating it if needed) the database file at path.
+func Open(ctx context.Context, name, path string) (*sqlstore.Store, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("store %s (sqlite): create directory for %s: %w", name, path, err)
+		}
+	}
+	// WAL lets readers run beside the writer; IMMEDIATE transactions take
+	// the write lock up front, so two writers queue on busy_timeout instead
+	// of deadlocking on a lock upgrade.
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(30000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "foreign_keys(OFF)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("store %s (sqlite): open %s: %w", name, path, err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store %s (sqlite): open %s: %w", name, path, err)
+	}
+	return sqlstore.New(db, Dialect{}, name), nil
+}
+
+// Dialect is SQLite's SQL. SQLite has no schemas, so, as in ScalarDB, a
+// namespace is a table-name prefix: namespace$table.
+type Dialect struct{}
+
+func (Dialect) Engine() string { return "sqlite" }
+
+func (Dialect) Quote(ident string) string { return `"` + strings.ReplaceAll(ident, `"`, `""`) + `"` }
+
+func (d Dialect) Table(namespace, table string) string { return d.Quote(namespace + "$" + table) }
+
+func (Dialect) Placeholder(n int) string { return fmt.Sprintf("?%d", n) }
+
+// ColumnType follows ScalarDB's SQLite mapping: dates and times are integers
+// (epoch day, microsecond of day, epoch milliseconds).
+func (Dialect) ColumnType(t storage.DataType, key, indexed bool) string {
+	switch t {
+	case storage.Boolean:
+		return "BOOLEAN"
+	case storage.Int, storage.Date:
+		return "INT"
+	case storage.BigInt, storage.Time, storage.Timestamp, storage.TimestampTZ:
+		return "BIGINT"
+	case storage.Float:
+		return "FLOAT"
+	case storage.Double:
+		return "DOUBLE"
+	case storage.Text:
+		return "TEXT"
+	case storage.Blob:
+		return "BLOB"
+	}
+	panic(fmt.Sprintf("sqlite: no column type for %v", t))
+}
+
+func (Dialect) CreateNamespace(string) []string { return nil }
+func (Dialect) DropNamespace(string) []string   { return nil }
+
+func (Dialect) Upsert(table string, cols, keyCols, update []string) string {
+	q := insert(table, cols) + " ON CONFLICT (" + strings.Join(keyCols, ", ") + ")"
+	if len(update) == 0 {
+		return q + " DO NOTHING"
+	}
+	return q + " DO UPDATE SET " + sqlstore.AssignExcluded(update, "excluded")
+}
+
+func (Dialect) InsertIfNotExists(table string, cols, keyCols []string) (string, bool) {
+	return insert(table, cols) + " ON CONFLICT (" + strings.Join(keyCols, ", ") + ") DO NOTHING", false
+}
+
+func insert(table string, cols []string) string {
+	return "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES (" + sqlstore.Placeholders(Dialect{}, len(cols)) + ")"
+}
+
+func (Dialect) IsDuplicateKey(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && (e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE)
+}
+
+func (Dialect) IsRetriable(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && (e.Code()&0xff == sqlite3.SQLITE_BUSY || e.Code()&0xff == sqlite3.SQLITE_LOCKED)
+}
+
+const day = 24 * time.Hour
+
+func (Dialect) ToDriver(t storage.DataType, v any) any {
+	if v == nil {
+		return nil
+	}
+	switch t {
+	case storage.Date:
+		return v.(time.Time).Unix() / int64(day/time.Second)
+	case storage.Time:
+		return v.(time.Duration).Microseconds()
+	case storage.Timestamp, storage.TimestampTZ:
+		return v.(time.Time).UnixMilli()
+	}
+	return v
+}
+
+func (Dialect) ScanTarget(t storage.DataType) (any, func() (any, error)) {
+	if !sqlstore.IsTemporal(t) {
+		return sqlstore.StandardScanTarget(t)
+	}
+	var n sql.NullInt64
+	return &n, func() (any, error) {
+		if !n.Valid {
+			return nil, nil
+		}
+		switch t {
+		case storage.Date:
+			return time.Unix(n.Int64*int64(day/time.Second), 0).UTC(), nil
+		case storage.Time:
+			return time.Duration(n.Int64) * time.Microsecond, nil
+		}
+		return time.UnixMilli(n.Int64).UTC(), nil
+	}
+}
+
+func (Dialect) Version(ctx context.Context, db *sql.DB) (string, error) {
+	var v string
+	err := db.QueryRowContext(ctx, "SELECT sqlite_version()").Scan(&v)
+	return v, err
+}
+
+func (Dialect) BeginMutate(ctx context.Context, db *sql.DB) (*sql.Tx, error) {
+	return db.BeginTx(ctx, nil)
+}

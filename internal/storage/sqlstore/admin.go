@@ -1,0 +1,303 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/stillpoint/stillpoint/internal/storage"
+)
+
+// The metadata tables follow ScalarDB's JDBC layout, so a database ScalarDB
+// manages can be read, and one we create can be read by ScalarDB.
+
+func (s *Store) metadataTable() string   { return s.dialect.Table(MetadataNamespace, "metadata") }
+func (s *Store) namespacesTable() string { return s.dialect.Table(MetadataNamespace, "namespaces") }
+
+func (s *Store) ensureMetadataTables(ctx context.Context) error {
+	d := s.dialect
+	keyText := d.ColumnType(storage.Text, true, false)
+	stmts := d.CreateNamespace(MetadataNamespace)
+	stmts = append(stmts,
+		"CREATE TABLE IF NOT EXISTS "+s.metadataTable()+" ("+
+			"full_table_name "+keyText+", column_name "+keyText+", data_type "+keyText+" NOT NULL, "+
+			"key_type "+keyText+", clustering_order "+keyText+", indexed BOOLEAN NOT NULL, "+
+			"ordinal_position INTEGER NOT NULL, PRIMARY KEY (full_table_name, column_name))",
+		"CREATE TABLE IF NOT EXISTS "+s.namespacesTable()+" (namespace_name "+keyText+", PRIMARY KEY (namespace_name))",
+	)
+	for _, q := range stmts {
+		if _, err := s.db.ExecContext(ctx, q); err != nil {
+			return s.wrap(err, "create metadata tables")
+		}
+	}
+	return nil
+}
+
+func (s *Store) CreateNamespace(ctx context.Context, namespace string) error {
+	if err := s.ensureMetadataTables(ctx); err != nil {
+		return err
+	}
+	for _, q := range s.dialect.CreateNamespace(namespace) {
+		if _, err := s.db.ExecContext(ctx, q); err != nil {
+			return s.wrap(err, "create namespace "+namespace)
+		}
+	}
+	q, dupIsErr := s.dialect.InsertIfNotExists(s.namespacesTable(), []string{"namespace_name"}, []string{"namespace_name"})
+	_, err := s.db.ExecContext(ctx, q, namespace)
+	if err != nil && !(dupIsErr && s.dialect.IsDuplicateKey(err)) {
+		return s.wrap(err, "record namespace "+namespace)
+	}
+	return nil
+}
+
+func (s *Store) DropNamespace(ctx context.Context, namespace string) error {
+	tables, err := s.Tables(ctx, namespace)
+	if err != nil {
+		return err
+	}
+	if len(tables) > 0 {
+		return fmt.Errorf("store %s: namespace %s still has tables %v; drop them first", s.name, namespace, tables)
+	}
+	for _, q := range s.dialect.DropNamespace(namespace) {
+		if _, err := s.db.ExecContext(ctx, q); err != nil {
+			return s.wrap(err, "drop namespace "+namespace)
+		}
+	}
+	_, err = s.db.ExecContext(ctx, "DELETE FROM "+s.namespacesTable()+" WHERE namespace_name = "+s.dialect.Placeholder(1), namespace)
+	return s.wrap(err, "forget namespace "+namespace)
+}
+
+func (s *Store) Namespaces(ctx context.Context) ([]string, error) {
+	if ok, err := s.hasMetadata(ctx); err != nil || !ok {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, "SELECT namespace_name FROM "+s.namespacesTable()+" ORDER BY namespace_name")
+	if err != nil {
+		return nil, s.wrap(err, "list namespaces")
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var ns string
+		if err := rows.Scan(&ns); err != nil {
+			return nil, s.wrap(err, "list namespaces")
+		}
+		if ns != MetadataNamespace {
+			out = append(out, ns)
+		}
+	}
+	return out, s.wrap(rows.Err(), "list namespaces")
+}
+
+// hasMetadata tells whether scalardb.metadata exists, without creating it:
+// reading a store must not write to it.
+func (s *Store) hasMetadata(ctx context.Context) (bool, error) {
+	_, err := s.db.ExecContext(ctx, "SELECT 1 FROM "+s.namespacesTable()+" WHERE 1 = 0")
+	if err == nil {
+		return true, nil
+	}
+	if err := s.db.PingContext(ctx); err != nil {
+		return false, s.wrap(err, "connect")
+	}
+	return false, nil
+}
+
+func (s *Store) CreateTable(ctx context.Context, m *storage.TableMetadata) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	existing, err := s.TableMetadata(ctx, m.Namespace, m.Table)
+	if err != nil {
+		return err
+	}
+	if existing != nil {
+		return fmt.Errorf("store %s: table %s already exists", s.name, m.FullName())
+	}
+	if err := s.CreateNamespace(ctx, m.Namespace); err != nil {
+		return err
+	}
+	d := s.dialect
+	table := d.Table(m.Namespace, m.Table)
+	var defs []string
+	for _, c := range m.Columns {
+		defs = append(defs, d.Quote(c.Name)+" "+d.ColumnType(c.Type, m.IsKey(c.Name), slices.Contains(m.Indexes, c.Name)))
+	}
+	defs = append(defs, "PRIMARY KEY ("+strings.Join(quoteAll(d, m.KeyColumns()), ", ")+")")
+	stmts := []string{"CREATE TABLE " + table + " (" + strings.Join(defs, ", ") + ")"}
+	if hasDesc(m) { // so a scan in clustering order reads an index, as ScalarDB does
+		var cols []string
+		for _, p := range m.PartitionKey {
+			cols = append(cols, d.Quote(p)+" ASC")
+		}
+		for _, c := range m.ClusteringKey {
+			cols = append(cols, d.Quote(c.Name)+" "+c.Order.String())
+		}
+		stmts = append(stmts, "CREATE UNIQUE INDEX "+d.Quote(m.Namespace+"_"+m.Table+"_clustering_order_idx")+" ON "+table+" ("+strings.Join(cols, ", ")+")")
+	}
+	for _, ix := range m.Indexes {
+		stmts = append(stmts, "CREATE INDEX "+d.Quote(indexName(m, ix))+" ON "+table+" ("+d.Quote(ix)+")")
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return s.wrap(err, "begin")
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	// MySQL commits DDL implicitly, so the metadata goes in last: a table
+	// without metadata rows is invisible and can be created again.
+	for _, q := range stmts {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return s.wrap(err, "create table "+m.FullName())
+		}
+	}
+	if err := s.insertMetadata(ctx, tx, m); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return s.wrap(err, "create table "+m.FullName())
+	}
+	s.cache(m.FullName(), m)
+	return nil
+}
+
+func hasDesc(m *storage.TableMetadata) bool {
+	for _, c := range m.ClusteringKey {
+		if c.Order == storage.Desc {
+			return true
+		}
+	}
+	return false
+}
+
+// indexName follows ScalarDB: index_<namespace>_<table>_<column>.
+func indexName(m *storage.TableMetadata, column string) string {
+	return "index_" + m.Namespace + "_" + m.Table + "_" + column
+}
+
+func (s *Store) insertMetadata(ctx context.Context, tx *sql.Tx, m *storage.TableMetadata) error {
+	p := s.dialect.Placeholder
+	q := "INSERT INTO " + s.metadataTable() + " (full_table_name, column_name, data_type, key_type, clustering_order, indexed, ordinal_position) VALUES (" +
+		strings.Join([]string{p(1), p(2), p(3), p(4), p(5), p(6), p(7)}, ", ") + ")"
+	for i, c := range m.Columns {
+		var keyType, order any
+		if m.IsPartitionKey(c.Name) {
+			keyType = "PARTITION"
+		} else if o, ok := m.ClusteringOrder(c.Name); ok {
+			keyType, order = "CLUSTERING", o.String()
+		}
+		if _, err := tx.ExecContext(ctx, q, m.FullName(), c.Name, c.Type.String(), keyType, order, slices.Contains(m.Indexes, c.Name), i+1); err != nil {
+			return s.wrap(err, "record metadata of "+m.FullName())
+		}
+	}
+	return nil
+}
+
+func (s *Store) DropTable(ctx context.Context, namespace, table string) error {
+	m, err := s.meta(ctx, namespace, table)
+	if err != nil {
+		return err
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return s.wrap(err, "begin")
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	if _, err := tx.ExecContext(ctx, "DELETE FROM "+s.metadataTable()+" WHERE full_table_name = "+s.dialect.Placeholder(1), m.FullName()); err != nil {
+		return s.wrap(err, "forget metadata of "+m.FullName())
+	}
+	if _, err := tx.ExecContext(ctx, "DROP TABLE "+s.dialect.Table(namespace, table)); err != nil {
+		return s.wrap(err, "drop table "+m.FullName())
+	}
+	if err := tx.Commit(); err != nil {
+		return s.wrap(err, "drop table "+m.FullName())
+	}
+	s.cache(m.FullName(), nil)
+	return nil
+}
+
+func (s *Store) cache(full string, m *storage.TableMetadata) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m == nil {
+		delete(s.metadata, full)
+	} else {
+		s.metadata[full] = m
+	}
+}
+
+func (s *Store) TableMetadata(ctx context.Context, namespace, table string) (*storage.TableMetadata, error) {
+	full := namespace + "." + table
+	s.mu.Lock()
+	m, ok := s.metadata[full]
+	s.mu.Unlock()
+	if ok {
+		return m, nil
+	}
+	if ok, err := s.hasMetadata(ctx); err != nil || !ok {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, "SELECT column_name, data_type, key_type, clustering_order, indexed FROM "+
+		s.metadataTable()+" WHERE full_table_name = "+s.dialect.Placeholder(1)+" ORDER BY ordinal_position", full)
+	if err != nil {
+		return nil, s.wrap(err, "read metadata of "+full)
+	}
+	defer rows.Close()
+	m = &storage.TableMetadata{Namespace: namespace, Table: table}
+	for rows.Next() {
+		var name, typ string
+		var keyType, order sql.NullString
+		var indexed bool
+		if err := rows.Scan(&name, &typ, &keyType, &order, &indexed); err != nil {
+			return nil, s.wrap(err, "read metadata of "+full)
+		}
+		t, err := storage.ParseDataType(typ)
+		if err != nil {
+			return nil, fmt.Errorf("store %s: metadata of %s column %s: %w", s.name, full, name, err)
+		}
+		m.Columns = append(m.Columns, storage.Column{Name: name, Type: t})
+		switch keyType.String {
+		case "PARTITION":
+			m.PartitionKey = append(m.PartitionKey, name)
+		case "CLUSTERING":
+			o := storage.Asc
+			if order.String == "DESC" {
+				o = storage.Desc
+			}
+			m.ClusteringKey = append(m.ClusteringKey, storage.ClusteringKey{Name: name, Order: o})
+		}
+		if indexed {
+			m.Indexes = append(m.Indexes, name)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.wrap(err, "read metadata of "+full)
+	}
+	if len(m.Columns) == 0 {
+		return nil, nil
+	}
+	s.cache(full, m)
+	return m, nil
+}
+
+func (s *Store) Tables(ctx context.Context, namespace string) ([]string, error) {
+	if ok, err := s.hasMetadata(ctx); err != nil || !ok {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, "SELECT DISTINCT full_table_name FROM "+s.metadataTable()+" ORDER BY full_table_name")
+	if err != nil {
+		return nil, s.wrap(err, "list tables")
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var full string
+		if err := rows.Scan(&full); err != nil {
+			return nil, s.wrap(err, "list tables")
+		}
+		if ns, tbl, err := storage.SplitFullName(full); err == nil && ns == namespace {
+			out = append(out, tbl)
+		}
+	}
+	return out, s.wrap(rows.Err(), "list tables")
+}

@@ -1,0 +1,44 @@
+// Package sqlstore implements the storage contract once for every SQL
+// engine; each engine package supplies a Dialect with its SQL differences.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+
+	"github.com/stillpoint/stillpoint/internal/storage"
+)
+
+// Dialect is what differs between SQL engines.
+type Dialect interface {
+	// Engine is the engine's short name: sqlite, postgres, mysql.
+	Engine() string
+	Quote(ident string) string
+	// Table is the quoted name of a table of a namespace.
+	Table(namespace, table string) string
+	Placeholder(n int) string // n counts from 1
+	// ColumnType is the SQL type of a column; key and indexed columns may
+	// need a bounded type (MySQL cannot index LONGTEXT).
+	ColumnType(t storage.DataType, key, indexed bool) string
+	// CreateNamespace and DropNamespace return the DDL for a namespace (none
+	// where a namespace is only a table-name prefix).
+	CreateNamespace(namespace string) []string
+	DropNamespace(namespace string) []string
+	// Upsert writes cols, updating update when the key exists.
+	Upsert(table string, cols, keyCols, update []string) string
+	// InsertIfNotExists inserts cols unless the key exists. When
+	// duplicateIsError, a duplicate key surfaces as an error that
+	// IsDuplicateKey recognises; otherwise as zero rows affected.
+	InsertIfNotExists(table string, cols, keyCols []string) (query string, duplicateIsError bool)
+	IsDuplicateKey(err error) bool
+	// IsRetriable recognises deadlocks, serialization failures and busy errors.
+	IsRetriable(err error) bool
+	// ToDriver converts a canonical value into a query argument.
+	ToDriver(t storage.DataType, v any) any
+	// ScanTarget returns a scan destination for a column and a function
+	// giving the canonical value after the scan.
+	ScanTarget(t storage.DataType) (dest any, value func() (any, error))
+	Version(ctx context.Context, db *sql.DB) (string, error)
+	// BeginMutate starts the local transaction of a Mutate.
+	BeginMutate(ctx context.Context, db *sql.DB) (*sql.Tx, error)
+}

@@ -1,0 +1,433 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/stillpoint/stillpoint/internal/storage"
+)
+
+// MetadataNamespace holds scalardb.metadata and scalardb.namespaces.
+const MetadataNamespace = "scalardb"
+
+// Store is a storage.Store over database/sql.
+type Store struct {
+	db      *sql.DB
+	dialect Dialect
+	name    string // for error messages: the store's name in the config
+
+	mu       sync.Mutex
+	metadata map[string]*storage.TableMetadata
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// New wraps an open database. name identifies the store in errors.
+func New(db *sql.DB, d Dialect, name string) *Store {
+	return &Store{db: db, dialect: d, name: name, metadata: map[string]*storage.TableMetadata{}}
+}
+
+// DB exposes the pool, for engine-specific work such as snapshots.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Dialect returns the engine's dialect.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+func (s *Store) Close() error { return s.db.Close() }
+
+func (s *Store) Info(ctx context.Context) (storage.EngineInfo, error) {
+	v, err := s.dialect.Version(ctx, s.db)
+	if err != nil {
+		return storage.EngineInfo{}, s.wrap(err, "read server version")
+	}
+	return storage.EngineInfo{Engine: s.dialect.Engine(), Version: v}, nil
+}
+
+func (s *Store) wrap(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	if s.dialect.IsRetriable(err) {
+		return fmt.Errorf("store %s (%s): %s: %w: %w", s.name, s.dialect.Engine(), what, storage.ErrRetriable, err)
+	}
+	return fmt.Errorf("store %s (%s): %s: %w", s.name, s.dialect.Engine(), what, err)
+}
+
+// meta returns a table's metadata, loading it from scalardb.metadata once.
+func (s *Store) meta(ctx context.Context, namespace, table string) (*storage.TableMetadata, error) {
+	m, err := s.TableMetadata(ctx, namespace, table)
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return nil, fmt.Errorf("store %s: %s.%s: %w", s.name, namespace, table, storage.ErrTableNotFound)
+	}
+	return m, nil
+}
+
+func (s *Store) Get(ctx context.Context, g storage.Get) (storage.Record, error) {
+	m, err := s.meta(ctx, g.Namespace, g.Table)
+	if err != nil {
+		return nil, err
+	}
+	key, err := storage.NormalizeKey(m, g.Key, m.KeyColumns(), "get")
+	if err != nil {
+		return nil, err
+	}
+	if err := storage.CheckProjection(m, g.Projection); err != nil {
+		return nil, err
+	}
+	var w where
+	w.keyEquals(s.dialect, m, key, m.KeyColumns())
+	recs, err := s.query(ctx, m, g.Projection, w, "", 0)
+	if err != nil || len(recs) == 0 {
+		return nil, err
+	}
+	return recs[0], nil
+}
+
+func (s *Store) Scan(ctx context.Context, sc storage.Scan) ([]storage.Record, error) {
+	m, err := s.meta(ctx, sc.Namespace, sc.Table)
+	if err != nil {
+		return nil, err
+	}
+	part, err := storage.NormalizeKey(m, sc.Partition, m.PartitionKey, "scan partition")
+	if err != nil {
+		return nil, err
+	}
+	start, err := storage.NormalizeBound(m, sc.Start, "start")
+	if err != nil {
+		return nil, err
+	}
+	end, err := storage.NormalizeBound(m, sc.End, "end")
+	if err != nil {
+		return nil, err
+	}
+	if err := storage.CheckOrdering(m, sc.Ordering); err != nil {
+		return nil, err
+	}
+	if err := storage.CheckProjection(m, sc.Projection); err != nil {
+		return nil, err
+	}
+	if sc.Limit < 0 {
+		return nil, fmt.Errorf("scan of %s: negative limit %d", m.FullName(), sc.Limit)
+	}
+	var w where
+	w.keyEquals(s.dialect, m, part, m.PartitionKey)
+	w.bound(s.dialect, m, start, ">")
+	w.bound(s.dialect, m, end, "<")
+	ordering := sc.Ordering
+	if len(ordering) == 0 {
+		ordering = m.ClusteringKey
+	}
+	var order []string
+	for _, o := range ordering {
+		order = append(order, s.dialect.Quote(o.Name)+" "+o.Order.String())
+	}
+	return s.query(ctx, m, sc.Projection, w, strings.Join(order, ", "), sc.Limit)
+}
+
+func (s *Store) ScanAll(ctx context.Context, sc storage.ScanAll) ([]storage.Record, error) {
+	m, err := s.meta(ctx, sc.Namespace, sc.Table)
+	if err != nil {
+		return nil, err
+	}
+	if err := storage.CheckProjection(m, sc.Projection); err != nil {
+		return nil, err
+	}
+	if sc.Limit < 0 {
+		return nil, fmt.Errorf("scan of %s: negative limit %d", m.FullName(), sc.Limit)
+	}
+	return s.query(ctx, m, sc.Projection, where{}, "", sc.Limit)
+}
+
+func (s *Store) query(ctx context.Context, m *storage.TableMetadata, projection []string, w where, orderBy string, limit int) ([]storage.Record, error) {
+	cols := projection
+	if len(cols) == 0 {
+		cols = make([]string, len(m.Columns))
+		for i, c := range m.Columns {
+			cols[i] = c.Name
+		}
+	}
+	quoted := make([]string, len(cols))
+	for i, c := range cols {
+		quoted[i] = s.dialect.Quote(c)
+	}
+	q := "SELECT " + strings.Join(quoted, ", ") + " FROM " + s.dialect.Table(m.Namespace, m.Table) + w.sql()
+	if orderBy != "" {
+		q += " ORDER BY " + orderBy
+	}
+	if limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", limit)
+	}
+	rows, err := s.db.QueryContext(ctx, q, w.args...)
+	if err != nil {
+		return nil, s.wrap(err, "read "+m.FullName())
+	}
+	defer rows.Close()
+	var out []storage.Record
+	for rows.Next() {
+		rec, err := s.scanRow(rows, m, cols)
+		if err != nil {
+			return nil, s.wrap(err, "read "+m.FullName())
+		}
+		out = append(out, rec)
+	}
+	return out, s.wrap(rows.Err(), "read "+m.FullName())
+}
+
+func (s *Store) scanRow(rows *sql.Rows, m *storage.TableMetadata, cols []string) (storage.Record, error) {
+	dests := make([]any, len(cols))
+	values := make([]func() (any, error), len(cols))
+	for i, c := range cols {
+		t, _ := m.ColumnType(c)
+		dests[i], values[i] = s.dialect.ScanTarget(t)
+	}
+	if err := rows.Scan(dests...); err != nil {
+		return nil, err
+	}
+	rec := make(storage.Record, len(cols))
+	for i, c := range cols {
+		v, err := values[i]()
+		if err != nil {
+			return nil, fmt.Errorf("column %s: %w", c, err)
+		}
+		rec[c] = v
+	}
+	return rec, nil
+}
+
+func (s *Store) Put(ctx context.Context, p storage.Put) error {
+	return s.Mutate(ctx, []storage.Mutation{p})
+}
+
+func (s *Store) Delete(ctx context.Context, d storage.Delete) error {
+	return s.Mutate(ctx, []storage.Mutation{d})
+}
+
+// statement is one prepared-in-memory SQL mutation.
+type statement struct {
+	query string
+	args  []any
+	// how the outcome shows that the condition failed
+	needRows         bool // zero rows affected means no mutation
+	duplicateIsError bool
+	table            string
+	cond             storage.ConditionKind
+}
+
+func (s *Store) Mutate(ctx context.Context, ms []storage.Mutation) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	stmts := make([]statement, 0, len(ms))
+	for _, mu := range ms {
+		st, err := s.build(ctx, mu)
+		if err != nil {
+			return err
+		}
+		stmts = append(stmts, st)
+	}
+	if len(stmts) == 1 {
+		return s.exec(ctx, s.db, stmts[0])
+	}
+	tx, err := s.dialect.BeginMutate(ctx, s.db)
+	if err != nil {
+		return s.wrap(err, "begin")
+	}
+	for _, st := range stmts {
+		if err := s.exec(ctx, tx, st); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+	}
+	return s.wrap(tx.Commit(), "commit")
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func (s *Store) exec(ctx context.Context, e execer, st statement) error {
+	res, err := e.ExecContext(ctx, st.query, st.args...)
+	if err != nil {
+		if st.duplicateIsError && s.dialect.IsDuplicateKey(err) {
+			return &storage.NoMutationError{Table: st.table, Condition: st.cond}
+		}
+		return s.wrap(err, "write "+st.table)
+	}
+	if !st.needRows {
+		return nil
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return s.wrap(err, "write "+st.table)
+	}
+	if n == 0 {
+		return &storage.NoMutationError{Table: st.table, Condition: st.cond}
+	}
+	return nil
+}
+
+func (s *Store) build(ctx context.Context, mu storage.Mutation) (statement, error) {
+	if err := storage.CheckCondition(mu); err != nil {
+		return statement{}, err
+	}
+	ns, tbl := storage.Target(mu)
+	m, err := s.meta(ctx, ns, tbl)
+	if err != nil {
+		return statement{}, err
+	}
+	table := s.dialect.Table(ns, tbl)
+	switch mu := mu.(type) {
+	case storage.Put:
+		return s.buildPut(m, table, mu)
+	case storage.Delete:
+		return s.buildDelete(m, table, mu)
+	}
+	return statement{}, fmt.Errorf("unknown mutation %T", mu)
+}
+
+func (s *Store) buildPut(m *storage.TableMetadata, table string, p storage.Put) (statement, error) {
+	values, err := storage.NormalizeRecord(m, p.Values)
+	if err != nil {
+		return statement{}, err
+	}
+	exprs, err := storage.NormalizeExprs(m, p.Condition.Exprs)
+	if err != nil {
+		return statement{}, err
+	}
+	keyCols := m.KeyColumns()
+	var cols, update []string
+	for _, c := range m.Columns { // ordinal order keeps the SQL text stable
+		if _, ok := values[c.Name]; ok {
+			cols = append(cols, c.Name)
+			if !slices.Contains(keyCols, c.Name) {
+				update = append(update, c.Name)
+			}
+		}
+	}
+	st := statement{table: m.FullName(), cond: p.Condition.Kind}
+	switch p.Condition.Kind {
+	case storage.Unconditional:
+		st.query = s.dialect.Upsert(table, quoteAll(s.dialect, cols), quoteAll(s.dialect, keyCols), quoteAll(s.dialect, update))
+		st.args = s.args(m, values, cols)
+	case storage.PutIfNotExists:
+		st.query, st.duplicateIsError = s.dialect.InsertIfNotExists(table, quoteAll(s.dialect, cols), quoteAll(s.dialect, keyCols))
+		st.needRows = !st.duplicateIsError
+		st.args = s.args(m, values, cols)
+	case storage.PutIfExists, storage.PutIf:
+		var set []string
+		for i, c := range update {
+			set = append(set, s.dialect.Quote(c)+" = "+s.dialect.Placeholder(i+1))
+		}
+		if len(set) == 0 { // only the key given: a no-op write that still checks existence
+			k := keyCols[0]
+			set = append(set, s.dialect.Quote(k)+" = "+s.dialect.Quote(k))
+		}
+		w := where{args: s.args(m, values, update)}
+		w.keyEquals(s.dialect, m, values, keyCols)
+		w.exprs(s.dialect, m, exprs)
+		st.query = "UPDATE " + table + " SET " + strings.Join(set, ", ") + w.sql()
+		st.args = w.args
+		st.needRows = true
+	}
+	return st, nil
+}
+
+func (s *Store) buildDelete(m *storage.TableMetadata, table string, d storage.Delete) (statement, error) {
+	key, err := storage.NormalizeKey(m, d.Key, m.KeyColumns(), "delete")
+	if err != nil {
+		return statement{}, err
+	}
+	exprs, err := storage.NormalizeExprs(m, d.Condition.Exprs)
+	if err != nil {
+		return statement{}, err
+	}
+	var w where
+	w.keyEquals(s.dialect, m, key, m.KeyColumns())
+	w.exprs(s.dialect, m, exprs)
+	return statement{
+		query:    "DELETE FROM " + table + w.sql(),
+		args:     w.args,
+		needRows: d.Condition.Kind != storage.Unconditional,
+		table:    m.FullName(),
+		cond:     d.Condition.Kind,
+	}, nil
+}
+
+func (s *Store) args(m *storage.TableMetadata, values map[string]any, cols []string) []any {
+	out := make([]any, len(cols))
+	for i, c := range cols {
+		t, _ := m.ColumnType(c)
+		out[i] = s.dialect.ToDriver(t, values[c])
+	}
+	return out
+}
+
+func quoteAll(d Dialect, cols []string) []string {
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = d.Quote(c)
+	}
+	return out
+}
+
+// where accumulates a WHERE clause and its arguments.
+type where struct {
+	conds []string
+	args  []any
+}
+
+func (w *where) add(d Dialect, m *storage.TableMetadata, column, op string, v any) {
+	t, _ := m.ColumnType(column)
+	w.args = append(w.args, d.ToDriver(t, v))
+	w.conds = append(w.conds, d.Quote(column)+" "+op+" "+d.Placeholder(len(w.args)))
+}
+
+func (w *where) keyEquals(d Dialect, m *storage.TableMetadata, key map[string]any, cols []string) {
+	for _, c := range cols {
+		w.add(d, m, c, "=", key[c])
+	}
+}
+
+// bound adds a clustering range end; dir is ">" for a start, "<" for an end.
+func (w *where) bound(d Dialect, m *storage.TableMetadata, b *storage.Bound, dir string) {
+	if b == nil {
+		return
+	}
+	cols := storage.BoundColumns(m, b)
+	last := len(cols) - 1
+	w.keyEquals(d, m, b.Key, cols[:last])
+	op := dir
+	if b.Inclusive {
+		op += "="
+	}
+	w.add(d, m, cols[last], op, b.Key[cols[last]])
+}
+
+var sqlOps = map[storage.Op]string{storage.EQ: "=", storage.NE: "<>", storage.GT: ">", storage.GTE: ">=", storage.LT: "<", storage.LTE: "<="}
+
+func (w *where) exprs(d Dialect, m *storage.TableMetadata, exprs []storage.Expr) {
+	for _, e := range exprs {
+		switch e.Op {
+		case storage.IsNull:
+			w.conds = append(w.conds, d.Quote(e.Column)+" IS NULL")
+		case storage.IsNotNull:
+			w.conds = append(w.conds, d.Quote(e.Column)+" IS NOT NULL")
+		default:
+			w.add(d, m, e.Column, sqlOps[e.Op], e.Value)
+		}
+	}
+}
+
+func (w *where) sql() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
