@@ -49,7 +49,9 @@ func (Dialect) Engine() string { return "mysql" }
 
 func (Dialect) Quote(ident string) string { return "`" + strings.ReplaceAll(ident, "`", "``") + "`" }
 
-func (d Dialect) Table(namespace, table string) string { return d.Quote(namespace) + "." + d.Quote(table) }
+func (d Dialect) Table(namespace, table string) string {
+	return d.Quote(namespace) + "." + d.Quote(table)
+}
 
 func (Dialect) Placeholder(int) string { return "?" }
 

@@ -40,7 +40,9 @@ func (Dialect) Engine() string { return "postgres" }
 
 func (Dialect) Quote(ident string) string { return `"` + strings.ReplaceAll(ident, `"`, `""`) + `"` }
 
-func (d Dialect) Table(namespace, table string) string { return d.Quote(namespace) + "." + d.Quote(table) }
+func (d Dialect) Table(namespace, table string) string {
+	return d.Quote(namespace) + "." + d.Quote(table)
+}
 
 func (Dialect) Placeholder(n int) string { return fmt.Sprintf("$%d", n) }
 
