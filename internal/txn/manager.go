@@ -1,0 +1,144 @@
+// Package txn runs Consensus Commit transactions over stores: it carries
+// out the reads and writes that the pure protocol in package consensus asks
+// for, and recovers records that other transactions left pending.
+package txn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/stillpoint/stillpoint/internal/schema"
+	"github.com/stillpoint/stillpoint/internal/storage"
+	"github.com/stillpoint/stillpoint/internal/txn/consensus"
+)
+
+// DefaultLifetime is how long a pending write is presumed to belong to a
+// live transaction; ScalarDB's default.
+const DefaultLifetime = 15 * time.Second
+
+// Options configure a Manager.
+type Options struct {
+	// Lifetime after which a reader may abort a transaction that left a
+	// record prepared without a decision. Default 15 s.
+	Lifetime time.Duration
+	// Isolation of transactions begun with Begin. Default SNAPSHOT.
+	Isolation consensus.Isolation
+	// Now is the clock (tests replace it).
+	Now func() time.Time
+	// Logger receives recovery and rollback failures.
+	Logger *slog.Logger
+}
+
+// Manager begins transactions over a store that routes every namespace,
+// the coordinator's included.
+type Manager struct {
+	store    storage.Store
+	lifetime time.Duration
+	iso      consensus.Isolation
+	now      func() time.Time
+	log      *slog.Logger
+
+	mu     sync.Mutex
+	tables map[string]*storage.TableMetadata
+
+	hooks hooks
+}
+
+// hooks let tests stop a commit between protocol steps, as a crash would.
+type hooks struct {
+	beforeStep func(tx string, step consensus.Step) error
+}
+
+// NewManager returns a manager over store.
+func NewManager(store storage.Store, opts Options) *Manager {
+	if opts.Lifetime <= 0 {
+		opts.Lifetime = DefaultLifetime
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Manager{store: store, lifetime: opts.Lifetime, iso: opts.Isolation, now: opts.Now, log: opts.Logger, tables: map[string]*storage.TableMetadata{}}
+}
+
+// Store is the storage the manager runs on.
+func (m *Manager) Store() storage.Store { return m.store }
+
+func (m *Manager) millis() int64 { return m.now().UnixMilli() }
+
+// Table returns a transactional table's metadata.
+func (m *Manager) Table(ctx context.Context, namespace, table string) (*storage.TableMetadata, error) {
+	full := namespace + "." + table
+	m.mu.Lock()
+	t, ok := m.tables[full]
+	m.mu.Unlock()
+	if ok {
+		return t, nil
+	}
+	t, err := m.store.TableMetadata(ctx, namespace, table)
+	if err != nil {
+		return nil, err
+	}
+	if t == nil {
+		return nil, fmt.Errorf("%s: %w", full, storage.ErrTableNotFound)
+	}
+	if !schema.IsTransactional(t) {
+		return nil, fmt.Errorf("%s: %w (load it with \"transaction\": true)", full, ErrNotTransactional)
+	}
+	m.mu.Lock()
+	m.tables[full] = t
+	m.mu.Unlock()
+	return t, nil
+}
+
+// Begin starts a transaction at the manager's default isolation.
+func (m *Manager) Begin() *Transaction { return m.BeginWith(m.iso, "") }
+
+// BeginWith starts a transaction at an isolation, with an id prefix (so
+// that its coordinator row can be told apart, as the bank workload does).
+func (m *Manager) BeginWith(iso consensus.Isolation, idPrefix string) *Transaction {
+	return &Transaction{m: m, tx: consensus.NewTx(idPrefix+uuid.NewString(), iso)}
+}
+
+// Run runs fn in a transaction and commits it, retrying conflicts up to
+// attempts times with a short randomised back-off. An unknown status is
+// never retried: the first attempt may have committed.
+func (m *Manager) Run(ctx context.Context, attempts int, fn func(ctx context.Context, tx *Transaction) error) error {
+	var err error
+	for i := range max(attempts, 1) {
+		tx := m.Begin()
+		if err = fn(ctx, tx); err == nil {
+			err = tx.Commit(ctx)
+		} else {
+			tx.Abort()
+		}
+		if err == nil || !Retriable(err) {
+			return err
+		}
+		if werr := backoff(ctx, i); werr != nil {
+			return errors.Join(err, werr)
+		}
+	}
+	return err
+}
+
+func backoff(ctx context.Context, attempt int) error {
+	d := time.Duration(1<<min(attempt, 6)) * time.Millisecond
+	d += time.Duration(uuid.New().ID()%1000) * d / 1000
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

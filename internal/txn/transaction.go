@@ -1,0 +1,426 @@
+package txn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/stillpoint/stillpoint/internal/schema"
+	"github.com/stillpoint/stillpoint/internal/storage"
+	"github.com/stillpoint/stillpoint/internal/txn/consensus"
+)
+
+// Transaction is one Consensus Commit transaction. It is not safe for
+// concurrent use.
+type Transaction struct {
+	m        *Manager
+	tx       *consensus.Tx
+	finished bool
+}
+
+// ID is the transaction's id, the key of its coordinator row.
+func (t *Transaction) ID() string { return t.tx.ID }
+
+func (t *Transaction) ref(ctx context.Context, namespace, table string, key storage.Key) (consensus.Ref, error) {
+	if t.finished {
+		return consensus.Ref{}, ErrFinished
+	}
+	tbl, err := t.m.Table(ctx, namespace, table)
+	if err != nil {
+		return consensus.Ref{}, err
+	}
+	k, err := storage.NormalizeKey(tbl, key, tbl.KeyColumns(), "transactional access")
+	if err != nil {
+		return consensus.Ref{}, err
+	}
+	return consensus.Ref{Table: tbl, Key: k}, nil
+}
+
+// Get reads a record's own columns (nil: no such record), seeing this
+// transaction's writes.
+func (t *Transaction) Get(ctx context.Context, g storage.Get) (storage.Record, error) {
+	ref, err := t.ref(ctx, g.Namespace, g.Table, g.Key)
+	if err != nil {
+		return nil, err
+	}
+	if err := storage.CheckProjection(ref.Table, g.Projection); err != nil {
+		return nil, err
+	}
+	stored, err := t.read(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return project(t.view(ref, stored), g.Projection), nil
+}
+
+// read returns the committed record as this transaction sees it, reading
+// it from the store the first time.
+func (t *Transaction) read(ctx context.Context, ref consensus.Ref) (storage.Record, error) {
+	if stored, ok := t.tx.Stored(ref); ok {
+		return stored, nil
+	}
+	stored, err := t.m.store.Get(ctx, storage.Get{Namespace: ref.Table.Namespace, Table: ref.Table.Table, Key: ref.Key})
+	if err != nil {
+		return nil, t.storageErr(err)
+	}
+	if stored != nil && consensus.MetaOf(stored).Pending() {
+		return nil, t.pending(ctx, ref, stored)
+	}
+	t.tx.Read(ref, stored)
+	return stored, nil
+}
+
+// pending handles a record another transaction left undecided: recover it
+// and report a conflict, so the caller retries on the settled record.
+func (t *Transaction) pending(ctx context.Context, ref consensus.Ref, stored storage.Record) error {
+	meta := consensus.MetaOf(stored)
+	action, err := t.m.RecoverRecord(ctx, ref, stored)
+	if err != nil {
+		t.m.log.Warn("lazy recovery failed", "table", ref.Table.FullName(), "tx", meta.TxID, "err", err)
+	}
+	return &TxError{TxID: t.tx.ID, Kind: ErrConflict, Cause: fmt.Errorf("%s record of transaction %s in %s (%s)", meta.State, meta.TxID, ref.Table.FullName(), action)}
+}
+
+// view is a record as this transaction sees it: the committed image with
+// its own buffered write on top.
+func (t *Transaction) view(ref consensus.Ref, stored storage.Record) storage.Record {
+	values, deleted, written := t.tx.Written(ref)
+	if deleted || (!written && stored == nil) {
+		return nil
+	}
+	out := storage.Record{}
+	if stored != nil {
+		out = consensus.UserValues(ref.Table, stored)
+	} else {
+		for k, v := range ref.Key {
+			out[k] = v
+		}
+		for _, c := range ref.Table.NonKeyColumns() {
+			if !schema.IsReserved(c.Name) {
+				out[c.Name] = nil
+			}
+		}
+	}
+	for k, v := range values {
+		out[k] = v
+	}
+	return out
+}
+
+func project(r storage.Record, cols []string) storage.Record {
+	if r == nil || len(cols) == 0 {
+		return r
+	}
+	out := storage.Record{}
+	for _, c := range cols {
+		out[c] = r[c]
+	}
+	return out
+}
+
+// Scan reads a partition (or a clustering range of it), seeing this
+// transaction's writes.
+func (t *Transaction) Scan(ctx context.Context, s storage.Scan) ([]storage.Record, error) {
+	if t.finished {
+		return nil, ErrFinished
+	}
+	tbl, err := t.m.Table(ctx, s.Namespace, s.Table)
+	if err != nil {
+		return nil, err
+	}
+	if err := storage.CheckProjection(tbl, s.Projection); err != nil {
+		return nil, err
+	}
+	full := s
+	full.Projection = nil
+	recs, err := t.m.store.Scan(ctx, full)
+	if err != nil {
+		return nil, t.storageErr(err)
+	}
+	for _, r := range recs {
+		if consensus.MetaOf(r).Pending() {
+			return nil, t.pending(ctx, consensus.Ref{Table: tbl, Key: consensus.KeyOf(tbl, r)}, r)
+		}
+	}
+	t.tx.RecordScan(full, tbl, recs)
+	var out []storage.Record
+	seen := map[string]bool{}
+	for _, r := range recs {
+		ref := consensus.Ref{Table: tbl, Key: consensus.KeyOf(tbl, r)}
+		t.tx.Read(ref, r)
+		stored, _ := t.tx.Stored(ref) // the first read wins: repeatable reads
+		seen[ref.ID()] = true
+		if v := t.view(ref, stored); v != nil {
+			out = append(out, project(v, s.Projection))
+		}
+	}
+	// Records this transaction inserted into the scanned range.
+	for _, ref := range t.tx.Writes() {
+		if seen[ref.ID()] || ref.Table != tbl || !inScan(tbl, s, ref.Key) {
+			continue
+		}
+		if stored, _ := t.tx.Stored(ref); stored == nil {
+			if v := t.view(ref, nil); v != nil {
+				out = append(out, project(v, s.Projection))
+			}
+		}
+	}
+	sortScan(tbl, s, out)
+	if s.Limit > 0 && len(out) > s.Limit {
+		out = out[:s.Limit]
+	}
+	return out, nil
+}
+
+// Put buffers a write of the given columns (which include the full key);
+// columns not named keep their values. Conditions are not supported in a
+// transaction: read the record and decide in the application.
+func (t *Transaction) Put(ctx context.Context, p storage.Put) error {
+	if p.Condition.Kind != storage.Unconditional {
+		return fmt.Errorf("put into %s.%s: conditions are not supported inside a transaction; read the record and decide", p.Namespace, p.Table)
+	}
+	tbl, err := t.m.Table(ctx, p.Namespace, p.Table)
+	if err != nil {
+		return err
+	}
+	values, err := storage.NormalizeRecord(tbl, p.Values)
+	if err != nil {
+		return err
+	}
+	for c := range values {
+		if schema.IsReserved(c) {
+			return fmt.Errorf("put into %s: column %q belongs to the transaction layout and cannot be written", tbl.FullName(), c)
+		}
+	}
+	ref, err := t.ref(ctx, p.Namespace, p.Table, consensus.KeyOf(tbl, values))
+	if err != nil {
+		return err
+	}
+	for _, k := range tbl.KeyColumns() {
+		delete(values, k)
+	}
+	t.tx.Put(ref, values)
+	return nil
+}
+
+// Delete buffers a delete.
+func (t *Transaction) Delete(ctx context.Context, d storage.Delete) error {
+	if d.Condition.Kind != storage.Unconditional {
+		return fmt.Errorf("delete from %s.%s: conditions are not supported inside a transaction", d.Namespace, d.Table)
+	}
+	ref, err := t.ref(ctx, d.Namespace, d.Table, d.Key)
+	if err != nil {
+		return err
+	}
+	t.tx.Delete(ref)
+	return nil
+}
+
+// Abort discards the transaction. Nothing was written before Commit, so
+// nothing needs undoing.
+func (t *Transaction) Abort() { t.finished = true }
+
+// Commit runs the protocol: prepare, validate (SERIALIZABLE), decide,
+// commit records. It returns nil once the decision COMMITTED is recorded,
+// an ErrConflict error if the transaction aborted, and an ErrUnknownStatus
+// error if the decision cannot be confirmed either way.
+func (t *Transaction) Commit(ctx context.Context) error {
+	if t.finished {
+		return ErrFinished
+	}
+	t.finished = true
+	// Prepare's condition is "still as read": read what was written blind.
+	for _, ref := range t.tx.Unread() {
+		if _, err := t.read(ctx, ref); err != nil {
+			return t.conflict(err)
+		}
+	}
+	c := consensus.NewCommit(t.tx)
+	for c.Step() != consensus.StepDone {
+		step := c.Step()
+		if h := t.m.hooks.beforeStep; h != nil {
+			if err := h(t.tx.ID, step); err != nil {
+				return err // a simulated crash: stop where we are
+			}
+		}
+		c.Done(t.carryOut(ctx, c))
+	}
+	switch c.Outcome() {
+	case consensus.OutcomeCommitted:
+		return nil
+	case consensus.OutcomeUnknown:
+		return &TxError{TxID: t.tx.ID, Kind: ErrUnknownStatus, Cause: c.Cause()}
+	}
+	return t.conflict(c.Cause())
+}
+
+func (t *Transaction) conflict(cause error) error {
+	var te *TxError
+	if errors.As(cause, &te) {
+		return te
+	}
+	return &TxError{TxID: t.tx.ID, Kind: ErrConflict, Cause: cause}
+}
+
+func (t *Transaction) carryOut(ctx context.Context, c *consensus.Commit) consensus.Result {
+	now := t.m.millis()
+	switch c.Step() {
+	case consensus.StepPrepare:
+		return consensus.Result{Err: t.m.mutateGrouped(ctx, c.Mutations(now))}
+	case consensus.StepValidate:
+		valid, err := t.validate(ctx)
+		return consensus.Result{Valid: valid, Err: err}
+	case consensus.StepDecide, consensus.StepDecideAbort:
+		return consensus.Result{Err: t.m.store.Put(ctx, c.Decision(now))}
+	case consensus.StepCheckDecision:
+		row, err := t.m.store.Get(ctx, consensus.CoordinatorGet(t.tx.ID))
+		return consensus.Result{Err: err, Decision: consensus.DecisionOf(row)}
+	case consensus.StepCommitRecords, consensus.StepRollback:
+		// The outcome is decided; a record left behind is lazy recovery's.
+		if err := t.m.mutateGrouped(ctx, c.Mutations(now)); err != nil && !errors.Is(err, storage.ErrNoMutation) {
+			t.m.log.Info("records left for lazy recovery", "tx", t.tx.ID, "step", c.Step(), "err", err)
+		}
+		return consensus.Result{}
+	}
+	return consensus.Result{Err: fmt.Errorf("unexpected step %v", c.Step())}
+}
+
+func (t *Transaction) validate(ctx context.Context) (bool, error) {
+	for _, ref := range t.tx.ValidationReads() {
+		now, err := t.m.store.Get(ctx, storage.Get{Namespace: ref.Table.Namespace, Table: ref.Table.Table, Key: ref.Key})
+		if err != nil {
+			return false, err
+		}
+		if !t.tx.Unchanged(ref, now) {
+			return false, nil
+		}
+	}
+	for i, s := range t.tx.Scans() {
+		tbl, err := t.m.Table(ctx, s.Namespace, s.Table)
+		if err != nil {
+			return false, err
+		}
+		recs, err := t.m.store.Scan(ctx, s)
+		if err != nil {
+			return false, err
+		}
+		if !t.tx.ScanUnchanged(i, tbl, recs) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func (t *Transaction) storageErr(err error) error {
+	if errors.Is(err, storage.ErrRetriable) {
+		return &TxError{TxID: t.tx.ID, Kind: ErrConflict, Cause: err}
+	}
+	return err
+}
+
+// mutateGrouped applies mutations partition by partition (the unit the
+// storage contract makes atomic), partitions in parallel. Every group is
+// attempted; the first error is returned.
+func (m *Manager) mutateGrouped(ctx context.Context, ms []storage.Mutation) error {
+	groups := map[string][]storage.Mutation{}
+	var order []string
+	for _, mu := range ms {
+		k := partitionOf(m, ctx, mu)
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], mu)
+	}
+	if len(order) == 1 {
+		return m.store.Mutate(ctx, groups[order[0]])
+	}
+	var g errgroup.Group // no shared context: every group is attempted
+	for _, k := range order {
+		g.Go(func() error { return m.store.Mutate(ctx, groups[k]) })
+	}
+	return g.Wait()
+}
+
+func partitionOf(m *Manager, ctx context.Context, mu storage.Mutation) string {
+	ns, table := storage.Target(mu)
+	tbl, err := m.Table(ctx, ns, table)
+	if err != nil {
+		return ns + "." + table
+	}
+	var key storage.Key
+	switch x := mu.(type) {
+	case storage.Put:
+		key = storage.Key(x.Values)
+	case storage.Delete:
+		key = x.Key
+	}
+	part := storage.Key{}
+	for _, c := range tbl.PartitionKey {
+		part[c] = key[c]
+	}
+	pt := *tbl
+	pt.ClusteringKey = nil
+	return consensus.Ref{Table: &pt, Key: part}.ID()
+}
+
+// inScan reports whether a key lies in a scan's partition and range.
+func inScan(tbl *storage.TableMetadata, s storage.Scan, key storage.Key) bool {
+	for _, c := range tbl.PartitionKey {
+		pv, err := storage.Normalize(mustType(tbl, c), s.Partition[c])
+		if err != nil || !storage.Equal(pv, key[c]) {
+			return false
+		}
+	}
+	return withinBound(tbl, s.Start, key, 1) && withinBound(tbl, s.End, key, -1)
+}
+
+// withinBound checks one end of a range; sign is 1 for a start, -1 for an end.
+func withinBound(tbl *storage.TableMetadata, b *storage.Bound, key storage.Key, sign int) bool {
+	if b == nil {
+		return true
+	}
+	cols := storage.BoundColumns(tbl, b)
+	for i, c := range cols {
+		bv, err := storage.Normalize(mustType(tbl, c), b.Key[c])
+		if err != nil {
+			return false
+		}
+		cmp := storage.Compare(key[c], bv) * sign
+		if i < len(cols)-1 {
+			if cmp != 0 {
+				return false
+			}
+			continue
+		}
+		return cmp > 0 || (cmp == 0 && b.Inclusive)
+	}
+	return true
+}
+
+func mustType(tbl *storage.TableMetadata, c string) storage.DataType {
+	t, _ := tbl.ColumnType(c)
+	return t
+}
+
+// sortScan orders merged scan results as the store would have.
+func sortScan(tbl *storage.TableMetadata, s storage.Scan, recs []storage.Record) {
+	ordering := s.Ordering
+	if len(ordering) == 0 {
+		ordering = tbl.ClusteringKey
+	}
+	slices.SortStableFunc(recs, func(a, b storage.Record) int {
+		for _, o := range ordering {
+			c := storage.Compare(a[o.Name], b[o.Name])
+			if o.Order == storage.Desc {
+				c = -c
+			}
+			if c != 0 {
+				return c
+			}
+		}
+		return 0
+	})
+}
