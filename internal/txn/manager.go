@@ -50,10 +50,15 @@ type Manager struct {
 	hooks hooks
 }
 
-// hooks let tests stop a commit between protocol steps, as a crash would.
+// hooks let tests stop a commit as a crash would.
 type hooks struct {
-	beforeStep func(tx string, step consensus.Step) error
+	// crashAt, when it says crash, stops the commit at step after applying
+	// only the first n of the step's writes (the decision insert counts as one).
+	crashAt func(step consensus.Step) (n int, crash bool)
 }
+
+// errCrashed is what a commit stopped by hooks.crashAt returns.
+var errCrashed = errors.New("simulated crash")
 
 // NewManager returns a manager over store.
 func NewManager(store storage.Store, opts Options) *Manager {

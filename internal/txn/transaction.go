@@ -240,10 +240,10 @@ func (t *Transaction) Commit(ctx context.Context) error {
 	}
 	c := consensus.NewCommit(t.tx)
 	for c.Step() != consensus.StepDone {
-		step := c.Step()
-		if h := t.m.hooks.beforeStep; h != nil {
-			if err := h(t.tx.ID, step); err != nil {
-				return err // a simulated crash: stop where we are
+		if h := t.m.hooks.crashAt; h != nil {
+			if n, crash := h(c.Step()); crash {
+				t.crash(ctx, c, n)
+				return errCrashed
 			}
 		}
 		c.Done(t.carryOut(ctx, c))
@@ -286,6 +286,22 @@ func (t *Transaction) carryOut(ctx context.Context, c *consensus.Commit) consens
 		return consensus.Result{}
 	}
 	return consensus.Result{Err: fmt.Errorf("unexpected step %v", c.Step())}
+}
+
+// crash applies the first n writes of the current step and stops.
+func (t *Transaction) crash(ctx context.Context, c *consensus.Commit, n int) {
+	now := t.m.millis()
+	switch c.Step() {
+	case consensus.StepDecide, consensus.StepDecideAbort:
+		if n > 0 {
+			_ = t.m.store.Put(ctx, c.Decision(now))
+		}
+	default:
+		ms := c.Mutations(now)
+		for _, mu := range ms[:min(n, len(ms))] {
+			_ = t.m.store.Mutate(ctx, []storage.Mutation{mu})
+		}
+	}
 }
 
 func (t *Transaction) validate(ctx context.Context) (bool, error) {
@@ -338,6 +354,7 @@ func (m *Manager) mutateGrouped(ctx context.Context, ms []storage.Mutation) erro
 		return m.store.Mutate(ctx, groups[order[0]])
 	}
 	var g errgroup.Group // no shared context: every group is attempted
+	g.SetLimit(16)
 	for _, k := range order {
 		g.Go(func() error { return m.store.Mutate(ctx, groups[k]) })
 	}

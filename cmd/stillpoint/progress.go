@@ -1,0 +1,24 @@
+package main
+
+import (
+	"os"
+
+	"github.com/mattn/go-isatty"
+	"github.com/schollz/progressbar/v3"
+)
+
+// newProgress returns a progress bar on stderr, or nil when stderr is not
+// a terminal or output is JSON: logs and scripts get no control characters.
+func (g *globals) newProgress(max int64, description string) *progressbar.ProgressBar {
+	if g.json || !isatty.IsTerminal(os.Stderr.Fd()) {
+		return nil
+	}
+	return progressbar.NewOptions64(max,
+		progressbar.OptionSetWriter(os.Stderr),
+		progressbar.OptionSetDescription(description),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionThrottle(100_000_000),
+	)
+}

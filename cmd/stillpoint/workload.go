@@ -1,0 +1,171 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stillpoint/stillpoint/internal/txn"
+	"github.com/stillpoint/stillpoint/internal/txn/consensus"
+	"github.com/stillpoint/stillpoint/internal/workload/bank"
+)
+
+func newWorkloadCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "workload",
+		Short: "Run workloads that exercise transactions across stores",
+	}
+	cmd.AddCommand(newBankCmd(g))
+	return cmd
+}
+
+type bankReport struct {
+	Setup       *bank.Setup      `json:"setup"`
+	Created     bool             `json:"created"`
+	Isolation   string           `json:"isolation"`
+	Concurrency int              `json:"concurrency"`
+	Stats       bank.Stats       `json:"stats"`
+	Invariants  *bank.Invariants `json:"invariants,omitempty"`
+}
+
+func newBankCmd(g *globals) *cobra.Command {
+	var (
+		namespaces  string
+		accounts    int
+		balance     int64
+		concurrency int
+		duration    time.Duration
+		count       int64
+		isolation   string
+		lifetime    time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "bank",
+		Short: "Transfer money between accounts in different stores, and check nothing was lost",
+		Long: `Creates accounts spread over the namespaces (unless they exist), then runs
+transfers between accounts in different namespaces with the given concurrency,
+for a duration or a count, and reports committed, aborted and unknown
+transfers, throughput and latency percentiles. After the run it checks the
+bank invariants (total balance; tx_version sum) when no transfer is pending.
+
+On the embedded default the namespaces are SQLite databases of their own and
+the coordinator has a third; with --config, map the namespaces to stores.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			iso, err := parseIsolation(isolation)
+			if err != nil {
+				return err
+			}
+			if duration <= 0 && count <= 0 {
+				return usageError{errors.New("give --duration or --count")}
+			}
+			st, err := g.storage()
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			m := txn.NewManager(st, txn.Options{Lifetime: lifetime, Isolation: iso})
+			nss := strings.Split(namespaces, ",")
+			rep := bankReport{Isolation: iso.String(), Concurrency: concurrency}
+			setup, err := bank.Load(ctx, st, nss[0])
+			if err != nil {
+				return err
+			}
+			if setup == nil {
+				setup = &bank.Setup{Namespaces: nss, Accounts: accounts, InitialBalance: balance}
+				if err := bank.Create(ctx, st, m, *setup); err != nil {
+					return err
+				}
+				rep.Created = true
+			}
+			rep.Setup = setup
+			load := bank.Workload{Concurrency: concurrency, Duration: duration, Count: count, Isolation: iso}
+			if bar := g.newProgress(progressTotal(duration, count), "transfers"); bar != nil {
+				var mu sync.Mutex
+				start := time.Now()
+				load.Progress = func(s bank.Stats) {
+					mu.Lock()
+					defer mu.Unlock()
+					if count > 0 {
+						bar.Set64(s.Committed + s.Aborted + s.Unknown + s.Failed)
+					} else {
+						bar.Set64(int64(time.Since(start).Seconds()))
+					}
+					bar.Describe(fmt.Sprintf("committed %d aborted %d", s.Committed, s.Aborted))
+				}
+				defer bar.Finish()
+			}
+			stats, err := bank.Run(ctx, m, setup, load)
+			if err != nil {
+				return err
+			}
+			rep.Stats = stats
+			iv, err := bank.Check(ctx, st, setup)
+			if err != nil {
+				return err
+			}
+			rep.Invariants = &iv
+			if err := g.print(cmd.OutOrStdout(), rep, func(w io.Writer) { printBank(w, rep) }); err != nil {
+				return err
+			}
+			if iv.Pending == 0 && !iv.OK() {
+				return violationError{fmt.Errorf("bank invariants broken: %s", strings.Join(iv.Violations, "; "))}
+			}
+			if stats.Failed > 0 {
+				return fmt.Errorf("%d transfers failed with errors; last: %s", stats.Failed, stats.LastError)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&namespaces, "namespaces", strings.Join(bank.DefaultNamespaces, ","), "comma-separated namespaces of the accounts (at least two)")
+	f.IntVar(&accounts, "accounts", 100, "accounts per namespace, when creating the bank")
+	f.Int64Var(&balance, "initial-balance", 1000, "initial balance of each account, when creating the bank")
+	f.IntVar(&concurrency, "concurrency", 8, "concurrent transfers")
+	f.DurationVar(&duration, "duration", 0, "how long to run transfers (e.g. 30s)")
+	f.Int64Var(&count, "count", 0, "how many transfers to attempt")
+	f.StringVar(&isolation, "isolation", "snapshot", "snapshot or serializable")
+	f.DurationVar(&lifetime, "lifetime", txn.DefaultLifetime, "transaction lifetime before a reader may abort an undecided write")
+	return cmd
+}
+
+func progressTotal(d time.Duration, count int64) int64 {
+	if count > 0 {
+		return count
+	}
+	return int64(d.Seconds())
+}
+
+func parseIsolation(s string) (consensus.Isolation, error) {
+	switch strings.ToLower(s) {
+	case "snapshot", "si":
+		return consensus.Snapshot, nil
+	case "serializable":
+		return consensus.Serializable, nil
+	}
+	return 0, usageError{fmt.Errorf("unknown isolation %q: use snapshot or serializable", s)}
+}
+
+func printBank(w io.Writer, r bankReport) {
+	s := r.Stats
+	fmt.Fprintf(w, "bank: %d accounts in each of %s (%s, concurrency %d)\n", r.Setup.Accounts, strings.Join(r.Setup.Namespaces, ", "), r.Isolation, r.Concurrency)
+	fmt.Fprintf(w, "transfers: %d committed, %d aborted, %d unknown, %d failed in %.1fs\n", s.Committed, s.Aborted, s.Unknown, s.Failed, s.Elapsed.Seconds())
+	fmt.Fprintf(w, "throughput: %.1f committed/s\n", s.Throughput)
+	fmt.Fprintf(w, "latency: p50 %v  p95 %v  p99 %v  max %v\n", s.P50.Round(time.Microsecond), s.P95.Round(time.Microsecond), s.P99.Round(time.Microsecond), s.Max.Round(time.Microsecond))
+	if iv := r.Invariants; iv != nil {
+		switch {
+		case iv.Pending > 0:
+			fmt.Fprintf(w, "invariants: not checked, %d records still pending (run 'stillpoint verify')\n", iv.Pending)
+		case iv.OK():
+			fmt.Fprintf(w, "invariants: hold (total %d, tx_version sum %d = %d accounts + 2 × %d transfers)\n", iv.Total, iv.VersionSum, iv.Accounts, iv.CommittedTransfers)
+		default:
+			fmt.Fprintf(w, "invariants: BROKEN: %s\n", strings.Join(iv.Violations, "; "))
+		}
+	}
+}

@@ -1,0 +1,240 @@
+package consensus
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stillpoint/stillpoint/internal/schema"
+	"github.com/stillpoint/stillpoint/internal/storage"
+)
+
+var accounts = schema.Transactional(&storage.TableMetadata{
+	Namespace: "bank", Table: "accounts",
+	Columns:      []storage.Column{{Name: "id", Type: storage.Int}, {Name: "balance", Type: storage.BigInt}},
+	PartitionKey: []string{"id"},
+})
+
+func ref(id int32) Ref { return Ref{Table: accounts, Key: storage.Key{"id": id}} }
+
+func committed(id int32, balance int64, txID string, version int32) storage.Record {
+	return storage.Record{"id": id, "balance": balance, schema.TxID: txID, schema.TxState: int32(Committed), schema.TxVersion: version, schema.TxPreparedAt: int64(1), schema.TxCommittedAt: int64(2)}
+}
+
+var errNoMutation = &storage.NoMutationError{Table: "x", Condition: storage.PutIf}
+
+// drive runs a commit to the end, answering each step from results.
+func drive(t *testing.T, tx *Tx, results map[Step][]Result) ([]Step, *Commit) {
+	t.Helper()
+	c := NewCommit(tx)
+	var steps []Step
+	for c.Step() != StepDone {
+		s := c.Step()
+		steps = append(steps, s)
+		if len(steps) > 20 {
+			t.Fatalf("commit does not terminate: %v", steps)
+		}
+		var r Result
+		if rs := results[s]; len(rs) > 0 {
+			r, results[s] = rs[0], rs[1:]
+		}
+		c.Done(r)
+	}
+	return steps, c
+}
+
+func transfer(iso Isolation) *Tx {
+	tx := NewTx("t1", iso)
+	tx.Read(ref(1), committed(1, 100, "a", 1))
+	tx.Read(ref(2), committed(2, 100, "b", 3))
+	tx.Put(ref(1), storage.Record{"balance": int64(90)})
+	tx.Put(ref(2), storage.Record{"balance": int64(110)})
+	return tx
+}
+
+func TestCommitTransitions(t *testing.T) {
+	ambiguous := errors.New("connection reset")
+	tests := []struct {
+		name    string
+		iso     Isolation
+		results map[Step][]Result
+		steps   []Step
+		outcome Outcome
+	}{
+		{"happy snapshot", Snapshot, nil,
+			[]Step{StepPrepare, StepDecide, StepCommitRecords}, OutcomeCommitted},
+		{"happy serializable", Serializable, map[Step][]Result{StepValidate: {{Valid: true}}},
+			[]Step{StepPrepare, StepValidate, StepDecide, StepCommitRecords}, OutcomeCommitted},
+		{"prepare conflict aborts", Snapshot, map[Step][]Result{StepPrepare: {{Err: errNoMutation}}},
+			[]Step{StepPrepare, StepDecideAbort, StepRollback}, OutcomeAborted},
+		{"validation failure aborts", Serializable, map[Step][]Result{StepValidate: {{Valid: false}}},
+			[]Step{StepPrepare, StepValidate, StepDecideAbort, StepRollback}, OutcomeAborted},
+		{"decision lost to a reader's abort", Snapshot,
+			map[Step][]Result{StepDecide: {{Err: errNoMutation}}, StepCheckDecision: {{Decision: Aborted}}},
+			[]Step{StepPrepare, StepDecide, StepCheckDecision, StepRollback}, OutcomeAborted},
+		{"ambiguous decide that landed", Snapshot,
+			map[Step][]Result{StepDecide: {{Err: ambiguous}}, StepCheckDecision: {{Decision: Committed}}},
+			[]Step{StepPrepare, StepDecide, StepCheckDecision, StepCommitRecords}, OutcomeCommitted},
+		{"ambiguous decide that did not land", Snapshot,
+			map[Step][]Result{StepDecide: {{Err: ambiguous}}, StepCheckDecision: {{}}},
+			[]Step{StepPrepare, StepDecide, StepCheckDecision, StepDecideAbort, StepRollback}, OutcomeAborted},
+		{"ambiguous decide, coordinator unreadable", Snapshot,
+			map[Step][]Result{StepDecide: {{Err: ambiguous}}, StepCheckDecision: {{Err: ambiguous}}},
+			[]Step{StepPrepare, StepDecide, StepCheckDecision}, OutcomeUnknown},
+		{"ambiguous decide, abort insert fails too", Snapshot,
+			map[Step][]Result{StepDecide: {{Err: ambiguous}}, StepCheckDecision: {{}}, StepDecideAbort: {{Err: ambiguous}}},
+			[]Step{StepPrepare, StepDecide, StepCheckDecision, StepDecideAbort}, OutcomeUnknown},
+		{"abort insert fails before any commit insert", Snapshot,
+			map[Step][]Result{StepPrepare: {{Err: errNoMutation}}, StepDecideAbort: {{Err: ambiguous}}},
+			[]Step{StepPrepare, StepDecideAbort}, OutcomeAborted},
+		{"delayed commit insert beats our abort insert", Snapshot,
+			map[Step][]Result{StepDecide: {{Err: ambiguous}}, StepCheckDecision: {{}, {Decision: Committed}}, StepDecideAbort: {{Err: errNoMutation}}},
+			[]Step{StepPrepare, StepDecide, StepCheckDecision, StepDecideAbort, StepCheckDecision, StepCommitRecords}, OutcomeCommitted},
+		{"no decision ever readable gives unknown", Snapshot,
+			map[Step][]Result{StepDecide: {{Err: ambiguous}}, StepDecideAbort: {{Err: errNoMutation}, {Err: errNoMutation}, {Err: errNoMutation}}},
+			[]Step{StepPrepare, StepDecide, StepCheckDecision, StepDecideAbort, StepCheckDecision, StepDecideAbort, StepCheckDecision}, OutcomeUnknown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			steps, c := drive(t, transfer(tt.iso), tt.results)
+			if !equalSteps(steps, tt.steps) {
+				t.Errorf("steps = %v, want %v", steps, tt.steps)
+			}
+			if c.Outcome() != tt.outcome {
+				t.Errorf("outcome = %v, want %v", c.Outcome(), tt.outcome)
+			}
+		})
+	}
+}
+
+func equalSteps(a, b []Step) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestReadOnly(t *testing.T) {
+	tx := NewTx("r", Snapshot)
+	tx.Read(ref(1), committed(1, 1, "a", 1))
+	if steps, c := drive(t, tx, nil); len(steps) != 0 || c.Outcome() != OutcomeCommitted {
+		t.Fatalf("read-only snapshot commit: steps %v outcome %v", steps, c.Outcome())
+	}
+	tx = NewTx("r", Serializable)
+	tx.Read(ref(1), committed(1, 1, "a", 1))
+	steps, c := drive(t, tx, map[Step][]Result{StepValidate: {{Valid: false}}})
+	if !equalSteps(steps, []Step{StepValidate}) || c.Outcome() != OutcomeAborted {
+		t.Fatalf("read-only serializable failing validation: steps %v outcome %v (must write nothing)", steps, c.Outcome())
+	}
+}
+
+func TestPrepareMutations(t *testing.T) {
+	tx := NewTx("t1", Snapshot)
+	tx.Read(ref(1), committed(1, 100, "a", 4))
+	tx.Read(ref(2), nil)
+	imported := storage.Record{"id": int32(3), "balance": int64(7)}
+	tx.Read(ref(3), imported)
+	tx.Put(ref(1), storage.Record{"balance": int64(90)})
+	tx.Put(ref(2), storage.Record{"balance": int64(10)})
+	tx.Delete(ref(3))
+	ms := tx.PrepareMutations(1000)
+	if len(ms) != 3 {
+		t.Fatalf("got %d mutations", len(ms))
+	}
+	update := ms[0].(storage.Put)
+	if update.Condition.Kind != storage.PutIf || update.Condition.Exprs[0].Value != "a" {
+		t.Errorf("update condition = %+v, want PutIf tx_id = a", update.Condition)
+	}
+	want := storage.Record{"balance": int64(90), schema.TxID: "t1", schema.TxState: int32(Prepared), schema.TxVersion: int32(5),
+		"before_balance": int64(100), "before_tx_id": "a", "before_tx_state": int32(Committed), "before_tx_version": int32(4)}
+	for k, v := range want {
+		if update.Values[k] != v {
+			t.Errorf("prepare of update: %s = %v, want %v", k, update.Values[k], v)
+		}
+	}
+	insert := ms[1].(storage.Put)
+	if insert.Condition.Kind != storage.PutIfNotExists || insert.Values[schema.TxVersion] != int32(1) || insert.Values["before_tx_state"] != nil {
+		t.Errorf("prepare of insert = %+v", insert)
+	}
+	del := ms[2].(storage.Put)
+	if del.Values[schema.TxState] != int32(Deleted) || del.Condition.Exprs[0].Op != storage.IsNull || del.Values["before_tx_state"] != int32(Committed) {
+		t.Errorf("prepare of delete over imported data = %+v", del)
+	}
+}
+
+func TestRecover(t *testing.T) {
+	prepared := storage.Record{"id": int32(1), schema.TxID: "x", schema.TxState: int32(Prepared), schema.TxPreparedAt: int64(1000)}
+	deleted := storage.Record{"id": int32(1), schema.TxID: "x", schema.TxState: int32(Deleted), schema.TxPreparedAt: int64(1000)}
+	const lifetime = 15000
+	tests := []struct {
+		name     string
+		rec      storage.Record
+		decision State
+		now      int64
+		want     Recovery
+	}{
+		{"committed record", committed(1, 1, "x", 1), 0, 99999, Nothing},
+		{"prepared, coordinator committed", prepared, Committed, 1001, RollForward},
+		{"prepared, coordinator aborted", prepared, Aborted, 1001, RollBack},
+		{"prepared, no row, young", prepared, 0, 1000 + lifetime - 1, Leave},
+		{"prepared, no row, expired", prepared, 0, 1000 + lifetime, AbortExpired},
+		{"deleted, coordinator committed", deleted, Committed, 1001, RollForward},
+		{"deleted, coordinator aborted", deleted, Aborted, 1001, RollBack},
+		{"deleted, no row, young", deleted, 0, 2000, Leave},
+		{"deleted, no row, expired", deleted, 0, 1000 + lifetime + 1, AbortExpired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Recover(tt.rec, tt.decision, tt.now, lifetime); got != tt.want {
+				t.Errorf("Recover = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRollbackRecordRestoresBeforeImage(t *testing.T) {
+	tx := NewTx("t1", Snapshot)
+	before := committed(1, 100, "a", 4)
+	tx.Read(ref(1), before)
+	tx.Put(ref(1), storage.Record{"balance": int64(90)})
+	prepared := tx.PrepareMutations(5000)[0].(storage.Put).Values
+	back := RollbackRecord(ref(1), prepared).(storage.Put)
+	for _, c := range []string{"balance", schema.TxID, schema.TxState, schema.TxVersion, schema.TxPreparedAt, schema.TxCommittedAt} {
+		if !storage.Equal(back.Values[c], before[c]) {
+			t.Errorf("rollback: %s = %v, want %v", c, back.Values[c], before[c])
+		}
+	}
+	if back.Values["before_balance"] != nil || back.Condition.Exprs[0].Value != "t1" {
+		t.Errorf("rollback must clear the before image and be conditional on the writer: %+v", back)
+	}
+	// An insert has no before image: rollback deletes.
+	tx2 := NewTx("t2", Snapshot)
+	tx2.Read(ref(9), nil)
+	tx2.Put(ref(9), storage.Record{"balance": int64(1)})
+	ins := tx2.PrepareMutations(1)[0].(storage.Put).Values
+	if d, ok := RollbackRecord(ref(9), ins).(storage.Delete); !ok || d.Condition.Kind != storage.DeleteIf {
+		t.Errorf("rollback of an insert = %#v, want a conditional delete", RollbackRecord(ref(9), ins))
+	}
+}
+
+func TestValidation(t *testing.T) {
+	tx := transfer(Serializable)
+	tx.Read(ref(5), committed(5, 1, "c", 2))
+	refs := tx.ValidationReads()
+	if len(refs) != 1 || refs[0].ID() != ref(5).ID() {
+		t.Fatalf("validation reads = %v, want only the unwritten record 5", refs)
+	}
+	if !tx.Unchanged(ref(5), committed(5, 1, "c", 2)) {
+		t.Error("same record reported changed")
+	}
+	if tx.Unchanged(ref(5), committed(5, 2, "d", 3)) {
+		t.Error("record rewritten by another transaction reported unchanged")
+	}
+	if tx.Unchanged(ref(5), nil) {
+		t.Error("deleted record reported unchanged")
+	}
+}

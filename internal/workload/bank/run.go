@@ -1,0 +1,144 @@
+package bank
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stillpoint/stillpoint/internal/storage"
+	"github.com/stillpoint/stillpoint/internal/txn"
+	"github.com/stillpoint/stillpoint/internal/txn/consensus"
+)
+
+// Workload is how hard and how long to run transfers.
+type Workload struct {
+	Concurrency int
+	Duration    time.Duration // 0: until Count transfers were attempted
+	Count       int64         // 0: until Duration is over
+	Isolation   consensus.Isolation
+	// Progress, if set, is called after every attempted transfer.
+	Progress func(Stats)
+}
+
+// Stats count what happened to the transfers.
+type Stats struct {
+	Committed int64         `json:"committed"`
+	Aborted   int64         `json:"aborted"`
+	Unknown   int64         `json:"unknown"`
+	Failed    int64         `json:"failed"` // errors other than conflicts
+	Elapsed   time.Duration `json:"elapsed_ns"`
+	// Throughput is committed transfers per second.
+	Throughput float64       `json:"throughput"`
+	P50        time.Duration `json:"p50_ns"`
+	P95        time.Duration `json:"p95_ns"`
+	P99        time.Duration `json:"p99_ns"`
+	Max        time.Duration `json:"max_ns"`
+	LastError  string        `json:"last_error,omitempty"`
+}
+
+// Run performs transfers between accounts in different namespaces, one
+// attempt per transaction (a conflict counts as an abort, not a retry).
+func Run(ctx context.Context, m *txn.Manager, s *Setup, l Workload) (Stats, error) {
+	if l.Concurrency < 1 {
+		return Stats{}, errors.New("concurrency must be at least 1")
+	}
+	if l.Duration <= 0 && l.Count <= 0 {
+		return Stats{}, errors.New("give a duration or a count of transfers")
+	}
+	if l.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, l.Duration)
+		defer cancel()
+	}
+	var (
+		st        Stats
+		attempted atomic.Int64
+		mu        sync.Mutex
+		latencies []time.Duration
+		wg        sync.WaitGroup
+	)
+	start := time.Now()
+	for w := range l.Concurrency {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(start.UnixNano()), uint64(w)))
+			for ctx.Err() == nil && (l.Count <= 0 || attempted.Add(1) <= l.Count) {
+				t0 := time.Now()
+				// A transfer that has begun runs to its end: stopping one
+				// mid-commit would leave records for lazy recovery.
+				err := Transfer(context.WithoutCancel(ctx), m, s, rng, l.Isolation)
+				d := time.Since(t0)
+				mu.Lock()
+				switch {
+				case err == nil:
+					st.Committed++
+					latencies = append(latencies, d)
+				case errors.Is(err, txn.ErrUnknownStatus):
+					st.Unknown++
+					st.LastError = err.Error()
+				case txn.Retriable(err):
+					st.Aborted++
+				default:
+					st.Failed++
+					st.LastError = err.Error()
+				}
+				snapshot := st
+				mu.Unlock()
+				if l.Progress != nil {
+					l.Progress(snapshot)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	st.Elapsed = time.Since(start)
+	if st.Elapsed > 0 {
+		st.Throughput = float64(st.Committed) / st.Elapsed.Seconds()
+	}
+	slices.Sort(latencies)
+	pct := func(p float64) time.Duration {
+		if len(latencies) == 0 {
+			return 0
+		}
+		return latencies[min(len(latencies)-1, int(p*float64(len(latencies))))]
+	}
+	st.P50, st.P95, st.P99 = pct(0.50), pct(0.95), pct(0.99)
+	if len(latencies) > 0 {
+		st.Max = latencies[len(latencies)-1]
+	}
+	return st, nil
+}
+
+// Transfer moves a random amount between random accounts of two different
+// namespaces, in one transaction.
+func Transfer(ctx context.Context, m *txn.Manager, s *Setup, rng *rand.Rand, iso consensus.Isolation) error {
+	i := rng.IntN(len(s.Namespaces))
+	j := (i + 1 + rng.IntN(len(s.Namespaces)-1)) % len(s.Namespaces)
+	from := storage.Key{"account_id": rng.IntN(s.Accounts)}
+	to := storage.Key{"account_id": rng.IntN(s.Accounts)}
+	amount := int64(1 + rng.IntN(100))
+	tx := m.BeginWith(iso, TransferPrefix)
+	a, err := tx.Get(ctx, storage.Get{Namespace: s.Namespaces[i], Table: AccountsTable, Key: from})
+	if err != nil {
+		return err
+	}
+	b, err := tx.Get(ctx, storage.Get{Namespace: s.Namespaces[j], Table: AccountsTable, Key: to})
+	if err != nil {
+		return err
+	}
+	if a == nil || b == nil {
+		return errors.New("an account is missing")
+	}
+	if err := tx.Put(ctx, storage.Put{Namespace: s.Namespaces[i], Table: AccountsTable,
+		Values: storage.Record{"account_id": from["account_id"], "balance": a["balance"].(int64) - amount}}); err != nil {
+		return err
+	}
+	if err := tx.Put(ctx, storage.Put{Namespace: s.Namespaces[j], Table: AccountsTable,
+		Values: storage.Record{"account_id": to["account_id"], "balance": b["balance"].(int64) + amount}}); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
