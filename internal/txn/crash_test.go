@@ -1,0 +1,240 @@
+package txn
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stillpoint/stillpoint/internal/storage"
+	"github.com/stillpoint/stillpoint/internal/txn/consensus"
+)
+
+// crashAt makes the next commits stop at step after n of its writes.
+func (f *fixture) crashAt(step consensus.Step, n int) {
+	f.m.hooks.crashAt = func(s consensus.Step) (int, bool) { return n, s == step }
+}
+
+func (f *fixture) noCrash() { f.m.hooks.crashAt = nil }
+
+// transfer moves 30 from A/1 to B/2 and commits, however the hooks say.
+func (f *fixture) transfer(t *testing.T) (*Transaction, error) {
+	t.Helper()
+	ctx := context.Background()
+	tx := f.m.Begin()
+	a, err := tx.Get(ctx, storage.Get{Namespace: f.nsA, Table: "accounts", Key: storage.Key{"id": 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := tx.Get(ctx, storage.Get{Namespace: f.nsB, Table: "accounts", Key: storage.Key{"id": 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx.Put(ctx, storage.Put{Namespace: f.nsA, Table: "accounts", Values: storage.Record{"id": 1, "balance": a["balance"].(int64) - 30}})
+	tx.Put(ctx, storage.Put{Namespace: f.nsB, Table: "accounts", Values: storage.Record{"id": 2, "balance": b["balance"].(int64) + 30}})
+	return tx, tx.Commit(ctx)
+}
+
+// settle reads both records as a reader would, retrying the conflicts that
+// lazy recovery reports, and returns the balances (or the last error).
+func (f *fixture) settle() (a, b int64, err error) {
+	for range 3 {
+		var ra, rb storage.Record
+		if ra, err = f.read(f.nsA, 1); err != nil {
+			continue
+		}
+		if rb, err = f.read(f.nsB, 2); err != nil {
+			continue
+		}
+		return ra["balance"].(int64), rb["balance"].(int64), nil
+	}
+	return 0, 0, err
+}
+
+// TestCrashDuringCommit stops a transfer after each protocol step and
+// shows that readers bring the stores to the decided outcome.
+func TestCrashDuringCommit(t *testing.T) {
+	tests := []struct {
+		name    string
+		step    consensus.Step
+		n       int
+		expire  bool  // move the clock past the lifetime before reading
+		wantA   int64 // balances readers end up with; 0: readers must get a conflict
+		wantB   int64
+		settled consensus.State // the coordinator's final word
+	}{
+		{"after one of two prepares, young", consensus.StepPrepare, 1, false, 0, 0, 0},
+		{"after one of two prepares, expired", consensus.StepPrepare, 1, true, 100, 100, consensus.Aborted},
+		{"after all prepares, young", consensus.StepDecide, 0, false, 0, 0, 0},
+		{"after all prepares, expired", consensus.StepDecide, 0, true, 100, 100, consensus.Aborted},
+		{"after the coordinator insert", consensus.StepCommitRecords, 0, false, 70, 130, consensus.Committed},
+		{"after one record commit", consensus.StepCommitRecords, 1, false, 70, 130, consensus.Committed},
+	}
+	for _, e := range engines {
+		for _, tt := range tests {
+			t.Run(e.name+"/"+tt.name, func(t *testing.T) {
+				f := newFixture(t, e)
+				f.put(t, f.nsA, 1, 100)
+				f.put(t, f.nsB, 2, 100)
+				f.crashAt(tt.step, tt.n)
+				tx, err := f.transfer(t)
+				if !errors.Is(err, errCrashed) {
+					t.Fatalf("commit = %v, want the simulated crash", err)
+				}
+				f.noCrash()
+				if tt.expire {
+					f.advance(f.lifetim + time.Second)
+				}
+				a, b, err := f.settle()
+				if tt.wantA == 0 {
+					if !errors.Is(err, ErrConflict) {
+						t.Fatalf("reading an undecided young transfer = %v, want a conflict", err)
+					}
+					if m := consensus.MetaOf(f.raw(t, f.nsA, 1)); m.State != consensus.Prepared || m.TxID != tx.ID() {
+						t.Fatalf("a young undecided record must be left alone, got %v", m)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("reading after recovery: %v", err)
+				}
+				if a != tt.wantA || b != tt.wantB {
+					t.Errorf("balances = %d, %d; want %d, %d", a, b, tt.wantA, tt.wantB)
+				}
+				if got, _ := f.m.decision(context.Background(), tx.ID()); got != tt.settled {
+					t.Errorf("coordinator says %v, want %v", got, tt.settled)
+				}
+			})
+		}
+	}
+}
+
+// TestCrashDuringRollback: a transfer loses a conflict on one record after
+// preparing the other, decides ABORTED and dies before rolling back.
+func TestCrashDuringRollback(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			f := newFixture(t, e)
+			ctx := context.Background()
+			f.put(t, f.nsA, 1, 100)
+			f.put(t, f.nsB, 2, 100)
+			tx := f.m.Begin()
+			for _, k := range []struct {
+				ns string
+				id int
+			}{{f.nsA, 1}, {f.nsB, 2}} {
+				r, err := tx.Get(ctx, storage.Get{Namespace: k.ns, Table: "accounts", Key: storage.Key{"id": k.id}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				tx.Put(ctx, storage.Put{Namespace: k.ns, Table: "accounts", Values: storage.Record{"id": k.id, "balance": r["balance"].(int64) + 1}})
+			}
+			f.put(t, f.nsB, 2, 500) // a concurrent writer wins B
+			f.crashAt(consensus.StepRollback, 0)
+			if err := tx.Commit(ctx); !errors.Is(err, errCrashed) {
+				t.Fatalf("commit = %v, want the simulated crash in rollback", err)
+			}
+			f.noCrash()
+			if m := consensus.MetaOf(f.raw(t, f.nsA, 1)); m.State != consensus.Prepared {
+				t.Fatalf("A should be left PREPARED, is %v", m.State)
+			}
+			a, b, err := f.settle()
+			if err != nil || a != 100 || b != 500 {
+				t.Fatalf("after recovery: %d, %d, %v; want 100, 500", a, b, err)
+			}
+		})
+	}
+}
+
+// TestRecoveryMatrix covers every pending state against every coordinator
+// answer, through a reader.
+func TestRecoveryMatrix(t *testing.T) {
+	type outcome int
+	const (
+		newValue outcome = iota
+		oldValue
+		gone
+		stillPending
+	)
+	tests := []struct {
+		name     string
+		delete   bool
+		insert   bool
+		decision consensus.State // written after the crash; 0: none
+		expire   bool
+		want     outcome
+	}{
+		{"PREPARED, COMMITTED", false, false, consensus.Committed, false, newValue},
+		{"PREPARED, ABORTED", false, false, consensus.Aborted, false, oldValue},
+		{"PREPARED, absent, young", false, false, 0, false, stillPending},
+		{"PREPARED, absent, expired", false, false, 0, true, oldValue},
+		{"PREPARED insert, ABORTED", false, true, consensus.Aborted, false, gone},
+		{"PREPARED insert, absent, expired", false, true, 0, true, gone},
+		{"PREPARED insert, COMMITTED", false, true, consensus.Committed, false, newValue},
+		{"DELETED, COMMITTED", true, false, consensus.Committed, false, gone},
+		{"DELETED, ABORTED", true, false, consensus.Aborted, false, oldValue},
+		{"DELETED, absent, young", true, false, 0, false, stillPending},
+		{"DELETED, absent, expired", true, false, 0, true, oldValue},
+	}
+	for _, e := range engines {
+		for _, tt := range tests {
+			t.Run(e.name+"/"+tt.name, func(t *testing.T) {
+				f := newFixture(t, e)
+				ctx := context.Background()
+				id := 1
+				if tt.insert {
+					id = 7
+				} else {
+					f.put(t, f.nsA, id, 100)
+				}
+				tx := f.m.Begin()
+				if _, err := tx.Get(ctx, storage.Get{Namespace: f.nsA, Table: "accounts", Key: storage.Key{"id": id}}); err != nil {
+					t.Fatal(err)
+				}
+				if tt.delete {
+					tx.Delete(ctx, storage.Delete{Namespace: f.nsA, Table: "accounts", Key: storage.Key{"id": id}})
+				} else {
+					tx.Put(ctx, storage.Put{Namespace: f.nsA, Table: "accounts", Values: storage.Record{"id": id, "balance": int64(55)}})
+				}
+				f.crashAt(consensus.StepDecide, 0)
+				if err := tx.Commit(ctx); !errors.Is(err, errCrashed) {
+					t.Fatalf("commit = %v", err)
+				}
+				f.noCrash()
+				if tt.decision != 0 {
+					if err := f.st.Put(ctx, consensus.CoordinatorPut(tx.ID(), tt.decision, f.m.millis())); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if tt.expire {
+					f.advance(f.lifetim)
+				}
+				var r storage.Record
+				var err error
+				for range 2 { // the first read recovers and reports a conflict
+					if r, err = f.read(f.nsA, id); err == nil {
+						break
+					}
+				}
+				switch tt.want {
+				case stillPending:
+					if !errors.Is(err, ErrConflict) || !consensus.MetaOf(f.raw(t, f.nsA, id)).Pending() {
+						t.Fatalf("want the record left pending and a conflict, got %v, %v", r, err)
+					}
+				case newValue:
+					if err != nil || r == nil || r["balance"] != int64(55) {
+						t.Fatalf("want the new value 55, got %v, %v", r, err)
+					}
+				case oldValue:
+					if err != nil || r == nil || r["balance"] != int64(100) {
+						t.Fatalf("want the old value 100, got %v, %v", r, err)
+					}
+				case gone:
+					if err != nil || r != nil || f.raw(t, f.nsA, id) != nil {
+						t.Fatalf("want no record, got %v, %v", r, err)
+					}
+				}
+			})
+		}
+	}
+}
