@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/stillpoint/stillpoint/internal/storage"
 )
@@ -146,13 +147,18 @@ func uniqueValues(xs []string) []string {
 }
 
 // SameLayout reports whether two tables have the same columns, keys and
-// indexes.
+// indexes. Column order does not count: stored metadata lists the key
+// columns first, as ScalarDB's does, whatever order a schema file used.
 func SameLayout(a, b *storage.TableMetadata) bool {
 	ia, ib := slices.Clone(a.Indexes), slices.Clone(b.Indexes)
 	slices.Sort(ia)
 	slices.Sort(ib)
+	byName := func(x, y storage.Column) int { return strings.Compare(x.Name, y.Name) }
+	ca, cb := slices.Clone(a.Columns), slices.Clone(b.Columns)
+	slices.SortFunc(ca, byName)
+	slices.SortFunc(cb, byName)
 	return a.FullName() == b.FullName() &&
-		slices.Equal(a.Columns, b.Columns) &&
+		slices.Equal(ca, cb) &&
 		slices.Equal(a.PartitionKey, b.PartitionKey) &&
 		slices.Equal(a.ClusteringKey, b.ClusteringKey) &&
 		slices.Equal(ia, ib)

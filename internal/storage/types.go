@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // DataType is one of ScalarDB's column types.
@@ -102,8 +103,17 @@ func Normalize(t DataType, v any) (any, error) {
 	case Float:
 		switch x := v.(type) {
 		case float32:
+			if err := finite(t, float64(x)); err != nil {
+				return nil, err
+			}
 			return x, nil
 		case float64:
+			if err := finite(t, x); err != nil {
+				return nil, err
+			}
+			if math.Abs(x) > math.MaxFloat32 {
+				return nil, fmt.Errorf("value %g out of range for FLOAT", x)
+			}
 			return float32(x), nil
 		}
 		if i, ok := toInt64(v); ok {
@@ -112,8 +122,14 @@ func Normalize(t DataType, v any) (any, error) {
 	case Double:
 		switch x := v.(type) {
 		case float32:
+			if err := finite(t, float64(x)); err != nil {
+				return nil, err
+			}
 			return float64(x), nil
 		case float64:
+			if err := finite(t, x); err != nil {
+				return nil, err
+			}
 			return x, nil
 		}
 		if i, ok := toInt64(v); ok {
@@ -121,6 +137,9 @@ func Normalize(t DataType, v any) (any, error) {
 		}
 	case Text:
 		if s, ok := v.(string); ok {
+			if !utf8.ValidString(s) {
+				return nil, fmt.Errorf("TEXT value is not valid UTF-8 (at byte %d; use a BLOB for bytes)", invalidUTF8At(s))
+			}
 			return s, nil
 		}
 	case Blob:
@@ -166,6 +185,26 @@ func Normalize(t DataType, v any) (any, error) {
 		return nil, fmt.Errorf("unknown data type %v", t)
 	}
 	return nil, fmt.Errorf("a %T value cannot be stored in a %v column", v, t)
+}
+
+// finite rejects NaN and infinities, which not every storage holds (SQLite
+// reads NaN back as NULL, MySQL refuses both).
+func finite(t DataType, x float64) error {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return fmt.Errorf("%v value %v is not a finite number", t, x)
+	}
+	return nil
+}
+
+func invalidUTF8At(s string) int {
+	for i, r := range s {
+		if r == utf8.RuneError {
+			if _, n := utf8.DecodeRuneInString(s[i:]); n == 1 {
+				return i
+			}
+		}
+	}
+	return len(s)
 }
 
 func toInt64(v any) (int64, bool) {

@@ -39,11 +39,50 @@ func Open(ctx context.Context, name, dsn string) (*sqlstore.Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store %s (mysql at %s): cannot connect: %w; check the store's dsn in the config file or its environment override", name, cfg.Addr, err)
 	}
-	return sqlstore.New(db, Dialect{}, name), nil
+	collation, err := binaryCollation(ctx, db)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store %s (mysql at %s): list collations: %w", name, cfg.Addr, err)
+	}
+	return sqlstore.New(db, Dialect{Collation: collation}, name), nil
+}
+
+// binaryCollation picks the utf8mb4 collation of namespaces: one comparing
+// code points (so UTF-8 bytes) without padding, so that "a" and "a " are
+// different keys and "a\t" sorts after "a", as on every other engine:
+// MariaDB's utf8mb4_nopad_bin or MySQL 8's utf8mb4_0900_bin. utf8mb4_bin
+// pads with spaces; it is the fallback for servers that have neither.
+func binaryCollation(ctx context.Context, db *sql.DB) (string, error) {
+	rows, err := db.QueryContext(ctx, "SELECT COLLATION_NAME FROM information_schema.COLLATIONS WHERE COLLATION_NAME IN ('utf8mb4_nopad_bin', 'utf8mb4_0900_bin')")
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	have := map[string]bool{}
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return "", err
+		}
+		have[c] = true
+	}
+	if err := rows.Err(); err != nil {
+		return "", err
+	}
+	for _, c := range []string{"utf8mb4_nopad_bin", "utf8mb4_0900_bin"} {
+		if have[c] {
+			return c, nil
+		}
+	}
+	return "utf8mb4_bin", nil
 }
 
 // Dialect is MariaDB's and MySQL's SQL.
-type Dialect struct{}
+type Dialect struct {
+	// Collation is the collation of namespaces (databases); empty means
+	// utf8mb4_bin. Open picks a binary one without padding.
+	Collation string
+}
 
 func (Dialect) Engine() string { return "mysql" }
 
@@ -94,7 +133,11 @@ func (Dialect) ColumnType(t storage.DataType, key, indexed bool) string {
 // CreateNamespace uses a binary collation: keys compare by bytes, as on
 // every other engine, and "a" and "A" are different keys.
 func (d Dialect) CreateNamespace(ns string) []string {
-	return []string{"CREATE DATABASE IF NOT EXISTS " + d.Quote(ns) + " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"}
+	collation := d.Collation
+	if collation == "" {
+		collation = "utf8mb4_bin"
+	}
+	return []string{"CREATE DATABASE IF NOT EXISTS " + d.Quote(ns) + " CHARACTER SET utf8mb4 COLLATE " + collation}
 }
 
 func (d Dialect) DropNamespace(ns string) []string { return []string{"DROP DATABASE " + d.Quote(ns)} }

@@ -108,6 +108,7 @@ func (s *Store) CreateTable(ctx context.Context, m *storage.TableMetadata) error
 	if err := m.Validate(); err != nil {
 		return err
 	}
+	m = keysFirst(m)
 	existing, err := s.TableMetadata(ctx, m.Namespace, m.Table)
 	if err != nil {
 		return err
@@ -159,6 +160,30 @@ func (s *Store) CreateTable(ctx context.Context, m *storage.TableMetadata) error
 	}
 	s.cache(m.FullName(), m)
 	return nil
+}
+
+// keysFirst returns a copy of m whose columns are the partition key, the
+// clustering key (each in key order) and then the other columns. The
+// metadata layout records the key order only through ordinal_position, so,
+// as ScalarDB does, positions follow this order; the copy is also what a
+// later TableMetadata reads back.
+func keysFirst(m *storage.TableMetadata) *storage.TableMetadata {
+	c := *m
+	c.Columns = make([]storage.Column, 0, len(m.Columns))
+	for _, k := range m.KeyColumns() {
+		col, _ := m.Column(k)
+		c.Columns = append(c.Columns, col)
+	}
+	c.Columns = append(c.Columns, m.NonKeyColumns()...)
+	c.PartitionKey = slices.Clone(m.PartitionKey)
+	c.ClusteringKey = slices.Clone(m.ClusteringKey)
+	c.Indexes = nil
+	for _, col := range c.Columns { // indexes are read back in ordinal order too
+		if slices.Contains(m.Indexes, col.Name) {
+			c.Indexes = append(c.Indexes, col.Name)
+		}
+	}
+	return &c
 }
 
 func hasDesc(m *storage.TableMetadata) bool {
