@@ -219,6 +219,8 @@ mysql_start() {
 		{ tail_log "$my/install-db.log"; die "mariadb-install-db failed"; }
 	for attempt in 1 2 3 4 5; do
 		port=$(pick_port)
+		# Created as the server user: mariadbd reopens it for --log-error.
+		run_as touch "$my/error.log"
 		# Output goes to files: an inherited pipe would make callers (e.g. Go's
 		# exec) wait for the server to exit.
 		"${AS_USER[@]}" mariadbd --no-defaults \
@@ -258,8 +260,9 @@ mysql_start() {
 	done
 
 	# A TCP user from 127.0.0.1 (what go-sql-driver uses), plus '%' and
-	# 'localhost' for other clients. Anonymous users are dropped because
-	# ''@localhost would otherwise shadow 'stillpoint'@'%' for local logins.
+	# 'localhost' for other clients. Anonymous users (older install-db
+	# versions create them) are dropped: ''@localhost would otherwise shadow
+	# 'stillpoint'@'%' for local logins.
 	mysql_root "$dir" <<-EOF || { tail_log "$my/error.log"; die "creating the MariaDB test user failed"; }
 		DELETE FROM mysql.global_priv WHERE User = '';
 		FLUSH PRIVILEGES;
