@@ -54,7 +54,6 @@ if is_root; then
 fi
 run_as() { "${AS_USER[@]}" "$@"; }
 
-
 # tail_log prints the end of a server log to help explain a failure.
 tail_log() {
 	if [ -f "$1" ]; then
