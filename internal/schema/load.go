@@ -41,11 +41,8 @@ func Create(ctx context.Context, t Target, tables []Table) ([]Action, error) {
 	if needCoordinator {
 		layouts = append(layouts, Coordinator())
 	}
-	stores, err := resolveStores(t, layouts)
+	stores, err := reachStores(ctx, t, layouts)
 	if err != nil {
-		return nil, err
-	}
-	if err := t.Ping(ctx, uniqueValues(stores)); err != nil {
 		return nil, err
 	}
 	actions := make([]Action, len(layouts))
@@ -89,11 +86,8 @@ func Drop(ctx context.Context, t Target, tables []Table, dropCoordinator bool) (
 	if dropCoordinator {
 		layouts = append(layouts, Coordinator())
 	}
-	stores, err := resolveStores(t, layouts)
+	stores, err := reachStores(ctx, t, layouts)
 	if err != nil {
-		return nil, err
-	}
-	if err := t.Ping(ctx, uniqueValues(stores)); err != nil {
 		return nil, err
 	}
 	var actions []Action
@@ -127,7 +121,8 @@ func Drop(ctx context.Context, t Target, tables []Table, dropCoordinator bool) (
 	return actions, nil
 }
 
-func resolveStores(t Target, layouts []*storage.TableMetadata) ([]string, error) {
+// reachStores names the store of each table and connects to them all.
+func reachStores(ctx context.Context, t Target, layouts []*storage.TableMetadata) ([]string, error) {
 	stores := make([]string, len(layouts))
 	var errs []error
 	for i, m := range layouts {
@@ -137,7 +132,10 @@ func resolveStores(t Target, layouts []*storage.TableMetadata) ([]string, error)
 		}
 		stores[i] = name
 	}
-	return stores, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return stores, t.Ping(ctx, uniqueValues(stores))
 }
 
 func uniqueValues(xs []string) []string {

@@ -79,6 +79,7 @@ func binaryCollation(ctx context.Context, db *sql.DB) (string, error) {
 
 // Dialect is MariaDB's and MySQL's SQL.
 type Dialect struct {
+	sqlstore.NativeTemporal
 	// Collation is the collation of namespaces (databases); empty means
 	// utf8mb4_bin. Open picks a binary one without padding.
 	Collation string
@@ -143,7 +144,7 @@ func (d Dialect) CreateNamespace(ns string) []string {
 func (d Dialect) DropNamespace(ns string) []string { return []string{"DROP DATABASE " + d.Quote(ns)} }
 
 func (Dialect) Upsert(table string, cols, keyCols, update []string) string {
-	q := insert(table, cols) + " ON DUPLICATE KEY UPDATE "
+	q := sqlstore.Insert(Dialect{}, table, cols) + " ON DUPLICATE KEY UPDATE "
 	if len(update) == 0 {
 		return q + keyCols[0] + " = " + keyCols[0]
 	}
@@ -157,11 +158,7 @@ func (Dialect) Upsert(table string, cols, keyCols, update []string) string {
 // InsertIfNotExists is a plain INSERT: INSERT IGNORE would also swallow
 // truncation and other errors.
 func (Dialect) InsertIfNotExists(table string, cols, keyCols []string) (string, bool) {
-	return insert(table, cols), true
-}
-
-func insert(table string, cols []string) string {
-	return "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES (" + sqlstore.Placeholders(Dialect{}, len(cols)) + ")"
+	return sqlstore.Insert(Dialect{}, table, cols), true
 }
 
 func errNumber(err error) uint16 {
@@ -182,21 +179,4 @@ func (Dialect) IsRetriable(err error) bool {
 	return false
 }
 
-func (Dialect) ToDriver(t storage.DataType, v any) any { return sqlstore.TemporalToDriver(t, v) }
-
-func (Dialect) ScanTarget(t storage.DataType) (any, func() (any, error)) {
-	if sqlstore.IsTemporal(t) {
-		return sqlstore.TemporalScanTarget(t)
-	}
-	return sqlstore.StandardScanTarget(t)
-}
-
-func (Dialect) Version(ctx context.Context, db *sql.DB) (string, error) {
-	var v string
-	err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&v)
-	return v, err
-}
-
-func (Dialect) BeginMutate(ctx context.Context, db *sql.DB) (*sql.Tx, error) {
-	return db.BeginTx(ctx, nil)
-}
+func (Dialect) VersionQuery() string { return "SELECT VERSION()" }

@@ -4,7 +4,6 @@ package postgres
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -34,7 +33,7 @@ func Open(ctx context.Context, name, dsn string) (*sqlstore.Store, error) {
 }
 
 // Dialect is PostgreSQL's SQL.
-type Dialect struct{}
+type Dialect struct{ sqlstore.NativeTemporal }
 
 func (Dialect) Engine() string { return "postgres" }
 
@@ -83,7 +82,7 @@ func (d Dialect) CreateNamespace(ns string) []string {
 func (d Dialect) DropNamespace(ns string) []string { return []string{"DROP SCHEMA " + d.Quote(ns)} }
 
 func (Dialect) Upsert(table string, cols, keyCols, update []string) string {
-	q := insert(table, cols) + " ON CONFLICT (" + strings.Join(keyCols, ", ") + ")"
+	q := sqlstore.Insert(Dialect{}, table, cols) + " ON CONFLICT (" + strings.Join(keyCols, ", ") + ")"
 	if len(update) == 0 {
 		return q + " DO NOTHING"
 	}
@@ -93,11 +92,7 @@ func (Dialect) Upsert(table string, cols, keyCols, update []string) string {
 // InsertIfNotExists avoids a duplicate-key error, which would abort the
 // surrounding transaction of a Mutate.
 func (Dialect) InsertIfNotExists(table string, cols, keyCols []string) (string, bool) {
-	return insert(table, cols) + " ON CONFLICT (" + strings.Join(keyCols, ", ") + ") DO NOTHING", false
-}
-
-func insert(table string, cols []string) string {
-	return "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES (" + sqlstore.Placeholders(Dialect{}, len(cols)) + ")"
+	return sqlstore.Insert(Dialect{}, table, cols) + " ON CONFLICT (" + strings.Join(keyCols, ", ") + ") DO NOTHING", false
 }
 
 func (Dialect) IsDuplicateKey(err error) bool { return sqlState(err) == "23505" }
@@ -118,21 +113,4 @@ func sqlState(err error) string {
 	return ""
 }
 
-func (Dialect) ToDriver(t storage.DataType, v any) any { return sqlstore.TemporalToDriver(t, v) }
-
-func (Dialect) ScanTarget(t storage.DataType) (any, func() (any, error)) {
-	if sqlstore.IsTemporal(t) {
-		return sqlstore.TemporalScanTarget(t)
-	}
-	return sqlstore.StandardScanTarget(t)
-}
-
-func (Dialect) Version(ctx context.Context, db *sql.DB) (string, error) {
-	var v string
-	err := db.QueryRowContext(ctx, "SHOW server_version").Scan(&v)
-	return v, err
-}
-
-func (Dialect) BeginMutate(ctx context.Context, db *sql.DB) (*sql.Tx, error) {
-	return db.BeginTx(ctx, nil)
-}
+func (Dialect) VersionQuery() string { return "SHOW server_version" }

@@ -85,7 +85,7 @@ func (Dialect) CreateNamespace(string) []string { return nil }
 func (Dialect) DropNamespace(string) []string   { return nil }
 
 func (Dialect) Upsert(table string, cols, keyCols, update []string) string {
-	q := insert(table, cols) + " ON CONFLICT (" + strings.Join(keyCols, ", ") + ")"
+	q := sqlstore.Insert(Dialect{}, table, cols) + " ON CONFLICT (" + strings.Join(keyCols, ", ") + ")"
 	if len(update) == 0 {
 		return q + " DO NOTHING"
 	}
@@ -93,11 +93,7 @@ func (Dialect) Upsert(table string, cols, keyCols, update []string) string {
 }
 
 func (Dialect) InsertIfNotExists(table string, cols, keyCols []string) (string, bool) {
-	return insert(table, cols) + " ON CONFLICT (" + strings.Join(keyCols, ", ") + ") DO NOTHING", false
-}
-
-func insert(table string, cols []string) string {
-	return "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES (" + sqlstore.Placeholders(Dialect{}, len(cols)) + ")"
+	return sqlstore.Insert(Dialect{}, table, cols) + " ON CONFLICT (" + strings.Join(keyCols, ", ") + ") DO NOTHING", false
 }
 
 func (Dialect) IsDuplicateKey(err error) bool {
@@ -146,12 +142,4 @@ func (Dialect) ScanTarget(t storage.DataType) (any, func() (any, error)) {
 	}
 }
 
-func (Dialect) Version(ctx context.Context, db *sql.DB) (string, error) {
-	var v string
-	err := db.QueryRowContext(ctx, "SELECT sqlite_version()").Scan(&v)
-	return v, err
-}
-
-func (Dialect) BeginMutate(ctx context.Context, db *sql.DB) (*sql.Tx, error) {
-	return db.BeginTx(ctx, nil)
-}
+func (Dialect) VersionQuery() string { return "SELECT sqlite_version()" }

@@ -3,9 +3,6 @@
 package sqlstore
 
 import (
-	"context"
-	"database/sql"
-
 	"github.com/stillpoint/stillpoint/internal/storage"
 )
 
@@ -38,7 +35,19 @@ type Dialect interface {
 	// ScanTarget returns a scan destination for a column and a function
 	// giving the canonical value after the scan.
 	ScanTarget(t storage.DataType) (dest any, value func() (any, error))
-	Version(ctx context.Context, db *sql.DB) (string, error)
-	// BeginMutate starts the local transaction of a Mutate.
-	BeginMutate(ctx context.Context, db *sql.DB) (*sql.Tx, error)
+	// VersionQuery returns the server's version as one text value.
+	VersionQuery() string
+}
+
+// NativeTemporal is the value handling of engines with native date and time
+// types (PostgreSQL, MariaDB/MySQL); their dialects embed it.
+type NativeTemporal struct{}
+
+func (NativeTemporal) ToDriver(t storage.DataType, v any) any { return TemporalToDriver(t, v) }
+
+func (NativeTemporal) ScanTarget(t storage.DataType) (any, func() (any, error)) {
+	if IsTemporal(t) {
+		return TemporalScanTarget(t)
+	}
+	return StandardScanTarget(t)
 }

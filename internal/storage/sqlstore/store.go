@@ -40,8 +40,8 @@ func (s *Store) Dialect() Dialect { return s.dialect }
 func (s *Store) Close() error { return s.db.Close() }
 
 func (s *Store) Info(ctx context.Context) (storage.EngineInfo, error) {
-	v, err := s.dialect.Version(ctx, s.db)
-	if err != nil {
+	var v string
+	if err := s.db.QueryRowContext(ctx, s.dialect.VersionQuery()).Scan(&v); err != nil {
 		return storage.EngineInfo{}, s.wrap(err, "read server version")
 	}
 	return storage.EngineInfo{Engine: s.dialect.Engine(), Version: v}, nil
@@ -256,7 +256,7 @@ func (s *Store) Mutate(ctx context.Context, ms []storage.Mutation) error {
 	if len(stmts) == 1 {
 		return s.exec(ctx, s.db, stmts[0])
 	}
-	tx, err := s.dialect.BeginMutate(ctx, s.db)
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return s.wrap(err, "begin")
 	}

@@ -120,3 +120,8 @@ func AssignExcluded(cols []string, excluded string) string {
 	}
 	return strings.Join(as, ", ")
 }
+
+// Insert is a plain INSERT of cols, for the dialects' upserts.
+func Insert(d Dialect, table string, cols []string) string {
+	return "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES (" + Placeholders(d, len(cols)) + ")"
+}

@@ -13,6 +13,8 @@ import (
 	"github.com/stillpoint/stillpoint/internal/workload/bank"
 )
 
+func TestMain(m *testing.M) { testenv.Main(m) }
+
 // TestConcurrentTransfers runs the workload in-process, so that go test
 // -race watches the transaction paths under contention.
 func TestConcurrentTransfers(t *testing.T) {

@@ -1,0 +1,142 @@
+package bank_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/stillpoint/stillpoint/internal/config"
+	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
+	"github.com/stillpoint/stillpoint/internal/testenv"
+	"github.com/stillpoint/stillpoint/internal/txn"
+	"github.com/stillpoint/stillpoint/internal/workload/bank"
+)
+
+const (
+	benchAccounts    = 1000
+	benchConcurrency = 8
+	benchDuration    = 10 * time.Second
+)
+
+// BenchmarkBankVersusLocalPostgres measures, side by side in one run, the
+// bank transfers through Stillpoint and the same transfers as plain local
+// REPEATABLE READ transactions on one PostgreSQL (read both balances, write
+// both), and reports the ratio. Run it with ./scripts/bench.sh.
+func BenchmarkBankVersusLocalPostgres(b *testing.B) {
+	for range b.N {
+		local := localPostgres(b)
+		onePG := throughStillpoint(b, func(b *testing.B) *config.Config {
+			return &config.Config{DataDir: b.TempDir(), Source: "bench", Coordinator: "pg",
+				Stores:     map[string]config.Store{"pg": {Engine: "postgres", DSN: testenv.PostgresDSN(b)}},
+				Namespaces: map[string]string{"bank_0": "pg", "bank_1": "pg"}}
+		}, []string{"bank_0", "bank_1"})
+		mixed := throughStillpoint(b, func(b *testing.B) *config.Config {
+			return testenv.Mixed(b, nsPG, nsMaria)
+		}, []string{nsPG, nsMaria})
+		b.ReportMetric(local, "local-pg-tps")
+		b.ReportMetric(onePG, "stillpoint-pg-tps")
+		b.ReportMetric(mixed, "stillpoint-pg+maria-tps")
+		b.ReportMetric(onePG/local, "ratio-pg")
+		b.ReportMetric(mixed/local, "ratio-pg+maria")
+		fmt.Printf("bank transfers, %d accounts × 2, concurrency %d, %v each:\n", benchAccounts, benchConcurrency, benchDuration)
+		fmt.Printf("  plain local transactions on one PostgreSQL   %8.0f/s\n", local)
+		fmt.Printf("  Stillpoint, both stores on that PostgreSQL   %8.0f/s  (%.2f× local)\n", onePG, onePG/local)
+		fmt.Printf("  Stillpoint, PostgreSQL + MariaDB             %8.0f/s  (%.2f× local)\n", mixed, mixed/local)
+	}
+}
+
+var nsPG, nsMaria = testenv.UniqueName("bank_pg"), testenv.UniqueName("bank_maria")
+
+func throughStillpoint(b *testing.B, cfg func(*testing.B) *config.Config, nss []string) float64 {
+	ctx := context.Background()
+	st := multistorage.New(cfg(b))
+	defer st.Close()
+	m := txn.NewManager(st, txn.Options{})
+	s := bank.Setup{Namespaces: nss, Accounts: benchAccounts, InitialBalance: 1000}
+	if err := bank.Create(ctx, st, m, s); err != nil {
+		b.Fatal(err)
+	}
+	stats, err := bank.Run(ctx, m, &s, bank.Workload{Concurrency: benchConcurrency, Duration: benchDuration})
+	if err != nil || stats.Failed > 0 {
+		b.Fatalf("run: %v %+v", err, stats)
+	}
+	if iv, err := bank.Check(ctx, st, &s); err != nil || !iv.OK() {
+		b.Fatalf("invariants: %+v %v", iv, err)
+	}
+	return stats.Throughput
+}
+
+func localPostgres(b *testing.B) float64 {
+	ctx := context.Background()
+	db, err := sql.Open("pgx", testenv.PostgresDSN(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(benchConcurrency * 2)
+	for i := range 2 {
+		if _, err := db.ExecContext(ctx, fmt.Sprintf("CREATE TABLE accounts_%d (account_id INT PRIMARY KEY, balance BIGINT NOT NULL)", i)); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, fmt.Sprintf("INSERT INTO accounts_%d SELECT g, 1000 FROM generate_series(0, %d) g", i, benchAccounts-1)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var committed atomic.Int64
+	ctx2, cancel := context.WithTimeout(ctx, benchDuration)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range benchConcurrency {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			for ctx2.Err() == nil {
+				err := localTransfer(ctx, db, rng)
+				var pgErr *pgconn.PgError
+				switch {
+				case err == nil:
+					committed.Add(1)
+				case errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01"):
+				default:
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return float64(committed.Load()) / time.Since(start).Seconds()
+}
+
+func localTransfer(ctx context.Context, db *sql.DB, rng *rand.Rand) error {
+	i := rng.IntN(2)
+	from, to, amount := rng.IntN(benchAccounts), rng.IntN(benchAccounts), int64(1+rng.IntN(100))
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var a, c int64
+	if err := tx.QueryRowContext(ctx, fmt.Sprintf("SELECT balance FROM accounts_%d WHERE account_id = $1", i), from).Scan(&a); err != nil {
+		return err
+	}
+	if err := tx.QueryRowContext(ctx, fmt.Sprintf("SELECT balance FROM accounts_%d WHERE account_id = $1", 1-i), to).Scan(&c); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("UPDATE accounts_%d SET balance = $1 WHERE account_id = $2", i), a-amount, from); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("UPDATE accounts_%d SET balance = $1 WHERE account_id = $2", 1-i), c+amount, to); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
