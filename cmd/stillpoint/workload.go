@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/stillpoint/stillpoint/internal/admin"
+	"github.com/stillpoint/stillpoint/internal/client"
 	"github.com/stillpoint/stillpoint/internal/txn"
 	"github.com/stillpoint/stillpoint/internal/txn/consensus"
 	"github.com/stillpoint/stillpoint/internal/workload/bank"
@@ -43,6 +46,8 @@ func newBankCmd(g *globals) *cobra.Command {
 		count       int64
 		isolation   string
 		lifetime    time.Duration
+		servers     string
+		dial        admin.DialOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "bank",
@@ -54,7 +59,11 @@ transfers, throughput and latency percentiles. After the run it checks the
 bank invariants (total balance; tx_version sum) when no transfer is pending.
 
 On the embedded default the namespaces are SQLite databases of their own and
-the coordinator has a third; with --config, map the namespaces to stores.`,
+the coordinator has a third; with --config, map the namespaces to stores.
+
+With --servers the transfers run through those Stillpoint servers (round
+robin); the bank is still created and checked through --config/--data-dir.
+Transfers refused because the servers are paused are retried, and counted.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -101,7 +110,16 @@ the coordinator has a third; with --config, map the namespaces to stores.`,
 				}
 				defer bar.Finish()
 			}
-			stats, err := bank.Run(ctx, m, setup, load)
+			db := bank.Local(m)
+			if servers != "" {
+				remote, closeAll, err := dialServers(servers, dial)
+				if err != nil {
+					return err
+				}
+				defer closeAll()
+				db = remote
+			}
+			stats, err := bank.Run(ctx, db, setup, load)
 			if err != nil {
 				return err
 			}
@@ -132,7 +150,39 @@ the coordinator has a third; with --config, map the namespaces to stores.`,
 	f.Int64Var(&count, "count", 0, "how many transfers to attempt")
 	f.StringVar(&isolation, "isolation", "snapshot", "snapshot or serializable")
 	f.DurationVar(&lifetime, "lifetime", txn.DefaultLifetime, "transaction lifetime before a reader may abort an undecided write")
+	f.StringVar(&servers, "servers", "", "run the transfers through these servers (host:port,...)")
+	addDialFlags(f, &dial)
 	return cmd
+}
+
+// dialServers connects to every server of a comma-separated list.
+func dialServers(list string, o admin.DialOptions) (bank.DB, func(), error) {
+	targets, err := admin.ParseTargets(list)
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	if o.Token == "" {
+		o.Token = os.Getenv("STILLPOINT_TOKEN")
+	}
+	opts, err := o.GRPCOptions()
+	if err != nil {
+		return nil, nil, err
+	}
+	var clients []*client.Client
+	closeAll := func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}
+	for _, t := range targets {
+		c, err := client.Dial(t, opts...)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		clients = append(clients, c)
+	}
+	return bank.Remote(clients), closeAll, nil
 }
 
 func progressTotal(d time.Duration, count int64) int64 {

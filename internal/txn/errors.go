@@ -17,7 +17,18 @@ var (
 	ErrNotTransactional = errors.New("table is not transactional")
 	// ErrFinished: the transaction was already committed or aborted.
 	ErrFinished = errors.New("transaction already finished")
+	// ErrInvalidArgument: the operation itself is wrong (a missing key
+	// column, a value of the wrong type, an unknown column).
+	ErrInvalidArgument = errors.New("invalid argument")
 )
+
+// invalid marks an input error.
+func invalid(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+}
 
 // TxError carries a transaction's id and why it failed.
 type TxError struct {

@@ -34,7 +34,7 @@ func (t *Transaction) ref(ctx context.Context, namespace, table string, key stor
 	}
 	k, err := storage.NormalizeKey(tbl, key, tbl.KeyColumns(), "transactional access")
 	if err != nil {
-		return consensus.Ref{}, err
+		return consensus.Ref{}, invalid(err)
 	}
 	return consensus.Ref{Table: tbl, Key: k}, nil
 }
@@ -47,7 +47,7 @@ func (t *Transaction) Get(ctx context.Context, g storage.Get) (storage.Record, e
 		return nil, err
 	}
 	if err := storage.CheckProjection(ref.Table, g.Projection); err != nil {
-		return nil, err
+		return nil, invalid(err)
 	}
 	stored, err := t.read(ctx, ref)
 	if err != nil {
@@ -131,8 +131,8 @@ func (t *Transaction) Scan(ctx context.Context, s storage.Scan) ([]storage.Recor
 	if err != nil {
 		return nil, err
 	}
-	if err := storage.CheckProjection(tbl, s.Projection); err != nil {
-		return nil, err
+	if err := checkScan(tbl, s); err != nil {
+		return nil, invalid(err)
 	}
 	full := s
 	full.Projection = nil
@@ -175,12 +175,28 @@ func (t *Transaction) Scan(ctx context.Context, s storage.Scan) ([]storage.Recor
 	return out, nil
 }
 
+func checkScan(tbl *storage.TableMetadata, s storage.Scan) error {
+	if _, err := storage.NormalizeKey(tbl, s.Partition, tbl.PartitionKey, "scan partition"); err != nil {
+		return err
+	}
+	if _, err := storage.NormalizeBound(tbl, s.Start, "start"); err != nil {
+		return err
+	}
+	if _, err := storage.NormalizeBound(tbl, s.End, "end"); err != nil {
+		return err
+	}
+	if err := storage.CheckOrdering(tbl, s.Ordering); err != nil {
+		return err
+	}
+	return storage.CheckProjection(tbl, s.Projection)
+}
+
 // Put buffers a write of the given columns (which include the full key);
 // columns not named keep their values. Conditions are not supported in a
 // transaction: read the record and decide in the application.
 func (t *Transaction) Put(ctx context.Context, p storage.Put) error {
 	if p.Condition.Kind != storage.Unconditional {
-		return fmt.Errorf("put into %s.%s: conditions are not supported inside a transaction; read the record and decide", p.Namespace, p.Table)
+		return invalid(fmt.Errorf("put into %s.%s: conditions are not supported inside a transaction; read the record and decide", p.Namespace, p.Table))
 	}
 	tbl, err := t.m.Table(ctx, p.Namespace, p.Table)
 	if err != nil {
@@ -188,11 +204,11 @@ func (t *Transaction) Put(ctx context.Context, p storage.Put) error {
 	}
 	values, err := storage.NormalizeRecord(tbl, p.Values)
 	if err != nil {
-		return err
+		return invalid(err)
 	}
 	for c := range values {
 		if schema.IsReserved(c) {
-			return fmt.Errorf("put into %s: column %q belongs to the transaction layout and cannot be written", tbl.FullName(), c)
+			return invalid(fmt.Errorf("put into %s: column %q belongs to the transaction layout and cannot be written", tbl.FullName(), c))
 		}
 	}
 	ref, err := t.ref(ctx, p.Namespace, p.Table, consensus.KeyOf(tbl, values))
@@ -209,7 +225,7 @@ func (t *Transaction) Put(ctx context.Context, p storage.Put) error {
 // Delete buffers a delete.
 func (t *Transaction) Delete(ctx context.Context, d storage.Delete) error {
 	if d.Condition.Kind != storage.Unconditional {
-		return fmt.Errorf("delete from %s.%s: conditions are not supported inside a transaction", d.Namespace, d.Table)
+		return invalid(fmt.Errorf("delete from %s.%s: conditions are not supported inside a transaction", d.Namespace, d.Table))
 	}
 	ref, err := t.ref(ctx, d.Namespace, d.Table, d.Key)
 	if err != nil {

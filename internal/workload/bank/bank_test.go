@@ -28,7 +28,7 @@ func TestConcurrentTransfers(t *testing.T) {
 			if err := bank.Create(ctx, st, m, s); err != nil {
 				t.Fatal(err)
 			}
-			stats, err := bank.Run(ctx, m, &s, bank.Workload{Concurrency: 8, Duration: 3 * time.Second, Isolation: iso})
+			stats, err := bank.Run(ctx, bank.Local(m), &s, bank.Workload{Concurrency: 8, Duration: 3 * time.Second, Isolation: iso})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -65,7 +65,7 @@ func throughStillpoint(b *testing.B, cfg func(*testing.B) *config.Config, nss []
 	if err := bank.Create(ctx, st, m, s); err != nil {
 		b.Fatal(err)
 	}
-	stats, err := bank.Run(ctx, m, &s, bank.Workload{Concurrency: benchConcurrency, Duration: benchDuration})
+	stats, err := bank.Run(ctx, bank.Local(m), &s, bank.Workload{Concurrency: benchConcurrency, Duration: benchDuration})
 	if err != nil || stats.Failed > 0 {
 		b.Fatalf("run: %v %+v", err, stats)
 	}

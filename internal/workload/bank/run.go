@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stillpoint/stillpoint/internal/client"
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/txn"
 	"github.com/stillpoint/stillpoint/internal/txn/consensus"
@@ -26,11 +27,13 @@ type Workload struct {
 
 // Stats count what happened to the transfers.
 type Stats struct {
-	Committed int64         `json:"committed"`
-	Aborted   int64         `json:"aborted"`
-	Unknown   int64         `json:"unknown"`
-	Failed    int64         `json:"failed"` // errors other than conflicts
-	Elapsed   time.Duration `json:"elapsed_ns"`
+	Committed int64 `json:"committed"`
+	Aborted   int64 `json:"aborted"`
+	Unknown   int64 `json:"unknown"`
+	Failed    int64 `json:"failed"` // errors other than conflicts
+	// Paused counts transfers refused because the servers were paused.
+	Paused  int64         `json:"paused"`
+	Elapsed time.Duration `json:"elapsed_ns"`
 	// Throughput is committed transfers per second.
 	Throughput float64       `json:"throughput"`
 	P50        time.Duration `json:"p50_ns"`
@@ -42,7 +45,7 @@ type Stats struct {
 
 // Run performs transfers between accounts in different namespaces, one
 // attempt per transaction (a conflict counts as an abort, not a retry).
-func Run(ctx context.Context, m *txn.Manager, s *Setup, l Workload) (Stats, error) {
+func Run(ctx context.Context, db DB, s *Setup, l Workload) (Stats, error) {
 	if l.Concurrency < 1 {
 		return Stats{}, errors.New("concurrency must be at least 1")
 	}
@@ -69,10 +72,19 @@ func Run(ctx context.Context, m *txn.Manager, s *Setup, l Workload) (Stats, erro
 				t0 := time.Now()
 				// A transfer that has begun runs to its end: stopping one
 				// mid-commit would leave records for lazy recovery.
-				err := Transfer(context.WithoutCancel(ctx), m, s, rng, l.Isolation)
+				err := Transfer(context.WithoutCancel(ctx), db, s, rng, l.Isolation)
 				d := time.Since(t0)
 				mu.Lock()
 				switch {
+				case errors.Is(err, client.ErrPaused):
+					// Not an attempt: the servers are paused for a backup.
+					st.Paused++
+					if l.Count > 0 {
+						attempted.Add(-1)
+					}
+					mu.Unlock()
+					time.Sleep(5 * time.Millisecond)
+					continue
 				case err == nil:
 					st.Committed++
 					latencies = append(latencies, d)
@@ -114,13 +126,24 @@ func Run(ctx context.Context, m *txn.Manager, s *Setup, l Workload) (Stats, erro
 
 // Transfer moves a random amount between random accounts of two different
 // namespaces, in one transaction.
-func Transfer(ctx context.Context, m *txn.Manager, s *Setup, rng *rand.Rand, iso consensus.Isolation) error {
+func Transfer(ctx context.Context, db DB, s *Setup, rng *rand.Rand, iso consensus.Isolation) error {
 	i := rng.IntN(len(s.Namespaces))
 	j := (i + 1 + rng.IntN(len(s.Namespaces)-1)) % len(s.Namespaces)
 	from := storage.Key{"account_id": rng.IntN(s.Accounts)}
 	to := storage.Key{"account_id": rng.IntN(s.Accounts)}
 	amount := int64(1 + rng.IntN(100))
-	tx := m.BeginWith(iso, TransferPrefix)
+	tx, err := db.Begin(ctx, iso, TransferPrefix)
+	if err != nil {
+		return err
+	}
+	if err := move(ctx, tx, s, i, j, from, to, amount); err != nil {
+		_ = tx.Abort(ctx)
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+func move(ctx context.Context, tx Tx, s *Setup, i, j int, from, to storage.Key, amount int64) error {
 	a, err := tx.Get(ctx, storage.Get{Namespace: s.Namespaces[i], Table: AccountsTable, Key: from})
 	if err != nil {
 		return err
@@ -136,9 +159,6 @@ func Transfer(ctx context.Context, m *txn.Manager, s *Setup, rng *rand.Rand, iso
 		Values: storage.Record{"account_id": from["account_id"], "balance": a["balance"].(int64) - amount}}); err != nil {
 		return err
 	}
-	if err := tx.Put(ctx, storage.Put{Namespace: s.Namespaces[j], Table: AccountsTable,
-		Values: storage.Record{"account_id": to["account_id"], "balance": b["balance"].(int64) + amount}}); err != nil {
-		return err
-	}
-	return tx.Commit(ctx)
+	return tx.Put(ctx, storage.Put{Namespace: s.Namespaces[j], Table: AccountsTable,
+		Values: storage.Record{"account_id": to["account_id"], "balance": b["balance"].(int64) + amount}})
 }

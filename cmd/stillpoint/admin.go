@@ -1,0 +1,305 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stillpoint/stillpoint/internal/admin"
+)
+
+func newAdminCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "admin",
+		Short: "Pause and unpause Stillpoint servers for a backup (scalar-admin's protocol)",
+		Long: `Pauses every Stillpoint server together, so the stores can be backed up at a
+point where no transaction is half done: a paused server accepts no new
+transactions and (unless --no-wait) waits for those in flight to finish.
+
+The servers speak scalar-admin's rpc.Admin protocol, so scalar-admin's own
+tools work too. Give the servers with -a host:port,... or with -s, a DNS SRV
+record listing them (a Kubernetes headless service, for example).`,
+	}
+	cmd.AddCommand(newAdminPauseCmd(g), newAdminUnpauseCmd(g), newAdminCheckPausedCmd(g))
+	return cmd
+}
+
+// adminFlags are the connection flags of the admin commands.
+type adminFlags struct {
+	addresses string
+	srvName   string
+	dial      admin.DialOptions
+	timeout   time.Duration
+}
+
+func (f *adminFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVarP(&f.addresses, "addresses", "a", "", "the servers' admin addresses: host:port,... (IPv6 in brackets: [::1]:50051)")
+	fl.StringVarP(&f.srvName, "srv-name", "s", "", "DNS SRV record listing the servers, e.g. _admin._tcp.stillpoint.default.svc.cluster.local")
+	addDialFlags(fl, &f.dial)
+	fl.DurationVar(&f.timeout, "timeout", admin.DefaultTimeout, "timeout of each call to a server (a pause that waits also gets its max wait)")
+}
+
+// fleet connects to the servers the flags name.
+func (f *adminFlags) fleet(cmd *cobra.Command) (*admin.Fleet, error) {
+	switch {
+	case f.addresses == "" && f.srvName == "":
+		return nil, usageError{fmt.Errorf("%s: name the servers with -a host:port,... or -s SRV-RECORD", cmd.CommandPath())}
+	case f.addresses != "" && f.srvName != "":
+		return nil, usageError{fmt.Errorf("%s: give -a or -s, not both", cmd.CommandPath())}
+	case f.timeout <= 0:
+		return nil, usageError{fmt.Errorf("--timeout must be positive, not %v", f.timeout)}
+	}
+	var targets []string
+	var err error
+	if f.addresses != "" {
+		if targets, err = admin.ParseTargets(f.addresses); err != nil {
+			return nil, usageError{fmt.Errorf("-a: %w", err)}
+		}
+	} else {
+		ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+		targets, err = admin.ResolveSRV(ctx, f.srvName)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		slog.Debug("admin: resolved SRV record", "name", f.srvName, "targets", targets)
+	}
+	dial := f.dial
+	if !cmd.Flags().Changed("token") {
+		dial.Token = os.Getenv("STILLPOINT_TOKEN")
+	}
+	if dial.Token != "" && !dial.TLS && dial.CACert == "" && dial.ServerName == "" {
+		for _, t := range targets {
+			if host, _, _ := net.SplitHostPort(t); !isLoopback(host) {
+				slog.Warn("admin: sending the token without TLS: anyone on the network path can read it (add --tls)", "target", t)
+				break
+			}
+		}
+	}
+	return admin.NewFleet(targets, dial, f.timeout)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// pauseStarted is what pause prints without --duration.
+type pauseStarted struct {
+	PauseStartTimestampMs int64    `json:"pause_start_timestamp_ms"`
+	PauseStartDateTime    string   `json:"pause_start_date_time"`
+	Timezone              string   `json:"timezone"`
+	Targets               []string `json:"targets"`
+}
+
+func newAdminPauseCmd(g *globals) *cobra.Command {
+	var (
+		af            adminFlags
+		noWait        bool
+		maxWait, hold time.Duration
+		renew         time.Duration
+		timezone      string
+	)
+	cmd := &cobra.Command{
+		Use:   "pause",
+		Short: "Pause every server; with --duration, hold the pause, unpause, and print the window",
+		Long: `Pauses every server in parallel: each stops accepting new transactions and,
+unless --no-wait, waits up to --max-pause-wait-time for those in flight to
+finish. If any server fails to pause, every server is unpaused and the command
+fails: that window must not be used for a backup.
+
+With --duration D, the pause is held for D (renewing the servers' pause
+leases every --renew-every), every server is checked to be still paused,
+and every server is unpaused. The window during which all of them were
+paused is printed as one JSON line, as scalar-admin-for-kubernetes prints it:
+
+  {"pause_start_timestamp_ms":...,"pause_end_timestamp_ms":...,
+   "pause_start_date_time":"2026-11-24T21:40:05.123","pause_end_date_time":...,
+   "timezone":"UTC","targets":[...]}
+
+The start is when the last server confirmed its pause, the end is taken after
+every server was seen still paused and before any unpause is sent, both
+rounded inwards to the millisecond: restore the stores to a point inside it.
+If anything fails, or the command is interrupted, every server is unpaused
+and the command exits non-zero without printing a window.
+
+Without --duration the servers stay paused until 'stillpoint admin unpause'
+(or until their pause lease runs out, if the servers have one), and the
+command prints when the pause began.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case maxWait < 0:
+				return usageError{fmt.Errorf("--max-pause-wait-time must not be negative, not %v", maxWait)}
+			case hold < 0:
+				return usageError{fmt.Errorf("--duration must not be negative, not %v", hold)}
+			case renew < 0:
+				return usageError{fmt.Errorf("--renew-every must not be negative (0 disables renewal), not %v", renew)}
+			}
+			loc, err := loadZone(timezone)
+			if err != nil {
+				return usageError{fmt.Errorf("--timezone: %w", err)}
+			}
+			f, err := af.fleet(cmd)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			ctx := cmd.Context()
+			// On failure or interruption PauseAll and Hold unpause every
+			// server with a context that ignores ctx's cancellation.
+			p, err := f.PauseAll(ctx, !noWait, maxWait)
+			if err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("duration") {
+				w := admin.Window{Start: p.Start, Targets: p.Targets}.Fields(loc)
+				out := pauseStarted{w.PauseStartTimestampMs, w.PauseStartDateTime, w.Timezone, w.Targets}
+				return g.print(cmd.OutOrStdout(), out, func(w io.Writer) {
+					fmt.Fprintf(w, "paused %d servers; the pause began at %s (%s); they stay paused until 'stillpoint admin unpause'\n",
+						len(out.Targets), out.PauseStartDateTime, out.Timezone)
+				})
+			}
+			slog.Info("admin: every server paused; holding the pause", "servers", len(p.Targets), "duration", hold)
+			w, err := f.Hold(ctx, p, hold, renew)
+			if err != nil {
+				var iw *admin.InvalidWindowError
+				if errors.As(err, &iw) {
+					return err
+				}
+				return fmt.Errorf("the pause was held, but %w; the servers may still be paused: run 'stillpoint admin unpause'; this window must not be used for a backup", err)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s\n", w.JSON(loc))
+			return err
+		},
+	}
+	af.add(cmd)
+	fl := cmd.Flags()
+	fl.BoolVar(&noWait, "no-wait", false, "do not wait for the transactions in flight (wait_outstanding=false)")
+	fl.DurationVar(&maxWait, "max-pause-wait-time", 0, "how long each server waits for its transactions in flight before giving up (0: the server's default, 10s)")
+	fl.DurationVar(&hold, "duration", 0, "hold the pause this long, then unpause and print the window as JSON")
+	fl.DurationVar(&renew, "renew-every", 5*time.Second, "with --duration, renew the servers' pause leases this often (0: never)")
+	fl.StringVar(&timezone, "timezone", "Local", "IANA time zone of the printed date-times, e.g. UTC or Asia/Tokyo")
+	return cmd
+}
+
+func loadZone(name string) (*time.Location, error) {
+	if name == "" || name == "Local" {
+		return time.Local, nil
+	}
+	return time.LoadLocation(name)
+}
+
+// targetState is a server's answer in unpause and check-paused.
+type targetState struct {
+	Target string `json:"target"`
+	Paused *bool  `json:"paused,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+func newAdminUnpauseCmd(g *globals) *cobra.Command {
+	var af adminFlags
+	cmd := &cobra.Command{
+		Use:   "unpause",
+		Short: "Unpause every server (it is harmless on servers that are not paused)",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := af.fleet(cmd)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			err = f.UnpauseAll(cmd.Context())
+			states := []targetState{}
+			var fe *admin.FleetError
+			for _, t := range f.Targets() {
+				s := targetState{Target: t, Paused: new(false)}
+				if errors.As(err, &fe) {
+					for _, r := range fe.Results {
+						if r.Target == t && r.Err != nil {
+							s.Paused, s.Error = nil, r.Err.Error()
+						}
+					}
+				}
+				states = append(states, s)
+			}
+			if perr := printStates(g, cmd.OutOrStdout(), states, "unpaused"); err == nil {
+				err = perr
+			}
+			return err
+		},
+	}
+	af.add(cmd)
+	return cmd
+}
+
+func newAdminCheckPausedCmd(g *globals) *cobra.Command {
+	var af adminFlags
+	cmd := &cobra.Command{
+		Use:   "check-paused",
+		Short: "Ask every server whether it is paused",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := af.fleet(cmd)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			paused, err := f.CheckAll(cmd.Context())
+			states := []targetState{}
+			var fe *admin.FleetError
+			for _, t := range f.Targets() {
+				s := targetState{Target: t}
+				if p, ok := paused[t]; ok {
+					s.Paused = &p
+				} else if errors.As(err, &fe) {
+					for _, r := range fe.Results {
+						if r.Target == t && r.Err != nil {
+							s.Error = r.Err.Error()
+						}
+					}
+				}
+				states = append(states, s)
+			}
+			if perr := printStates(g, cmd.OutOrStdout(), states, "paused"); err == nil {
+				err = perr
+			}
+			return err
+		},
+	}
+	af.add(cmd)
+	return cmd
+}
+
+func printStates(g *globals, out io.Writer, states []targetState, ok string) error {
+	return g.print(out, states, func(w io.Writer) {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SERVER\tSTATE")
+		for _, s := range states {
+			state := "error: " + s.Error
+			switch {
+			case s.Paused != nil && *s.Paused:
+				state = "paused"
+			case s.Paused != nil:
+				state = "not paused"
+			}
+			if ok == "unpaused" && s.Paused != nil {
+				state = "unpaused"
+			}
+			fmt.Fprintf(tw, "%s\t%s\n", s.Target, state)
+		}
+		tw.Flush()
+	})
+}

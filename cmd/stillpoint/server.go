@@ -1,0 +1,68 @@
+package main
+
+import (
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stillpoint/stillpoint/internal/server"
+	"github.com/stillpoint/stillpoint/internal/txn"
+)
+
+func newServerCmd(g *globals) *cobra.Command {
+	var (
+		opts      server.Options
+		lifetime  time.Duration
+		isolation string
+	)
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Serve transactions over gRPC, with scalar-admin's pause protocol on the same port",
+		Long: `Serves Stillpoint's transaction service (stillpoint.v1.Transaction) over the
+stores of --config/--data-dir, and scalar-admin's rpc.Admin service (Pause,
+Unpause, CheckPaused, Stats) on the same port, with gRPC health and reflection.
+Several servers may serve the same stores.
+
+A paused server refuses new transactions (UNAVAILABLE) and, when asked to
+drain, waits for those in flight. A pause that outlives --pause-lease ends by
+itself, so a crashed orchestrator never leaves the server paused.
+
+Listening beyond loopback requires a token (--token or STILLPOINT_TOKEN), sent
+by clients as "authorization: Bearer <token>"; use --tls-cert/--tls-key there.
+SIGTERM or SIGINT drains in-flight transactions (up to --drain-timeout) and stops.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			iso, err := parseIsolation(isolation)
+			if err != nil {
+				return err
+			}
+			if opts.Token == "" {
+				opts.Token = os.Getenv("STILLPOINT_TOKEN")
+			}
+			st, err := g.storage()
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			m := txn.NewManager(st, txn.Options{Lifetime: lifetime, Isolation: iso})
+			srv, err := server.New(m, opts)
+			if err != nil {
+				return err
+			}
+			return srv.Serve(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Listen, "listen", "127.0.0.1:50051", "host:port to serve on")
+	f.StringVar(&opts.TLSCert, "tls-cert", "", "TLS certificate (PEM)")
+	f.StringVar(&opts.TLSKey, "tls-key", "", "TLS private key (PEM)")
+	f.StringVar(&opts.Token, "token", "", "token clients must send (default $STILLPOINT_TOKEN); required beyond loopback")
+	f.DurationVar(&opts.PauseLease, "pause-lease", time.Minute, "unpause by itself when a pause lasts longer than this (0: never)")
+	f.DurationVar(&opts.MaxPauseWait, "max-pause-wait", 10*time.Second, "drain limit when a Pause request sets none")
+	f.DurationVar(&opts.IdleTimeout, "idle-timeout", time.Minute, "abort transactions idle longer than this")
+	f.DurationVar(&opts.DrainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight transactions")
+	f.DurationVar(&lifetime, "lifetime", txn.DefaultLifetime, "transaction lifetime before a reader may abort an undecided write")
+	f.StringVar(&isolation, "isolation", "snapshot", "default isolation: snapshot or serializable")
+	return cmd
+}

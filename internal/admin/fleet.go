@@ -1,0 +1,594 @@
+package admin
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	adminpb "github.com/stillpoint/stillpoint/proto/rpc"
+)
+
+// DefaultTimeout is the per-RPC timeout of a Fleet given 0.
+const DefaultTimeout = 10 * time.Second
+
+// Unpauses after a failure are retried this many times in all, each try
+// with its own timeout of at most unpauseTimeout.
+const (
+	unpauseAttempts = 3
+	unpauseTimeout  = 5 * time.Second
+)
+
+// ParseTargets splits a comma-separated list of host:port addresses.
+// IPv6 addresses go in brackets: [::1]:50051.
+func ParseTargets(list string) ([]string, error) {
+	if strings.TrimSpace(list) == "" {
+		return nil, errors.New("no addresses: give host:port[,host:port...]")
+	}
+	var out []string
+	seen := map[string]bool{}
+	for i, entry := range strings.Split(list, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			return nil, fmt.Errorf("address %d in %q is empty", i+1, list)
+		}
+		host, port, err := net.SplitHostPort(entry)
+		if err != nil {
+			if strings.Count(entry, ":") > 1 && !strings.HasPrefix(entry, "[") {
+				return nil, fmt.Errorf("address %q: an IPv6 address goes in brackets, as in [::1]:50051", entry)
+			}
+			return nil, fmt.Errorf("address %q: want host:port (%v)", entry, err)
+		}
+		if host == "" {
+			return nil, fmt.Errorf("address %q has no host", entry)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("address %q: port %q is not a number from 1 to 65535", entry, port)
+		}
+		t := net.JoinHostPort(host, port)
+		if seen[t] {
+			return nil, fmt.Errorf("address %q is listed twice", entry)
+		}
+		seen[t] = true
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// ResolveSRV looks up the DNS SRV record name (for example
+// _admin._tcp.stillpoint.prod.svc.cluster.local) and returns its targets
+// as host:port, in the resolver's order (priority, then weight).
+func ResolveSRV(ctx context.Context, name string) ([]string, error) {
+	_, srvs, err := net.DefaultResolver.LookupSRV(ctx, "", "", name)
+	if err != nil {
+		return nil, fmt.Errorf("resolve SRV record %q: %w", name, err)
+	}
+	var out []string
+	for _, s := range srvs {
+		out = append(out, net.JoinHostPort(strings.TrimSuffix(s.Target, "."), strconv.Itoa(int(s.Port))))
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("SRV record %q has no targets", name)
+	}
+	return out, nil
+}
+
+// DialOptions say how to connect to the servers.
+type DialOptions struct {
+	// TLS connects with TLS, checking the server's certificate against
+	// the system roots, or CACert. Setting CACert or ServerName implies TLS.
+	TLS bool
+	// CACert is a PEM file of the certificate authorities to trust.
+	CACert string
+	// ServerName overrides the name the server's certificate must have.
+	ServerName string
+	// Token, if set, is sent with every call as the metadata
+	// "authorization: Bearer <token>". It is sent without TLS too (so
+	// loopback and in-cluster setups work without certificates): without
+	// TLS anyone on the path can read it.
+	Token string
+}
+
+// GRPCOptions turns o into the options of grpc.NewClient.
+func (o DialOptions) GRPCOptions() ([]grpc.DialOption, error) {
+	var opts []grpc.DialOption
+	if o.TLS || o.CACert != "" || o.ServerName != "" {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: o.ServerName}
+		if o.CACert != "" {
+			pem, err := os.ReadFile(o.CACert)
+			if err != nil {
+				return nil, fmt.Errorf("CA certificate: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("CA certificate %s: no PEM certificate in it", o.CACert)
+			}
+			cfg.RootCAs = pool
+		}
+		opts = append(opts, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	} else {
+		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	}
+	if o.Token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearerToken(o.Token)))
+	}
+	return opts, nil
+}
+
+// bearerToken sends "authorization: Bearer <token>" with every call.
+type bearerToken string
+
+func (t bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(t)}, nil
+}
+
+// RequireTransportSecurity is false so that the token also goes over
+// plaintext connections (loopback, tests, meshes that encrypt for us).
+func (bearerToken) RequireTransportSecurity() bool { return false }
+
+// TargetResult is the outcome of one call on one target.
+type TargetResult struct {
+	Target string
+	Err    error     // nil: it succeeded
+	At     time.Time // when the answer came
+}
+
+// Fleet is a set of servers paused and unpaused together.
+type Fleet struct {
+	targets []string
+	conns   []*grpc.ClientConn
+	clients []adminpb.AdminClient
+	timeout time.Duration
+}
+
+// NewFleet prepares connections to targets (host:port); nothing is dialled
+// until the first call. timeout bounds each call (0: DefaultTimeout); a
+// Pause that waits for transactions gets its max wait on top.
+func NewFleet(targets []string, dial DialOptions, timeout time.Duration) (*Fleet, error) {
+	if len(targets) == 0 {
+		return nil, errors.New("no targets")
+	}
+	opts, err := dial.GRPCOptions()
+	if err != nil {
+		return nil, err
+	}
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	f := &Fleet{targets: append([]string(nil), targets...), timeout: timeout}
+	for _, t := range targets {
+		cc, err := grpc.NewClient(t, opts...)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("target %s: %w", t, err)
+		}
+		f.conns = append(f.conns, cc)
+		f.clients = append(f.clients, adminpb.NewAdminClient(cc))
+	}
+	return f, nil
+}
+
+// Targets are the fleet's addresses.
+func (f *Fleet) Targets() []string { return append([]string(nil), f.targets...) }
+
+// Close closes the connections.
+func (f *Fleet) Close() error {
+	var errs []error
+	for _, cc := range f.conns {
+		errs = append(errs, cc.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// each runs call on every target in parallel, each with its own timeout.
+func (f *Fleet) each(ctx context.Context, timeout time.Duration, call func(ctx context.Context, i int) error) []TargetResult {
+	res := make([]TargetResult, len(f.targets))
+	var wg sync.WaitGroup
+	for i := range f.targets {
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			err := call(cctx, i)
+			res[i] = TargetResult{Target: f.targets[i], Err: err, At: time.Now()}
+		})
+	}
+	wg.Wait()
+	return res
+}
+
+// Pause is a pause in force on every target of a fleet.
+type Pause struct {
+	// Start is when the last target confirmed its pause: from then on,
+	// every target was paused.
+	Start   time.Time
+	Targets []string
+}
+
+// PauseFailedError is PauseAll's error: some target did not pause, and
+// every target was then sent an unpause.
+type PauseFailedError struct {
+	Pause   []TargetResult // each target's Pause
+	Unpause []TargetResult // each target's Unpause, after the failure
+}
+
+func (e *PauseFailedError) Error() string {
+	var b strings.Builder
+	failed := 0
+	for _, r := range e.Pause {
+		if r.Err != nil {
+			failed++
+		}
+	}
+	fmt.Fprintf(&b, "pause failed on %d of %d targets (", failed, len(e.Pause))
+	earlier := map[string]string{}
+	for i, r := range e.Pause {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		if r.Err != nil {
+			earlier[r.Target] = rpcError(r.Err)
+			fmt.Fprintf(&b, "%s: %s", r.Target, earlier[r.Target])
+		} else {
+			fmt.Fprintf(&b, "%s: paused", r.Target)
+		}
+	}
+	b.WriteString("); the pause failed; ")
+	b.WriteString(unpauseSummary(e.Unpause, earlier))
+	b.WriteString("; this window must not be used for a backup")
+	return b.String()
+}
+
+// unpauseSummary says whether every target was unpaused. earlier are
+// errors already reported per target, not repeated. A target that could
+// not be reached for the pause nor for the unpause was never paused.
+func unpauseSummary(res []TargetResult, earlier map[string]string) string {
+	var unreachable, uncertain []string
+	for _, r := range res {
+		if r.Err == nil {
+			continue
+		}
+		msg := rpcError(r.Err)
+		switch {
+		case earlier[r.Target] == msg && status.Code(r.Err) == codes.Unavailable:
+			unreachable = append(unreachable, r.Target)
+		case earlier[r.Target] == msg:
+			uncertain = append(uncertain, r.Target+": the same error")
+		default:
+			uncertain = append(uncertain, r.Target+": "+msg)
+		}
+	}
+	var parts []string
+	switch {
+	case len(unreachable) == 0 && len(uncertain) == 0:
+		return "every target was unpaused"
+	case len(uncertain) == 0:
+		parts = append(parts, "every reachable target was unpaused")
+	}
+	if len(unreachable) > 0 {
+		parts = append(parts, fmt.Sprintf("unreachable, so never paused: %s", strings.Join(unreachable, ", ")))
+	}
+	if len(uncertain) > 0 {
+		parts = append(parts, fmt.Sprintf("the unpause failed on %d (%s): they may still be paused until their pause lease runs out (check with admin check-paused, unpause with admin unpause)",
+			len(uncertain), strings.Join(uncertain, "; ")))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// rpcError is a gRPC error without the "rpc error: code = ... desc =" frame.
+func rpcError(err error) string {
+	if s, ok := status.FromError(err); ok {
+		return fmt.Sprintf("%s: %s", s.Code(), s.Message())
+	}
+	return err.Error()
+}
+
+// PauseAll pauses every target in parallel: each closes to new
+// transactions and, with waitOutstanding, waits for those in flight, for
+// at most maxWait (0: the server's default, 10s for Stillpoint).
+//
+// If any target fails, every target (those that paused, those that failed,
+// which may have paused anyway) is sent an Unpause, even if ctx has been
+// cancelled, and the error is a *PauseFailedError.
+func (f *Fleet) PauseAll(ctx context.Context, waitOutstanding bool, maxWait time.Duration) (*Pause, error) {
+	req := &adminpb.PauseRequest{WaitOutstanding: waitOutstanding}
+	if maxWait > 0 {
+		ms := (maxWait + time.Millisecond - 1).Milliseconds()
+		req.MaxPauseWaitTime = &ms
+	}
+	timeout := f.timeout
+	if waitOutstanding {
+		timeout += max(maxWait, DefaultMaxWait)
+	}
+	res := f.each(ctx, timeout, func(ctx context.Context, i int) error {
+		_, err := f.clients[i].Pause(ctx, req)
+		return err
+	})
+	p := &Pause{Targets: f.Targets()}
+	for _, r := range res {
+		if r.Err != nil {
+			return nil, &PauseFailedError{Pause: res, Unpause: f.unpauseEvery(context.WithoutCancel(ctx))}
+		}
+		if r.At.After(p.Start) {
+			p.Start = r.At
+		}
+	}
+	return p, nil
+}
+
+// unpauseEvery sends Unpause to every target in parallel, retrying failed
+// ones, and returns the last outcome on each.
+func (f *Fleet) unpauseEvery(ctx context.Context) []TargetResult {
+	res := make([]TargetResult, len(f.targets))
+	var wg sync.WaitGroup
+	for i := range f.targets {
+		wg.Go(func() {
+			for attempt := 1; ; attempt++ {
+				cctx, cancel := context.WithTimeout(ctx, min(f.timeout, unpauseTimeout))
+				_, err := f.clients[i].Unpause(cctx, &emptypb.Empty{})
+				cancel()
+				res[i] = TargetResult{Target: f.targets[i], Err: err, At: time.Now()}
+				if err == nil || attempt == unpauseAttempts || ctx.Err() != nil || !retryable(err) {
+					return
+				}
+				select {
+				case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+				case <-ctx.Done():
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return res
+}
+
+// retryable: errors another try may not get (refused credentials, a
+// server without rpc.Admin) are not retried.
+func retryable(err error) bool {
+	switch status.Code(err) {
+	case codes.Unauthenticated, codes.PermissionDenied, codes.Unimplemented, codes.InvalidArgument:
+		return false
+	}
+	return true
+}
+
+// FleetError lists the targets on which a call failed.
+type FleetError struct {
+	Op      string         // "unpause", "check-paused"
+	Results []TargetResult // every target's outcome
+}
+
+func (e *FleetError) Error() string {
+	var bad []string
+	for _, r := range e.Results {
+		if r.Err != nil {
+			bad = append(bad, fmt.Sprintf("%s: %s", r.Target, rpcError(r.Err)))
+		}
+	}
+	return fmt.Sprintf("%s failed on %d of %d targets: %s", e.Op, len(bad), len(e.Results), strings.Join(bad, "; "))
+}
+
+func fleetError(op string, res []TargetResult) error {
+	for _, r := range res {
+		if r.Err != nil {
+			return &FleetError{Op: op, Results: res}
+		}
+	}
+	return nil
+}
+
+// UnpauseAll unpauses every target in parallel, retrying failures a
+// couple of times; the error is a *FleetError naming those that failed.
+func (f *Fleet) UnpauseAll(ctx context.Context) error {
+	return fleetError("unpause", f.unpauseEvery(ctx))
+}
+
+// CheckAll asks every target whether it is paused. The map holds the
+// targets that answered; the error (a *FleetError) names those that did not.
+func (f *Fleet) CheckAll(ctx context.Context) (map[string]bool, error) {
+	paused := make([]bool, len(f.targets))
+	res := f.each(ctx, f.timeout, func(ctx context.Context, i int) error {
+		r, err := f.clients[i].CheckPaused(ctx, &emptypb.Empty{})
+		paused[i] = r.GetPaused()
+		return err
+	})
+	out := map[string]bool{}
+	for i, r := range res {
+		if r.Err == nil {
+			out[r.Target] = paused[i]
+		}
+	}
+	return out, fleetError("check-paused", res)
+}
+
+// Window is a span of time during which every target was paused.
+type Window struct {
+	// Start is when the last target confirmed its pause.
+	Start time.Time
+	// End is taken after every target was seen still paused, and before
+	// any unpause was sent.
+	End     time.Time
+	Targets []string
+}
+
+// InvalidWindowError is Hold's error: the pause was interrupted, or a
+// target was found not paused. Every target was then unpaused (see
+// Unpause); Window is the span held, which must not be used for a backup.
+type InvalidWindowError struct {
+	Reason  string
+	Window  Window
+	Unpause []TargetResult
+}
+
+func (e *InvalidWindowError) Error() string {
+	return fmt.Sprintf("%s; %s; the window is not valid: this window must not be used for a backup", e.Reason, unpauseSummary(e.Unpause, nil))
+}
+
+// Hold keeps the pause p for d, then checks that every target is still
+// paused, takes the window's end, and unpauses every target.
+//
+// If renew > 0, the pause is renewed every renew (Pause without waiting,
+// which restarts the servers' leases), each renewal preceded by a check
+// that every target is still paused: a target whose lease ran out, or that
+// restarted, must not be silently paused again. If ctx is cancelled, a
+// check fails or a renewal fails, Hold stops, still unpauses every target
+// (ignoring ctx's cancellation), and returns an *InvalidWindowError.
+func (f *Fleet) Hold(ctx context.Context, p *Pause, d, renew time.Duration) (Window, error) {
+	if p == nil {
+		return Window{}, errors.New("hold: no pause")
+	}
+	w := Window{Start: p.Start, Targets: p.Targets}
+	fail := func(reason string) (Window, error) {
+		w.End = time.Now()
+		return w, &InvalidWindowError{Reason: reason, Window: w, Unpause: f.unpauseEvery(context.WithoutCancel(ctx))}
+	}
+
+	done := time.NewTimer(d)
+	defer done.Stop()
+	var tick <-chan time.Time
+	if renew > 0 {
+		t := time.NewTicker(renew)
+		defer t.Stop()
+		tick = t.C
+	}
+	for holding := true; holding; {
+		select {
+		case <-ctx.Done():
+			return fail(fmt.Sprintf("interrupted after %v of the %v pause (%v)", time.Since(p.Start).Round(time.Millisecond), d, context.Cause(ctx)))
+		case <-done.C:
+			holding = false
+		case <-tick:
+			if reason := f.notPaused(ctx); reason != "" {
+				return fail(reason)
+			}
+			res := f.each(ctx, f.timeout, func(ctx context.Context, i int) error {
+				_, err := f.clients[i].Pause(ctx, &adminpb.PauseRequest{WaitOutstanding: false})
+				return err
+			})
+			if err := fleetError("renewing the pause", res); err != nil {
+				return fail(err.Error())
+			}
+		}
+	}
+	if reason := f.notPaused(ctx); reason != "" {
+		return fail(reason)
+	}
+	w.End = time.Now()
+	if err := fleetError("unpause", f.unpauseEvery(context.WithoutCancel(ctx))); err != nil {
+		// The window itself was good; the servers are still paused.
+		return w, err
+	}
+	return w, nil
+}
+
+// notPaused checks every target is paused, and says why not.
+func (f *Fleet) notPaused(ctx context.Context) string {
+	paused, err := f.CheckAll(ctx)
+	if err != nil {
+		return "could not confirm that every target was still paused: " + err.Error()
+	}
+	var open []string
+	for _, t := range f.targets {
+		if !paused[t] {
+			open = append(open, t)
+		}
+	}
+	if len(open) > 0 {
+		return fmt.Sprintf("%s no longer paused (its pause lease ran out, or it restarted)", strings.Join(open, ", "))
+	}
+	return ""
+}
+
+// DateTimeLayout is the local date-time of the window's JSON.
+const DateTimeLayout = "2006-01-02T15:04:05.000"
+
+// WindowJSON is the window as scalar-admin-for-kubernetes prints it, plus
+// the targets.
+type WindowJSON struct {
+	PauseStartTimestampMs int64    `json:"pause_start_timestamp_ms"`
+	PauseEndTimestampMs   int64    `json:"pause_end_timestamp_ms"`
+	PauseStartDateTime    string   `json:"pause_start_date_time"`
+	PauseEndDateTime      string   `json:"pause_end_date_time"`
+	Timezone              string   `json:"timezone"`
+	Targets               []string `json:"targets"`
+}
+
+// Fields returns the window in milliseconds, rounded inwards (start up,
+// end down) so that the printed window lies within the real one, with its
+// date-times in loc (nil: UTC).
+func (w Window) Fields(loc *time.Location) WindowJSON {
+	if loc == nil {
+		loc = time.UTC
+	}
+	start := w.Start.UnixMilli()
+	if w.Start.Sub(time.UnixMilli(start)) > 0 {
+		start++
+	}
+	end := w.End.UnixMilli()
+	targets := w.Targets
+	if targets == nil {
+		targets = []string{}
+	}
+	return WindowJSON{
+		PauseStartTimestampMs: start,
+		PauseEndTimestampMs:   end,
+		PauseStartDateTime:    time.UnixMilli(start).In(loc).Format(DateTimeLayout),
+		PauseEndDateTime:      time.UnixMilli(end).In(loc).Format(DateTimeLayout),
+		Timezone:              ZoneName(loc),
+		Targets:               targets,
+	}
+}
+
+// JSON is the window as one line of JSON (without the newline).
+func (w Window) JSON(loc *time.Location) []byte {
+	b, err := json.Marshal(w.Fields(loc))
+	if err != nil {
+		panic(err) // strings and numbers only
+	}
+	return b
+}
+
+// ZoneName is loc's IANA name. For time.Local it is found from $TZ or the
+// /etc/localtime link, else it is the zone's abbreviation.
+func ZoneName(loc *time.Location) string {
+	if loc == nil {
+		return "UTC"
+	}
+	if name := loc.String(); name != "Local" {
+		return name
+	}
+	if tz, ok := os.LookupEnv("TZ"); ok {
+		tz = strings.TrimPrefix(tz, ":")
+		if tz == "" {
+			return "UTC"
+		}
+		if _, err := time.LoadLocation(tz); err == nil && !filepath.IsAbs(tz) {
+			return tz
+		}
+	}
+	if link, err := os.Readlink("/etc/localtime"); err == nil {
+		if _, name, ok := strings.Cut(link, "zoneinfo/"); ok {
+			if _, err := time.LoadLocation(name); err == nil {
+				return name
+			}
+		}
+	}
+	abbr, _ := time.Now().In(loc).Zone()
+	return abbr
+}

@@ -1,0 +1,293 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// eventually waits up to 5s for cond.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 5s: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a log sink safe for the lease timer's goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func enter(t *testing.T, g *Gate) func() {
+	t.Helper()
+	release, err := g.Enter()
+	if err != nil {
+		t.Fatalf("Enter on an open gate: %v", err)
+	}
+	return release
+}
+
+func TestGatePause(t *testing.T) {
+	tests := []struct {
+		name       string
+		inFlight   int           // transactions entered before the pause
+		finishAt   time.Duration // when they finish (<0: never)
+		wait       bool
+		maxWait    time.Duration
+		wantErr    error
+		wantPaused bool
+	}{
+		{name: "no wait, transactions in flight", inFlight: 2, finishAt: -1, wait: false, wantPaused: true},
+		{name: "wait, nothing in flight", wait: true, maxWait: time.Second, wantPaused: true},
+		{name: "wait, drained in time", inFlight: 3, finishAt: 50 * time.Millisecond, wait: true, maxWait: 5 * time.Second, wantPaused: true},
+		{name: "wait, drain timeout reopens", inFlight: 2, finishAt: -1, wait: true, maxWait: 100 * time.Millisecond, wantErr: ErrDrainTimeout, wantPaused: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewGate(GateOptions{})
+			defer g.Close()
+			var releases []func()
+			for range tt.inFlight {
+				releases = append(releases, enter(t, g))
+			}
+			if tt.finishAt >= 0 {
+				time.AfterFunc(tt.finishAt, func() {
+					for _, r := range releases {
+						r()
+					}
+				})
+			}
+			err := g.Pause(context.Background(), tt.wait, tt.maxWait)
+			if !errors.Is(err, tt.wantErr) || (err != nil) != (tt.wantErr != nil) {
+				t.Fatalf("Pause: %v, want %v", err, tt.wantErr)
+			}
+			if tt.wantErr == ErrDrainTimeout && !strings.Contains(err.Error(), "2 transaction(s) still in flight") {
+				t.Errorf("drain timeout error does not say how many are in flight: %v", err)
+			}
+			if g.Paused() != tt.wantPaused {
+				t.Errorf("Paused() = %v, want %v", g.Paused(), tt.wantPaused)
+			}
+			if tt.wait && err == nil && g.InFlight() != 0 {
+				t.Errorf("a waiting Pause returned with %d in flight", g.InFlight())
+			}
+			if !tt.wantPaused {
+				enter(t, g)() // reopened: transactions get in again
+			}
+		})
+	}
+}
+
+func TestGateEnterWhilePaused(t *testing.T) {
+	g := NewGate(GateOptions{})
+	defer g.Close()
+	release := enter(t, g)
+	if err := g.Pause(context.Background(), false, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Enter(); !errors.Is(err, ErrPaused) {
+		t.Fatalf("Enter while paused: %v, want ErrPaused", err)
+	}
+	if !strings.Contains(ErrPaused.Error(), "paused for a backup") || !strings.Contains(ErrPaused.Error(), "retry later") {
+		t.Errorf("ErrPaused message: %q", ErrPaused)
+	}
+	// The transaction that got in before the pause still finishes; release
+	// is idempotent.
+	release()
+	release()
+	if n := g.InFlight(); n != 0 {
+		t.Fatalf("InFlight after a double release = %d, want 0", n)
+	}
+	// Pausing again (a renewal) succeeds, and is not a new pause.
+	if err := g.Pause(context.Background(), true, time.Second); err != nil {
+		t.Fatalf("Pause on a paused gate: %v", err)
+	}
+	s := g.Stats()
+	if !s.Paused || s.Pauses != 1 || s.PausedSince == nil {
+		t.Errorf("Stats while paused = %+v, want paused, 1 pause, paused_since set", s)
+	}
+	for range 2 { // idempotent
+		g.Unpause()
+		if g.Paused() {
+			t.Fatal("Unpause left the gate paused")
+		}
+	}
+	enter(t, g)()
+	if s := g.Stats(); s.Paused || s.PausedSince != nil || s.Pauses != 1 {
+		t.Errorf("Stats after unpause = %+v", s)
+	}
+}
+
+func TestGateUnpauseDuringWait(t *testing.T) {
+	g := NewGate(GateOptions{})
+	defer g.Close()
+	release := enter(t, g)
+	defer release()
+	errc := make(chan error, 1)
+	go func() { errc <- g.Pause(context.Background(), true, 5*time.Second) }()
+	eventually(t, "Pause closed the gate", g.Paused)
+	g.Unpause()
+	if err := <-errc; !errors.Is(err, ErrPauseInterrupted) {
+		t.Fatalf("Pause interrupted by Unpause: %v, want ErrPauseInterrupted", err)
+	}
+}
+
+func TestGatePauseCallerGone(t *testing.T) {
+	g := NewGate(GateOptions{})
+	defer g.Close()
+	release := enter(t, g)
+	defer release()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := g.Pause(ctx, true, 5*time.Second); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Pause with an expired context: %v", err)
+	}
+	if g.Paused() {
+		t.Fatal("a pause whose caller gave up left the gate closed")
+	}
+}
+
+func TestGateLease(t *testing.T) {
+	logs := &syncBuffer{}
+	g := NewGate(GateOptions{Lease: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	defer g.Close()
+	ctx := context.Background()
+
+	// Renewed by re-pausing every 50ms, the pause outlives its lease.
+	if err := g.Pause(ctx, true, 0); err != nil {
+		t.Fatal(err)
+	}
+	for range 16 { // 800ms
+		time.Sleep(50 * time.Millisecond)
+		if err := g.Pause(ctx, false, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := g.Stats(); !s.Paused || s.LeaseExpiries != 0 {
+		t.Fatalf("renewed pause: Stats = %+v, want paused, no lease expiry", s)
+	}
+
+	// Not renewed, it ends by itself.
+	eventually(t, "lease expired and unpaused the gate", func() bool { return !g.Paused() })
+	if s := g.Stats(); s.LeaseExpiries != 1 || s.Pauses != 1 {
+		t.Errorf("Stats after expiry = %+v, want 1 lease expiry, 1 pause", s)
+	}
+	if l := logs.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "lease expired") {
+		t.Errorf("no WARN about the lease: %q", l)
+	}
+	enter(t, g)()
+
+	// Unpause ends the pause before the lease, which then never fires.
+	if err := g.Pause(ctx, false, 0); err != nil {
+		t.Fatal(err)
+	}
+	g.Unpause()
+	time.Sleep(500 * time.Millisecond)
+	if s := g.Stats(); s.LeaseExpiries != 1 || s.Pauses != 2 {
+		t.Errorf("Stats after unpause = %+v, want still 1 lease expiry, 2 pauses", s)
+	}
+}
+
+func TestGateDrain(t *testing.T) {
+	t.Run("drained", func(t *testing.T) {
+		g := NewGate(GateOptions{Lease: 50 * time.Millisecond})
+		defer g.Close()
+		release := enter(t, g)
+		time.AfterFunc(50*time.Millisecond, release)
+		if left := g.Drain(context.Background(), 5*time.Second); left != 0 {
+			t.Fatalf("Drain left %d", left)
+		}
+		g.Unpause() // no effect after Drain
+		if err := g.Pause(context.Background(), false, 0); !errors.Is(err, ErrShuttingDown) {
+			t.Errorf("Pause after Drain: %v", err)
+		}
+		time.Sleep(150 * time.Millisecond) // longer than the lease: none runs
+		_, err := g.Enter()
+		if !errors.Is(err, ErrShuttingDown) || !errors.Is(err, ErrPaused) {
+			t.Fatalf("Enter after Drain: %v, want ErrShuttingDown (matching ErrPaused)", err)
+		}
+		if s := g.Stats(); !s.Paused || !s.ShuttingDown || s.LeaseExpiries != 0 {
+			t.Errorf("Stats after Drain = %+v", s)
+		}
+	})
+	t.Run("timeout", func(t *testing.T) {
+		g := NewGate(GateOptions{})
+		defer g.Close()
+		defer enter(t, g)()
+		defer enter(t, g)()
+		if left := g.Drain(context.Background(), 100*time.Millisecond); left != 2 {
+			t.Fatalf("Drain left %d, want 2", left)
+		}
+	})
+	t.Run("drains a paused gate", func(t *testing.T) {
+		g := NewGate(GateOptions{})
+		defer g.Close()
+		release := enter(t, g)
+		if err := g.Pause(context.Background(), false, 0); err != nil {
+			t.Fatal(err)
+		}
+		release()
+		if left := g.Drain(context.Background(), time.Second); left != 0 {
+			t.Fatalf("Drain left %d", left)
+		}
+		g.Unpause()
+		if !g.Paused() {
+			t.Fatal("Unpause reopened a drained gate")
+		}
+	})
+}
+
+func TestGateConcurrent(t *testing.T) {
+	g := NewGate(GateOptions{Lease: 20 * time.Millisecond})
+	defer g.Close()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 200 {
+				if release, err := g.Enter(); err == nil {
+					release()
+				} else if !errors.Is(err, ErrPaused) {
+					t.Errorf("Enter: %v", err)
+				}
+			}
+		})
+	}
+	for i := range 2 {
+		wg.Go(func() {
+			for j := range 50 {
+				_ = g.Pause(ctx, j%2 == 0, 10*time.Millisecond)
+				if i == 0 {
+					g.Unpause()
+				}
+				_ = g.Stats()
+			}
+		})
+	}
+	wg.Wait()
+	if n := g.InFlight(); n != 0 {
+		t.Fatalf("InFlight after every transaction finished = %d", n)
+	}
+}
