@@ -41,6 +41,10 @@ type Config struct {
 	Namespaces map[string]string `yaml:"namespaces,omitempty" json:"namespaces,omitempty"`
 	// Coordinator names the store of coordinator.state.
 	Coordinator string `yaml:"coordinator,omitempty" json:"coordinator,omitempty"`
+	// Repository is where backups go: a directory or an s3:// URL.
+	Repository string `yaml:"repository,omitempty" json:"repository,omitempty"`
+	// RepositoryKeyFile holds the repository's encryption key.
+	RepositoryKeyFile string `yaml:"repository_key_file,omitempty" json:"repository_key_file,omitempty"`
 
 	// Embedded is true when no stores are configured: each namespace is
 	// then its own SQLite file under DataDir.
@@ -94,6 +98,7 @@ func EnvKey(name string) string { return envName.ReplaceAllString(strings.ToUppe
 //	STILLPOINT_STORE_<NAME>_ENGINE, _DSN, _PATH (creates the store if new)
 //	STILLPOINT_NAMESPACE_<NAMESPACE>=<store>
 //	STILLPOINT_COORDINATOR=<store>
+//	STILLPOINT_REPOSITORY, STILLPOINT_REPOSITORY_KEY_FILE
 //
 // so secrets such as passwords in a DSN need not be written in the file.
 func (c *Config) applyEnv(environ []string) error {
@@ -114,6 +119,10 @@ func (c *Config) applyEnv(environ []string) error {
 			c.DataDir = v
 		case k == "STILLPOINT_COORDINATOR":
 			c.Coordinator = v
+		case k == "STILLPOINT_REPOSITORY":
+			c.Repository = v
+		case k == "STILLPOINT_REPOSITORY_KEY_FILE":
+			c.RepositoryKeyFile = v
 		case strings.HasPrefix(k, "STILLPOINT_STORE_"):
 			rest := strings.TrimPrefix(k, "STILLPOINT_STORE_")
 			i := strings.LastIndex(rest, "_")

@@ -176,3 +176,19 @@ func SplitFullName(full string) (namespace, table string, err error) {
 	}
 	return ns, tbl, nil
 }
+
+// MarshalText writes ASC or DESC.
+func (o Order) MarshalText() ([]byte, error) { return []byte(o.String()), nil }
+
+// UnmarshalText reads ASC or DESC.
+func (o *Order) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "ASC":
+		*o = Asc
+	case "DESC":
+		*o = Desc
+	default:
+		return fmt.Errorf("clustering order %q: want ASC or DESC", b)
+	}
+	return nil
+}

@@ -303,3 +303,13 @@ func Equal(a, b any) bool {
 	}
 	return Compare(a, b) == 0
 }
+
+// MarshalText writes the type's ScalarDB name, so manifests stay readable.
+func (d DataType) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText reads a ScalarDB type name.
+func (d *DataType) UnmarshalText(b []byte) error {
+	t, err := ParseDataType(string(b))
+	*d = t
+	return err
+}

@@ -25,7 +25,9 @@ const DefaultLifetime = 15 * time.Second
 // Options configure a Manager.
 type Options struct {
 	// Lifetime after which a reader may abort a transaction that left a
-	// record prepared without a decision. Default 15 s.
+	// record prepared without a decision. Default 15 s. Negative: every
+	// undecided write counts as expired, as after a restore, where no
+	// writer is alive.
 	Lifetime time.Duration
 	// Isolation of transactions begun with Begin. Default SNAPSHOT.
 	Isolation consensus.Isolation
@@ -62,8 +64,11 @@ var errCrashed = errors.New("simulated crash")
 
 // NewManager returns a manager over store.
 func NewManager(store storage.Store, opts Options) *Manager {
-	if opts.Lifetime <= 0 {
+	switch {
+	case opts.Lifetime == 0:
 		opts.Lifetime = DefaultLifetime
+	case opts.Lifetime < 0:
+		opts.Lifetime = 0
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

@@ -20,6 +20,9 @@ import (
 	"github.com/stillpoint/stillpoint/internal/storage/sqlstore"
 )
 
+// busyTimeout is how long a writer waits for the write lock.
+const busyTimeout = 30 * time.Second
+
 // Open opens (creating it if needed) the database file at path.
 func Open(ctx context.Context, name, path string) (*sqlstore.Store, error) {
 	if dir := filepath.Dir(path); dir != "" {
@@ -31,7 +34,7 @@ func Open(ctx context.Context, name, path string) (*sqlstore.Store, error) {
 	// the write lock up front, so two writers queue on busy_timeout instead
 	// of deadlocking on a lock upgrade.
 	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(30000)")
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "foreign_keys(OFF)")

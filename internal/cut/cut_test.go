@@ -1,0 +1,141 @@
+package cut
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stillpoint/stillpoint/internal/storage"
+)
+
+// fake records what the cut did, in order.
+type fake struct {
+	name      string
+	log       *events
+	fenceErr  error
+	snapErr   error
+	fenceHeld *bool
+}
+
+type events struct {
+	mu sync.Mutex
+	l  []string
+}
+
+func (e *events) add(s string) { e.mu.Lock(); e.l = append(e.l, s); e.mu.Unlock() }
+
+type fakeFence struct{ f *fake }
+
+func (f fakeFence) Release() error { *f.f.fenceHeld = false; f.f.log.add("release " + f.f.name); return nil }
+
+type fakeSnap struct{ f *fake }
+
+func (s fakeSnap) Point() string { return s.f.name }
+func (s fakeSnap) ReadTable(context.Context, *storage.TableMetadata, func(storage.Record) error) error {
+	return nil
+}
+func (s fakeSnap) Close() error { s.f.log.add("close " + s.f.name); return nil }
+
+func (f *fake) AcquireFence(context.Context, time.Duration) (Fence, error) {
+	if f.fenceErr != nil {
+		return nil, f.fenceErr
+	}
+	*f.fenceHeld = true
+	f.log.add("fence " + f.name)
+	return fakeFence{f}, nil
+}
+
+func (f *fake) OpenSnapshot(context.Context) (Snapshot, error) {
+	if f.snapErr != nil {
+		return nil, f.snapErr
+	}
+	if !*f.fenceHeld {
+		f.log.add("snapshot outside the fence " + f.name)
+	}
+	f.log.add("snapshot " + f.name)
+	return fakeSnap{f}, nil
+}
+
+func setup(fenceErr, snapErr error) (map[string]Engine, *events) {
+	log := &events{}
+	held := false
+	return map[string]Engine{
+		"coord": &fake{name: "coord", log: log, fenceErr: fenceErr, fenceHeld: &held},
+		"a":     &fake{name: "a", log: log, fenceHeld: &held},
+		"b":     &fake{name: "b", log: log, snapErr: snapErr, fenceHeld: &held},
+	}, log
+}
+
+func TestTakeOrdersFenceSnapshotsRelease(t *testing.T) {
+	stores, log := setup(nil, nil)
+	c, err := Take(context.Background(), "coord", stores, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := log.l
+	if l[0] != "fence coord" || l[len(l)-1] != "release coord" || len(l) != 5 {
+		t.Fatalf("events = %v: want the fence first, three snapshots inside it, then the release", l)
+	}
+	for _, e := range l {
+		if strings.Contains(e, "outside") {
+			t.Fatalf("a snapshot was opened without the fence: %v", l)
+		}
+	}
+	if len(c.Snapshots) != 3 || c.FenceHold < 0 || c.At.IsZero() {
+		t.Fatalf("cut = %+v", c)
+	}
+	c.Close()
+}
+
+func TestTakeLeavesNothingBehindOnFailure(t *testing.T) {
+	tests := []struct {
+		name          string
+		fenceErr      error
+		snapErr       error
+		wantInError   string
+		mustNotAppear []string
+	}{
+		{"fence not granted", errors.New("lock timeout"), nil, "lock timeout", []string{"snapshot"}},
+		{"a snapshot fails", nil, errors.New("too many connections"), "store b", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stores, log := setup(tt.fenceErr, tt.snapErr)
+			_, err := Take(context.Background(), "coord", stores, time.Second)
+			if err == nil || !strings.Contains(err.Error(), tt.wantInError) {
+				t.Fatalf("err = %v, want it to mention %q", err, tt.wantInError)
+			}
+			opened := 0
+			for _, e := range log.l {
+				for _, bad := range tt.mustNotAppear {
+					if strings.HasPrefix(e, bad) {
+						t.Errorf("%q happened: %v", e, log.l)
+					}
+				}
+				if strings.HasPrefix(e, "snapshot ") {
+					opened++
+				}
+				if strings.HasPrefix(e, "close ") {
+					opened--
+				}
+			}
+			if opened != 0 {
+				t.Errorf("%d snapshots left open: %v", opened, log.l)
+			}
+			if tt.fenceErr == nil && !slices.Contains(log.l, "release coord") {
+				t.Errorf("the fence was not released: %v", log.l)
+			}
+		})
+	}
+}
+
+func TestTakeNeedsTheCoordinatorStore(t *testing.T) {
+	stores, _ := setup(nil, nil)
+	if _, err := Take(context.Background(), "elsewhere", stores, time.Second); err == nil {
+		t.Fatal("a cut without the coordinator's store was accepted")
+	}
+}
