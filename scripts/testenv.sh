@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# testenv.sh — throwaway PostgreSQL 15 + MariaDB servers for the test suite.
+# testenv.sh — throwaway PostgreSQL 15 + MariaDB + MinIO servers for the test suite.
 #
 # Usage:
 #   scripts/testenv.sh up DIR [--owner-pid PID]
@@ -12,12 +12,18 @@
 #   export STILLPOINT_TEST_POSTGRES_DSN='postgres://postgres@127.0.0.1:PORT/postgres?sslmode=disable'
 #   export STILLPOINT_TEST_MYSQL_DSN='stillpoint:stillpoint@tcp(127.0.0.1:PORT)/'
 #   export STILLPOINT_TEST_PG_BIN='/usr/lib/postgresql/15/bin'
+#   export STILLPOINT_TEST_S3_ENDPOINT='127.0.0.1:PORT'      (MinIO, plain http)
+#   export STILLPOINT_TEST_S3_ACCESS_KEY='...'
+#   export STILLPOINT_TEST_S3_SECRET_KEY='...'
+#
+# MinIO has no Debian package: `up` builds it with `go install` when it is
+# missing (once; see the minio section below).
 #
 # With --owner-pid, a detached watchdog runs `down DIR` once PID has exited, so
 # a test process that dies without cleaning up (panic, go test -timeout,
 # SIGKILL) never leaves servers behind.
 #
-# `down` stops both servers (and the watchdog) and removes DIR.
+# `down` stops the servers (and the watchdog) and removes DIR.
 #
 # When run as root (as CI does), the servers run as the unprivileged system
 # user "stillpoint-test" (created if missing): PostgreSQL refuses to run as
@@ -27,6 +33,8 @@
 #   STILLPOINT_TESTENV_PG_BIN   PostgreSQL bin dir (default /usr/lib/postgresql/15/bin)
 #   STILLPOINT_TESTENV_TIMEOUT  seconds to wait for each server (default 120)
 #   STILLPOINT_TESTENV_USER     user to run servers as when root (default stillpoint-test)
+#   STILLPOINT_TESTENV_MINIO_BIN      minio binary to use (default: found or built)
+#   STILLPOINT_TESTENV_MINIO_VERSION  github.com/minio/minio version to build
 set -euo pipefail
 
 PG_BIN=${STILLPOINT_TESTENV_PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -307,12 +315,162 @@ mysql_stop() {
 	done
 }
 
+# ------------------------------------------------------------------ minio --
+
+# MinIO (S3-compatible storage for the repository tests) has no Debian
+# package: it is built from source with the Go toolchain, once, and reused.
+# MINIO_VERSION pins github.com/minio/minio to the module proxy's @latest
+# of 2026-11 (a pseudo-version: MinIO publishes no semver tags); it builds
+# with Go 1.26 in about 2 minutes on 2 cores. The binary is looked up in
+# STILLPOINT_TESTENV_MINIO_BIN, PATH, $(go env GOPATH)/bin and
+# /usr/local/bin; when missing it is installed into /usr/local/bin as root
+# (the server user must be able to run it, and /root is not searchable for
+# it) and into $(go env GOPATH)/bin otherwise.
+MINIO_VERSION=${STILLPOINT_TESTENV_MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}
+# Throwaway credentials of a server reachable only on 127.0.0.1.
+MINIO_USER=stillpoint-test
+MINIO_PASSWORD=stillpoint-test-secret
+
+# minio_usable succeeds if $1 is a minio binary the server user can run.
+minio_usable() {
+	[ -n "$1" ] && [ -x "$1" ] && run_as test -x "$1"
+}
+
+# find_minio prints a usable minio binary, or nothing.
+find_minio() {
+	local c gopath
+	gopath=$(go env GOPATH 2>/dev/null || true)
+	for c in "${STILLPOINT_TESTENV_MINIO_BIN:-}" "$(command -v minio || true)" \
+		"${gopath:+$gopath/bin/minio}" /usr/local/bin/minio; do
+		if minio_usable "$c"; then
+			echo "$c"
+			return 0
+		fi
+	done
+}
+
+ensure_minio() {
+	MINIO_BIN=$(find_minio)
+	[ -n "$MINIO_BIN" ] && return 0
+	if [ -n "${STILLPOINT_TESTENV_MINIO_BIN:-}" ]; then
+		die "STILLPOINT_TESTENV_MINIO_BIN=$STILLPOINT_TESTENV_MINIO_BIN is not an executable the server user can run"
+	fi
+	command -v go >/dev/null || die "minio is missing and go is not in PATH to build it"
+	local gobin existing
+	if is_root; then
+		gobin=/usr/local/bin
+	else
+		gobin=$(go env GOPATH)/bin
+	fi
+	# Several test binaries may run `up` at once: only the first builds.
+	(
+		flock 9
+		MINIO_BIN=$(find_minio)
+		[ -n "$MINIO_BIN" ] && exit 0
+		# A binary the server user cannot reach (e.g. in /root/go/bin) is
+		# copied rather than rebuilt.
+		existing=$(command -v minio || true)
+		[ -x "$(go env GOPATH)/bin/minio" ] && existing=$(go env GOPATH)/bin/minio
+		if [ -n "$existing" ] && [ -x "$existing" ] && [ "$existing" != "$gobin/minio" ]; then
+			log "copying $existing to $gobin/minio"
+			install -m 0755 "$existing" "$gobin/minio" >&2
+			exit 0
+		fi
+		log "building minio $MINIO_VERSION into $gobin (takes a few minutes, once)"
+		local start=$SECONDS
+		mkdir -p "$gobin"
+		(cd / && GOBIN=$gobin GOFLAGS=-buildvcs=false go install "github.com/minio/minio@$MINIO_VERSION") >&2 ||
+			exit 1
+		log "minio built in $((SECONDS - start))s"
+	) 9<"$SELF" || die "building minio failed (go install github.com/minio/minio@$MINIO_VERSION)"
+	MINIO_BIN=$(find_minio)
+	[ -n "$MINIO_BIN" ] || die "minio still missing after the build"
+}
+
+# http_ok succeeds if GET http://127.0.0.1:$1$2 answers 200 (bash only, no
+# curl needed).
+http_ok() {
+	local status
+	status=$(
+		exec 2>/dev/null
+		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+		printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1:%s\r\n\r\n' "$2" "$1" >&3
+		timeout 5 head -n 1 <&3
+	) || return 1
+	[[ $status == "HTTP/1."?" 200"* ]]
+}
+
+minio_start() {
+	local dir=$1 m=$1/minio port cport attempt pid waited
+	log "minio ($("$MINIO_BIN" --version 2>/dev/null | head -n 1 | awk '{print $3}'), $MINIO_BIN)"
+	for attempt in 1 2 3 4 5; do
+		port=$(pick_port)
+		cport=$(pick_port)
+		[ "$port" != "$cport" ] || cport=$((port + 1))
+		# MINIO_CI_CD: a single drive on the root filesystem is fine here.
+		# --certs-dir: not under $HOME, which the server user cannot write.
+		"${AS_USER[@]}" env MINIO_ROOT_USER="$MINIO_USER" MINIO_ROOT_PASSWORD="$MINIO_PASSWORD" \
+			MINIO_CI_CD=1 MINIO_UPDATE=off MINIO_BROWSER=off \
+			"$MINIO_BIN" server "$m/data" --address "127.0.0.1:$port" \
+			--console-address "127.0.0.1:$cport" --certs-dir "$m/certs" --quiet \
+			</dev/null >>"$m/minio.log" 2>&1 &
+		pid=$!
+		echo "$pid" >"$m/minio.pid"
+		waited=0
+		until http_ok "$port" /minio/health/live; do
+			kill -0 "$pid" 2>/dev/null || break
+			if [ "$waited" -ge $((TIMEOUT * 5)) ]; then
+				tail_log "$m/minio.log"
+				die "MinIO did not become live within ${TIMEOUT}s"
+			fi
+			sleep 0.2
+			waited=$((waited + 1))
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			MINIO_PORT=$port
+			break
+		fi
+		wait "$pid" 2>/dev/null || true
+		if grep -qi "address already in use" "$m/minio.log" && [ "$attempt" -lt 5 ]; then
+			log "minio port $port or $cport taken, retrying"
+			continue
+		fi
+		tail_log "$m/minio.log"
+		die "MinIO exited during startup"
+	done
+	log "minio ready on 127.0.0.1:$MINIO_PORT"
+}
+
+# minio_pid_alive succeeds if pid is a minio serving this DIR.
+minio_pid_alive() {
+	[ -n "$1" ] && grep -qsF "$2/minio/data" "/proc/$1/cmdline"
+}
+
+minio_stop() {
+	local dir=$1 pid i
+	[ -f "$dir/minio/minio.pid" ] || return 0
+	pid=$(cat "$dir/minio/minio.pid" 2>/dev/null || true)
+	minio_pid_alive "$pid" "$dir" || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for i in $(seq 1 150); do # up to 30s
+		minio_pid_alive "$pid" "$dir" || return 0
+		sleep 0.2
+	done
+	log "minio $pid did not stop, killing it"
+	kill -KILL "$pid" 2>/dev/null || true
+	for i in $(seq 1 50); do
+		minio_pid_alive "$pid" "$dir" || return 0
+		sleep 0.2
+	done
+}
+
 # --------------------------------------------------------------- commands --
 
 stop_all() {
 	local dir=$1 wpid
 	pg_stop "$dir"
 	mysql_stop "$dir"
+	minio_stop "$dir"
 	if [ -f "$dir/watchdog.pid" ]; then
 		wpid=$(cat "$dir/watchdog.pid" 2>/dev/null || true)
 		if [ -n "$wpid" ] && [ "$wpid" != "$$" ] && grep -qsF "$dir" "/proc/$wpid/cmdline"; then
@@ -334,13 +492,14 @@ cmd_up() {
 	local dir=$1 owner_pid=${2:-}
 	ensure_packages
 	ensure_user
+	ensure_minio
 
 	mkdir -p "$dir"
 	dir=$(cd "$dir" && pwd -P)
 	[ -z "$(ls -A "$dir")" ] || die "$dir is not empty (already up? run: $0 down $dir)"
 	# Unix socket paths are limited to 107 bytes.
 	[ ${#dir} -le 80 ] || die "$dir is too long for unix socket paths; use a shorter DIR (or TMPDIR)"
-	mkdir -p "$dir/pg" "$dir/mysql/data" "$dir/mysql/tmp" "$dir/run"
+	mkdir -p "$dir/pg" "$dir/mysql/data" "$dir/mysql/tmp" "$dir/run" "$dir/minio/data" "$dir/minio/certs"
 	if is_root; then
 		chown -R "$RUN_USER:$RUN_USER" "$dir"
 		run_as test -w "$dir/run" ||
@@ -365,11 +524,15 @@ cmd_up() {
 	local start=$SECONDS
 	pg_start "$dir"
 	mysql_start "$dir"
+	minio_start "$dir"
 
 	cat >"$dir/env.tmp" <<-EOF
 		export STILLPOINT_TEST_POSTGRES_DSN='postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable'
 		export STILLPOINT_TEST_MYSQL_DSN='$MYSQL_USER:$MYSQL_PASSWORD@tcp(127.0.0.1:$MYSQL_PORT)/'
 		export STILLPOINT_TEST_PG_BIN='$PG_BIN'
+		export STILLPOINT_TEST_S3_ENDPOINT='127.0.0.1:$MINIO_PORT'
+		export STILLPOINT_TEST_S3_ACCESS_KEY='$MINIO_USER'
+		export STILLPOINT_TEST_S3_SECRET_KEY='$MINIO_PASSWORD'
 	EOF
 	mv "$dir/env.tmp" "$dir/env"
 

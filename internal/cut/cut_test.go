@@ -30,7 +30,11 @@ func (e *events) add(s string) { e.mu.Lock(); e.l = append(e.l, s); e.mu.Unlock(
 
 type fakeFence struct{ f *fake }
 
-func (f fakeFence) Release() error { *f.f.fenceHeld = false; f.f.log.add("release " + f.f.name); return nil }
+func (f fakeFence) Release() error {
+	*f.f.fenceHeld = false
+	f.f.log.add("release " + f.f.name)
+	return nil
+}
 
 type fakeSnap struct{ f *fake }
 

@@ -1,0 +1,384 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stillpoint/stillpoint/internal/admin"
+	"github.com/stillpoint/stillpoint/internal/backup"
+	"github.com/stillpoint/stillpoint/internal/config"
+	"github.com/stillpoint/stillpoint/internal/repo"
+	"github.com/stillpoint/stillpoint/internal/repo/backend"
+)
+
+// repoFlags say which repository, and its key.
+type repoFlags struct {
+	url     string
+	keyFile string
+}
+
+func (f *repoFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.url, "repo", "", "repository: a directory or s3://bucket/prefix?endpoint=host:port (default: repository in the config, or $STILLPOINT_REPOSITORY)")
+	cmd.Flags().StringVar(&f.keyFile, "key-file", "", "file holding the repository's encryption key (default: repository_key_file in the config, or the key in $STILLPOINT_REPO_KEY); a new repository is encrypted when a key is given")
+}
+
+// open opens (or, with create, initialises) the repository.
+func (f *repoFlags) open(ctx context.Context, cfg *config.Config, create bool) (*repo.Repository, error) {
+	url := f.url
+	if url == "" {
+		url = cfg.Repository
+	}
+	if url == "" {
+		return nil, usageError{errors.New("no repository: give --repo DIR|s3://... or set repository in the config file")}
+	}
+	keyFile := f.keyFile
+	if keyFile == "" {
+		keyFile = cfg.RepositoryKeyFile
+	}
+	key, err := repo.ResolveKey(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	be, err := backend.Open(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	if create {
+		r, _, err := repo.OpenOrInit(ctx, be, key)
+		return r, err
+	}
+	return repo.Open(ctx, be, key)
+}
+
+func newBackupCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "backup",
+		Short: "Take, list, show and delete transactionally consistent backups of all the stores",
+	}
+	cmd.AddCommand(newBackupCreateCmd(g), newBackupListCmd(g), newBackupShowCmd(g), newBackupDeleteCmd(g), newBackupUnlockCmd(g))
+	return cmd
+}
+
+func newBackupCreateCmd(g *globals) *cobra.Command {
+	var (
+		rf           repoFlags
+		mode         string
+		fenceTimeout time.Duration
+		parallel     int
+		servers      string
+		srvName      string
+		pauseWait    time.Duration
+		dial         admin.DialOptions
+	)
+	cmd := &cobra.Command{
+		Use:   "create",
+		Short: "Back up every store at one transactionally consistent cut",
+		Long: `Takes one backup of every store the configuration names, at a cut that no
+transaction straddles once lazy recovery has run, and streams every table into
+the repository (deduplicated, compressed, checksummed; encrypted with a key).
+
+Modes:
+  fence        (default) block commit decisions at the coordinator for the
+               moment it takes to open a snapshot in every store; the
+               applications never stop. The hold time is recorded.
+  pause        pause every server through rpc.Admin (--servers or -s), with
+               drain; open the snapshots; unpause. Records the paused window.
+  independent  snapshot each store on its own with no cut, as per-database
+               backups do: it exists to show what goes wrong without a cut.
+
+The manifest is written last: a backup that fails is never listed.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			m, err := backup.ParseMode(mode)
+			if err != nil {
+				return usageError{err}
+			}
+			st, err := g.storage()
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			r, err := rf.open(ctx, st.Config(), true)
+			if err != nil {
+				return err
+			}
+			opts := backup.Options{Mode: m, FenceTimeout: fenceTimeout, Parallel: parallel, PauseWait: pauseWait}
+			if m == backup.Pause {
+				fleet, err := newFleet(ctx, servers, srvName, dial)
+				if err != nil {
+					return err
+				}
+				defer fleet.Close()
+				opts.Fleet = fleet
+			}
+			if bar := g.newProgress(-1, "backing up"); bar != nil {
+				opts.Progress = func(n int64) { bar.Add64(n) }
+				defer bar.Finish()
+			}
+			man, err := backup.Create(ctx, st, r, opts)
+			if err != nil {
+				return fmt.Errorf("backup failed, nothing was recorded: %w", err)
+			}
+			return g.print(cmd.OutOrStdout(), man, func(w io.Writer) { printManifest(w, man) })
+		},
+	}
+	rf.add(cmd)
+	f := cmd.Flags()
+	f.StringVar(&mode, "mode", "fence", "fence, pause or independent")
+	f.DurationVar(&fenceTimeout, "fence-timeout", 5*time.Second, "give up (and release everything) if the fence is not granted within this")
+	f.IntVar(&parallel, "parallel", 4, "tables streamed at once")
+	f.StringVar(&servers, "servers", "", "pause mode: the servers' addresses host:port,...")
+	f.StringVar(&srvName, "srv-name", "", "pause mode: DNS SRV record listing the servers")
+	f.DurationVar(&pauseWait, "max-pause-wait-time", 0, "pause mode: how long servers wait for in-flight transactions (0: their default)")
+	addDialFlags(f, &dial)
+	return cmd
+}
+
+// newFleet connects to the servers named by a list or an SRV record.
+func newFleet(ctx context.Context, list, srv string, dial admin.DialOptions) (*admin.Fleet, error) {
+	var targets []string
+	var err error
+	switch {
+	case list != "" && srv != "":
+		return nil, usageError{errors.New("give --servers or --srv-name, not both")}
+	case list != "":
+		targets, err = admin.ParseTargets(list)
+	case srv != "":
+		targets, err = admin.ResolveSRV(ctx, srv)
+	default:
+		return nil, usageError{errors.New("pause mode needs the servers: --servers host:port,... or --srv-name")}
+	}
+	if err != nil {
+		return nil, usageError{err}
+	}
+	if dial.Token == "" {
+		dial.Token = os.Getenv("STILLPOINT_TOKEN")
+	}
+	return admin.NewFleet(targets, dial, admin.DefaultTimeout)
+}
+
+func printManifest(w io.Writer, m *backup.Manifest) {
+	fmt.Fprintf(w, "backup %s (%s)\n", m.ID, m.Mode)
+	fmt.Fprintf(w, "  taken %s, %v\n", m.Started.Format(time.RFC3339), m.Finished.Sub(m.Started).Round(time.Millisecond))
+	switch {
+	case m.Mode == backup.Fence:
+		fmt.Fprintf(w, "  fence held %v (granted after %v) on store %s\n", time.Duration(m.FenceHold), time.Duration(m.FenceWait), m.Coordinator)
+	case m.PausedWindow != nil:
+		fmt.Fprintf(w, "  servers paused %s to %s (%v): %v\n", m.PausedWindow.Start.Format(time.RFC3339Nano), m.PausedWindow.End.Format(time.RFC3339Nano), m.PausedWindow.End.Sub(m.PausedWindow.Start).Round(time.Millisecond), m.PausedWindow.Targets)
+	case m.Mode == backup.Independent:
+		fmt.Fprintln(w, "  NO CUT: the stores were copied one after another; this backup may hold half-applied transactions")
+	}
+	fmt.Fprintf(w, "  %d rows, %s of table data, %s new in the repository\n", m.Rows, humanBytes(m.Bytes), humanBytes(m.NewBytes))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  STORE\tENGINE\tTABLES\tROWS\tBYTES\tCUT POINT")
+	for _, s := range m.Stores {
+		fmt.Fprintf(tw, "  %s\t%s %s\t%d\t%d\t%s\t%s\n", s.Name, s.Engine, s.Version, len(s.Tables), s.Rows, humanBytes(s.Bytes), s.CutPoint)
+	}
+	tw.Flush()
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// backupSummary is a line of backup list.
+type backupSummary struct {
+	ID        string          `json:"id"`
+	Mode      backup.Mode     `json:"mode"`
+	Started   time.Time       `json:"started"`
+	Rows      int64           `json:"rows"`
+	Bytes     int64           `json:"bytes"`
+	FenceHold backup.Duration `json:"fence_hold,omitzero"`
+	Stores    int             `json:"stores"`
+}
+
+func newBackupListCmd(g *globals) *cobra.Command {
+	var rf repoFlags
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the complete backups in the repository",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			cfg, err := config.Load(g.configFile, g.dataDir)
+			if err != nil {
+				return err
+			}
+			r, err := rf.open(ctx, cfg, false)
+			if err != nil {
+				return err
+			}
+			ids, err := r.ListManifests(ctx)
+			if err != nil {
+				return err
+			}
+			slices.Sort(ids)
+			list := []backupSummary{}
+			for _, id := range ids {
+				m, err := backup.Load(ctx, r, id)
+				if err != nil {
+					return err
+				}
+				list = append(list, backupSummary{ID: m.ID, Mode: m.Mode, Started: m.Started, Rows: m.Rows, Bytes: m.Bytes, FenceHold: m.FenceHold, Stores: len(m.Stores)})
+			}
+			return g.print(cmd.OutOrStdout(), list, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tMODE\tSTARTED\tSTORES\tROWS\tBYTES\tFENCE HOLD")
+				for _, b := range list {
+					hold := "-"
+					if b.Mode == backup.Fence {
+						hold = time.Duration(b.FenceHold).String()
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", b.ID, b.Mode, b.Started.Format(time.RFC3339), b.Stores, b.Rows, humanBytes(b.Bytes), hold)
+				}
+				tw.Flush()
+			})
+		},
+	}
+	rf.add(cmd)
+	return cmd
+}
+
+func newBackupShowCmd(g *globals) *cobra.Command {
+	var rf repoFlags
+	cmd := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show a backup's manifest: stores, tables, cut points, fence hold time",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			cfg, err := config.Load(g.configFile, g.dataDir)
+			if err != nil {
+				return err
+			}
+			r, err := rf.open(ctx, cfg, false)
+			if err != nil {
+				return err
+			}
+			m, err := backup.Load(ctx, r, args[0])
+			if err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), m, func(w io.Writer) {
+				printManifest(w, m)
+				for _, s := range m.Stores {
+					for _, t := range s.Tables {
+						fmt.Fprintf(w, "  %s/%s: %d rows, %s, %d chunks\n", s.Name, t.Metadata.FullName(), t.Rows, humanBytes(t.Bytes), len(t.Chunks))
+					}
+				}
+			})
+		},
+	}
+	rf.add(cmd)
+	return cmd
+}
+
+func newBackupDeleteCmd(g *globals) *cobra.Command {
+	var rf repoFlags
+	var prune bool
+	cmd := &cobra.Command{
+		Use:   "delete ID",
+		Short: "Delete a backup, and (unless --prune=false) the chunks no other backup uses",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			cfg, err := config.Load(g.configFile, g.dataDir)
+			if err != nil {
+				return err
+			}
+			r, err := rf.open(ctx, cfg, false)
+			if err != nil {
+				return err
+			}
+			host, _ := os.Hostname()
+			unlock, err := r.Lock(ctx, fmt.Sprintf("stillpoint backup delete (%s, pid %d)", host, os.Getpid()))
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			if _, err := backup.Load(ctx, r, args[0]); err != nil {
+				return err
+			}
+			if err := r.DeleteManifest(ctx, args[0]); err != nil {
+				return err
+			}
+			res := map[string]any{"deleted": args[0]}
+			if prune {
+				referenced := map[string]bool{}
+				ids, err := r.ListManifests(ctx)
+				if err != nil {
+					return err
+				}
+				for _, id := range ids {
+					m, err := backup.Load(ctx, r, id)
+					if err != nil {
+						return fmt.Errorf("prune needs every manifest readable: %w", err)
+					}
+					m.Referenced(referenced)
+				}
+				removed, freed, err := r.Prune(ctx, referenced)
+				if err != nil {
+					return err
+				}
+				res["chunks_removed"], res["bytes_freed"] = removed, freed
+			}
+			return g.print(cmd.OutOrStdout(), res, func(w io.Writer) {
+				fmt.Fprintf(w, "deleted backup %s", args[0])
+				if prune {
+					fmt.Fprintf(w, "; pruned %v chunks, %s freed", res["chunks_removed"], humanBytes(res["bytes_freed"].(int64)))
+				}
+				fmt.Fprintln(w)
+			})
+		},
+	}
+	rf.add(cmd)
+	cmd.Flags().BoolVar(&prune, "prune", true, "also remove chunks no remaining backup uses")
+	return cmd
+}
+
+func newBackupUnlockCmd(g *globals) *cobra.Command {
+	var rf repoFlags
+	cmd := &cobra.Command{
+		Use:   "unlock",
+		Short: "Remove a stale repository lock left by a process that died",
+		Long: `Removes the repository's lock. Only do this when the process named in the
+lock error is no longer running: two writers at once can lose data.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			cfg, err := config.Load(g.configFile, g.dataDir)
+			if err != nil {
+				return err
+			}
+			r, err := rf.open(ctx, cfg, false)
+			if err != nil {
+				return err
+			}
+			if err := r.ForceUnlock(ctx); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "unlocked", r)
+			return nil
+		},
+	}
+	rf.add(cmd)
+	return cmd
+}

@@ -1,0 +1,278 @@
+package backup
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/stillpoint/stillpoint/internal/admin"
+	"github.com/stillpoint/stillpoint/internal/cut"
+	"github.com/stillpoint/stillpoint/internal/repo"
+	"github.com/stillpoint/stillpoint/internal/storage"
+	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
+)
+
+// Options control a backup.
+type Options struct {
+	Mode Mode
+	// FenceTimeout bounds the wait for the fence; the backup fails (and
+	// releases everything) rather than block commits longer.
+	FenceTimeout time.Duration
+	// Parallel is how many tables stream at once.
+	Parallel int
+	// Fleet and PauseWait are the servers to pause in pause mode.
+	Fleet     *admin.Fleet
+	PauseWait time.Duration
+	// Progress is told of bytes streamed, and the total rows expected.
+	Progress func(bytes int64)
+}
+
+// job is one table to stream.
+type job struct {
+	store string
+	table *storage.TableMetadata
+}
+
+// Create takes a backup of every store into the repository and returns
+// its manifest. A backup that fails leaves no manifest: it is not listed,
+// and the chunks it wrote are removed by the next prune.
+func Create(ctx context.Context, st *multistorage.Storage, r *repo.Repository, opts Options) (*Manifest, error) {
+	if opts.FenceTimeout <= 0 {
+		opts.FenceTimeout = 5 * time.Second
+	}
+	if opts.Parallel <= 0 {
+		opts.Parallel = 4
+	}
+	host, _ := os.Hostname()
+	unlock, err := r.Lock(ctx, fmt.Sprintf("stillpoint backup create (%s, pid %d)", host, os.Getpid()))
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	m := &Manifest{ID: NewID(time.Now(), randomSuffix()), Mode: opts.Mode, Started: time.Now().UTC(), Encrypted: r.Encrypted()}
+	if m.Coordinator, err = st.StoreName("coordinator"); err != nil {
+		return nil, err
+	}
+	stores, jobs, err := inventory(ctx, st, m)
+	if err != nil {
+		return nil, err
+	}
+	engines := map[string]cut.Engine{}
+	for name, s := range stores {
+		if engines[name], err = cut.EngineOf(s); err != nil {
+			return nil, err
+		}
+	}
+	results := map[job]TableBackup{}
+	switch opts.Mode {
+	case Fence, Pause:
+		c, err := takeCut(ctx, m, engines, opts)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		for i := range m.Stores {
+			m.Stores[i].CutPoint = c.Snapshots[m.Stores[i].Name].Point()
+		}
+		if err := stream(ctx, r, c.Snapshots, jobs, opts, results); err != nil {
+			return nil, err
+		}
+	case Independent:
+		// One store after another, each at its own moment: no cut.
+		for i, s := range m.Stores {
+			c, err := cut.Open(ctx, map[string]cut.Engine{s.Name: engines[s.Name]})
+			if err != nil {
+				return nil, err
+			}
+			m.Stores[i].CutPoint = c.Snapshots[s.Name].Point()
+			err = stream(ctx, r, c.Snapshots, jobsOf(jobs, s.Name), opts, results)
+			c.Close()
+			if err != nil {
+				return nil, err
+			}
+		}
+	default:
+		return nil, fmt.Errorf("unknown backup mode %q", opts.Mode)
+	}
+	for i := range m.Stores {
+		s := &m.Stores[i]
+		for _, j := range jobsOf(jobs, s.Name) {
+			tb := results[j]
+			s.Tables = append(s.Tables, tb)
+			s.Rows += tb.Rows
+			s.Bytes += tb.Bytes
+			m.NewBytes += tb.NewBytes
+		}
+		m.Rows += s.Rows
+		m.Bytes += s.Bytes
+	}
+	m.Finished = time.Now().UTC()
+	data, err := m.Encode()
+	if err != nil {
+		return nil, err
+	}
+	// The manifest goes last: until it is written, the backup does not exist.
+	if err := r.SaveManifest(ctx, m.ID, data); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func randomSuffix() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// inventory lists the stores and the tables each holds.
+func inventory(ctx context.Context, st *multistorage.Storage, m *Manifest) (map[string]storage.Store, []job, error) {
+	namespaces, err := st.Namespaces(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	stores := map[string]storage.Store{}
+	var jobs []job
+	for _, ns := range namespaces {
+		name, err := st.StoreName(ns)
+		if err != nil {
+			return nil, nil, err
+		}
+		s, err := st.Store(ctx, name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, ok := stores[name]; !ok {
+			info, err := s.Info(ctx)
+			if err != nil {
+				return nil, nil, err
+			}
+			stores[name] = s
+			m.Stores = append(m.Stores, StoreBackup{Name: name, Engine: info.Engine, Version: info.Version})
+		}
+		tables, err := s.Tables(ctx, ns)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, t := range tables {
+			meta, err := s.TableMetadata(ctx, ns, t)
+			if err != nil {
+				return nil, nil, err
+			}
+			if meta != nil {
+				jobs = append(jobs, job{store: name, table: meta})
+			}
+		}
+	}
+	if _, ok := stores[m.Coordinator]; !ok {
+		return nil, nil, fmt.Errorf("the coordinator store %s holds no coordinator.state: load a schema with transactional tables first", m.Coordinator)
+	}
+	slices.SortFunc(m.Stores, func(a, b StoreBackup) int { return cmpString(a.Name, b.Name) })
+	return stores, jobs, nil
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func jobsOf(jobs []job, store string) []job {
+	var out []job
+	for _, j := range jobs {
+		if j.store == store {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// takeCut cuts every store: under the coordinator fence, or while every
+// server is paused.
+func takeCut(ctx context.Context, m *Manifest, engines map[string]cut.Engine, opts Options) (*cut.Cut, error) {
+	if opts.Mode == Fence {
+		c, err := cut.Take(ctx, m.Coordinator, engines, opts.FenceTimeout)
+		if err != nil {
+			return nil, err
+		}
+		m.CutAt, m.FenceWait, m.FenceHold = c.At.UTC(), Duration(c.FenceWait), Duration(c.FenceHold)
+		return c, nil
+	}
+	if opts.Fleet == nil {
+		return nil, errors.New("pause mode needs the servers to pause (--servers or -s)")
+	}
+	p, err := opts.Fleet.PauseAll(ctx, true, opts.PauseWait)
+	if err != nil {
+		return nil, err
+	}
+	c, err := cut.Open(ctx, engines)
+	end := time.Now()
+	uerr := opts.Fleet.UnpauseAll(context.WithoutCancel(ctx))
+	if err != nil {
+		return nil, err
+	}
+	if uerr != nil {
+		c.Close()
+		return nil, fmt.Errorf("the snapshots were taken but unpausing failed: %w", uerr)
+	}
+	m.CutAt = end.UTC()
+	m.PausedWindow = &Window{Start: p.Start.UTC(), End: end.UTC(), Targets: opts.Fleet.Targets()}
+	return c, nil
+}
+
+// stream writes every job's table from its snapshot into the repository.
+func stream(ctx context.Context, r *repo.Repository, snaps map[string]cut.Snapshot, jobs []job, opts Options, results map[job]TableBackup) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(opts.Parallel)
+	var mu sync.Mutex
+	for _, j := range jobs {
+		g.Go(func() error {
+			tb, err := streamTable(gctx, r, snaps[j.store], j.table, opts.Progress)
+			if err != nil {
+				return fmt.Errorf("back up %s from store %s: %w", j.table.FullName(), j.store, err)
+			}
+			mu.Lock()
+			results[j] = tb
+			mu.Unlock()
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+func streamTable(ctx context.Context, r *repo.Repository, snap cut.Snapshot, m *storage.TableMetadata, progress func(int64)) (TableBackup, error) {
+	pr, pw := io.Pipe()
+	rows := make(chan int64, 1)
+	go func() {
+		var n int64
+		rw, err := NewRowWriter(pw, m.Columns)
+		if err == nil {
+			err = snap.ReadTable(ctx, m, rw.Write)
+		}
+		if err == nil {
+			err = rw.Close()
+			n = rw.Rows()
+		}
+		pw.CloseWithError(err)
+		rows <- n
+	}()
+	s, err := r.SaveStream(ctx, pr, progress)
+	pr.CloseWithError(err) // unblock the reading goroutine if saving failed
+	n := <-rows
+	if err != nil {
+		return TableBackup{}, err
+	}
+	return TableBackup{Metadata: *m, Rows: n, Bytes: s.Bytes, NewBytes: s.NewBytes, Chunks: s.Chunks}, nil
+}

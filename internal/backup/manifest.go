@@ -1,0 +1,128 @@
+// Package backup takes transactionally consistent backups of every store
+// into a repository: cut (internal/cut), then stream every table from the
+// held snapshots, in parallel, into deduplicated chunks, and write the
+// manifest last so that a backup without one is never listed.
+package backup
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/stillpoint/stillpoint/internal/storage"
+)
+
+// Mode is how the cut is taken.
+type Mode string
+
+const (
+	// Fence blocks commit decisions for the moment the snapshots take to
+	// open; the applications never stop.
+	Fence Mode = "fence"
+	// Pause pauses every server through rpc.Admin (draining in-flight
+	// transactions), opens the snapshots, and unpauses.
+	Pause Mode = "pause"
+	// Independent snapshots each store on its own, one after the other,
+	// with no cut at all: what per-database backups do. It exists to show
+	// what goes wrong without a cut; never restore one in production.
+	Independent Mode = "independent"
+)
+
+// ParseMode reads a mode name.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case Fence, Pause, Independent:
+		return m, nil
+	}
+	return "", fmt.Errorf("unknown backup mode %q: use fence, pause or independent", s)
+}
+
+// Manifest describes one backup: written last, it is what makes the
+// backup exist.
+type Manifest struct {
+	ID       string    `json:"id"`
+	Mode     Mode      `json:"mode"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	// CutAt is when the cut was taken (the fence released, or the pause
+	// ended); empty for independent backups, which have no cut.
+	CutAt time.Time `json:"cut_at,omitzero"`
+	// FenceWait and FenceHold: how long the fence took to be granted, and
+	// how long commit decisions were blocked.
+	FenceWait   Duration `json:"fence_wait,omitzero"`
+	FenceHold   Duration `json:"fence_hold,omitzero"`
+	Coordinator string   `json:"coordinator_store"`
+	// PausedWindow is when every server was paused (pause mode).
+	PausedWindow *Window       `json:"paused_window,omitempty"`
+	Stores       []StoreBackup `json:"stores"`
+	Rows         int64         `json:"rows"`
+	Bytes        int64         `json:"bytes"`     // table streams, uncompressed
+	NewBytes     int64         `json:"new_bytes"` // stored by this backup (compressed), after dedup
+	Encrypted    bool          `json:"encrypted"`
+}
+
+// Window is a paused window.
+type Window struct {
+	Start   time.Time `json:"start"`
+	End     time.Time `json:"end"`
+	Targets []string  `json:"targets"`
+}
+
+// StoreBackup is one store's part of a backup.
+type StoreBackup struct {
+	Name     string        `json:"name"`
+	Engine   string        `json:"engine"`
+	Version  string        `json:"version"`
+	CutPoint string        `json:"cut_point"`
+	Tables   []TableBackup `json:"tables"`
+	Rows     int64         `json:"rows"`
+	Bytes    int64         `json:"bytes"`
+}
+
+// TableBackup is one table: its metadata and the chunks of its stream.
+type TableBackup struct {
+	Metadata storage.TableMetadata `json:"metadata"`
+	Rows     int64                 `json:"rows"`
+	Bytes    int64                 `json:"bytes"`
+	NewBytes int64                 `json:"new_bytes"`
+	Chunks   []string              `json:"chunks"`
+}
+
+// Duration prints as a Go duration in JSON.
+type Duration time.Duration
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	*d = Duration(v)
+	return err
+}
+
+// Encode is the manifest as stored.
+func (m *Manifest) Encode() ([]byte, error) { return json.MarshalIndent(m, "", "  ") }
+
+// DecodeManifest reads a stored manifest.
+func DecodeManifest(data []byte) (*Manifest, error) {
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	return &m, nil
+}
+
+// Referenced collects every chunk a manifest uses.
+func (m *Manifest) Referenced(into map[string]bool) {
+	for _, s := range m.Stores {
+		for _, t := range s.Tables {
+			for _, c := range t.Chunks {
+				into[c] = true
+			}
+		}
+	}
+}
+
+// NewID names a backup by its start time, sortable, plus a random suffix.
+func NewID(t time.Time, suffix string) string {
+	return t.UTC().Format("20060102T150405Z") + "-" + suffix
+}

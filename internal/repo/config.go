@@ -1,0 +1,151 @@
+package repo
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/restic/chunker"
+	"golang.org/x/crypto/scrypt"
+)
+
+// Object names.
+const (
+	configName  = "config"
+	dataPrefix  = "data/"
+	backupsDir  = "backups/"
+	lockName    = "locks/repository"
+	secretName  = "config#secret" // additional data of the sealed config part
+	repoVersion = 1
+
+	keyCheck = "stillpoint repository key check v1"
+)
+
+// Chunking. Content-defined chunks (Rabin fingerprints, github.com/
+// restic/chunker) are cut where the rolling hash over a 64-byte window has
+// its low AverageBits bits zero, but never before MinSize nor after
+// MaxSize bytes. With MinSize 256 KiB and 20 bits the mean chunk is about
+// 1.25 MiB (MinSize + 1 MiB).
+//
+// Why not restic's 512 KiB..8 MiB: the average stays restic's (~1 MiB, a
+// good balance between dedupe granularity and object count on S3), the
+// smaller minimum lets an edit near a short table's boundaries re-share
+// sooner, and the 4 MiB maximum halves the worst-case memory of each
+// in-flight chunk (SaveStream holds up to uploadSlots chunks plus one per
+// stream, each with its compressed and encrypted copies). The parameters
+// are stored in the config, so they can change for new repositories
+// without breaking old ones.
+const (
+	DefaultMinChunk    = 256 << 10
+	DefaultMaxChunk    = 4 << 20
+	DefaultAverageBits = 20
+)
+
+// Key derivation: scrypt(user key, random 32-byte salt, N=2^15, r=8, p=1)
+// gives a 32-byte master key (the user key may be a passphrase of any
+// length); HKDF-SHA256(master, info "stillpoint repository v1 data key")
+// gives the AES-256-GCM key for every object.
+const (
+	defaultScryptN = 1 << 15
+	defaultScryptR = 8
+	defaultScryptP = 1
+	dataKeyInfo    = "stillpoint repository v1 data key"
+)
+
+// ChunkerParams are the content-defined chunking parameters of a
+// repository.
+type ChunkerParams struct {
+	Polynomial  chunker.Pol `json:"polynomial"`
+	MinSize     uint        `json:"min_size"`
+	MaxSize     uint        `json:"max_size"`
+	AverageBits int         `json:"average_bits"`
+}
+
+func (p ChunkerParams) validate() error {
+	switch {
+	case !p.Polynomial.Irreducible() || p.Polynomial.Deg() != 53:
+		return fmt.Errorf("chunker polynomial %v is not an irreducible polynomial of degree 53", p.Polynomial)
+	case p.MinSize < 64 || p.MaxSize < p.MinSize || p.MaxSize > 64<<20:
+		return fmt.Errorf("chunk sizes %d..%d out of range", p.MinSize, p.MaxSize)
+	case p.AverageBits < 10 || p.AverageBits > 26:
+		return fmt.Errorf("chunker average bits %d out of range", p.AverageBits)
+	}
+	return nil
+}
+
+type kdfParams struct {
+	Name string `json:"name"` // "scrypt"
+	N    int    `json:"n"`
+	R    int    `json:"r"`
+	P    int    `json:"p"`
+	Salt []byte `json:"salt"`
+}
+
+// configFile is the JSON in the "config" object (framed, never encrypted,
+// so it can be read before the key is known).
+type configFile struct {
+	Version   int       `json:"version"`
+	ID        string    `json:"id"`
+	Created   time.Time `json:"created"`
+	Encrypted bool      `json:"encrypted"`
+	// Chunker is set in unencrypted repositories; encrypted ones keep it
+	// in Secret (the polynomial shapes chunk boundaries, and with them
+	// object sizes, so it is kept secret like restic does).
+	Chunker *ChunkerParams `json:"chunker,omitempty"`
+	KDF     *kdfParams     `json:"kdf,omitempty"`
+	// Secret is a frame (see object.go) encrypted with the data key,
+	// holding secretConfig. Opening it checks the key.
+	Secret []byte `json:"secret,omitempty"`
+}
+
+type secretConfig struct {
+	Check   string        `json:"check"`
+	ID      string        `json:"id"`
+	Chunker ChunkerParams `json:"chunker"`
+}
+
+// deriveAEAD turns the user key into the repository's AES-256-GCM AEAD.
+func deriveAEAD(userKey []byte, k *kdfParams) (cipher.AEAD, error) {
+	if k == nil || k.Name != "scrypt" {
+		return nil, errors.New("unsupported key derivation function")
+	}
+	if k.N < 2 || k.N&(k.N-1) != 0 || k.N > 1<<22 || k.R < 1 || k.R > 64 || k.P < 1 || k.P > 16 || len(k.Salt) < 16 {
+		return nil, fmt.Errorf("implausible scrypt parameters N=%d r=%d p=%d", k.N, k.R, k.P)
+	}
+	master, err := scrypt.Key(userKey, k.Salt, k.N, k.R, k.P, 32)
+	if err != nil {
+		return nil, err
+	}
+	dataKey, err := hkdf.Key(sha256.New, master, nil, dataKeyInfo, 32)
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(dataKey)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+func newKDF() (*kdfParams, error) {
+	salt := make([]byte, 32)
+	if _, err := rand.Read(salt); err != nil {
+		return nil, err
+	}
+	return &kdfParams{Name: "scrypt", N: defaultScryptN, R: defaultScryptR, P: defaultScryptP, Salt: salt}, nil
+}
+
+// encodeConfig returns the framed config object.
+func encodeConfig(cfg *configFile) ([]byte, error) {
+	js, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return (&codec{}).encode(configName, append(js, '\n'), false)
+}

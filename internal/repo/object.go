@@ -1,0 +1,208 @@
+package repo
+
+import (
+	"bytes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Object frame. Every object the repository stores (config, chunks,
+// manifests) is one frame:
+//
+//	header   4  magic "SPOB"
+//	         1  format version (1)
+//	         1  flags: 0x01 payload is zstd-compressed, 0x02 body is encrypted
+//	body     unencrypted: inner
+//	         encrypted:   nonce (12, random) || AES-256-GCM(inner),
+//	                      additional data = header (6) || object name
+//	inner    8  plaintext length, big-endian
+//	        32  SHA-256 of the plaintext
+//	         *  payload: zstd frame of the plaintext, or the plaintext itself
+//	            when compression would not make it smaller
+//
+// Decoding checks every part: the magic, version and flags, the GCM tag
+// (which also binds the header and the object name, so objects cannot be
+// swapped or have their flags altered), the length, and the SHA-256 of the
+// decompressed plaintext; any mismatch is a *CorruptError naming the object.
+const (
+	frameMagic   = "SPOB"
+	frameVersion = 1
+	headerLen    = 6
+	innerHdrLen  = 8 + sha256.Size
+	nonceLen     = 12
+
+	flagCompressed = 0x01
+	flagEncrypted  = 0x02
+	knownFlags     = flagCompressed | flagEncrypted
+
+	// maxObjectSize bounds the plaintext of any object (manifests are the
+	// largest), so a damaged length field cannot make us allocate wildly.
+	maxObjectSize = 1 << 30
+)
+
+var (
+	zstdEnc *zstd.Encoder
+	zstdDec *zstd.Decoder
+)
+
+func init() {
+	var err error
+	// EncodeAll and DecodeAll are safe for concurrent use.
+	zstdEnc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault))
+	if err != nil {
+		panic(err)
+	}
+	zstdDec, err = zstd.NewReader(nil, zstd.WithDecoderMaxMemory(maxObjectSize), zstd.WithDecoderConcurrency(0))
+	if err != nil {
+		panic(err)
+	}
+}
+
+// CorruptError reports a stored object whose content is damaged: it does
+// not decode, its checksum or authentication tag does not match, or a
+// chunk's content does not match its name.
+type CorruptError struct {
+	Repo   string // repository location
+	Object string // object name, e.g. "data/ab/abcd..." or "backups/ID"
+	Reason string // e.g. "checksum mismatch"
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("%s: %s: the repository object is damaged (repository %s)", e.Object, e.Reason, e.Repo)
+}
+
+// MissingError reports an object that should exist but does not. It
+// matches backend.ErrNotFound.
+type MissingError struct {
+	Repo   string
+	Object string
+}
+
+func (e *MissingError) Error() string {
+	return fmt.Sprintf("%s: missing from repository %s", e.Object, e.Repo)
+}
+
+func (e *MissingError) Unwrap() error { return errNotFound }
+
+// codec encodes and decodes frames for one repository.
+type codec struct {
+	repo string      // location, for errors
+	aead cipher.AEAD // nil: unencrypted
+}
+
+func (c *codec) corrupt(name, format string, args ...any) error {
+	return &CorruptError{Repo: c.repo, Object: name, Reason: fmt.Sprintf(format, args...)}
+}
+
+// encode frames plaintext as object name.
+func (c *codec) encode(name string, plain []byte, compress bool) ([]byte, error) {
+	if len(plain) > maxObjectSize {
+		return nil, fmt.Errorf("%s: object of %d bytes is larger than the limit of %d", name, len(plain), maxObjectSize)
+	}
+	var flags byte
+	payload := plain
+	if compress {
+		z := zstdEnc.EncodeAll(plain, make([]byte, 0, len(plain)/2+64))
+		if len(z) < len(plain) {
+			payload, flags = z, flagCompressed
+		}
+	}
+	inner := make([]byte, innerHdrLen, innerHdrLen+len(payload)+c.overhead())
+	binary.BigEndian.PutUint64(inner, uint64(len(plain)))
+	sum := sha256.Sum256(plain)
+	copy(inner[8:], sum[:])
+	inner = append(inner, payload...)
+
+	if c.aead == nil {
+		out := make([]byte, 0, headerLen+len(inner))
+		out = append(out, frameMagic...)
+		out = append(out, frameVersion, flags)
+		return append(out, inner...), nil
+	}
+	flags |= flagEncrypted
+	out := make([]byte, headerLen+nonceLen, headerLen+nonceLen+len(inner)+c.aead.Overhead())
+	copy(out, frameMagic)
+	out[4], out[5] = frameVersion, flags
+	nonce := out[headerLen : headerLen+nonceLen]
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return c.aead.Seal(out, nonce, inner, additionalData(out[:headerLen], name)), nil
+}
+
+func (c *codec) overhead() int {
+	if c.aead == nil {
+		return 0
+	}
+	return c.aead.Overhead()
+}
+
+func additionalData(header []byte, name string) []byte {
+	ad := make([]byte, 0, len(header)+len(name))
+	ad = append(ad, header...)
+	return append(ad, name...)
+}
+
+// decode verifies the frame of object name and returns its plaintext.
+func (c *codec) decode(name string, obj []byte) ([]byte, error) {
+	if len(obj) < headerLen {
+		return nil, c.corrupt(name, "truncated (%d bytes)", len(obj))
+	}
+	if string(obj[:4]) != frameMagic {
+		return nil, c.corrupt(name, "bad magic: not a Stillpoint repository object")
+	}
+	if obj[4] != frameVersion {
+		return nil, c.corrupt(name, "unknown object format version %d (damaged, or written by a newer Stillpoint)", obj[4])
+	}
+	flags := obj[5]
+	if flags&^knownFlags != 0 {
+		return nil, c.corrupt(name, "unknown flags %#02x", flags)
+	}
+	encrypted := flags&flagEncrypted != 0
+	if encrypted != (c.aead != nil) {
+		return nil, c.corrupt(name, "encryption flag does not match the repository")
+	}
+	inner := obj[headerLen:]
+	if encrypted {
+		if len(inner) < nonceLen+c.aead.Overhead() {
+			return nil, c.corrupt(name, "truncated (%d bytes)", len(obj))
+		}
+		nonce, sealed := inner[:nonceLen], inner[nonceLen:]
+		var err error
+		inner, err = c.aead.Open(nil, nonce, sealed, additionalData(obj[:headerLen], name))
+		if err != nil {
+			return nil, c.corrupt(name, "authentication failed (checksum mismatch)")
+		}
+	}
+	if len(inner) < innerHdrLen {
+		return nil, c.corrupt(name, "truncated (%d bytes)", len(obj))
+	}
+	size := binary.BigEndian.Uint64(inner)
+	if size > maxObjectSize {
+		return nil, c.corrupt(name, "implausible length %d", size)
+	}
+	want, payload := inner[8:innerHdrLen], inner[innerHdrLen:]
+	plain := payload
+	if flags&flagCompressed != 0 {
+		var err error
+		plain, err = zstdDec.DecodeAll(payload, make([]byte, 0, size))
+		if err != nil {
+			return nil, c.corrupt(name, "decompression failed (%v)", err)
+		}
+	}
+	if uint64(len(plain)) != size {
+		return nil, c.corrupt(name, "length mismatch (%d bytes, header says %d)", len(plain), size)
+	}
+	if sum := sha256.Sum256(plain); !bytes.Equal(sum[:], want) {
+		return nil, c.corrupt(name, "checksum mismatch")
+	}
+	if flags&flagCompressed == 0 {
+		plain = bytes.Clone(plain) // do not pin the whole object
+	}
+	return plain, nil
+}

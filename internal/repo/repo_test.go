@@ -1,0 +1,861 @@
+package repo_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stillpoint/stillpoint/internal/repo"
+	"github.com/stillpoint/stillpoint/internal/repo/backend"
+	"github.com/stillpoint/stillpoint/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// backends are what every repository test runs on.
+var backends = []struct {
+	name string
+	open func(t *testing.T) backend.Backend
+}{
+	{"local", func(t *testing.T) backend.Backend {
+		be, err := backend.Open(context.Background(), filepath.Join(t.TempDir(), "repo"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return be
+	}},
+	{"s3", func(t *testing.T) backend.Backend {
+		be, err := backend.Open(context.Background(), testenv.S3URL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return be
+	}},
+}
+
+func forEachBackend(t *testing.T, f func(t *testing.T, be backend.Backend)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { f(t, b.open(t)) })
+	}
+}
+
+var testKey = []byte("correct horse battery staple")
+
+func initRepo(t *testing.T, be backend.Backend, key []byte) *repo.Repository {
+	t.Helper()
+	r, err := repo.Init(context.Background(), be, key)
+	if err != nil {
+		t.Fatalf("Init: %v", err)
+	}
+	return r
+}
+
+// testData returns size deterministic bytes that mix random blocks,
+// repeats of earlier blocks and compressible text rows, like table dumps.
+func testData(seed uint64, size int) []byte {
+	r := rand.New(rand.NewPCG(seed, seed^0x5eed))
+	out := make([]byte, 0, size+1<<20)
+	var blocks [][]byte
+	row := 0
+	for len(out) < size {
+		switch r.IntN(3) {
+		case 0:
+			b := make([]byte, 256<<10+r.IntN(768<<10))
+			for i := range b {
+				b[i] = byte(r.Uint32())
+			}
+			blocks = append(blocks, b)
+			out = append(out, b...)
+		case 1:
+			if len(blocks) > 0 {
+				out = append(out, blocks[r.IntN(len(blocks))]...)
+			}
+		case 2:
+			n := len(out) + 128<<10 + r.IntN(384<<10)
+			for len(out) < n {
+				out = fmt.Appendf(out, "row %d\tcustomer-%d\t%d.%02d\t2026-11-%02d\n", row, r.IntN(5000), r.IntN(100000), r.IntN(100), 1+r.IntN(28))
+				row++
+			}
+		}
+	}
+	return out[:size]
+}
+
+func save(t *testing.T, r *repo.Repository, data []byte) repo.Stream {
+	t.Helper()
+	var seen atomic.Int64
+	st, err := r.SaveStream(context.Background(), bytes.NewReader(data), func(n int64) { seen.Add(n) })
+	if err != nil {
+		t.Fatalf("SaveStream: %v", err)
+	}
+	if st.Bytes != int64(len(data)) || seen.Load() != int64(len(data)) {
+		t.Fatalf("SaveStream of %d bytes: Stream.Bytes = %d, progress total = %d", len(data), st.Bytes, seen.Load())
+	}
+	return st
+}
+
+func readAll(t *testing.T, r *repo.Repository, chunks []string) ([]byte, error) {
+	t.Helper()
+	rc := r.OpenStream(context.Background(), chunks)
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+func distinct(ids []string) int {
+	m := map[string]bool{}
+	for _, id := range ids {
+		m[id] = true
+	}
+	return len(m)
+}
+
+// TestSaveStreamDedupe: a 20 MiB round trip, a second save of the same
+// data storing nothing, and a one-byte change storing only a few chunks.
+func TestSaveStreamDedupe(t *testing.T) {
+	for _, encrypted := range []bool{false, true} {
+		forEachBackend(t, func(t *testing.T, be backend.Backend) {
+			var key []byte
+			if encrypted {
+				key = testKey
+			}
+			t.Logf("encrypted=%v", encrypted)
+			ctx := context.Background()
+			r := initRepo(t, be, key)
+			data := testData(1, 20<<20)
+
+			first := save(t, r, data)
+			minChunks, maxChunks := len(data)/repo.DefaultMaxChunk, len(data)/repo.DefaultMinChunk
+			if n := len(first.Chunks); n < minChunks || n > maxChunks {
+				t.Fatalf("%d chunks for 20 MiB, want %d..%d", n, minChunks, maxChunks)
+			}
+			if first.NewChunks != distinct(first.Chunks) {
+				t.Fatalf("first save stored %d chunks, want the %d distinct ones", first.NewChunks, distinct(first.Chunks))
+			}
+			if first.NewBytes >= first.Bytes {
+				t.Fatalf("stored %d bytes for %d plaintext bytes: repeats and text should compress", first.NewBytes, first.Bytes)
+			}
+			objects, size, err := r.Size(ctx)
+			if err != nil || objects != first.NewChunks || size != first.NewBytes {
+				t.Fatalf("Size = %d objects, %d bytes, %v; want %d, %d", objects, size, err, first.NewChunks, first.NewBytes)
+			}
+			got, err := readAll(t, r, first.Chunks)
+			if err != nil {
+				t.Fatalf("reading back: %v", err)
+			}
+			if !bytes.Equal(got, data) {
+				t.Fatalf("read back %d bytes that differ from the %d saved", len(got), len(data))
+			}
+
+			second := save(t, r, data)
+			if second.NewChunks != 0 || second.NewBytes != 0 || !slices.Equal(second.Chunks, first.Chunks) {
+				t.Fatalf("second save of the same data: %d new chunks, %d new bytes, same chunks %v; want 0, 0, true",
+					second.NewChunks, second.NewBytes, slices.Equal(second.Chunks, first.Chunks))
+			}
+
+			// A fresh Repository value learns the existing chunks from the listing.
+			r2, err := repo.Open(ctx, be, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again := save(t, r2, data); again.NewChunks != 0 {
+				t.Fatalf("save through a newly opened repository stored %d chunks, want 0", again.NewChunks)
+			}
+
+			changed := bytes.Clone(data)
+			changed[len(changed)/2] ^= 0xff
+			third := save(t, r2, changed)
+			if third.NewChunks < 1 || third.NewChunks > 3 {
+				t.Fatalf("a 1-byte change stored %d new chunks, want 1..3", third.NewChunks)
+			}
+			if third.NewBytes > 3*(repo.DefaultMaxChunk+1024) {
+				t.Fatalf("a 1-byte change stored %d new bytes (first save: %d)", third.NewBytes, first.NewBytes)
+			}
+			t.Logf("20 MiB: %d chunks, %d stored bytes; 1-byte change: %d new chunks, %d new bytes (%.2f%%)",
+				len(first.Chunks), first.NewBytes, third.NewChunks, third.NewBytes, 100*float64(third.NewBytes)/float64(first.NewBytes))
+			got, err = readAll(t, r2, third.Chunks)
+			if err != nil || !bytes.Equal(got, changed) {
+				t.Fatalf("reading back the changed stream: equal=%v err=%v", bytes.Equal(got, changed), err)
+			}
+		})
+	}
+}
+
+// TestSaveStreamConcurrent: streams saved at once, sharing chunks, each
+// stored once and all readable.
+func TestSaveStreamConcurrent(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend.Backend) {
+		ctx := context.Background()
+		r := initRepo(t, be, nil)
+		shared := testData(2, 6<<20)
+		inputs := [][]byte{
+			shared,
+			shared,
+			append(testData(3, 2<<20), shared...),
+			testData(4, 5<<20),
+		}
+		streams := make([]repo.Stream, len(inputs))
+		errs := make([]error, len(inputs))
+		var wg sync.WaitGroup
+		for i, in := range inputs {
+			wg.Go(func() { streams[i], errs[i] = r.SaveStream(ctx, bytes.NewReader(in), nil) })
+		}
+		wg.Wait()
+		all := map[string]bool{}
+		newChunks := 0
+		for i := range inputs {
+			if errs[i] != nil {
+				t.Fatalf("stream %d: %v", i, errs[i])
+			}
+			for _, id := range streams[i].Chunks {
+				all[id] = true
+			}
+			newChunks += streams[i].NewChunks
+		}
+		if newChunks != len(all) {
+			t.Fatalf("the streams stored %d chunks in all, want each of the %d distinct chunks once", newChunks, len(all))
+		}
+		if objects, _, err := r.Size(ctx); err != nil || objects != len(all) {
+			t.Fatalf("repository holds %d chunks (%v), want %d", objects, err, len(all))
+		}
+		for i, in := range inputs {
+			got, err := readAll(t, r, streams[i].Chunks)
+			if err != nil || !bytes.Equal(got, in) {
+				t.Fatalf("stream %d read back: equal=%v err=%v", i, bytes.Equal(got, in), err)
+			}
+		}
+	})
+}
+
+func TestEmptyStream(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend.Backend) {
+		r := initRepo(t, be, nil)
+		st := save(t, r, nil)
+		if len(st.Chunks) != 0 || st.NewChunks != 0 {
+			t.Fatalf("empty stream: %+v", st)
+		}
+		got, err := readAll(t, r, nil)
+		if err != nil || len(got) != 0 {
+			t.Fatalf("reading an empty stream: %q, %v", got, err)
+		}
+	})
+}
+
+func TestSaveStreamReadError(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend.Backend) {
+		r := initRepo(t, be, nil)
+		boom := errors.New("table scan failed")
+		rd := io.MultiReader(bytes.NewReader(testData(5, 3<<20)), iotestErrReader{boom})
+		_, err := r.SaveStream(context.Background(), rd, nil)
+		if !errors.Is(err, boom) {
+			t.Fatalf("SaveStream of a failing reader: %v, want it to wrap %v", err, boom)
+		}
+	})
+}
+
+type iotestErrReader struct{ err error }
+
+func (r iotestErrReader) Read([]byte) (int, error) { return 0, r.err }
+
+func TestEncryption(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend.Backend) {
+		ctx := context.Background()
+		r := initRepo(t, be, testKey)
+		if !r.Encrypted() {
+			t.Fatal("Init with a key gave an unencrypted repository")
+		}
+		secret := bytes.Repeat([]byte("TOP-SECRET-ROW "), 100_000)
+		st := save(t, r, secret)
+		if err := r.SaveManifest(ctx, "b1", []byte(`{"manifest":"TOP-SECRET-MANIFEST"}`)); err != nil {
+			t.Fatal(err)
+		}
+		names, err := be.List(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range names {
+			obj, err := be.Get(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(obj, []byte("TOP-SECRET")) || bytes.Contains(obj, []byte("polynomial")) {
+				t.Fatalf("object %s holds plaintext", name)
+			}
+		}
+
+		cases := []struct {
+			name    string
+			key     []byte
+			is      error
+			mention []string
+		}{
+			{"wrong key", []byte("wrong"), repo.ErrWrongKey, []string{"wrong key for repository", be.String()}},
+			{"no key", nil, repo.ErrKeyRequired, []string{"encrypted", "--key-file", repo.EnvKey, be.String()}},
+		}
+		for _, c := range cases {
+			_, err := repo.Open(ctx, be, c.key)
+			if !errors.Is(err, c.is) {
+				t.Fatalf("%s: Open = %v, want %v", c.name, err, c.is)
+			}
+			for _, m := range c.mention {
+				if !strings.Contains(err.Error(), m) {
+					t.Errorf("%s: %q does not mention %q", c.name, err, m)
+				}
+			}
+			if strings.Contains(err.Error(), string(testKey)) {
+				t.Fatalf("%s: error reveals the key", c.name)
+			}
+		}
+		r2, err := repo.Open(ctx, be, testKey)
+		if err != nil {
+			t.Fatalf("Open with the right key: %v", err)
+		}
+		if r2.ID() != r.ID() || r2.Chunker() != r.Chunker() {
+			t.Fatal("reopened repository has another id or chunker")
+		}
+		got, err := readAll(t, r2, st.Chunks)
+		if err != nil || !bytes.Equal(got, secret) {
+			t.Fatalf("read back with the right key: equal=%v err=%v", bytes.Equal(got, secret), err)
+		}
+		m, err := r2.LoadManifest(ctx, "b1")
+		if err != nil || !bytes.Contains(m, []byte("TOP-SECRET-MANIFEST")) {
+			t.Fatalf("LoadManifest: %q, %v", m, err)
+		}
+	})
+}
+
+func TestKeyForUnencryptedRepository(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend.Backend) {
+		initRepo(t, be, nil)
+		_, err := repo.Open(context.Background(), be, testKey)
+		if !errors.Is(err, repo.ErrKeyNotNeeded) || !strings.Contains(err.Error(), "not encrypted") || !strings.Contains(err.Error(), be.String()) {
+			t.Fatalf("Open of an unencrypted repository with a key: %v", err)
+		}
+	})
+}
+
+func TestInitOpen(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend.Backend) {
+		ctx := context.Background()
+		if _, err := repo.Open(ctx, be, nil); !errors.Is(err, repo.ErrNoRepository) || !strings.Contains(err.Error(), be.String()) {
+			t.Fatalf("Open of an empty location: %v, want ErrNoRepository naming it", err)
+		}
+		r, created, err := repo.OpenOrInit(ctx, be, testKey)
+		if err != nil || !created {
+			t.Fatalf("OpenOrInit on an empty location: created=%v, %v", created, err)
+		}
+		if _, err := repo.Init(ctx, be, testKey); !errors.Is(err, repo.ErrRepositoryExists) {
+			t.Fatalf("Init over a repository: %v, want ErrRepositoryExists", err)
+		}
+		if _, err := repo.Init(ctx, be, nil); !errors.Is(err, repo.ErrRepositoryExists) {
+			t.Fatalf("unencrypted Init over a repository: %v, want ErrRepositoryExists", err)
+		}
+		r2, created, err := repo.OpenOrInit(ctx, be, testKey)
+		if err != nil || created || r2.ID() != r.ID() {
+			t.Fatalf("OpenOrInit on a repository: created=%v, %v, same id %v", created, err, err == nil && r2.ID() == r.ID())
+		}
+	})
+}
+
+func TestInitRefusesNonEmptyLocation(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend.Backend) {
+		if err := be.Put(context.Background(), "photos/cat.jpg", []byte("meow")); err != nil {
+			t.Fatal(err)
+		}
+		_, err := repo.Init(context.Background(), be, nil)
+		if err == nil || !strings.Contains(err.Error(), "not empty") || !strings.Contains(err.Error(), be.String()) {
+			t.Fatalf("Init into a non-empty location: %v", err)
+		}
+	})
+}
+
+// middle is the offset flip takes for the middle of the object.
+const middle = math.MinInt
+
+// flip inverts one byte of a stored object, at offset off from the start
+// (off >= 0), from the end (off < 0), or in the middle.
+func flip(t *testing.T, be backend.Backend, name string, off int) {
+	t.Helper()
+	ctx := context.Background()
+	obj, err := be.Get(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case off == middle:
+		off = len(obj) / 2
+	case off < 0:
+		off += len(obj)
+	}
+	obj[off] ^= 0x01
+	if err := be.Put(ctx, name, obj); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wantCorrupt(t *testing.T, err error, object string) {
+	t.Helper()
+	var ce *repo.CorruptError
+	if !errors.As(err, &ce) {
+		t.Fatalf("got %v, want a *CorruptError for %s", err, object)
+	}
+	if ce.Object != object || !strings.Contains(err.Error(), object) || !strings.Contains(err.Error(), "damaged") {
+		t.Fatalf("CorruptError %q names %q, want %s", err, ce.Object, object)
+	}
+}
+
+// TestFlippedByte: a flipped byte anywhere in a chunk or manifest object is
+// detected and named.
+func TestFlippedByte(t *testing.T) {
+	offsets := []struct {
+		name string
+		off  int
+	}{
+		{"magic", 0},
+		{"version", 4},
+		{"flags", 5},
+		{"length or nonce", 8},
+		{"checksum or ciphertext", 20},
+		{"middle", middle},
+		{"last", -1},
+	}
+	for _, encrypted := range []bool{false, true} {
+		forEachBackend(t, func(t *testing.T, be backend.Backend) {
+			ctx := context.Background()
+			var key []byte
+			if encrypted {
+				key = testKey
+			}
+			r := initRepo(t, be, key)
+			data := testData(6, 3<<20)
+			st := save(t, r, data)
+			manifest := bytes.Repeat([]byte(`{"table":"accounts","chunks":["..."]}`), 200)
+			for _, o := range offsets {
+				chunk := st.Chunks[0]
+				name := repo.ChunkName(chunk)
+				orig, err := be.Get(ctx, name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				flip(t, be, name, o.off)
+				_, err = readAll(t, r, st.Chunks)
+				wantCorrupt(t, err, name)
+				_, err = r.LoadChunk(ctx, chunk)
+				wantCorrupt(t, err, name)
+				if err := be.Put(ctx, name, orig); err != nil {
+					t.Fatal(err)
+				}
+
+				id := "m-" + strings.ReplaceAll(o.name, " ", "-")
+				if err := r.SaveManifest(ctx, id, manifest); err != nil {
+					t.Fatal(err)
+				}
+				flip(t, be, repo.ManifestName(id), o.off)
+				_, err = r.LoadManifest(ctx, id)
+				wantCorrupt(t, err, repo.ManifestName(id))
+			}
+			// Restored chunks read fine again.
+			got, err := readAll(t, r, st.Chunks)
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("after restoring the objects: equal=%v err=%v", bytes.Equal(got, data), err)
+			}
+		})
+	}
+}
+
+// TestSwappedObjects: an intact object stored under another name is
+// detected (the name is authenticated, or the content hash checked).
+func TestSwappedObjects(t *testing.T) {
+	for _, encrypted := range []bool{false, true} {
+		forEachBackend(t, func(t *testing.T, be backend.Backend) {
+			ctx := context.Background()
+			var key []byte
+			if encrypted {
+				key = testKey
+			}
+			r := initRepo(t, be, key)
+			a, b := save(t, r, []byte("chunk a")), save(t, r, []byte("chunk b"))
+			objA, err := be.Get(ctx, repo.ChunkName(a.Chunks[0]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := be.Put(ctx, repo.ChunkName(b.Chunks[0]), objA); err != nil {
+				t.Fatal(err)
+			}
+			_, err = r.LoadChunk(ctx, b.Chunks[0])
+			wantCorrupt(t, err, repo.ChunkName(b.Chunks[0]))
+
+			if err := r.SaveManifest(ctx, "one", []byte("1")); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.SaveManifest(ctx, "two", []byte("2")); err != nil {
+				t.Fatal(err)
+			}
+			one, _ := be.Get(ctx, repo.ManifestName("one"))
+			if err := be.Put(ctx, repo.ManifestName("two"), one); err != nil {
+				t.Fatal(err)
+			}
+			got, err := r.LoadManifest(ctx, "two")
+			if encrypted {
+				wantCorrupt(t, err, repo.ManifestName("two"))
+			} else if err != nil || string(got) != "1" {
+				// Unencrypted manifests carry no name binding; checksums
+				// still hold, so the swap reads as the other manifest.
+				t.Fatalf("unencrypted swapped manifest: %q, %v", got, err)
+			}
+		})
+	}
+}
+
+func TestDamagedConfig(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend.Backend) {
+		initRepo(t, be, testKey)
+		flip(t, be, "config", 40)
+		_, err := repo.Open(context.Background(), be, testKey)
+		wantCorrupt(t, err, "config")
+	})
+}
+
+func TestManifests(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend.Backend) {
+		ctx := context.Background()
+		r := initRepo(t, be, testKey)
+		for _, id := range []string{"2026-11-24T21.00.00Z", "b2", "a_1"} {
+			if err := r.SaveManifest(ctx, id, []byte("manifest "+id)); err != nil {
+				t.Fatalf("SaveManifest(%s): %v", id, err)
+			}
+		}
+		ids, err := r.ListManifests(ctx)
+		if err != nil || !slices.Equal(ids, []string{"2026-11-24T21.00.00Z", "a_1", "b2"}) {
+			t.Fatalf("ListManifests = %v, %v", ids, err)
+		}
+		if got, err := r.LoadManifest(ctx, "b2"); err != nil || string(got) != "manifest b2" {
+			t.Fatalf("LoadManifest(b2) = %q, %v", got, err)
+		}
+		if err := r.SaveManifest(ctx, "b2", []byte("manifest b2")); err != nil {
+			t.Fatalf("saving the same manifest again: %v", err)
+		}
+		if err := r.SaveManifest(ctx, "b2", []byte("other")); err == nil || !strings.Contains(err.Error(), "already exists") {
+			t.Fatalf("overwriting a manifest: %v, want an already-exists error", err)
+		}
+		for _, bad := range []string{"", "..", "a/b", "a b", "x\n"} {
+			if err := r.SaveManifest(ctx, bad, []byte("x")); err == nil {
+				t.Errorf("SaveManifest(%q) succeeded", bad)
+			}
+		}
+		if err := r.DeleteManifest(ctx, "b2"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.LoadManifest(ctx, "b2"); !errors.Is(err, backend.ErrNotFound) || !strings.Contains(err.Error(), "backups/b2") {
+			t.Fatalf("LoadManifest of a deleted backup: %v", err)
+		}
+		if err := r.DeleteManifest(ctx, "b2"); !errors.Is(err, backend.ErrNotFound) {
+			t.Fatalf("DeleteManifest of a missing backup: %v", err)
+		}
+		if ids, _ := r.ListManifests(ctx); len(ids) != 2 {
+			t.Fatalf("after delete: %v", ids)
+		}
+	})
+}
+
+func refs(streams ...repo.Stream) map[string]bool {
+	m := map[string]bool{}
+	for _, s := range streams {
+		for _, id := range s.Chunks {
+			m[id] = true
+		}
+	}
+	return m
+}
+
+func TestCheck(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend.Backend) {
+		ctx := context.Background()
+		r := initRepo(t, be, testKey)
+		st := save(t, r, testData(7, 6<<20))
+		if err := r.SaveManifest(ctx, "good", []byte("manifest")); err != nil {
+			t.Fatal(err)
+		}
+		referenced := refs(st)
+		var calls, lastDone, lastTotal int
+		problems, err := r.Check(ctx, referenced, true, func(done, total int) { calls++; lastDone, lastTotal = done, total })
+		if err != nil || len(problems) != 0 {
+			t.Fatalf("Check of a healthy repository: %v, %v", problems, err)
+		}
+		if calls == 0 || lastDone != lastTotal || lastTotal != 2+distinct(st.Chunks) {
+			t.Fatalf("progress: %d calls, last %d/%d; want it to end at config+manifest+%d chunks", calls, lastDone, lastTotal, distinct(st.Chunks))
+		}
+
+		if len(st.Chunks) < 3 {
+			t.Fatalf("need 3 chunks, have %d", len(st.Chunks))
+		}
+		deleted, damaged := repo.ChunkName(st.Chunks[0]), repo.ChunkName(st.Chunks[1])
+		if err := be.Delete(ctx, deleted); err != nil {
+			t.Fatal(err)
+		}
+		flip(t, be, damaged, -10)
+		if err := r.SaveManifest(ctx, "bad", []byte("manifest 2")); err != nil {
+			t.Fatal(err)
+		}
+		flip(t, be, repo.ManifestName("bad"), -1)
+
+		cases := []struct {
+			readData bool
+			want     []string // objects named, in order
+		}{
+			{false, []string{repo.ManifestName("bad"), deleted}},
+			{true, []string{repo.ManifestName("bad"), deleted, damaged}},
+		}
+		for _, c := range cases {
+			problems, err := r.Check(ctx, referenced, c.readData, nil)
+			if err != nil {
+				t.Fatalf("Check(readData=%v): %v", c.readData, err)
+			}
+			var got []string
+			for _, p := range problems {
+				var ce *repo.CorruptError
+				var me *repo.MissingError
+				switch {
+				case errors.As(p, &ce):
+					got = append(got, ce.Object)
+				case errors.As(p, &me):
+					got = append(got, me.Object)
+					if !errors.Is(p, backend.ErrNotFound) {
+						t.Errorf("%v does not match ErrNotFound", p)
+					}
+				default:
+					t.Errorf("problem %v is neither CorruptError nor MissingError", p)
+				}
+			}
+			slices.Sort(c.want)
+			if !slices.Equal(got, c.want) {
+				t.Fatalf("Check(readData=%v) found %v, want %v", c.readData, got, c.want)
+			}
+		}
+	})
+}
+
+func TestPrune(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend.Backend) {
+		ctx := context.Background()
+		r := initRepo(t, be, nil)
+		shared := testData(8, 6<<20) // > DefaultMaxChunk: at least one whole chunk is shared
+		keep := save(t, r, append(bytes.Clone(shared), testData(9, 2<<20)...))
+		drop := save(t, r, append(bytes.Clone(shared), testData(10, 2<<20)...))
+		referenced := refs(keep)
+		var onlyDrop []string
+		for id := range refs(drop) {
+			if !referenced[id] {
+				onlyDrop = append(onlyDrop, id)
+			}
+		}
+		if len(onlyDrop) == 0 || len(onlyDrop) == distinct(drop.Chunks) {
+			t.Fatalf("test data: %d of %d chunks exclusive to the dropped stream; want some but not all", len(onlyDrop), distinct(drop.Chunks))
+		}
+		before, beforeBytes, _ := r.Size(ctx)
+		removed, freed, err := r.Prune(ctx, referenced)
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, afterBytes, _ := r.Size(ctx)
+		if removed != len(onlyDrop) || after != before-removed || freed != beforeBytes-afterBytes || freed <= 0 {
+			t.Fatalf("Prune removed %d (want %d), freed %d; size went %d/%d -> %d/%d", removed, len(onlyDrop), freed, before, beforeBytes, after, afterBytes)
+		}
+		for _, id := range onlyDrop {
+			if ok, _ := be.Exists(ctx, repo.ChunkName(id)); ok {
+				t.Fatalf("unreferenced chunk %s survived Prune", id)
+			}
+		}
+		got, err := readAll(t, r, keep.Chunks)
+		if err != nil || !bytes.Equal(got, append(bytes.Clone(shared), testData(9, 2<<20)...)) {
+			t.Fatalf("referenced stream after Prune: %v", err)
+		}
+		if problems, err := r.Check(ctx, referenced, true, nil); err != nil || len(problems) != 0 {
+			t.Fatalf("Check after Prune: %v %v", problems, err)
+		}
+		// Chunks pruned are stored again when saved again.
+		again := save(t, r, append(bytes.Clone(shared), testData(10, 2<<20)...))
+		if again.NewChunks != len(onlyDrop) {
+			t.Fatalf("re-saving the pruned stream stored %d chunks, want %d", again.NewChunks, len(onlyDrop))
+		}
+	})
+}
+
+func TestLock(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend.Backend) {
+		ctx := context.Background()
+		r := initRepo(t, be, nil)
+		unlock, err := r.Lock(ctx, "backup nightly")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.Lock(ctx, "prune")
+		var le *repo.LockedError
+		if !errors.As(err, &le) {
+			t.Fatalf("second Lock: %v, want a *LockedError", err)
+		}
+		for _, want := range []string{`"backup nightly"`, "since", repo.UnlockCommand, be.String()} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%q does not mention %q", err, want)
+			}
+		}
+		if le.Info.Owner != "backup nightly" || le.Info.PID == 0 || le.Info.Time.IsZero() {
+			t.Errorf("LockedError.Info = %+v", le.Info)
+		}
+		if err := unlock(); err != nil {
+			t.Fatal(err)
+		}
+		unlock2, err := r.Lock(ctx, "prune")
+		if err != nil {
+			t.Fatalf("Lock after unlock: %v", err)
+		}
+		// A stale lock is removed by force; the old holder's unlock then
+		// leaves the new lock alone.
+		if err := r.ForceUnlock(ctx); err != nil {
+			t.Fatal(err)
+		}
+		unlock3, err := r.Lock(ctx, "third")
+		if err != nil {
+			t.Fatalf("Lock after ForceUnlock: %v", err)
+		}
+		if err := unlock2(); err == nil {
+			t.Fatal("unlock of a force-removed lock succeeded")
+		}
+		if info, err := r.ReadLock(ctx); err != nil || info.Owner != "third" {
+			t.Fatalf("after a stale unlock the lock is %+v, %v; want third's", info, err)
+		}
+		if err := unlock3(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestLockRace(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend.Backend) {
+		ctx := context.Background()
+		initRepo(t, be, nil)
+		const n = 8
+		// Separate Repository values, like separate processes.
+		repos := make([]*repo.Repository, n)
+		for i := range repos {
+			var err error
+			if repos[i], err = repo.Open(ctx, be, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for round := range 3 {
+			var wg sync.WaitGroup
+			unlocks := make([]func() error, n)
+			errs := make([]error, n)
+			start := make(chan struct{})
+			for i := range n {
+				wg.Go(func() {
+					<-start
+					unlocks[i], errs[i] = repos[i].Lock(ctx, fmt.Sprintf("owner-%d", i))
+				})
+			}
+			close(start)
+			wg.Wait()
+			winner := -1
+			for i := range n {
+				var le *repo.LockedError
+				switch {
+				case errs[i] == nil:
+					if winner >= 0 {
+						t.Fatalf("round %d: owner-%d and owner-%d both hold the lock", round, winner, i)
+					}
+					winner = i
+				case errors.As(errs[i], &le):
+					if le.Info.Owner == fmt.Sprintf("owner-%d", i) {
+						t.Fatalf("round %d: owner-%d is told it is locked by itself", round, i)
+					}
+				default:
+					t.Fatalf("round %d: owner-%d: %v", round, i, errs[i])
+				}
+			}
+			if winner < 0 {
+				t.Fatalf("round %d: nobody got the lock", round)
+			}
+			if err := unlocks[winner](); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+func TestKeys(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := writeFile(p, content); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cases := []struct {
+		name, content string
+		want          string
+		wantErr       string
+	}{
+		{"plain", "secret", "secret", ""},
+		{"newline", "secret\n", "secret", ""},
+		{"crlf", "secret\r\n", "secret", ""},
+		{"binary", "\x00\x01\xff", "\x00\x01\xff", ""},
+		{"empty", "", "", "is empty"},
+		{"only newline", "\n", "", "is empty"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := write(strings.ReplaceAll(c.name, " ", "_"), c.content)
+			got, err := repo.LoadKey(p)
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("LoadKey: %v, want %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil || string(got) != c.want {
+				t.Fatalf("LoadKey = %q, %v; want %q", got, err, c.want)
+			}
+		})
+	}
+	if _, err := repo.LoadKey(filepath.Join(dir, "missing")); err == nil {
+		t.Fatal("LoadKey of a missing file succeeded")
+	}
+	t.Setenv(repo.EnvKey, "from-env\n")
+	if k, err := repo.ResolveKey(""); err != nil || string(k) != "from-env" {
+		t.Fatalf("ResolveKey from env = %q, %v", k, err)
+	}
+	if k, err := repo.ResolveKey(write("file", "from-file")); err != nil || string(k) != "from-file" {
+		t.Fatalf("ResolveKey from a file = %q, %v (a key file wins over the environment)", k, err)
+	}
+	t.Setenv(repo.EnvKey, "")
+	if k, err := repo.ResolveKey(""); err != nil || k != nil {
+		t.Fatalf("ResolveKey without a key = %q, %v; want nil", k, err)
+	}
+
+	// A key file and the environment holding the same text open the same
+	// repository.
+	be, err := backend.Open(context.Background(), filepath.Join(dir, "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fileKey, _ := repo.LoadKey(write("k", "same words\n"))
+	initRepo(t, be, fileKey)
+	t.Setenv(repo.EnvKey, "same words")
+	if _, err := repo.Open(context.Background(), be, repo.KeyFromEnv()); err != nil {
+		t.Fatalf("the env key does not open a repository made with the same key file: %v", err)
+	}
+}
+
+func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }

@@ -1,0 +1,755 @@
+// Package repo is Stillpoint's backup repository: a deduplicating,
+// checksummed, optionally encrypted store of content-defined chunks on a
+// backend (a local directory or S3-compatible storage, package backend).
+//
+// Layout (object names on the backend):
+//
+//	config              repository parameters (JSON in a checksummed frame)
+//	data/XX/ID          a chunk; ID is the hex SHA-256 of its plaintext,
+//	                    XX its first two hex digits
+//	backups/ID          a backup manifest (opaque bytes to this package),
+//	                    written last by the caller: a backup without a
+//	                    manifest is never listed
+//	locks/repository    the exclusive lock (plain JSON)
+//
+// Every chunk and manifest is framed (object.go): zstd-compressed when
+// that helps, SHA-256 of the plaintext checked on every read, and with a
+// key AES-256-GCM encrypted with the object name as additional data. A
+// damaged object gives a *CorruptError naming it.
+//
+// Keys: a key file (LoadKey) or STILLPOINT_REPO_KEY (KeyFromEnv); see
+// config.go for the key derivation. Keys are never printed.
+package repo
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/restic/chunker"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/stillpoint/stillpoint/internal/repo/backend"
+)
+
+// Errors matched with errors.Is; the returned errors name the repository.
+var (
+	// ErrNoRepository: the location holds no repository (no config).
+	ErrNoRepository = errors.New("no Stillpoint repository here (no config object): create one with init")
+	// ErrRepositoryExists: Init over an existing repository.
+	ErrRepositoryExists = errors.New("a Stillpoint repository already exists here")
+	// ErrKeyRequired: the repository is encrypted and no key was given.
+	ErrKeyRequired = errors.New("this repository is encrypted: give the key with --key-file or " + EnvKey)
+	// ErrWrongKey: the key does not open the repository.
+	ErrWrongKey = errors.New("wrong key")
+	// ErrKeyNotNeeded: a key was given for an unencrypted repository.
+	ErrKeyNotNeeded = errors.New("this repository is not encrypted, but a key was given (--key-file or " + EnvKey + "): " +
+		"drop the key, or create a new, encrypted repository elsewhere")
+)
+
+var errNotFound = backend.ErrNotFound
+
+// uploadSlots bounds the chunk uploads in flight per Repository (shared by
+// all concurrent SaveStream calls); readAhead is how many chunks a stream
+// reader fetches ahead.
+const (
+	uploadSlots = 4
+	readAhead   = 3
+)
+
+// Repository is an open repository. Its methods are safe for concurrent
+// use.
+type Repository struct {
+	be    backend.Backend
+	cfg   configFile
+	chunk ChunkerParams
+	codec *codec
+
+	uploads chan struct{} // semaphore of uploadSlots
+	bufs    sync.Pool     // *[]byte chunk buffers of cap MaxSize
+
+	loadMu sync.Mutex // serialises loading known
+	mu     sync.Mutex // guards known, loaded, inflight
+	known  map[string]struct{}
+	loaded bool
+	flying map[string]*flight
+}
+
+// flight is an upload in progress, so concurrent streams producing the
+// same chunk upload it once and all wait for it.
+type flight struct {
+	done chan struct{}
+	err  error
+}
+
+// Stream describes a saved stream.
+type Stream struct {
+	Chunks    []string // chunk IDs in order
+	Bytes     int64    // plaintext bytes
+	NewChunks int      // chunks this call stored (not already in the repository)
+	NewBytes  int64    // stored (framed, compressed) bytes of those chunks
+}
+
+// Init creates a repository on be: encrypted with key, or unencrypted when
+// key is nil. It refuses to write over an existing repository or into a
+// location that holds other objects.
+func Init(ctx context.Context, be backend.Backend, key []byte) (*Repository, error) {
+	if key != nil && len(key) == 0 {
+		return nil, fmt.Errorf("repository %s: %w", be, errEmptyKey)
+	}
+	if ok, err := be.Exists(ctx, configName); err != nil {
+		return nil, err
+	} else if ok {
+		return nil, fmt.Errorf("repository %s: %w", be, ErrRepositoryExists)
+	}
+	if names, err := be.List(ctx, ""); err != nil {
+		return nil, err
+	} else if len(names) > 0 {
+		return nil, fmt.Errorf("repository %s: the location is not empty (it holds %s, but no repository config): choose an empty location",
+			be, names[0])
+	}
+	pol, err := chunker.RandomPolynomial()
+	if err != nil {
+		return nil, err
+	}
+	var id [16]byte
+	_, _ = rand.Read(id[:])
+	cfg := configFile{
+		Version:   repoVersion,
+		ID:        hex.EncodeToString(id[:]),
+		Created:   time.Now().UTC().Truncate(time.Second),
+		Encrypted: key != nil,
+	}
+	params := ChunkerParams{Polynomial: pol, MinSize: DefaultMinChunk, MaxSize: DefaultMaxChunk, AverageBits: DefaultAverageBits}
+	c := &codec{repo: be.String()}
+	if key == nil {
+		cfg.Chunker = &params
+	} else {
+		if cfg.KDF, err = newKDF(); err != nil {
+			return nil, err
+		}
+		if c.aead, err = deriveAEAD(key, cfg.KDF); err != nil {
+			return nil, err
+		}
+		secret, err := json.Marshal(secretConfig{Check: keyCheck, ID: cfg.ID, Chunker: params})
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Secret, err = c.encode(secretName, secret, false); err != nil {
+			return nil, err
+		}
+	}
+	obj, err := encodeConfig(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	created, err := be.PutIfAbsent(ctx, configName, obj)
+	if err != nil {
+		return nil, err
+	}
+	if !created {
+		return nil, fmt.Errorf("repository %s: %w", be, ErrRepositoryExists)
+	}
+	return newRepository(be, cfg, params, c), nil
+}
+
+// Open opens the repository on be with key (nil for an unencrypted one).
+func Open(ctx context.Context, be backend.Backend, key []byte) (*Repository, error) {
+	cfg, err := readConfig(ctx, be)
+	if err != nil {
+		return nil, err
+	}
+	c, params, err := openConfig(be, cfg, key)
+	if err != nil {
+		return nil, err
+	}
+	return newRepository(be, *cfg, params, c), nil
+}
+
+// OpenOrInit opens the repository on be, creating it first if there is
+// none. created tells which happened.
+func OpenOrInit(ctx context.Context, be backend.Backend, key []byte) (r *Repository, created bool, err error) {
+	r, err = Open(ctx, be, key)
+	if !errors.Is(err, ErrNoRepository) {
+		return r, false, err
+	}
+	r, err = Init(ctx, be, key)
+	if errors.Is(err, ErrRepositoryExists) { // lost a race with another init
+		r, err = Open(ctx, be, key)
+		return r, false, err
+	}
+	return r, err == nil, err
+}
+
+func readConfig(ctx context.Context, be backend.Backend) (*configFile, error) {
+	obj, err := be.Get(ctx, configName)
+	if errors.Is(err, backend.ErrNotFound) {
+		return nil, fmt.Errorf("repository %s: %w", be, ErrNoRepository)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := &codec{repo: be.String()}
+	plain, err := c.decode(configName, obj)
+	if err != nil {
+		return nil, err
+	}
+	var cfg configFile
+	if err := json.Unmarshal(plain, &cfg); err != nil {
+		return nil, c.corrupt(configName, "invalid JSON (%v)", err)
+	}
+	if cfg.Version > repoVersion {
+		return nil, fmt.Errorf("repository %s: format version %d is newer than this Stillpoint supports (%d): upgrade Stillpoint",
+			be, cfg.Version, repoVersion)
+	}
+	if cfg.Version < 1 || cfg.ID == "" {
+		return nil, c.corrupt(configName, "no version or id")
+	}
+	return &cfg, nil
+}
+
+// openConfig checks key against cfg and returns the codec and chunker
+// parameters.
+func openConfig(be backend.Backend, cfg *configFile, key []byte) (*codec, ChunkerParams, error) {
+	c := &codec{repo: be.String()}
+	var params ChunkerParams
+	switch {
+	case !cfg.Encrypted && key != nil:
+		return nil, params, fmt.Errorf("repository %s: %w", be, ErrKeyNotNeeded)
+	case !cfg.Encrypted:
+		if cfg.Chunker == nil {
+			return nil, params, c.corrupt(configName, "no chunker parameters")
+		}
+		params = *cfg.Chunker
+	case key == nil:
+		return nil, params, fmt.Errorf("repository %s: %w", be, ErrKeyRequired)
+	case len(key) == 0:
+		return nil, params, fmt.Errorf("repository %s: %w", be, errEmptyKey)
+	default:
+		aead, err := deriveAEAD(key, cfg.KDF)
+		if err != nil {
+			return nil, params, c.corrupt(configName, "%v", err)
+		}
+		c.aead = aead
+		plain, err := c.decode(secretName, cfg.Secret)
+		var ce *CorruptError
+		if errors.As(err, &ce) && strings.HasPrefix(ce.Reason, "authentication failed") {
+			// The config frame's own checksum held, so the sealed part is
+			// intact: the key is wrong.
+			return nil, params, fmt.Errorf("%w for repository %s", ErrWrongKey, be)
+		}
+		if err != nil {
+			return nil, params, c.corrupt(configName, "sealed part: %v", err)
+		}
+		var sec secretConfig
+		if err := json.Unmarshal(plain, &sec); err != nil || sec.Check != keyCheck || sec.ID != cfg.ID {
+			return nil, params, c.corrupt(configName, "sealed part does not belong to this repository")
+		}
+		params = sec.Chunker
+	}
+	if err := params.validate(); err != nil {
+		return nil, params, c.corrupt(configName, "%v", err)
+	}
+	return c, params, nil
+}
+
+func newRepository(be backend.Backend, cfg configFile, params ChunkerParams, c *codec) *Repository {
+	r := &Repository{
+		be:      be,
+		cfg:     cfg,
+		chunk:   params,
+		codec:   c,
+		uploads: make(chan struct{}, uploadSlots),
+		flying:  map[string]*flight{},
+	}
+	maxSize := int(params.MaxSize)
+	r.bufs.New = func() any { b := make([]byte, 0, maxSize); return &b }
+	return r
+}
+
+// ID returns the repository's random id.
+func (r *Repository) ID() string { return r.cfg.ID }
+
+// Created returns when the repository was initialised.
+func (r *Repository) Created() time.Time { return r.cfg.Created }
+
+// Encrypted reports whether objects are encrypted.
+func (r *Repository) Encrypted() bool { return r.cfg.Encrypted }
+
+// Chunker returns the chunking parameters.
+func (r *Repository) Chunker() ChunkerParams { return r.chunk }
+
+// Backend returns the backend.
+func (r *Repository) Backend() backend.Backend { return r.be }
+
+// String returns the location.
+func (r *Repository) String() string { return r.be.String() }
+
+// ChunkName returns the object name of chunk id: data/XX/ID.
+func ChunkName(id string) string {
+	if len(id) < 2 {
+		return dataPrefix + id
+	}
+	return dataPrefix + id[:2] + "/" + id
+}
+
+// ManifestName returns the object name of backup id: backups/ID.
+func ManifestName(id string) string { return backupsDir + id }
+
+func validChunkID(id string) bool {
+	if len(id) != 2*sha256.Size {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// chunkIDFromName returns the id of a data/XX/ID name, or "".
+func chunkIDFromName(name string) string {
+	rest, ok := strings.CutPrefix(name, dataPrefix)
+	if !ok || len(rest) != 3+2*sha256.Size || rest[2] != '/' {
+		return ""
+	}
+	id := rest[3:]
+	if !validChunkID(id) || id[:2] != rest[:2] {
+		return ""
+	}
+	return id
+}
+
+// loadKnown lists data/ once per Repository.
+func (r *Repository) loadKnown(ctx context.Context) error {
+	r.loadMu.Lock()
+	defer r.loadMu.Unlock()
+	r.mu.Lock()
+	loaded := r.loaded
+	r.mu.Unlock()
+	if loaded {
+		return nil
+	}
+	names, err := r.be.List(ctx, dataPrefix)
+	if err != nil {
+		return err
+	}
+	known := make(map[string]struct{}, len(names))
+	for _, n := range names {
+		if id := chunkIDFromName(n); id != "" {
+			known[id] = struct{}{}
+		}
+	}
+	r.mu.Lock()
+	r.known, r.loaded = known, true
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *Repository) getBuf() *[]byte  { return r.bufs.Get().(*[]byte) }
+func (r *Repository) putBuf(b *[]byte) { *b = (*b)[:0]; r.bufs.Put(b) }
+
+// SaveStream splits rd into content-defined chunks and stores the ones the
+// repository does not have yet, with at most uploadSlots uploads in flight
+// per Repository and never more than a few chunks in memory per stream.
+// It returns once every chunk of the stream is stored. progress, if not
+// nil, is called (from the calling goroutine) with the number of plaintext
+// bytes just consumed from rd. Concurrent calls are safe and share the
+// dedupe state: a chunk two streams produce at once is uploaded once.
+//
+// The caller should hold the repository lock: the known-chunk set is
+// loaded once per Repository and a concurrent prune could invalidate it.
+func (r *Repository) SaveStream(ctx context.Context, rd io.Reader, progress func(n int64)) (Stream, error) {
+	var st Stream
+	if err := r.loadKnown(ctx); err != nil {
+		return st, err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	var statsMu sync.Mutex
+	ch := chunker.NewWithBoundaries(rd, r.chunk.Polynomial, r.chunk.MinSize, r.chunk.MaxSize)
+	ch.SetAverageBits(r.chunk.AverageBits)
+	var readErr error
+	for gctx.Err() == nil {
+		buf := r.getBuf()
+		c, err := ch.Next(*buf)
+		if err == io.EOF {
+			r.putBuf(buf)
+			break
+		}
+		if err != nil {
+			r.putBuf(buf)
+			readErr = fmt.Errorf("reading the stream to back up: %w", err)
+			break
+		}
+		*buf = c.Data
+		sum := sha256.Sum256(c.Data)
+		id := hex.EncodeToString(sum[:])
+		st.Chunks = append(st.Chunks, id)
+		st.Bytes += int64(c.Length)
+		if progress != nil {
+			progress(int64(c.Length))
+		}
+
+		r.mu.Lock()
+		if _, ok := r.known[id]; ok {
+			r.mu.Unlock()
+			r.putBuf(buf)
+			continue
+		}
+		if f := r.flying[id]; f != nil {
+			r.mu.Unlock()
+			r.putBuf(buf)
+			g.Go(func() error {
+				select {
+				case <-f.done:
+					if f.err != nil {
+						return fmt.Errorf("chunk %s (uploaded by a concurrent stream): %w", id, f.err)
+					}
+					return nil
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			})
+			continue
+		}
+		f := &flight{done: make(chan struct{})}
+		r.flying[id] = f
+		r.mu.Unlock()
+
+		// Wait for an upload slot: this is what bounds memory.
+		select {
+		case r.uploads <- struct{}{}:
+		case <-gctx.Done():
+			r.land(id, f, gctx.Err())
+			r.putBuf(buf)
+			continue
+		}
+		g.Go(func() error {
+			defer func() { <-r.uploads }()
+			n, err := r.storeChunk(gctx, id, *buf)
+			r.putBuf(buf)
+			r.land(id, f, err)
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				statsMu.Lock()
+				st.NewChunks++
+				st.NewBytes += n
+				statsMu.Unlock()
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	if readErr != nil {
+		err = readErr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return Stream{}, err
+	}
+	return st, nil
+}
+
+// land finishes a flight, recording the chunk as known on success.
+func (r *Repository) land(id string, f *flight, err error) {
+	r.mu.Lock()
+	delete(r.flying, id)
+	if err == nil {
+		r.known[id] = struct{}{}
+	}
+	f.err = err
+	r.mu.Unlock()
+	close(f.done)
+}
+
+// storeChunk uploads a chunk unless the backend already has it (another
+// process may have stored it since the listing). It returns the stored
+// size, 0 if it was there.
+func (r *Repository) storeChunk(ctx context.Context, id string, plain []byte) (int64, error) {
+	name := ChunkName(id)
+	if ok, err := r.be.Exists(ctx, name); err != nil {
+		return 0, err
+	} else if ok {
+		return 0, nil
+	}
+	obj, err := r.codec.encode(name, plain, true)
+	if err != nil {
+		return 0, err
+	}
+	if err := r.be.Put(ctx, name, obj); err != nil {
+		return 0, err
+	}
+	return int64(len(obj)), nil
+}
+
+// LoadChunk returns the verified plaintext of chunk id.
+func (r *Repository) LoadChunk(ctx context.Context, id string) ([]byte, error) {
+	if !validChunkID(id) {
+		return nil, fmt.Errorf("repository %s: invalid chunk id %q", r, id)
+	}
+	name := ChunkName(id)
+	obj, err := r.be.Get(ctx, name)
+	if errors.Is(err, backend.ErrNotFound) {
+		return nil, &MissingError{Repo: r.String(), Object: name}
+	}
+	if err != nil {
+		return nil, err
+	}
+	plain, err := r.codec.decode(name, obj)
+	if err != nil {
+		return nil, err
+	}
+	if sum := sha256.Sum256(plain); hex.EncodeToString(sum[:]) != id {
+		return nil, r.codec.corrupt(name, "content does not match its name")
+	}
+	return plain, nil
+}
+
+// OpenStream returns a reader of the chunks' plaintext, in order, each
+// verified, fetching up to readAhead chunks ahead. Errors (a missing chunk:
+// *MissingError; a damaged one: *CorruptError) are returned by Read. Close
+// stops the fetching.
+func (r *Repository) OpenStream(ctx context.Context, chunks []string) io.ReadCloser {
+	ctx, cancel := context.WithCancel(ctx)
+	sr := &streamReader{cancel: cancel, queue: make(chan chan fetched, readAhead)}
+	sr.wg.Add(1)
+	go func() {
+		defer sr.wg.Done()
+		defer close(sr.queue)
+		for _, id := range chunks {
+			res := make(chan fetched, 1)
+			select {
+			case sr.queue <- res:
+			case <-ctx.Done():
+				return
+			}
+			sr.wg.Add(1)
+			go func() {
+				defer sr.wg.Done()
+				data, err := r.LoadChunk(ctx, id)
+				res <- fetched{data, err}
+			}()
+		}
+	}()
+	return sr
+}
+
+type fetched struct {
+	data []byte
+	err  error
+}
+
+type streamReader struct {
+	cancel context.CancelFunc
+	queue  chan chan fetched
+	wg     sync.WaitGroup
+	cur    []byte
+	err    error
+}
+
+func (s *streamReader) Read(p []byte) (int, error) {
+	for len(s.cur) == 0 {
+		if s.err != nil {
+			return 0, s.err
+		}
+		res, ok := <-s.queue
+		if !ok {
+			s.err = io.EOF
+			return 0, io.EOF
+		}
+		f := <-res
+		if f.err != nil {
+			s.err = f.err
+			s.cancel()
+			return 0, f.err
+		}
+		s.cur = f.data
+	}
+	n := copy(p, s.cur)
+	s.cur = s.cur[n:]
+	return n, nil
+}
+
+func (s *streamReader) Close() error {
+	s.cancel()
+	// Unblock the producer if it waits for queue space, then wait for all
+	// fetches to end.
+	go func() {
+		for range s.queue {
+		}
+	}()
+	s.wg.Wait()
+	if s.err == nil || s.err == io.EOF {
+		s.err = errors.New("read from a closed stream")
+	}
+	return nil
+}
+
+func validManifestID(id string) error {
+	if id == "" || id == "." || id == ".." || len(id) > 200 {
+		return fmt.Errorf("invalid backup id %q", id)
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return fmt.Errorf("invalid backup id %q: only letters, digits, '-', '_' and '.' are allowed", id)
+		}
+	}
+	return nil
+}
+
+// SaveManifest stores a backup's manifest as backups/ID. Call it last,
+// once every chunk the manifest references is stored (SaveStream has
+// returned). It never overwrites: saving the same bytes again is a no-op,
+// different bytes under an existing id are an error.
+func (r *Repository) SaveManifest(ctx context.Context, id string, data []byte) error {
+	if err := validManifestID(id); err != nil {
+		return fmt.Errorf("repository %s: %w", r, err)
+	}
+	name := ManifestName(id)
+	obj, err := r.codec.encode(name, data, true)
+	if err != nil {
+		return err
+	}
+	created, err := r.be.PutIfAbsent(ctx, name, obj)
+	if err != nil || created {
+		return err
+	}
+	old, err := r.LoadManifest(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(old, data) {
+		return fmt.Errorf("repository %s: backup %s already exists (with other content)", r, id)
+	}
+	return nil
+}
+
+// ListManifests returns the ids of the stored backups, sorted.
+func (r *Repository) ListManifests(ctx context.Context) ([]string, error) {
+	names, err := r.be.List(ctx, backupsDir)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(names))
+	for _, n := range names {
+		id := strings.TrimPrefix(n, backupsDir)
+		if validManifestID(id) == nil {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// LoadManifest returns a backup's manifest, verified. A missing backup
+// gives a *MissingError (matching backend.ErrNotFound).
+func (r *Repository) LoadManifest(ctx context.Context, id string) ([]byte, error) {
+	if err := validManifestID(id); err != nil {
+		return nil, fmt.Errorf("repository %s: %w", r, err)
+	}
+	name := ManifestName(id)
+	obj, err := r.be.Get(ctx, name)
+	if errors.Is(err, backend.ErrNotFound) {
+		return nil, &MissingError{Repo: r.String(), Object: name}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r.codec.decode(name, obj)
+}
+
+// DeleteManifest removes a backup's manifest (its chunks stay until
+// Prune). A missing backup gives a *MissingError.
+func (r *Repository) DeleteManifest(ctx context.Context, id string) error {
+	if err := validManifestID(id); err != nil {
+		return fmt.Errorf("repository %s: %w", r, err)
+	}
+	name := ManifestName(id)
+	ok, err := r.be.Exists(ctx, name)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &MissingError{Repo: r.String(), Object: name}
+	}
+	return r.be.Delete(ctx, name)
+}
+
+// Prune deletes every chunk whose id is not in referenced (collected by
+// the caller from all manifests) and returns how many it deleted and their
+// stored size. The caller must hold the repository lock and must not save
+// streams meanwhile. Objects under data/ that are not chunks are left
+// alone.
+func (r *Repository) Prune(ctx context.Context, referenced map[string]bool) (removed int, freed int64, err error) {
+	infos, err := r.be.ListInfo(ctx, dataPrefix)
+	if err != nil {
+		return 0, 0, err
+	}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(uploadSlots)
+	for _, in := range infos {
+		id := chunkIDFromName(in.Name)
+		if id == "" || referenced[id] {
+			continue
+		}
+		g.Go(func() error {
+			if err := r.be.Delete(gctx, in.Name); err != nil {
+				return err
+			}
+			mu.Lock()
+			removed++
+			freed += in.Size
+			mu.Unlock()
+			r.mu.Lock()
+			delete(r.known, id)
+			r.mu.Unlock()
+			return nil
+		})
+	}
+	err = g.Wait()
+	return removed, freed, err
+}
+
+// Size returns the number and total stored size of the chunks (data/).
+func (r *Repository) Size(ctx context.Context) (objects int, bytes int64, err error) {
+	infos, err := r.be.ListInfo(ctx, dataPrefix)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, in := range infos {
+		objects++
+		bytes += in.Size
+	}
+	return objects, bytes, nil
+}
+
+// sortErrors orders problems by the object they name.
+func sortErrors(errs []error) {
+	name := func(err error) string {
+		var ce *CorruptError
+		var me *MissingError
+		switch {
+		case errors.As(err, &ce):
+			return ce.Object
+		case errors.As(err, &me):
+			return me.Object
+		}
+		return err.Error()
+	}
+	sort.SliceStable(errs, func(i, j int) bool { return name(errs[i]) < name(errs[j]) })
+}
