@@ -63,7 +63,7 @@ func newBackupCmd(g *globals) *cobra.Command {
 		Use:   "backup",
 		Short: "Take, list, show and delete transactionally consistent backups of all the stores",
 	}
-	cmd.AddCommand(newBackupCreateCmd(g), newBackupListCmd(g), newBackupShowCmd(g), newBackupDeleteCmd(g), newBackupUnlockCmd(g))
+	cmd.AddCommand(newBackupCreateCmd(g), newBackupListCmd(g), newBackupShowCmd(g), newBackupDeleteCmd(g), newBackupUnlockCmd(g), newBackupVerifyCmd(g))
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -51,4 +52,55 @@ func TestBackupCommands(t *testing.T) {
 	if strings.TrimSpace(out) != "[]" {
 		t.Fatalf("list after delete = %s", out)
 	}
+}
+
+func TestBackupVerifyNamesDamagedObjects(t *testing.T) {
+	c := cli{t: t, bin: build(t), args: []string{"--data-dir", t.TempDir()}}
+	if out, code := c.run("workload", "bank", "--count", "100"); code != 0 {
+		t.Fatalf("workload: %s", out)
+	}
+	for _, dir := range []string{"data", "backups"} {
+		t.Run(dir, func(t *testing.T) {
+			repo := filepath.Join(t.TempDir(), "repo")
+			out, code := c.run("--json", "backup", "create", "--repo", repo)
+			if code != 0 {
+				t.Fatalf("backup: %s", out)
+			}
+			var m struct{ ID string }
+			json.Unmarshal([]byte(out), &m)
+			if out, code := c.run("backup", "verify", m.ID, "--repo", repo, "--read-data"); code != 0 {
+				t.Fatalf("verify of an intact backup: %d %s", code, out)
+			}
+			victim := flipByte(t, filepath.Join(repo, dir))
+			out, code = c.run("--json", "backup", "verify", m.ID, "--repo", repo, "--read-data")
+			errOut := out
+			if code != exitViolation {
+				t.Fatalf("backup verify after a flipped byte in %s: exit %d, want %d", victim, code, exitViolation)
+			}
+			if dir == "data" && !strings.Contains(errOut, filepath.Base(victim)) {
+				t.Fatalf("backup verify does not name %s: %s", victim, errOut)
+			}
+		})
+	}
+}
+
+// flipByte flips one byte in the middle of the first file under dir.
+func flipByte(t *testing.T, dir string) string {
+	t.Helper()
+	var victim string
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() && victim == "" {
+			victim = p
+		}
+		return nil
+	})
+	data, err := os.ReadFile(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x40
+	if err := os.WriteFile(victim, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return victim
 }

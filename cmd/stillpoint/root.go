@@ -53,7 +53,7 @@ Exit codes: 0 success, 1 failure, 2 bad usage, 3 a check found a violation.`,
 	pf.StringVar(&g.dataDir, "data-dir", "", "directory of the embedded SQLite stores (default ./stillpoint-data)")
 	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "log progress and details to stderr")
-	root.AddCommand(newSchemaCmd(g), newConfigCmd(g), newWorkloadCmd(g), newVerifyCmd(g), newServerCmd(g), newBackupCmd(g), newAdminCmd(g))
+	root.AddCommand(newSchemaCmd(g), newConfigCmd(g), newWorkloadCmd(g), newVerifyCmd(g), newServerCmd(g), newBackupCmd(g), newRestoreCmd(g), newDemoCmd(g), newAdminCmd(g))
 	return root
 }
 

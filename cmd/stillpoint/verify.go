@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -38,6 +39,9 @@ must hold. Exit code 3 names each violation; 0 means consistent.`,
 				wait = lifetime + time.Second
 			}
 			rep, err := verify.Run(cmd.Context(), st, m, verify.Options{NoRecover: noRecover, Wait: wait})
+			if errors.Is(err, verify.ErrUnfinishedRestore) {
+				return violationError{err}
+			}
 			if err != nil {
 				return err
 			}

@@ -47,7 +47,7 @@ func restoreAndVerify(t *testing.T, r *repo.Repository, m *backup.Manifest) (*ve
 	t.Helper()
 	target := multistorage.New(testenv.Embedded(t))
 	defer target.Close()
-	if err := backup.Restore(context.Background(), r, m, target); err != nil {
+	if _, err := backup.Restore(context.Background(), r, m, target, backup.RestoreOptions{}); err != nil {
 		return nil, err
 	}
 	mgr := txn.NewManager(target, txn.Options{Lifetime: -1})

@@ -17,6 +17,7 @@ import (
 	"github.com/stillpoint/stillpoint/internal/admin"
 	"github.com/stillpoint/stillpoint/internal/cut"
 	"github.com/stillpoint/stillpoint/internal/repo"
+	"github.com/stillpoint/stillpoint/internal/schema"
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
 )
@@ -142,6 +143,9 @@ func inventory(ctx context.Context, st *multistorage.Storage, m *Manifest) (map[
 	stores := map[string]storage.Store{}
 	var jobs []job
 	for _, ns := range namespaces {
+		if ns == schema.StillpointNamespace { // bookkeeping of this installation, not data
+			continue
+		}
 		name, err := st.StoreName(ns)
 		if err != nil {
 			return nil, nil, err

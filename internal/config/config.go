@@ -236,7 +236,9 @@ func (c *Config) StoreFor(namespace string) (string, error) {
 	if c.Embedded {
 		return namespace, nil
 	}
-	if namespace == "coordinator" {
+	// Stillpoint's own tables (the coordinator's, and restore progress)
+	// live with the coordinator.
+	if namespace == "coordinator" || namespace == "stillpoint" {
 		return c.Coordinator, nil
 	}
 	if s, ok := c.Namespaces[namespace]; ok {

@@ -6,6 +6,7 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -15,6 +16,10 @@ import (
 	"github.com/stillpoint/stillpoint/internal/txn/consensus"
 	"github.com/stillpoint/stillpoint/internal/workload/bank"
 )
+
+// ErrUnfinishedRestore: the stores are half restored; nothing about them
+// can be verified until the restore is run again to its end.
+var ErrUnfinishedRestore = errors.New("unfinished restore")
 
 // Options control a verification.
 type Options struct {
@@ -55,6 +60,11 @@ func Run(ctx context.Context, st storage.Store, m *txn.Manager, opts Options) (*
 		opts.Poll = time.Second
 	}
 	r := &Report{Recovered: map[string]int{}, Bank: map[string]*bank.Invariants{}, bankSetups: map[string]*bank.Setup{}}
+	if id, err := schema.UnfinishedRestore(ctx, st); err != nil {
+		return nil, err
+	} else if id != "" {
+		return nil, fmt.Errorf("%w: these stores hold an unfinished restore of backup %s: run 'stillpoint restore %s' again to finish it", ErrUnfinishedRestore, id, id)
+	}
 	tables, err := transactionalTables(ctx, st, r)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,110 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+
+	"github.com/stillpoint/stillpoint/internal/storage"
+)
+
+// Copier is a dialect's fast path for bulk loads (PostgreSQL's COPY).
+type Copier interface {
+	Copy(ctx context.Context, s *Store, m *storage.TableMetadata, next func() (storage.Record, error)) (int64, error)
+}
+
+// loadBatch is how many records one multi-row INSERT carries; loadTx how
+// many go into one local transaction.
+const (
+	loadBatch = 500
+	loadTx    = 20000
+)
+
+// Load writes records into an empty table as fast as the engine allows:
+// the dialect's Copier if it has one, else multi-row INSERTs in large
+// transactions. next returns io.EOF after the last record.
+func (s *Store) Load(ctx context.Context, m *storage.TableMetadata, next func() (storage.Record, error)) (int64, error) {
+	if c, ok := s.dialect.(Copier); ok {
+		n, err := c.Copy(ctx, s, m, next)
+		return n, s.wrap(err, "load "+m.FullName())
+	}
+	n, err := s.insertAll(ctx, m, next)
+	return n, s.wrap(err, "load "+m.FullName())
+}
+
+func (s *Store) insertAll(ctx context.Context, m *storage.TableMetadata, next func() (storage.Record, error)) (int64, error) {
+	cols := make([]string, len(m.Columns))
+	for i, c := range m.Columns {
+		cols[i] = c.Name
+	}
+	row := "(" + Placeholders(s.dialect, len(cols)) + ")"
+	// Engines cap the parameters of one statement (SQLite 32766, MySQL 65535).
+	perBatch := max(1, min(loadBatch, 30000/len(cols)))
+	var total int64
+	for {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return total, err
+		}
+		inTx, done := 0, false
+		for inTx < loadTx && !done {
+			var args []any
+			rows := 0
+			for rows < perBatch {
+				rec, err := next()
+				if errors.Is(err, io.EOF) {
+					done = true
+					break
+				}
+				if err != nil {
+					tx.Rollback()
+					return total, err
+				}
+				for _, c := range m.Columns {
+					args = append(args, s.dialect.ToDriver(c.Type, rec[c.Name]))
+				}
+				rows++
+			}
+			if rows == 0 {
+				break
+			}
+			q := "INSERT INTO " + s.dialect.Table(m.Namespace, m.Table) + " (" + strings.Join(quoteAll(s.dialect, cols), ", ") + ") VALUES " + numbered(s.dialect, row, rows, len(cols))
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+				tx.Rollback()
+				return total, err
+			}
+			inTx += rows
+		}
+		if err := tx.Commit(); err != nil {
+			return total, err
+		}
+		total += int64(inTx)
+		if done {
+			return total, nil
+		}
+	}
+}
+
+// numbered repeats a row of placeholders; dialects with numbered
+// placeholders ($1, ?1) count on across the rows.
+func numbered(d Dialect, row string, rows, cols int) string {
+	if d.Placeholder(1) == d.Placeholder(2) {
+		return strings.Repeat(row+", ", rows-1) + row
+	}
+	parts := make([]string, rows)
+	for r := range rows {
+		ps := make([]string, cols)
+		for c := range cols {
+			ps[c] = d.Placeholder(r*cols + c + 1)
+		}
+		parts[r] = "(" + strings.Join(ps, ", ") + ")"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Truncate empties a table (to restart an interrupted load).
+func (s *Store) Truncate(ctx context.Context, m *storage.TableMetadata) error {
+	_, err := s.db.ExecContext(ctx, "DELETE FROM "+s.dialect.Table(m.Namespace, m.Table))
+	return s.wrap(err, "empty "+m.FullName())
+}
