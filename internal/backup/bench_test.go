@@ -3,6 +3,7 @@ package backup_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,7 +23,7 @@ import (
 	"github.com/stillpoint/stillpoint/internal/workload/bank"
 )
 
-// benchRows is the size of the bank table each side backs up.
+// benchRows is the size of the bank table (STILLPOINT_BENCH_ROWS to change).
 var benchRows = envInt("STILLPOINT_BENCH_ROWS", 5_000_000)
 
 func envInt(name string, def int) int {
@@ -41,15 +42,20 @@ type measurement struct {
 	maxRSS  int64 // KiB
 }
 
-// run times a command and reads its peak resident memory.
-func run(b *testing.B, name string, out string, cmd *exec.Cmd) measurement {
+// run times a command and reads its peak resident memory (of the command,
+// or of the largest process of a pipeline run by sh).
+func run(b *testing.B, name, out string, cmd *exec.Cmd) measurement {
 	b.Helper()
-	cmd.Stderr = os.Stderr
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
-		b.Fatalf("%s: %v", name, err)
+		b.Fatalf("%s: %v\n%s", name, err, stderr.String())
 	}
-	m := measurement{name: name, elapsed: time.Since(start), bytes: dirSizeB(out)}
+	m := measurement{name: name, elapsed: time.Since(start)}
+	if out != "" {
+		m.bytes = dirSizeB(out)
+	}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		m.maxRSS = ru.Maxrss
 	}
@@ -67,62 +73,88 @@ func dirSizeB(path string) int64 {
 	return n
 }
 
-// BenchmarkBackupVersusDumps backs up a bank table of benchRows rows with
-// Stillpoint and with pg_dump (-Fc, -Fd -j2) and mysqldump
-// --single-transaction, side by side, and reports time, size and peak
-// memory as ratios. Run it with ./scripts/bench.sh -bench BackupVersus.
-func BenchmarkBackupVersusDumps(b *testing.B) {
-	ctx := context.Background()
-	bin := buildCLI(b)
-	pgDSN, myDSN := testenv.PostgresDSN(b), testenv.MySQLDSN(b)
-	ns := testenv.UniqueName("bank_big")
-	for range b.N {
-		for _, side := range []struct {
-			engine string
-			dsn    string
-			dumps  func(dir string) []measurement
-		}{
-			{"postgres", pgDSN, func(dir string) []measurement {
-				pgBin := testenv.PGBin(b)
-				return []measurement{
-					run(b, "pg_dump -Fc", filepath.Join(dir, "dump.fc"), exec.Command(filepath.Join(pgBin, "pg_dump"), "-Fc", "-f", filepath.Join(dir, "dump.fc"), "-n", ns, pgDSN)),
-					run(b, "pg_dump -Fd -j2", filepath.Join(dir, "dump.d"), exec.Command(filepath.Join(pgBin, "pg_dump"), "-Fd", "-j2", "-f", filepath.Join(dir, "dump.d"), "-n", ns, pgDSN)),
-				}
-			}},
-			{"mysql", myDSN, func(dir string) []measurement {
-				cfg, _ := mysql.ParseDSN(myDSN)
-				host, port, _ := strings.Cut(cfg.Addr, ":")
-				out := filepath.Join(dir, "dump.sql")
-				cmd := exec.Command("sh", "-c", fmt.Sprintf("mysqldump --single-transaction -h %s -P %s -u %s %s > %s", host, port, cfg.User, ns, out))
-				cmd.Env = append(os.Environ(), "MYSQL_PWD="+cfg.Passwd)
-				return []measurement{run(b, "mysqldump --single-transaction", out, cmd)}
-			}},
-		} {
-			cfgPath := loadBig(b, ctx, side.engine, side.dsn, ns)
-			dir := b.TempDir()
-			repoDir := filepath.Join(dir, "repo")
-			ours := run(b, "stillpoint backup create", repoDir, exec.Command(bin, "--config", cfgPath, "backup", "create", "--repo", repoDir))
-			results := append([]measurement{ours}, side.dumps(dir)...)
-			fmt.Printf("\nbackup of %d bank rows on %s:\n", benchRows, side.engine)
-			for _, m := range results {
-				fmt.Printf("  %-32s %8.2fs %10.1f MiB %8.1f MiB peak   time %.2f×  size %.2f×  memory %.2f× of stillpoint\n",
-					m.name, m.elapsed.Seconds(), float64(m.bytes)/(1<<20), float64(m.maxRSS)/1024,
-					m.elapsed.Seconds()/ours.elapsed.Seconds(), float64(m.bytes)/float64(ours.bytes), float64(m.maxRSS)/float64(ours.maxRSS))
-				b.ReportMetric(m.elapsed.Seconds()/ours.elapsed.Seconds(), side.engine+"-"+strings.Fields(m.name)[0]+"-time/stillpoint")
-			}
+func report(b *testing.B, what string, ours measurement, others []measurement) {
+	fmt.Printf("\n%s of %d bank rows:\n", what, benchRows)
+	for _, m := range append([]measurement{ours}, others...) {
+		fmt.Printf("  %-36s %8.2fs", m.name, m.elapsed.Seconds())
+		if m.bytes > 0 {
+			fmt.Printf(" %9.1f MiB", float64(m.bytes)/(1<<20))
 		}
+		fmt.Printf(" %8.1f MiB peak", float64(m.maxRSS)/1024)
+		if m.name != ours.name {
+			fmt.Printf("   stillpoint takes %.2f× its time", ours.elapsed.Seconds()/m.elapsed.Seconds())
+			if m.bytes > 0 {
+				fmt.Printf(", %.2f× its size", float64(ours.bytes)/float64(m.bytes))
+			}
+			fmt.Printf(", %.2f× its memory", float64(ours.maxRSS)/float64(m.maxRSS))
+			b.ReportMetric(ours.elapsed.Seconds()/m.elapsed.Seconds(), strings.ReplaceAll(what+" vs "+m.name, " ", "_")+"-time-ratio")
+		}
+		fmt.Println()
 	}
 }
 
-// loadBig fills one store with a bank table of benchRows committed rows
-// (and the coordinator table), and writes a config naming it.
+// BenchmarkBackupRestoreVersusDumps backs up and restores a bank table of
+// benchRows rows, on PostgreSQL and on MariaDB, with Stillpoint and with the
+// tools an operator would otherwise use (pg_dump -Fc and -Fd -j2,
+// pg_restore -j2; mysqldump --single-transaction, its output fed to
+// mariadb), side by side in one run, and prints time, size and peak memory
+// as ratios. Run it with ./scripts/bench.sh -bench BackupRestore.
+func BenchmarkBackupRestoreVersusDumps(b *testing.B) {
+	ctx := context.Background()
+	bin := buildCLI(b)
+	pgBin := testenv.PGBin(b)
+	for range b.N {
+		// PostgreSQL.
+		ns := "bank_big"
+		pgDSN := testenv.PostgresDSN(b)
+		cfg := loadBig(b, ctx, "postgres", pgDSN, ns)
+		dir := b.TempDir()
+		repoDir := filepath.Join(dir, "repo")
+		ours := run(b, "stillpoint backup create", repoDir, exec.Command(bin, "--config", cfg, "backup", "create", "--repo", repoDir, "--json"))
+		fc := run(b, "pg_dump -Fc", filepath.Join(dir, "dump.fc"), exec.Command(filepath.Join(pgBin, "pg_dump"), "-Fc", "-f", filepath.Join(dir, "dump.fc"), pgDSN))
+		fd := run(b, "pg_dump -Fd -j2", filepath.Join(dir, "dump.d"), exec.Command(filepath.Join(pgBin, "pg_dump"), "-Fd", "-j2", "-f", filepath.Join(dir, "dump.d"), pgDSN))
+		report(b, "PostgreSQL backup", ours, []measurement{fc, fd})
+		id := onlyBackup(b, bin, cfg, repoDir)
+		target := writeConfig(b, "postgres", testenv.PostgresDSN(b), ns)
+		oursR := run(b, "stillpoint restore", "", exec.Command(bin, "--config", target, "restore", id, "--repo", repoDir))
+		pgR := run(b, "pg_restore -j2", "", exec.Command(filepath.Join(pgBin, "pg_restore"), "-j2", "-d", testenv.PostgresDSN(b), filepath.Join(dir, "dump.d")))
+		report(b, "PostgreSQL restore", oursR, []measurement{pgR})
+
+		// MariaDB: the restores go into the same server, so the source
+		// database is dropped first, as after a disaster.
+		myNS := testenv.UniqueName("bank_big")
+		myDSN := testenv.MySQLDSN(b)
+		cfg = loadBig(b, ctx, "mysql", myDSN, myNS)
+		dir = b.TempDir()
+		repoDir = filepath.Join(dir, "repo")
+		my, _ := mysql.ParseDSN(myDSN)
+		host, port, _ := strings.Cut(my.Addr, ":")
+		client := func(tool, args string) *exec.Cmd {
+			c := exec.Command("sh", "-c", fmt.Sprintf("%s -h %s -P %s -u %s %s", tool, host, port, my.User, args))
+			c.Env = append(os.Environ(), "MYSQL_PWD="+my.Passwd)
+			return c
+		}
+		ours = run(b, "stillpoint backup create", repoDir, exec.Command(bin, "--config", cfg, "backup", "create", "--repo", repoDir, "--json"))
+		dump := filepath.Join(dir, "dump.sql")
+		md := run(b, "mysqldump --single-transaction", dump, client("mysqldump", fmt.Sprintf("--single-transaction --databases %s coordinator scalardb > %s", myNS, dump)))
+		report(b, "MariaDB backup", ours, []measurement{md})
+		id = onlyBackup(b, bin, cfg, repoDir)
+		dropAll(b, ctx, cfg, myNS)
+		oursR = run(b, "stillpoint restore", "", exec.Command(bin, "--config", cfg, "restore", id, "--repo", repoDir))
+		dropAll(b, ctx, cfg, myNS)
+		myR := run(b, "mysqldump output fed to mariadb", "", client("mariadb", "< "+dump))
+		report(b, "MariaDB restore", oursR, []measurement{myR})
+	}
+}
+
+// loadBig fills a store with a bank table of benchRows committed rows (and
+// the coordinator table) and returns a config file naming it.
 func loadBig(b *testing.B, ctx context.Context, engine, dsn, ns string) string {
 	b.Helper()
-	cfgPath := filepath.Join(b.TempDir(), "stillpoint.yaml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf("stores:\n  db: {engine: %s, dsn: %q}\nnamespaces: {%s: db}\ncoordinator: db\n", engine, dsn, ns)), 0o600)
+	cfgPath := writeConfig(b, engine, dsn, ns)
 	st := multistorage.New(mustLoad(b, cfgPath))
 	defer st.Close()
-	if _, err := schema.Create(ctx, st, bank.Tables([]string{ns, ns + "_x"})[:1]); err != nil {
+	if _, err := schema.Create(ctx, st, bank.Tables([]string{ns, ns})[:1]); err != nil {
 		b.Fatal(err)
 	}
 	s, _ := st.Store(ctx, "db")
@@ -131,16 +163,47 @@ func loadBig(b *testing.B, ctx context.Context, engine, dsn, ns string) string {
 	switch engine {
 	case "postgres":
 		q = fmt.Sprintf(`INSERT INTO %q.accounts (account_id, balance, tx_id, tx_state, tx_version, tx_prepared_at, tx_committed_at)
-			SELECT g, 1000, 'load', 3, 1, 0, 0 FROM generate_series(0, %d) g`, ns, benchRows-1)
+			SELECT g, 1000 + g %% 977, md5(g::text), 3, 1 + g %% 7, 1700000000000 + g, 1700000000000 + g FROM generate_series(0, %d) g`, ns, benchRows-1)
 	case "mysql":
-		q = fmt.Sprintf("INSERT INTO `%s`.accounts (account_id, balance, tx_id, tx_state, tx_version, tx_prepared_at, tx_committed_at) SELECT seq, 1000, 'load', 3, 1, 0, 0 FROM seq_0_to_%d", ns, benchRows-1)
+		q = fmt.Sprintf("INSERT INTO `%s`.accounts (account_id, balance, tx_id, tx_state, tx_version, tx_prepared_at, tx_committed_at) SELECT seq, 1000 + seq %% 977, md5(seq), 3, 1 + seq %% 7, 1700000000000 + seq, 1700000000000 + seq FROM `%s`.seq_0_to_%d", ns, ns, benchRows-1)
 	}
 	start := time.Now()
 	if _, err := db.ExecContext(ctx, q); err != nil {
 		b.Fatalf("load %d rows into %s: %v", benchRows, engine, err)
 	}
-	b.Logf("loaded %d rows into %s in %v", benchRows, engine, time.Since(start))
+	fmt.Printf("loaded %d rows into %s in %v\n", benchRows, engine, time.Since(start).Round(time.Second))
 	return cfgPath
+}
+
+func writeConfig(b *testing.B, engine, dsn, ns string) string {
+	p := filepath.Join(b.TempDir(), "stillpoint.yaml")
+	os.WriteFile(p, []byte(fmt.Sprintf("stores:\n  db: {engine: %s, dsn: %q}\nnamespaces: {%s: db}\ncoordinator: db\n", engine, dsn, ns)), 0o600)
+	return p
+}
+
+func onlyBackup(b *testing.B, bin, cfg, repoDir string) string {
+	out, err := exec.Command(bin, "--config", cfg, "--json", "backup", "list", "--repo", repoDir).Output()
+	var list []struct{ ID string }
+	if err != nil || json.Unmarshal(out, &list) != nil || len(list) != 1 {
+		b.Fatalf("backup list: %v %s", err, out)
+	}
+	return list[0].ID
+}
+
+// dropAll removes the bank and coordinator tables (and their metadata).
+func dropAll(b *testing.B, ctx context.Context, cfgPath, ns string) {
+	st := multistorage.New(mustLoad(b, cfgPath))
+	defer st.Close()
+	for _, t := range []struct{ ns, table string }{{ns, bank.AccountsTable}, {schema.CoordinatorNamespace, schema.CoordinatorTable}, {schema.StillpointNamespace, schema.RestoreStateTable}} {
+		if m, _ := st.TableMetadata(ctx, t.ns, t.table); m != nil {
+			if err := st.DropTable(ctx, t.ns, t.table); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for _, n := range []string{ns, schema.CoordinatorNamespace, schema.StillpointNamespace} {
+		st.DropNamespace(ctx, n)
+	}
 }
 
 func buildCLI(b *testing.B) string {
