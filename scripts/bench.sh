@@ -6,6 +6,9 @@
 #
 #   ./scripts/bench.sh                     # every benchmark
 #   ./scripts/bench.sh -bench BankVersus   # one of them
+#   ./scripts/bench.sh -bench BackupRestore ./internal/backup/
+#
+# STILLPOINT_BENCH_ROWS sizes the backup benchmark (default 5,000,000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 envdir=$(mktemp -d "${TMPDIR:-/tmp}/stillpoint-bench.XXXXXX")
@@ -16,5 +19,14 @@ bash scripts/testenv.sh up "$envdir" --owner-pid $$
 # shellcheck source=/dev/null
 source "$envdir/env"
 args=("$@")
-[ ${#args[@]} -gt 0 ] || args=(-bench .)
-go test -run '^$' -benchtime 1x -timeout 60m "${args[@]}" ./...
+have_bench=false
+have_pkg=false
+for a in "$@"; do
+	case $a in
+	-bench | -bench=*) have_bench=true ;;
+	./* | github.com/*) have_pkg=true ;;
+	esac
+done
+$have_bench || args=(-bench . "${args[@]}")
+$have_pkg || args+=(./...)
+go test -run '^$' -benchtime 1x -timeout 60m "${args[@]}"

@@ -113,3 +113,30 @@ func TestDamagedBackupRestoresNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreRefusesStoresWithData: without --force, a restore never
+// writes over data.
+func TestRestoreRefusesStoresWithData(t *testing.T) {
+	ctx := context.Background()
+	st := multistorage.New(testenv.Embedded(t))
+	defer st.Close()
+	m := txn.NewManager(st, txn.Options{})
+	if err := bank.Create(ctx, st, m, bank.Setup{Namespaces: bank.DefaultNamespaces, Accounts: 5, InitialBalance: 5}); err != nil {
+		t.Fatal(err)
+	}
+	r := newRepo(t, t.TempDir(), nil)
+	man, err := backup.Create(ctx, st, r, backup.Options{Mode: backup.Fence})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = backup.Restore(ctx, r, man, st, backup.RestoreOptions{})
+	if err == nil || !strings.Contains(err.Error(), "already holds data") || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("restore over data = %v, want a refusal that mentions --force", err)
+	}
+	if _, err := backup.Restore(ctx, r, man, st, backup.RestoreOptions{Force: true}); err != nil {
+		t.Fatalf("restore --force: %v", err)
+	}
+	if _, err := backup.Restore(ctx, r, man, st, backup.RestoreOptions{}); err == nil || !strings.Contains(err.Error(), "already restored") {
+		t.Fatalf("restoring the same backup twice = %v", err)
+	}
+}
