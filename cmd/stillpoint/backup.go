@@ -58,6 +58,15 @@ func (f *repoFlags) open(ctx context.Context, cfg *config.Config, create bool) (
 	return repo.Open(ctx, be, key)
 }
 
+// existing opens the repository of an existing backup set.
+func (f *repoFlags) existing(ctx context.Context, g *globals) (*repo.Repository, error) {
+	cfg, err := config.Load(g.configFile, g.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	return f.open(ctx, cfg, false)
+}
+
 func newBackupCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "backup",
@@ -218,11 +227,7 @@ func newBackupListCmd(g *globals) *cobra.Command {
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			cfg, err := config.Load(g.configFile, g.dataDir)
-			if err != nil {
-				return err
-			}
-			r, err := rf.open(ctx, cfg, false)
+			r, err := rf.existing(ctx, g)
 			if err != nil {
 				return err
 			}
@@ -265,11 +270,7 @@ func newBackupShowCmd(g *globals) *cobra.Command {
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			cfg, err := config.Load(g.configFile, g.dataDir)
-			if err != nil {
-				return err
-			}
-			r, err := rf.open(ctx, cfg, false)
+			r, err := rf.existing(ctx, g)
 			if err != nil {
 				return err
 			}
@@ -300,11 +301,7 @@ func newBackupDeleteCmd(g *globals) *cobra.Command {
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			cfg, err := config.Load(g.configFile, g.dataDir)
-			if err != nil {
-				return err
-			}
-			r, err := rf.open(ctx, cfg, false)
+			r, err := rf.existing(ctx, g)
 			if err != nil {
 				return err
 			}
@@ -364,11 +361,7 @@ lock error is no longer running: two writers at once can lose data.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			cfg, err := config.Load(g.configFile, g.dataDir)
-			if err != nil {
-				return err
-			}
-			r, err := rf.open(ctx, cfg, false)
+			r, err := rf.existing(ctx, g)
 			if err != nil {
 				return err
 			}

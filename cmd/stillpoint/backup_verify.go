@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stillpoint/stillpoint/internal/backup"
-	"github.com/stillpoint/stillpoint/internal/config"
 )
 
 type backupCheck struct {
@@ -32,11 +31,7 @@ Exit code 3 names every missing or damaged object.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			cfg, err := config.Load(g.configFile, g.dataDir)
-			if err != nil {
-				return err
-			}
-			r, err := rf.open(ctx, cfg, false)
+			r, err := rf.existing(ctx, g)
 			if err != nil {
 				return err
 			}

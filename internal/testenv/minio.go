@@ -14,11 +14,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -153,34 +151,9 @@ func exportS3From(dir string) error {
 // database variables were given but the S3 ones were not. Those servers
 // are stopped by the script's watchdog once this test binary exits.
 func startOwnS3() error {
-	root, err := repoRoot()
+	dir, err := runUp(EnvS3Endpoint + " is unset")
 	if err != nil {
 		return err
-	}
-	script := filepath.Join(root, "scripts", "testenv.sh")
-	dir, err := os.MkdirTemp("", "sp-testenv-")
-	if err != nil {
-		return err
-	}
-	out, err := os.CreateTemp("", "sp-testenv-up-*.log")
-	if err != nil {
-		os.RemoveAll(dir)
-		return err
-	}
-	defer os.Remove(out.Name())
-	defer out.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), upTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", script, "up", dir, "--owner-pid", fmt.Sprint(os.Getpid()))
-	cmd.Dir = root
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = time.Minute
-	if err := cmd.Run(); err != nil {
-		logTail, _ := os.ReadFile(out.Name())
-		_ = exec.Command("bash", script, "down", dir).Run()
-		os.RemoveAll(dir)
-		return fmt.Errorf("%s is unset and `%s up %s` failed: %v\n%s", EnvS3Endpoint, script, dir, err, tail(logTail, 4000))
 	}
 	return exportS3From(dir)
 }

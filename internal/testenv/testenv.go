@@ -200,41 +200,9 @@ func setup() error {
 }
 
 func startOwn() error {
-	root, err := repoRoot()
+	dir, err := runUp(EnvPostgresDSN + " and " + EnvMySQLDSN + " are unset")
 	if err != nil {
 		return err
-	}
-	script := filepath.Join(root, "scripts", "testenv.sh")
-	// A short path: the servers' unix sockets live in it.
-	dir, err := os.MkdirTemp("", "sp-testenv-")
-	if err != nil {
-		return err
-	}
-	// Output goes to a file rather than a pipe so nothing the script leaves
-	// running can keep us waiting.
-	out, err := os.CreateTemp("", "sp-testenv-up-*.log")
-	if err != nil {
-		os.RemoveAll(dir)
-		return err
-	}
-	defer os.Remove(out.Name())
-	defer out.Close()
-
-	ctx, cancel := context.WithTimeout(context.Background(), upTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", script, "up", dir, "--owner-pid", fmt.Sprint(os.Getpid()))
-	cmd.Dir = root
-	cmd.Stdout, cmd.Stderr = out, out
-	// On timeout, SIGTERM lets the script stop what it already started.
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = time.Minute
-	runErr := cmd.Run()
-	if runErr != nil {
-		logTail, _ := os.ReadFile(out.Name())
-		_ = exec.Command("bash", script, "down", dir).Run()
-		os.RemoveAll(dir)
-		return fmt.Errorf("%s and %s are unset and `%s up %s` failed: %v\n%s",
-			EnvPostgresDSN, EnvMySQLDSN, script, dir, runErr, tail(logTail, 4000))
 	}
 	ownDir = dir
 	env, err := os.ReadFile(filepath.Join(dir, "env"))
@@ -256,6 +224,45 @@ func startOwn() error {
 		}
 	}
 	return nil
+}
+
+// runUp runs `scripts/testenv.sh up` into a new directory, with a watchdog
+// on this process, and returns the directory. why says why it was needed.
+func runUp(why string) (string, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return "", err
+	}
+	script := filepath.Join(root, "scripts", "testenv.sh")
+	// A short path: the servers' unix sockets live in it.
+	dir, err := os.MkdirTemp("", "sp-testenv-")
+	if err != nil {
+		return "", err
+	}
+	// Output goes to a file rather than a pipe so nothing the script leaves
+	// running can keep us waiting.
+	out, err := os.CreateTemp("", "sp-testenv-up-*.log")
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	defer os.Remove(out.Name())
+	defer out.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), upTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", script, "up", dir, "--owner-pid", fmt.Sprint(os.Getpid()))
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = out, out
+	// On timeout, SIGTERM lets the script stop what it already started.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = time.Minute
+	if err := cmd.Run(); err != nil {
+		logTail, _ := os.ReadFile(out.Name())
+		_ = exec.Command("bash", script, "down", dir).Run()
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("%s and `%s up %s` failed: %v\n%s", why, script, dir, err, tail(logTail, 4000))
+	}
+	return dir, nil
 }
 
 // teardown stops servers started by startOwn.
