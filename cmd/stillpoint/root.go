@@ -32,7 +32,9 @@ stores up together at one transactionally consistent cut.
 
 With no --config, every namespace is an SQLite database under --data-dir.
 Environment: STILLPOINT_CONFIG, STILLPOINT_DATA_DIR, STILLPOINT_STORE_<NAME>_DSN
-(and _ENGINE, _PATH), STILLPOINT_NAMESPACE_<NS>=<store>, STILLPOINT_COORDINATOR.
+(and _ENGINE, _PATH), STILLPOINT_NAMESPACE_<NS>=<store>, STILLPOINT_COORDINATOR,
+STILLPOINT_REPOSITORY, STILLPOINT_REPOSITORY_KEY_FILE, STILLPOINT_REPO_KEY (the
+repository key itself), STILLPOINT_TOKEN (servers' token). Secrets are never printed.
 
 Exit codes: 0 success, 1 failure, 2 bad usage, 3 a check found a violation.`,
 		SilenceUsage:  true,
