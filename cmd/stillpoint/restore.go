@@ -26,7 +26,7 @@ path (COPY on PostgreSQL, multi-row INSERTs in large transactions elsewhere).
 Targets that hold data are refused unless --force. Progress is recorded in
 stillpoint.restore_state: a restore that was interrupted finishes when run
 again, and until it has, verify refuses the stores. After a restore, run
-'stillpoint verify' to complete the cut by lazy recovery.`,
+'stillpoint verify --lifetime 0' to complete the cut by lazy recovery.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -57,7 +57,7 @@ again, and until it has, verify refuses the stores. After a restore, run
 				if res.Resumed > 0 {
 					fmt.Fprintf(w, " (%d tables were already restored by an earlier run)", res.Resumed)
 				}
-				fmt.Fprintln(w, "\nnext: stillpoint verify   (completes the cut by lazy recovery)")
+				fmt.Fprintln(w, "\nnext: stillpoint verify --lifetime 0   (completes the cut by lazy recovery)")
 			})
 		},
 	}

@@ -34,6 +34,9 @@ must hold. Exit code 3 names each violation; 0 means consistent.`,
 				return err
 			}
 			defer st.Close()
+			if lifetime == 0 { // no writer is alive (after a restore): settle everything now
+				lifetime = -1
+			}
 			m := txn.NewManager(st, txn.Options{Lifetime: lifetime})
 			if wait < 0 {
 				wait = lifetime + time.Second
@@ -56,7 +59,7 @@ must hold. Exit code 3 names each violation; 0 means consistent.`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&noRecover, "no-recover", false, "only report pending records; change nothing")
-	f.DurationVar(&lifetime, "lifetime", txn.DefaultLifetime, "transaction lifetime: undecided records older than this are aborted")
+	f.DurationVar(&lifetime, "lifetime", txn.DefaultLifetime, "transaction lifetime: undecided records older than this are aborted (0: all of them, as after a restore, when no writer is alive)")
 	f.DurationVar(&wait, "wait", -1, "how long to wait for undecided records to expire (default: the lifetime plus 1s)")
 	return cmd
 }
