@@ -62,6 +62,7 @@ SIGTERM or SIGINT drains in-flight transactions (up to --drain-timeout) and stop
 	f.DurationVar(&opts.MaxPauseWait, "max-pause-wait", 10*time.Second, "drain limit when a Pause request sets none")
 	f.DurationVar(&opts.IdleTimeout, "idle-timeout", time.Minute, "abort transactions idle longer than this")
 	f.DurationVar(&opts.DrainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight transactions")
+	f.StringVar(&opts.MetricsListen, "metrics-listen", "", "serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9090)")
 	f.DurationVar(&lifetime, "lifetime", txn.DefaultLifetime, "transaction lifetime before a reader may abort an undecided write")
 	f.StringVar(&isolation, "isolation", "snapshot", "default isolation: snapshot or serializable")
 	return cmd

@@ -6,12 +6,16 @@ import (
 	"context"
 	"crypto/subtle"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -43,7 +47,9 @@ type Options struct {
 	IdleTimeout time.Duration
 	// DrainTimeout bounds the wait for in-flight transactions at shutdown.
 	DrainTimeout time.Duration
-	Logger       *slog.Logger
+	// MetricsListen, when set, serves Prometheus metrics at /metrics there.
+	MetricsListen string
+	Logger        *slog.Logger
 }
 
 // Server is a running gRPC server.
@@ -54,6 +60,7 @@ type Server struct {
 	gate   *admin.Gate
 	txs    *transactions
 	lis    net.Listener
+	reg    *prometheus.Registry
 }
 
 // New checks the options, listens, and registers the services.
@@ -93,9 +100,9 @@ func New(m *txn.Manager, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", opts.Listen, err)
 	}
-	s := &Server{opts: opts, grpc: grpc.NewServer(serverOpts...), health: health.NewServer(), lis: lis}
+	s := &Server{opts: opts, grpc: grpc.NewServer(serverOpts...), health: health.NewServer(), lis: lis, reg: prometheus.NewRegistry()}
 	s.gate = admin.NewGate(admin.GateOptions{DefaultMaxWait: opts.MaxPauseWait, Lease: opts.PauseLease, Logger: opts.Logger})
-	s.txs = newTransactions(m, s.gate, opts.IdleTimeout, opts.Logger)
+	s.txs = newTransactions(m, s.gate, opts.IdleTimeout, opts.Logger, newMetrics(s.reg, s.gate))
 	pb.RegisterTransactionServer(s.grpc, s.txs)
 	admin.Register(s.grpc, s.gate)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -115,11 +122,23 @@ func (s *Server) Serve(ctx context.Context) error {
 	reapCtx, stopReap := context.WithCancel(context.Background())
 	defer stopReap()
 	go s.txs.reap(reapCtx)
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- s.grpc.Serve(s.lis) }()
+	if s.opts.MetricsListen != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+		hs := &http.Server{Addr: s.opts.MetricsListen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("metrics on %s: %w", s.opts.MetricsListen, err)
+			}
+		}()
+		defer hs.Close()
+	}
 	s.opts.Logger.Info("serving", "listen", s.Addr(), "tls", s.opts.TLSCert != "", "token", s.opts.Token != "")
 	select {
 	case err := <-errc:
+		s.grpc.Stop()
 		s.gate.Close()
 		return err
 	case <-ctx.Done():

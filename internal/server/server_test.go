@@ -3,6 +3,9 @@ package server_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -233,5 +236,49 @@ func TestGracefulShutdownDrains(t *testing.T) {
 		}
 	case <-time.After(8 * time.Second):
 		t.Fatal("server did not stop after the drain")
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	f := start(t, server.Options{MetricsListen: addr})
+	c := dial(t, f.srv.Addr(), admin.DialOptions{})
+	ctx := context.Background()
+	tx, err := c.Begin(ctx, consensus.Snapshot, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.srv.Gate().Pause(ctx, false, 0)
+	c.Begin(ctx, consensus.Snapshot, "")
+	var body string
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics endpoint: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, want := range []string{
+		`stillpoint_transactions_total{outcome="committed"} 1`,
+		`stillpoint_transactions_total{outcome="refused"} 1`,
+		"stillpoint_paused 1",
+		"stillpoint_transactions_in_flight 0",
+		"stillpoint_commit_seconds_count 1",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }

@@ -37,6 +37,7 @@ type transactions struct {
 	gate *admin.Gate
 	idle time.Duration
 	log  *slog.Logger
+	obs  *metrics
 
 	mu   sync.Mutex
 	open map[string]*openTx
@@ -49,13 +50,14 @@ type openTx struct {
 	lastUsed time.Time
 }
 
-func newTransactions(m *txn.Manager, gate *admin.Gate, idle time.Duration, log *slog.Logger) *transactions {
-	return &transactions{m: m, gate: gate, idle: idle, log: log, open: map[string]*openTx{}}
+func newTransactions(m *txn.Manager, gate *admin.Gate, idle time.Duration, log *slog.Logger, obs *metrics) *transactions {
+	return &transactions{m: m, gate: gate, idle: idle, log: log, obs: obs, open: map[string]*openTx{}}
 }
 
 func (s *transactions) Begin(ctx context.Context, req *pb.BeginRequest) (*pb.BeginResponse, error) {
 	release, err := s.gate.Enter()
 	if err != nil {
+		s.obs.count("refused")
 		return nil, withReason(codes.Unavailable, ReasonPaused, err.Error())
 	}
 	iso := consensus.Snapshot
@@ -169,7 +171,12 @@ func (s *transactions) Commit(ctx context.Context, req *pb.CommitRequest) (*pb.C
 	id := req.GetTransactionId()
 	// A commit that has begun runs to its end even if the client goes
 	// away: stopping it midway would leave records for lazy recovery.
-	err := s.use(id, func(tx *txn.Transaction) error { return tx.Commit(context.WithoutCancel(ctx)) })
+	err := s.use(id, func(tx *txn.Transaction) error {
+		start := time.Now()
+		err := tx.Commit(context.WithoutCancel(ctx))
+		s.obs.committed(err, time.Since(start))
+		return err
+	})
 	if status.Code(err) != codes.NotFound {
 		s.finish(id)
 	}
@@ -178,7 +185,7 @@ func (s *transactions) Commit(ctx context.Context, req *pb.CommitRequest) (*pb.C
 
 func (s *transactions) Abort(ctx context.Context, req *pb.AbortRequest) (*pb.AbortResponse, error) {
 	id := req.GetTransactionId()
-	err := s.use(id, func(tx *txn.Transaction) error { tx.Abort(); return nil })
+	err := s.use(id, func(tx *txn.Transaction) error { tx.Abort(); s.obs.count("aborted"); return nil })
 	s.finish(id)
 	return &pb.AbortResponse{}, err
 }
@@ -206,6 +213,7 @@ func (s *transactions) reap(ctx context.Context) {
 			s.mu.Unlock()
 			for _, id := range stale {
 				s.log.Warn("aborting idle transaction", "tx", id, "idle_timeout", s.idle)
+				s.obs.count("expired")
 				s.finish(id)
 			}
 		}
