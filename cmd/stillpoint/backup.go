@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/stillpoint/stillpoint/internal/admin"
 	"github.com/stillpoint/stillpoint/internal/backup"
 	"github.com/stillpoint/stillpoint/internal/config"
 	"github.com/stillpoint/stillpoint/internal/repo"
@@ -82,10 +81,8 @@ func newBackupCreateCmd(g *globals) *cobra.Command {
 		mode         string
 		fenceTimeout time.Duration
 		parallel     int
-		servers      string
-		srvName      string
+		servers      adminFlags
 		pauseWait    time.Duration
-		dial         admin.DialOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "create",
@@ -98,7 +95,7 @@ Modes:
   fence        (default) block commit decisions at the coordinator for the
                moment it takes to open a snapshot in every store; the
                applications never stop. The hold time is recorded.
-  pause        pause every server through rpc.Admin (--servers or -s), with
+  pause        pause every server through rpc.Admin (-a host:port,... or -s), with
                drain; open the snapshots; unpause. Records the paused window.
   independent  snapshot each store on its own with no cut, as per-database
                backups do: it exists to show what goes wrong without a cut.
@@ -122,7 +119,7 @@ The manifest is written last: a backup that fails is never listed.`,
 			}
 			opts := backup.Options{Mode: m, FenceTimeout: fenceTimeout, Parallel: parallel, PauseWait: pauseWait}
 			if m == backup.Pause {
-				fleet, err := newFleet(ctx, servers, srvName, dial)
+				fleet, err := servers.fleet(cmd)
 				if err != nil {
 					return err
 				}
@@ -145,34 +142,9 @@ The manifest is written last: a backup that fails is never listed.`,
 	f.StringVar(&mode, "mode", "fence", "fence, pause or independent")
 	f.DurationVar(&fenceTimeout, "fence-timeout", 5*time.Second, "give up (and release everything) if the fence is not granted within this")
 	f.IntVar(&parallel, "parallel", 4, "tables streamed at once")
-	f.StringVar(&servers, "servers", "", "pause mode: the servers' addresses host:port,...")
-	f.StringVar(&srvName, "srv-name", "", "pause mode: DNS SRV record listing the servers")
 	f.DurationVar(&pauseWait, "max-pause-wait-time", 0, "pause mode: how long servers wait for in-flight transactions (0: their default)")
-	addDialFlags(f, &dial)
+	servers.add(cmd)
 	return cmd
-}
-
-// newFleet connects to the servers named by a list or an SRV record.
-func newFleet(ctx context.Context, list, srv string, dial admin.DialOptions) (*admin.Fleet, error) {
-	var targets []string
-	var err error
-	switch {
-	case list != "" && srv != "":
-		return nil, usageError{errors.New("give --servers or --srv-name, not both")}
-	case list != "":
-		targets, err = admin.ParseTargets(list)
-	case srv != "":
-		targets, err = admin.ResolveSRV(ctx, srv)
-	default:
-		return nil, usageError{errors.New("pause mode needs the servers: --servers host:port,... or --srv-name")}
-	}
-	if err != nil {
-		return nil, usageError{err}
-	}
-	if dial.Token == "" {
-		dial.Token = os.Getenv("STILLPOINT_TOKEN")
-	}
-	return admin.NewFleet(targets, dial, admin.DefaultTimeout)
 }
 
 func printManifest(w io.Writer, m *backup.Manifest) {
