@@ -154,7 +154,7 @@ func printManifest(w io.Writer, m *backup.Manifest) {
 	case m.Mode == backup.Fence:
 		fmt.Fprintf(w, "  fence held %v (granted after %v) on store %s\n", time.Duration(m.FenceHold), time.Duration(m.FenceWait), m.Coordinator)
 	case m.PausedWindow != nil:
-		fmt.Fprintf(w, "  servers paused %s to %s (%v): %v\n", m.PausedWindow.Start.Format(time.RFC3339Nano), m.PausedWindow.End.Format(time.RFC3339Nano), m.PausedWindow.End.Sub(m.PausedWindow.Start).Round(time.Millisecond), m.PausedWindow.Targets)
+		fmt.Fprintf(w, "  servers paused %s to %s (%v): %v\n", m.PausedWindow.Start.Format(time.RFC3339Nano), m.PausedWindow.End.Format(time.RFC3339Nano), m.PausedWindow.End.Sub(m.PausedWindow.Start).Round(time.Microsecond), m.PausedWindow.Targets)
 	case m.Mode == backup.Independent:
 		fmt.Fprintln(w, "  NO CUT: the stores were copied one after another; this backup may hold half-applied transactions")
 	}
