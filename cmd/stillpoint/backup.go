@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -203,17 +202,12 @@ func newBackupListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ids, err := r.ListManifests(ctx)
+			all, err := backup.LoadAll(ctx, r)
 			if err != nil {
 				return err
 			}
-			slices.Sort(ids)
 			list := []backupSummary{}
-			for _, id := range ids {
-				m, err := backup.Load(ctx, r, id)
-				if err != nil {
-					return err
-				}
+			for _, m := range all {
 				list = append(list, backupSummary{ID: m.ID, Mode: m.Mode, Started: m.Started, Rows: m.Rows, Bytes: m.Bytes, FenceHold: m.FenceHold, Stores: len(m.Stores)})
 			}
 			return g.print(cmd.OutOrStdout(), list, func(w io.Writer) {
@@ -291,16 +285,12 @@ func newBackupDeleteCmd(g *globals) *cobra.Command {
 			}
 			res := map[string]any{"deleted": args[0]}
 			if prune {
-				referenced := map[string]bool{}
-				ids, err := r.ListManifests(ctx)
+				all, err := backup.LoadAll(ctx, r)
 				if err != nil {
-					return err
+					return fmt.Errorf("prune needs every manifest readable: %w", err)
 				}
-				for _, id := range ids {
-					m, err := backup.Load(ctx, r, id)
-					if err != nil {
-						return fmt.Errorf("prune needs every manifest readable: %w", err)
-					}
+				referenced := map[string]bool{}
+				for _, m := range all {
 					m.Referenced(referenced)
 				}
 				removed, freed, err := r.Prune(ctx, referenced)

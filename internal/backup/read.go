@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/stillpoint/stillpoint/internal/repo"
 	"github.com/stillpoint/stillpoint/internal/storage"
@@ -21,6 +22,25 @@ func Load(ctx context.Context, r *repo.Repository, id string) (*Manifest, error)
 		return nil, fmt.Errorf("backup %s: %w", id, err)
 	}
 	return m, nil
+}
+
+// LoadAll reads every complete backup's manifest, oldest first. Every
+// manifest must be readable: a damaged one is an error naming it.
+func LoadAll(ctx context.Context, r *repo.Repository) ([]*Manifest, error) {
+	ids, err := r.ListManifests(ctx)
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(ids)
+	out := make([]*Manifest, 0, len(ids))
+	for _, id := range ids {
+		m, err := Load(ctx, r, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 // ReadTable streams a table's records back out of the repository,

@@ -14,7 +14,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -128,23 +127,7 @@ func s3Start() (*minio.Client, error) {
 }
 
 func exportS3From(dir string) error {
-	env, err := os.ReadFile(filepath.Join(dir, "env"))
-	if err != nil {
-		return err
-	}
-	vars, err := parseEnvFile(env)
-	if err != nil {
-		return fmt.Errorf("%s/env: %v", dir, err)
-	}
-	for _, k := range []string{EnvS3Endpoint, EnvS3AccessKey, EnvS3SecretKey} {
-		if vars[k] == "" {
-			return fmt.Errorf("%s/env does not set %s (is scripts/testenv.sh older than this package?)", dir, k)
-		}
-		if os.Getenv(k) == "" {
-			os.Setenv(k, vars[k])
-		}
-	}
-	return nil
+	return exportFrom(dir, EnvS3Endpoint, EnvS3AccessKey, EnvS3SecretKey)
 }
 
 // startOwnS3 runs `scripts/testenv.sh up` for MinIO's sake when the

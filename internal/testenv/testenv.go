@@ -205,6 +205,13 @@ func startOwn() error {
 		return err
 	}
 	ownDir = dir
+	return exportFrom(dir, EnvPostgresDSN, EnvMySQLDSN, EnvPGBin)
+}
+
+// exportFrom exports the given variables of DIR/env written by
+// testenv.sh up. Values already set are kept; the rest are exported so
+// subprocesses of tests see the same servers.
+func exportFrom(dir string, keys ...string) error {
 	env, err := os.ReadFile(filepath.Join(dir, "env"))
 	if err != nil {
 		return err
@@ -213,12 +220,10 @@ func startOwn() error {
 	if err != nil {
 		return fmt.Errorf("%s/env: %v", dir, err)
 	}
-	for _, k := range []string{EnvPostgresDSN, EnvMySQLDSN, EnvPGBin} {
+	for _, k := range keys {
 		if vars[k] == "" {
-			return fmt.Errorf("%s/env does not set %s", dir, k)
+			return fmt.Errorf("%s/env does not set %s (is scripts/testenv.sh older than this package?)", dir, k)
 		}
-		// Keep values already provided; export the rest so subprocesses of
-		// tests see the same servers.
 		if os.Getenv(k) == "" {
 			os.Setenv(k, vars[k])
 		}
