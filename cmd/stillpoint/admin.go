@@ -223,15 +223,10 @@ func newAdminUnpauseCmd(g *globals) *cobra.Command {
 			defer f.Close()
 			err = f.UnpauseAll(cmd.Context())
 			states := []targetState{}
-			var fe *admin.FleetError
 			for _, t := range f.Targets() {
 				s := targetState{Target: t, Paused: new(false)}
-				if errors.As(err, &fe) {
-					for _, r := range fe.Results {
-						if r.Target == t && r.Err != nil {
-							s.Paused, s.Error = nil, r.Err.Error()
-						}
-					}
+				if msg := targetError(err, t); msg != "" {
+					s.Paused, s.Error = nil, msg
 				}
 				states = append(states, s)
 			}
@@ -259,17 +254,12 @@ func newAdminCheckPausedCmd(g *globals) *cobra.Command {
 			defer f.Close()
 			paused, err := f.CheckAll(cmd.Context())
 			states := []targetState{}
-			var fe *admin.FleetError
 			for _, t := range f.Targets() {
 				s := targetState{Target: t}
 				if p, ok := paused[t]; ok {
 					s.Paused = &p
-				} else if errors.As(err, &fe) {
-					for _, r := range fe.Results {
-						if r.Target == t && r.Err != nil {
-							s.Error = r.Err.Error()
-						}
-					}
+				} else {
+					s.Error = targetError(err, t)
 				}
 				states = append(states, s)
 			}
@@ -281,6 +271,20 @@ func newAdminCheckPausedCmd(g *globals) *cobra.Command {
 	}
 	af.add(cmd)
 	return cmd
+}
+
+// targetError is what a fleet call's error says of one target ("" if
+// nothing).
+func targetError(err error, target string) string {
+	var fe *admin.FleetError
+	if errors.As(err, &fe) {
+		for _, r := range fe.Results {
+			if r.Target == target && r.Err != nil {
+				return r.Err.Error()
+			}
+		}
+	}
+	return ""
 }
 
 func printStates(g *globals, out io.Writer, states []targetState, ok string) error {
