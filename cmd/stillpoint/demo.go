@@ -14,6 +14,7 @@ import (
 	"github.com/stillpoint/stillpoint/internal/config"
 	"github.com/stillpoint/stillpoint/internal/repo"
 	"github.com/stillpoint/stillpoint/internal/repo/backend"
+	"github.com/stillpoint/stillpoint/internal/restore"
 	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
 	"github.com/stillpoint/stillpoint/internal/txn"
 	"github.com/stillpoint/stillpoint/internal/verify"
@@ -25,6 +26,7 @@ type demoReport struct {
 	Workload   bank.Stats       `json:"workload"`
 	Backup     *backup.Manifest `json:"backup"`
 	Restored   string           `json:"restored_into"`
+	Restore    *restore.Result  `json:"restore"`
 	RestoreDur time.Duration    `json:"restore_ns"`
 	Verify     *verify.Report   `json:"verify"`
 }
@@ -40,8 +42,8 @@ func newDemoCmd(g *globals) *cobra.Command {
 		Short: "The whole job on the embedded default: transfers, a backup under load, a restore, a verification",
 		Long: `Runs the bank workload on SQLite stores (two account databases and a coordinator
 database), takes a fence backup while it runs, restores the backup into fresh
-stores, and verifies them: lazy recovery completes the cut, and both bank
-invariants must hold. Everything goes under --dir: source/, repo/, restored-<id>/.`,
+stores (the restore finishes the cut by lazy recovery), and verifies them
+read-only: nothing may be left undecided, and both bank invariants must hold. Everything goes under --dir: source/, repo/, restored-<id>/.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -99,12 +101,12 @@ invariants must hold. Everything goes under --dir: source/, repo/, restored-<id>
 			target := multistorage.New(tcfg)
 			defer target.Close()
 			start := time.Now()
-			if _, err := backup.Restore(ctx, r, rep.Backup, target, backup.RestoreOptions{}); err != nil {
+			if rep.Restore, err = restore.Run(ctx, r, rep.Backup, restore.Stores(target), restore.Options{}); err != nil {
 				return err
 			}
 			rep.RestoreDur = time.Since(start)
-			say("verifying the restored stores ...")
-			rep.Verify, err = verify.Run(ctx, target, txn.NewManager(target, txn.Options{Lifetime: -1}), verify.Options{})
+			say("verifying the restored stores (read-only) ...")
+			rep.Verify, err = verify.Run(ctx, target, txn.NewManager(target, txn.Options{}), verify.Options{NoRecover: true})
 			if err != nil {
 				return err
 			}
@@ -130,11 +132,8 @@ func printDemo(w io.Writer, r demoReport) {
 	fmt.Fprintf(w, "  workload      %d transfers committed (%.0f/s), %d aborted by conflicts, %d failed\n", s.Committed, s.Throughput, s.Aborted, s.Failed)
 	fmt.Fprintf(w, "  backup        %s taken under load: fence held %v; %d rows, %s, %d stores\n", b.ID, time.Duration(b.FenceHold).Round(time.Microsecond), b.Rows, humanBytes(b.Bytes), len(b.Stores))
 	fmt.Fprintf(w, "  restore       into %s in %v\n", r.Restored, r.RestoreDur.Round(time.Millisecond))
-	rec := 0
-	for _, n := range r.Verify.Recovered {
-		rec += n
-	}
-	fmt.Fprintf(w, "  recovery      %d records in flight at the cut settled by lazy recovery %v\n", rec, r.Verify.Recovered)
+	rec := r.Restore.Recovery
+	fmt.Fprintf(w, "  recovery      %d records in flight at the cut settled by the restore: %d rolled forward, %d rolled back\n", rec.RolledForward+rec.RolledBack, rec.RolledForward, rec.RolledBack)
 	for _, iv := range r.Verify.Bank {
 		status := "HOLD"
 		if !iv.OK() {

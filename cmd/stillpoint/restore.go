@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stillpoint/stillpoint/internal/backup"
+	"github.com/stillpoint/stillpoint/internal/restore"
 )
 
 func newRestoreCmd(g *globals) *cobra.Command {
@@ -22,11 +24,17 @@ func newRestoreCmd(g *globals) *cobra.Command {
 the target configuration maps their namespaces to (which may be other engines
 than the source's), and loads the tables in parallel with each engine's fast
 path (COPY on PostgreSQL, multi-row INSERTs in large transactions elsewhere).
+Then it finishes the cut: records left PREPARED or DELETED by transactions in
+flight at the cut are rolled forward or back by the restored coordinator
+table (no writer of the restored stores exists yet, so nothing is waited for).
+Only then does it report the restore done.
 
-Targets that hold data are refused unless --force. Progress is recorded in
-stillpoint.restore_state: a restore that was interrupted finishes when run
-again, and until it has, verify refuses the stores. After a restore, run
-'stillpoint verify --lifetime 0' to complete the cut by lazy recovery.`,
+Before anything is created, the backup is checked whole (every chunk) and
+against the target engines (key lengths). Targets that hold data are refused
+unless --force. Progress is journaled in the stillpoint namespace of the
+coordinator's store: a restore that was interrupted at any moment finishes
+when run again, and until then verify refuses the stores. The journal is
+removed once the restore is complete.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -43,26 +51,43 @@ again, and until it has, verify refuses the stores. After a restore, run
 			if err != nil {
 				return err
 			}
-			opts := backup.RestoreOptions{Force: force, Parallel: parallel}
+			opts := restore.Options{Force: force, Parallel: parallel}
 			if bar := g.newProgress(m.Rows, "restoring"); bar != nil {
 				opts.Progress = func(n int64) { bar.Add64(n) }
 				defer bar.Finish()
 			}
-			res, err := backup.Restore(ctx, r, m, st, opts)
+			res, err := restore.Run(ctx, r, m, restore.Stores(st), opts)
 			if err != nil {
 				return err
 			}
 			return g.print(cmd.OutOrStdout(), res, func(w io.Writer) {
 				fmt.Fprintf(w, "restored backup %s: %d tables, %d rows", res.Backup, res.Tables, res.Rows)
-				if res.Resumed > 0 {
+				switch {
+				case res.AlreadyComplete:
+					fmt.Fprint(w, " (an earlier run had completed it; its journal is now removed)")
+				case res.Resumed > 0:
 					fmt.Fprintf(w, " (%d tables were already restored by an earlier run)", res.Resumed)
 				}
-				fmt.Fprintln(w, "\nnext: stillpoint verify --lifetime 0   (completes the cut by lazy recovery)")
+				fmt.Fprintf(w, "\ncut finished: %d records rolled forward, %d rolled back\n", res.Recovery.RolledForward, res.Recovery.RolledBack)
+				fmt.Fprintf(w, "check: stillpoint verify --no-recover%s\n", g.storeFlags())
 			})
 		},
 	}
 	rf.add(cmd)
-	cmd.Flags().BoolVar(&force, "force", false, "replace tables that hold data, or another backup's unfinished restore")
+	cmd.Flags().BoolVar(&force, "force", false, "replace tables that hold data or are half made, or another backup's unfinished restore")
 	cmd.Flags().IntVar(&parallel, "parallel", 4, "tables loaded at once")
 	return cmd
+}
+
+// storeFlags are the global flags that name the stores, as a hint must
+// repeat them to point at the same stores.
+func (g *globals) storeFlags() string {
+	var b strings.Builder
+	if g.configFile != "" {
+		fmt.Fprintf(&b, " --config %s", g.configFile)
+	}
+	if g.dataDir != "" {
+		fmt.Fprintf(&b, " --data-dir %s", g.dataDir)
+	}
+	return b.String()
 }

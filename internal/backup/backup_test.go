@@ -17,6 +17,7 @@ import (
 	"github.com/stillpoint/stillpoint/internal/cut"
 	"github.com/stillpoint/stillpoint/internal/repo"
 	"github.com/stillpoint/stillpoint/internal/repo/backend"
+	"github.com/stillpoint/stillpoint/internal/restore"
 	"github.com/stillpoint/stillpoint/internal/server"
 	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
 	"github.com/stillpoint/stillpoint/internal/testenv"
@@ -47,7 +48,7 @@ func restoreAndVerify(t *testing.T, r *repo.Repository, m *backup.Manifest) (*ve
 	t.Helper()
 	target := multistorage.New(testenv.Embedded(t))
 	defer target.Close()
-	if _, err := backup.Restore(context.Background(), r, m, target, backup.RestoreOptions{}); err != nil {
+	if _, err := restore.Run(context.Background(), r, m, restore.Stores(target), restore.Options{}); err != nil {
 		return nil, err
 	}
 	mgr := txn.NewManager(target, txn.Options{Lifetime: -1})

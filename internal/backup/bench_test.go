@@ -194,14 +194,14 @@ func onlyBackup(b *testing.B, bin, cfg, repoDir string) string {
 func dropAll(b *testing.B, ctx context.Context, cfgPath, ns string) {
 	st := multistorage.New(mustLoad(b, cfgPath))
 	defer st.Close()
-	for _, t := range []struct{ ns, table string }{{ns, bank.AccountsTable}, {schema.CoordinatorNamespace, schema.CoordinatorTable}, {schema.StillpointNamespace, schema.RestoreStateTable}} {
+	for _, t := range []struct{ ns, table string }{{ns, bank.AccountsTable}, {schema.CoordinatorNamespace, schema.CoordinatorTable}} {
 		if m, _ := st.TableMetadata(ctx, t.ns, t.table); m != nil {
 			if err := st.DropTable(ctx, t.ns, t.table); err != nil {
 				b.Fatal(err)
 			}
 		}
 	}
-	for _, n := range []string{ns, schema.CoordinatorNamespace, schema.StillpointNamespace} {
+	for _, n := range []string{ns, schema.CoordinatorNamespace} {
 		st.DropNamespace(ctx, n)
 	}
 }

@@ -15,9 +15,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/stillpoint/stillpoint/internal/admin"
+	"github.com/stillpoint/stillpoint/internal/config"
 	"github.com/stillpoint/stillpoint/internal/cut"
 	"github.com/stillpoint/stillpoint/internal/repo"
-	"github.com/stillpoint/stillpoint/internal/schema"
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
 )
@@ -143,7 +143,7 @@ func inventory(ctx context.Context, st *multistorage.Storage, m *Manifest) (map[
 	stores := map[string]storage.Store{}
 	var jobs []job
 	for _, ns := range namespaces {
-		if ns == schema.StillpointNamespace { // bookkeeping of this installation, not data
+		if ns == config.StillpointNamespace { // bookkeeping of this installation, not data
 			continue
 		}
 		name, err := st.StoreName(ns)
@@ -259,11 +259,15 @@ func stream(ctx context.Context, r *repo.Repository, snaps map[string]cut.Snapsh
 func streamTable(ctx context.Context, r *repo.Repository, snap cut.Snapshot, m *storage.TableMetadata, progress func(int64)) (TableBackup, error) {
 	pr, pw := io.Pipe()
 	rows := make(chan int64, 1)
+	keys := NewKeyLengths(m)
 	go func() {
 		var n int64
 		rw, err := NewRowWriter(pw, m.Columns)
 		if err == nil {
-			err = snap.ReadTable(ctx, m, rw.Write)
+			err = snap.ReadTable(ctx, m, func(rec storage.Record) error {
+				keys.Add(rec)
+				return rw.Write(rec)
+			})
 		}
 		if err == nil {
 			err = rw.Close()
@@ -278,5 +282,5 @@ func streamTable(ctx context.Context, r *repo.Repository, snap cut.Snapshot, m *
 	if err != nil {
 		return TableBackup{}, err
 	}
-	return TableBackup{Metadata: *m, Rows: n, Bytes: s.Bytes, NewBytes: s.NewBytes, Chunks: s.Chunks}, nil
+	return TableBackup{Metadata: *m, Rows: n, Bytes: s.Bytes, NewBytes: s.NewBytes, Chunks: s.Chunks, KeyLengths: keys.Max}, nil
 }

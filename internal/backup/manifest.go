@@ -86,6 +86,10 @@ type TableBackup struct {
 	Bytes    int64                 `json:"bytes"`
 	NewBytes int64                 `json:"new_bytes"`
 	Chunks   []string              `json:"chunks"`
+	// KeyLengths: the longest value of each TEXT/BLOB key or indexed
+	// column. Nil in manifests written before it was recorded; restore then
+	// measures while it checks the chunks.
+	KeyLengths map[string]KeyLength `json:"key_lengths"`
 }
 
 // Duration prints as a Go duration in JSON.

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stillpoint/stillpoint/internal/storage"
 )
@@ -199,4 +201,48 @@ func (rr *RowReader) value(t storage.DataType) (any, error) {
 		return time.UnixMilli(ms).UTC(), err
 	}
 	return nil, fmt.Errorf("cannot decode type %v", t)
+}
+
+// KeyLength is the longest value of one TEXT or BLOB key or indexed
+// column: engines bound those (MariaDB's VARCHAR(128)), so a restore
+// checks them against its target before creating anything.
+type KeyLength struct {
+	Bytes int `json:"bytes"`
+	Chars int `json:"chars,omitempty"` // TEXT only
+}
+
+// KeyLengths measures the bounded columns of a table's records.
+type KeyLengths struct {
+	cols []storage.Column
+	Max  map[string]KeyLength
+}
+
+// NewKeyLengths measures the TEXT and BLOB columns of m that are keys or
+// indexed. Max is never nil, so a manifest tells a table with no such
+// column from one written before they were measured.
+func NewKeyLengths(m *storage.TableMetadata) *KeyLengths {
+	k := &KeyLengths{Max: map[string]KeyLength{}}
+	for _, c := range m.Columns {
+		if (c.Type == storage.Text || c.Type == storage.Blob) && (m.IsKey(c.Name) || slices.Contains(m.Indexes, c.Name)) {
+			k.cols = append(k.cols, c)
+		}
+	}
+	return k
+}
+
+// Add measures one record.
+func (k *KeyLengths) Add(r storage.Record) {
+	for _, c := range k.cols {
+		var l KeyLength
+		switch v := r[c.Name].(type) {
+		case string:
+			l = KeyLength{Bytes: len(v), Chars: utf8.RuneCountInString(v)}
+		case []byte:
+			l = KeyLength{Bytes: len(v)}
+		default:
+			continue
+		}
+		cur := k.Max[c.Name]
+		k.Max[c.Name] = KeyLength{Bytes: max(cur.Bytes, l.Bytes), Chars: max(cur.Chars, l.Chars)}
+	}
 }

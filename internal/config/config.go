@@ -231,14 +231,19 @@ func (c *Config) EmbeddedPath(namespace string) string {
 	return filepath.Join(c.DataDir, namespace+".db")
 }
 
+// StillpointNamespace holds Stillpoint's own bookkeeping, the restore
+// journal (internal/restore), in the coordinator's store.
+const StillpointNamespace = "stillpoint"
+
 // StoreFor names the store holding a namespace.
 func (c *Config) StoreFor(namespace string) (string, error) {
+	if namespace == StillpointNamespace { // the restore journal lives with the coordinator
+		namespace = "coordinator"
+	}
 	if c.Embedded {
 		return namespace, nil
 	}
-	// Stillpoint's own tables (the coordinator's, and restore progress)
-	// live with the coordinator.
-	if namespace == "coordinator" || namespace == "stillpoint" {
+	if namespace == "coordinator" {
 		return c.Coordinator, nil
 	}
 	if s, ok := c.Namespaces[namespace]; ok {

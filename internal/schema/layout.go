@@ -4,7 +4,6 @@
 package schema
 
 import (
-	"context"
 	"strings"
 
 	"github.com/stillpoint/stillpoint/internal/storage"
@@ -103,40 +102,4 @@ func UserColumns(m *storage.TableMetadata) []storage.Column {
 		}
 	}
 	return out
-}
-
-// Restore progress: stillpoint.restore_state, in the coordinator's store,
-// one row for the whole restore (item "*") and one per table.
-const (
-	StillpointNamespace = "stillpoint"
-	RestoreStateTable   = "restore_state"
-	RestoreWhole        = "*"
-	RestoreInProgress   = "IN_PROGRESS"
-	RestoreComplete     = "COMPLETE"
-	RestoreTableDone    = "DONE"
-)
-
-// RestoreState returns the metadata of stillpoint.restore_state.
-func RestoreState() *storage.TableMetadata {
-	return &storage.TableMetadata{
-		Namespace: StillpointNamespace, Table: RestoreStateTable,
-		Columns: []storage.Column{{Name: "item", Type: storage.Text}, {Name: "backup_id", Type: storage.Text},
-			{Name: "state", Type: storage.Text}, {Name: "rows", Type: storage.BigInt}},
-		PartitionKey: []string{"item"},
-	}
-}
-
-// UnfinishedRestore returns the id of a backup whose restore into st
-// started and did not finish, or "".
-func UnfinishedRestore(ctx context.Context, st storage.Store) (string, error) {
-	m, err := st.TableMetadata(ctx, StillpointNamespace, RestoreStateTable)
-	if err != nil || m == nil {
-		return "", err
-	}
-	r, err := st.Get(ctx, storage.Get{Namespace: StillpointNamespace, Table: RestoreStateTable, Key: storage.Key{"item": RestoreWhole}})
-	if err != nil || r == nil || r["state"] != RestoreInProgress {
-		return "", err
-	}
-	id, _ := r["backup_id"].(string)
-	return id, nil
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/stillpoint/stillpoint/internal/restore"
 	"github.com/stillpoint/stillpoint/internal/schema"
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/txn"
@@ -60,7 +61,7 @@ func Run(ctx context.Context, st storage.Store, m *txn.Manager, opts Options) (*
 		opts.Poll = time.Second
 	}
 	r := &Report{Recovered: map[string]int{}, Bank: map[string]*bank.Invariants{}, bankSetups: map[string]*bank.Setup{}}
-	if id, err := schema.UnfinishedRestore(ctx, st); err != nil {
+	if id, err := restore.Unfinished(ctx, st); err != nil {
 		return nil, err
 	} else if id != "" {
 		return nil, fmt.Errorf("%w: these stores hold an unfinished restore of backup %s: run 'stillpoint restore %s' again to finish it", ErrUnfinishedRestore, id, id)

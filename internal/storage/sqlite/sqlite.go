@@ -56,6 +56,9 @@ type Dialect struct{}
 
 func (Dialect) Engine() string { return "sqlite" }
 
+// Limits: a database file has one writer at a time.
+func (Dialect) Limits() sqlstore.Limits { return sqlstore.Limits{SingleWriter: true} }
+
 func (Dialect) Quote(ident string) string { return `"` + strings.ReplaceAll(ident, `"`, `""`) + `"` }
 
 func (d Dialect) Table(namespace, table string) string { return d.Quote(namespace + "$" + table) }

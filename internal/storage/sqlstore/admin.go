@@ -94,7 +94,17 @@ func (s *Store) Namespaces(ctx context.Context) ([]string, error) {
 // hasMetadata tells whether scalardb.metadata exists, without creating it:
 // reading a store must not write to it.
 func (s *Store) hasMetadata(ctx context.Context) (bool, error) {
-	_, err := s.db.ExecContext(ctx, "SELECT 1 FROM "+s.namespacesTable()+" WHERE 1 = 0")
+	return s.exists(ctx, s.namespacesTable())
+}
+
+// HasTable tells whether a table exists in the database, whatever its
+// metadata rows say.
+func (s *Store) HasTable(ctx context.Context, namespace, table string) (bool, error) {
+	return s.exists(ctx, s.dialect.Table(namespace, table))
+}
+
+func (s *Store) exists(ctx context.Context, table string) (bool, error) {
+	_, err := s.db.ExecContext(ctx, "SELECT 1 FROM "+table+" WHERE 1 = 0")
 	if err == nil {
 		return true, nil
 	}
@@ -325,4 +335,43 @@ func (s *Store) Tables(ctx context.Context, namespace string) ([]string, error) 
 		}
 	}
 	return out, s.wrap(rows.Err(), "list tables")
+}
+
+// PurgeTable removes a table and its metadata rows in whatever state an
+// interrupted creation left them: MySQL/MariaDB commit DDL implicitly, so a
+// table can exist with some or none of its metadata rows. The metadata goes
+// first, so a purge that is itself interrupted leaves at most a table with
+// no metadata, which the next purge drops.
+func (s *Store) PurgeTable(ctx context.Context, namespace, table string) error {
+	full := namespace + "." + table
+	if ok, err := s.hasMetadata(ctx); err != nil {
+		return err
+	} else if ok {
+		if _, err := s.db.ExecContext(ctx, "DELETE FROM "+s.metadataTable()+" WHERE full_table_name = "+s.dialect.Placeholder(1), full); err != nil {
+			return s.wrap(err, "forget metadata of "+full)
+		}
+	}
+	s.cache(full, nil)
+	_, err := s.db.ExecContext(ctx, "DROP TABLE IF EXISTS "+s.dialect.Table(namespace, table))
+	return s.wrap(err, "drop table "+full)
+}
+
+// Limits are what an engine can hold and how it takes writes, so that a
+// restore can check a backup fits before it creates anything.
+type Limits struct {
+	// SingleWriter: one writer per database at a time (SQLite); concurrent
+	// writers queue on a lock and may fail busy.
+	SingleWriter bool
+	// KeyChars and KeyBytes bound TEXT (in characters) and BLOB (in bytes)
+	// values of key and indexed columns; 0 is no bound.
+	KeyChars, KeyBytes int
+}
+
+// Limits returns the engine's limits: dialects with any implement
+// interface{ Limits() Limits }.
+func (s *Store) Limits() Limits {
+	if l, ok := s.dialect.(interface{ Limits() Limits }); ok {
+		return l.Limits()
+	}
+	return Limits{}
 }

@@ -1,0 +1,158 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/stillpoint/stillpoint/internal/backup"
+	"github.com/stillpoint/stillpoint/internal/repo"
+	"github.com/stillpoint/stillpoint/internal/storage"
+)
+
+// sameLayout reports whether a table's metadata as read back from a store
+// is the manifest's: the same columns and types, keys in the same order,
+// the same indexes. Stores read columns back in their own order (keys
+// first), so order matters only for keys.
+func sameLayout(got, want *storage.TableMetadata) bool {
+	if len(got.Columns) != len(want.Columns) || !slices.Equal(got.PartitionKey, want.PartitionKey) ||
+		!slices.Equal(got.ClusteringKey, want.ClusteringKey) || len(got.Indexes) != len(want.Indexes) {
+		return false
+	}
+	for _, c := range want.Columns {
+		if g, ok := got.Column(c.Name); !ok || g.Type != c.Type {
+			return false
+		}
+	}
+	for _, ix := range want.Indexes {
+		if !slices.Contains(got.Indexes, ix) {
+			return false
+		}
+	}
+	return true
+}
+
+// validateTargetTables is where every check that a backup's tables fit the
+// target stores belongs; it runs before anything is created, so a backup
+// that cannot be held restores nothing. Identifier checks (lengths, case
+// collisions per engine) go here too.
+func validateTargetTables(ctx context.Context, r *repo.Repository, p *plan) error {
+	var errs []error
+	for _, t := range p.tables {
+		if err := checkKeyLengths(ctx, r, t); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkKeyLengths compares the longest TEXT/BLOB key and indexed values of
+// a table with its target engine's bounds. Manifests record them; for one
+// written before they did, the table's stream is read once to measure.
+func checkKeyLengths(ctx context.Context, r *repo.Repository, t *table) error {
+	lim := t.d.Limits()
+	if lim.KeyChars == 0 && lim.KeyBytes == 0 {
+		return nil
+	}
+	lengths := t.backup.KeyLengths
+	if lengths == nil {
+		k := backup.NewKeyLengths(&t.backup.Metadata)
+		if err := readTable(ctx, r, t.backup, func(rec storage.Record) { k.Add(rec) }); err != nil {
+			return fmt.Errorf("restore %s: measure key lengths: %w", t.full, err)
+		}
+		lengths = k.Max
+	}
+	var errs []error
+	for _, c := range t.backup.Metadata.Columns {
+		l, ok := lengths[c.Name]
+		if !ok {
+			continue
+		}
+		switch {
+		case c.Type == storage.Text && lim.KeyChars > 0 && l.Chars > lim.KeyChars:
+			errs = append(errs, fmt.Errorf("restore: table %s column %s holds a TEXT key of %d characters; store %s keeps at most %d in key and indexed columns: restore into another engine",
+				t.full, c.Name, l.Chars, t.store, lim.KeyChars))
+		case c.Type == storage.Blob && lim.KeyBytes > 0 && l.Bytes > lim.KeyBytes:
+			errs = append(errs, fmt.Errorf("restore: table %s column %s holds a BLOB key of %d bytes; store %s keeps at most %d in key and indexed columns: restore into another engine",
+				t.full, c.Name, l.Bytes, t.store, lim.KeyBytes))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkTargets refuses, unless force, targets that hold anything the
+// restore would replace: tables with data or another layout, and tables
+// that exist without metadata (which only --force may drop).
+func checkTargets(ctx context.Context, st storage.Store, p *plan, force bool) error {
+	if force {
+		return nil
+	}
+	var errs []error
+	for _, t := range p.tables {
+		meta := &t.backup.Metadata
+		existing, err := t.d.TableMetadata(ctx, meta.Namespace, meta.Table)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if existing == nil {
+			exists, err := t.d.HasTable(ctx, meta.Namespace, meta.Table)
+			if err != nil {
+				errs = append(errs, err)
+			} else if exists {
+				errs = append(errs, fmt.Errorf("restore: table %s exists in store %s without ScalarDB metadata (left by an interrupted schema load, or not made by Stillpoint); drop it, or pass --force to replace it", t.full, t.store))
+			}
+			continue
+		}
+		if !sameLayout(existing, meta) {
+			errs = append(errs, fmt.Errorf("restore: table %s exists in store %s with another layout than the backup's; drop it, or pass --force to replace it", t.full, t.store))
+			continue
+		}
+		recs, err := st.ScanAll(ctx, storage.ScanAll{Namespace: meta.Namespace, Table: meta.Table, Limit: 1})
+		if err != nil {
+			errs = append(errs, err)
+		} else if len(recs) > 0 {
+			errs = append(errs, fmt.Errorf("restore: table %s already holds data; restore into empty stores, or pass --force to replace it", t.full))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// readTable streams a table's records out of the repository, verifying
+// every chunk, and checks the count against the manifest.
+func readTable(ctx context.Context, r *repo.Repository, t backup.TableBackup, fn func(storage.Record)) error {
+	next, closeStream, err := openTable(ctx, r, t)
+	if err != nil {
+		return err
+	}
+	defer closeStream()
+	var n int64
+	for {
+		rec, err := next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		fn(rec)
+		n++
+	}
+	if n != t.Rows {
+		return fmt.Errorf("%d records in the repository, the manifest says %d", n, t.Rows)
+	}
+	return nil
+}
+
+// openTable opens a table's record stream.
+func openTable(ctx context.Context, r *repo.Repository, t backup.TableBackup) (next func() (storage.Record, error), closeStream func(), err error) {
+	rc := r.OpenStream(ctx, t.Chunks)
+	rr, err := backup.NewRowReader(rc, t.Metadata.Columns)
+	if err != nil {
+		rc.Close()
+		return nil, nil, err
+	}
+	return rr.Next, func() { rc.Close() }, nil
+}

@@ -1,0 +1,66 @@
+package restore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/stillpoint/stillpoint/internal/schema"
+	"github.com/stillpoint/stillpoint/internal/storage"
+	"github.com/stillpoint/stillpoint/internal/txn"
+	"github.com/stillpoint/stillpoint/internal/txn/consensus"
+)
+
+// Recovery is what finishing the cut settled. A rerun after a stop during
+// recovery reports what it settled itself.
+type Recovery struct {
+	RolledForward int `json:"rolled_forward"`
+	RolledBack    int `json:"rolled_back"`
+}
+
+// settle finishes the cut: every record left PREPARED or DELETED by a
+// transaction in flight at the cut is rolled forward if the restored
+// coordinator says COMMITTED, and back otherwise (an undecided one is
+// aborted first). No writer of the restored stores can exist yet, so no
+// lifetime is waited for. Idempotent: a rerun finds only what is left.
+func settle(ctx context.Context, st storage.Store, p *plan) (Recovery, error) {
+	var out Recovery
+	m := txn.NewManager(st, txn.Options{Lifetime: -1})
+	for _, t := range p.tables {
+		meta := &t.backup.Metadata
+		if !schema.IsTransactional(meta) {
+			continue
+		}
+		cols := meta.KeyColumns()
+		for _, c := range schema.TxColumns {
+			cols = append(cols, c.Name)
+		}
+		recs, err := st.ScanAll(ctx, storage.ScanAll{Namespace: meta.Namespace, Table: meta.Table, Projection: cols})
+		if err != nil {
+			return out, fmt.Errorf("restore: finish the cut: %w", err)
+		}
+		for _, rec := range recs {
+			if !consensus.MetaOf(rec).Pending() {
+				continue
+			}
+			ref := consensus.Ref{Table: meta, Key: consensus.KeyOf(meta, rec)}
+			full, err := st.Get(ctx, storage.Get{Namespace: meta.Namespace, Table: meta.Table, Key: ref.Key})
+			if err != nil {
+				return out, fmt.Errorf("restore: finish the cut: %w", err)
+			}
+			action, err := m.RecoverRecord(ctx, ref, full)
+			if err != nil {
+				return out, fmt.Errorf("restore: finish the cut: recover %s %v: %w", t.full, ref.Key, err)
+			}
+			switch action {
+			case consensus.RollForward:
+				out.RolledForward++
+			case consensus.RollBack:
+				out.RolledBack++
+			case consensus.Leave: // prepared "after" now: the writer's clock is ahead of this host's
+				return out, fmt.Errorf("restore: finish the cut: %s %v of transaction %s was prepared later than this host's clock says it is now; fix the clocks and run the restore again",
+					t.full, ref.Key, consensus.MetaOf(full).TxID)
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,237 @@
+// Package restore is the restore stage: it recreates a backup's tables and
+// metadata in the target stores (any engine), loads them in parallel with
+// each engine's fast path, and finishes the cut by lazy recovery, so that
+// a restore that says it is done left a complete, settled state. Progress
+// is kept in a journal (journal.go): a run that was stopped at any moment
+// is finished by the next one.
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/stillpoint/stillpoint/internal/backup"
+	"github.com/stillpoint/stillpoint/internal/config"
+	"github.com/stillpoint/stillpoint/internal/repo"
+	"github.com/stillpoint/stillpoint/internal/storage"
+)
+
+// Options control a restore.
+type Options struct {
+	// Force restores over tables that hold data (or exist in any other
+	// state), or over another backup's unfinished restore, replacing them.
+	Force    bool
+	Parallel int
+	// Progress is told of records loaded.
+	Progress func(records int64)
+}
+
+// Result says what a restore did.
+type Result struct {
+	Backup  string `json:"backup"`
+	Tables  int    `json:"tables"`
+	Resumed int    `json:"tables_already_restored"`
+	Rows    int64  `json:"rows"`
+	// Recovery is what finishing the cut settled.
+	Recovery Recovery `json:"recovery"`
+	// AlreadyComplete: an earlier run completed this restore and was
+	// stopped while it removed its journal; this run only removed it.
+	AlreadyComplete bool `json:"already_complete,omitempty"`
+}
+
+// table is one table of the backup and the store it goes to.
+type table struct {
+	backup backup.TableBackup
+	full   string
+	store  string
+	d      Destination
+}
+
+// plan is a restore's tables and the journal's store.
+type plan struct {
+	tables  []*table
+	journal *journal
+}
+
+func newPlan(ctx context.Context, t Target, m *backup.Manifest, w *writers) (*plan, error) {
+	p := &plan{}
+	var errs []error
+	for _, s := range m.Stores {
+		for _, tb := range s.Tables {
+			name, d, err := t.Destination(ctx, tb.Metadata.Namespace)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			p.tables = append(p.tables, &table{backup: tb, full: tb.Metadata.FullName(), store: name, d: d})
+		}
+	}
+	name, d, err := t.Destination(ctx, config.StillpointNamespace)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	p.journal = &journal{st: t, name: name, d: d, writers: w, backup: m.ID}
+	return p, nil
+}
+
+// Run restores backup m from r into t. Run again after an interruption at
+// any point, it finishes what the earlier run started.
+func Run(ctx context.Context, r *repo.Repository, m *backup.Manifest, t Target, opts Options) (*Result, error) {
+	if opts.Parallel <= 0 {
+		opts.Parallel = 4
+	}
+	w := &writers{}
+	p, err := newPlan(ctx, t, m, w)
+	if err != nil {
+		return nil, err
+	}
+	// A damaged backup must restore nothing: check every chunk first.
+	referenced := map[string]bool{}
+	m.Referenced(referenced)
+	problems, err := r.CheckChunks(ctx, referenced, true, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := errors.Join(problems...); err != nil {
+		return nil, fmt.Errorf("restore: backup %s is damaged, nothing was restored: %w", m.ID, err)
+	}
+	if err := validateTargetTables(ctx, r, p); err != nil {
+		return nil, err
+	}
+	res := &Result{Backup: m.ID, Tables: len(p.tables)}
+	j, err := readJournal(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	whole := j[wholeItem]
+	switch {
+	case whole.state == stateComplete && whole.backup == m.ID && !opts.Force:
+		res.AlreadyComplete, res.Resumed, res.Rows = true, len(p.tables), whole.rows
+		return res, p.journal.remove(ctx)
+	case whole.state == stateInProgress && whole.backup != m.ID && !opts.Force:
+		return nil, fmt.Errorf("restore: these stores hold an unfinished restore of backup %s; finish it (restore %s), or pass --force to replace it", whole.backup, whole.backup)
+	case whole.state == stateInProgress && !opts.Force:
+		// Resume: tables marked done stay, if they still are what the
+		// backup holds; every other one is purged and loaded again.
+	default:
+		j = nil
+		if err := checkTargets(ctx, t, p, opts.Force); err != nil {
+			return nil, err
+		}
+		if err := p.journal.start(ctx); err != nil {
+			return nil, err
+		}
+	}
+	todo, err := createTables(ctx, p, j, res)
+	if err != nil {
+		return nil, err
+	}
+	if err := loadTables(ctx, r, p, w, todo, opts, res); err != nil {
+		return nil, err
+	}
+	if res.Recovery, err = settle(ctx, t, p); err != nil {
+		return nil, err
+	}
+	// Only now is the restore complete; the journal goes after.
+	if err := p.journal.mark(ctx, wholeItem, stateComplete, res.Rows); err != nil {
+		return nil, err
+	}
+	return res, p.journal.remove(ctx)
+}
+
+// createTables makes every table not yet loaded, one at a time (DDL is
+// quick, and engines race on concurrent namespace creation): the table and
+// its metadata are purged, in whatever state an interrupted run left them,
+// and created again. A table the journal says is loaded stays only if its
+// metadata is still the backup's. It returns the tables to load.
+func createTables(ctx context.Context, p *plan, j map[string]entry, res *Result) ([]*table, error) {
+	namespaces := map[string]bool{}
+	var todo []*table
+	for _, t := range p.tables {
+		meta := &t.backup.Metadata
+		if e := j[t.full]; e.state == stateDone {
+			existing, err := t.d.TableMetadata(ctx, meta.Namespace, meta.Table)
+			if err != nil {
+				return nil, err
+			}
+			if existing != nil && sameLayout(existing, meta) {
+				res.Resumed++
+				res.Rows += e.rows
+				continue
+			}
+		}
+		if !namespaces[meta.Namespace] {
+			if err := t.d.CreateNamespace(ctx, meta.Namespace); err != nil {
+				return nil, err
+			}
+			namespaces[meta.Namespace] = true
+		}
+		if err := t.d.PurgeTable(ctx, meta.Namespace, meta.Table); err != nil {
+			return nil, err
+		}
+		if err := t.d.CreateTable(ctx, meta); err != nil {
+			return nil, fmt.Errorf("restore %s: %w", t.full, err)
+		}
+		todo = append(todo, t)
+	}
+	return todo, nil
+}
+
+// loadTables loads tables in parallel, one writer at a time in stores
+// whose engine takes one, and marks each done in the journal.
+func loadTables(ctx context.Context, r *repo.Repository, p *plan, w *writers, todo []*table, opts Options, res *Result) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(opts.Parallel)
+	var mu sync.Mutex
+	for _, t := range todo {
+		g.Go(func() error {
+			unlock := w.lock(t.store, t.d)
+			n, err := loadTable(gctx, r, t, opts.Progress)
+			unlock()
+			if err != nil {
+				return fmt.Errorf("restore %s: %w", t.full, err)
+			}
+			mu.Lock()
+			res.Rows += n
+			mu.Unlock()
+			return p.journal.mark(gctx, t.full, stateDone, n)
+		})
+	}
+	return g.Wait()
+}
+
+func loadTable(ctx context.Context, r *repo.Repository, t *table, progress func(int64)) (int64, error) {
+	next, closeStream, err := openTable(ctx, r, t.backup)
+	if err != nil {
+		return 0, err
+	}
+	defer closeStream()
+	var read int64
+	n, err := t.d.Load(ctx, &t.backup.Metadata, func() (storage.Record, error) {
+		rec, err := next()
+		if err == nil {
+			read++
+			if progress != nil && read%1000 == 0 {
+				progress(1000)
+			}
+		}
+		return rec, err
+	})
+	if err != nil {
+		return n, err
+	}
+	if progress != nil {
+		progress(read % 1000)
+	}
+	if n != t.backup.Rows {
+		return n, fmt.Errorf("loaded %d records, the manifest says %d", n, t.backup.Rows)
+	}
+	return n, nil
+}

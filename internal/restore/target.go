@@ -1,0 +1,99 @@
+package restore
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/stillpoint/stillpoint/internal/storage"
+	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
+	"github.com/stillpoint/stillpoint/internal/storage/sqlstore"
+)
+
+// Target is the stores a restore writes into, routed by namespace.
+type Target interface {
+	// Store reads and writes records of any namespace: the journal, the
+	// checks, and the recovery that finishes the cut.
+	storage.Store
+	// Destination returns the store that will hold a namespace, and its
+	// name (stores are shared by namespaces; writer locks are per store).
+	Destination(ctx context.Context, namespace string) (name string, d Destination, err error)
+}
+
+// Destination is what restore needs of one store.
+type Destination interface {
+	TableAdmin
+	BulkLoader
+	// Limits are the engine's: key lengths it can hold, and whether it
+	// takes one writer at a time.
+	Limits() sqlstore.Limits
+}
+
+// TableAdmin creates namespaces and tables with their metadata, and gets
+// rid of what an interrupted creation left.
+type TableAdmin interface {
+	CreateNamespace(ctx context.Context, namespace string) error
+	DropNamespace(ctx context.Context, namespace string) error
+	CreateTable(ctx context.Context, m *storage.TableMetadata) error
+	DropTable(ctx context.Context, namespace, table string) error
+	// TableMetadata returns what the metadata rows say (nil: none).
+	TableMetadata(ctx context.Context, namespace, table string) (*storage.TableMetadata, error)
+	// HasTable tells whether the table exists, whatever its metadata says.
+	HasTable(ctx context.Context, namespace, table string) (bool, error)
+	// PurgeTable drops the table and its metadata rows, in any state.
+	PurgeTable(ctx context.Context, namespace, table string) error
+}
+
+// BulkLoader writes records into an empty table with the engine's fast
+// path; next returns io.EOF after the last record.
+type BulkLoader interface {
+	Load(ctx context.Context, m *storage.TableMetadata, next func() (storage.Record, error)) (int64, error)
+}
+
+// Stores is the Target of a configuration's stores.
+func Stores(st *multistorage.Storage) Target { return stores{st} }
+
+type stores struct{ *multistorage.Storage }
+
+func (s stores) Destination(ctx context.Context, namespace string) (string, Destination, error) {
+	name, err := s.StoreName(namespace)
+	if err != nil {
+		return "", nil, err
+	}
+	st, err := s.Store(ctx, name)
+	if err != nil {
+		return "", nil, err
+	}
+	d, ok := st.(Destination)
+	if !ok {
+		return "", nil, fmt.Errorf("store %s cannot be restored into: it has no bulk load or table purge", name)
+	}
+	return name, d, nil
+}
+
+// writers serialises the writers of stores whose engine takes one writer
+// at a time, so parallel loaders queue here instead of failing busy.
+type writers struct {
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
+}
+
+// lock takes the writer lock of a store if its engine needs one, and
+// returns its release.
+func (w *writers) lock(name string, d Destination) (unlock func()) {
+	if !d.Limits().SingleWriter {
+		return func() {}
+	}
+	w.mu.Lock()
+	if w.locks == nil {
+		w.locks = map[string]*sync.Mutex{}
+	}
+	l, ok := w.locks[name]
+	if !ok {
+		l = &sync.Mutex{}
+		w.locks[name] = l
+	}
+	w.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
