@@ -44,6 +44,8 @@ type source struct {
 	m     *txn.Manager
 	setup bank.Setup
 	repo  *repo.Repository
+	// repoDir is the repository's directory, for the CLI.
+	repoDir string
 }
 
 // newBank creates a bank of accounts per namespace in cfg's stores.
@@ -51,7 +53,8 @@ func newBank(t testing.TB, cfg *config.Config, nss []string, accounts int) *sour
 	t.Helper()
 	st := multistorage.New(cfg)
 	t.Cleanup(func() { st.Close() })
-	s := &source{st: st, m: txn.NewManager(st, txn.Options{}), repo: newRepo(t, t.TempDir()),
+	dir := t.TempDir()
+	s := &source{st: st, m: txn.NewManager(st, txn.Options{}), repo: newRepo(t, dir), repoDir: dir,
 		setup: bank.Setup{Namespaces: nss, Accounts: accounts, InitialBalance: 1000}}
 	if err := bank.Create(context.Background(), st, s.m, s.setup); err != nil {
 		t.Fatal(err)
