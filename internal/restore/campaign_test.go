@@ -118,7 +118,7 @@ func TestCampaignRestoreKill(t *testing.T) {
 	trials := testenv.Trials(t, 3, 200)
 	bin := buildCLI(t)
 	nss := []string{testenv.UniqueName("bank_a"), testenv.UniqueName("bank_b")}
-	src := newBank(t, testenv.Embedded(t), nss, 1500)
+	src := newBank(t, testenv.Embedded(t), nss, 4000)
 	man := src.backupUnderLoad(t)
 	repoDir := src.repoDir
 
@@ -154,7 +154,7 @@ func TestCampaignRestoreKill(t *testing.T) {
 			case claimed:
 				counts["killed after saying restored"]++
 			default:
-				counts["killed"]++
+				counts["killed, journal "+journalState(t, cfg)]++
 				again := runCLI(t, bin, 0, args...)
 				switch {
 				case again.code == 0 && strings.Contains(again.stdout, "restored backup"):
@@ -176,6 +176,21 @@ func TestCampaignRestoreKill(t *testing.T) {
 		})
 	}
 	t.Logf("%d trials: %v", trials, counts)
+}
+
+// journalState names the journal's state in cfg's stores: where a kill
+// landed.
+func journalState(t *testing.T, cfg *config.Config) string {
+	st := multistorage.New(cfg)
+	defer st.Close()
+	s, err := restore.JournalState(context.Background(), st)
+	if err != nil {
+		t.Fatalf("read the journal: %v", err)
+	}
+	if s == "" {
+		return "absent"
+	}
+	return s
 }
 
 // TestCampaignRestoreFresh: restores of one backup taken under load into

@@ -1,5 +1,11 @@
 package restore
 
+import (
+	"context"
+
+	"github.com/stillpoint/stillpoint/internal/storage"
+)
+
 // For the tests of package restore_test, which make half states by hand.
 const (
 	JournalNamespace = journalNamespace
@@ -11,3 +17,10 @@ const (
 )
 
 var JournalLayout = journalLayout
+
+// JournalState is the state of the whole restore in st's journal ("" if
+// there is none).
+func JournalState(ctx context.Context, st storage.Store) (string, error) {
+	j, err := readJournal(ctx, st)
+	return j[wholeItem].state, err
+}
