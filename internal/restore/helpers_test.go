@@ -25,17 +25,19 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-func newRepo(t testing.TB, url string) *repo.Repository {
+// newRepo makes an unencrypted repository in a fresh directory.
+func newRepo(t testing.TB) (*repo.Repository, string) {
 	t.Helper()
-	be, err := backend.Open(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
+	dir := t.TempDir()
+	be, err := backend.Open(context.Background(), dir)
+	if err == nil {
+		var r *repo.Repository
+		if r, _, err = repo.OpenOrInit(context.Background(), be, nil); err == nil {
+			return r, dir
+		}
 	}
-	r, _, err := repo.OpenOrInit(context.Background(), be, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	t.Fatalf("repository in %s: %v", dir, err)
+	return nil, ""
 }
 
 // source is a bank on some stores, and a repository for its backups.
@@ -53,9 +55,8 @@ func newBank(t testing.TB, cfg *config.Config, nss []string, accounts int) *sour
 	t.Helper()
 	st := multistorage.New(cfg)
 	t.Cleanup(func() { st.Close() })
-	dir := t.TempDir()
-	s := &source{st: st, m: txn.NewManager(st, txn.Options{}), repo: newRepo(t, dir), repoDir: dir,
-		setup: bank.Setup{Namespaces: nss, Accounts: accounts, InitialBalance: 1000}}
+	s := &source{st: st, m: txn.NewManager(st, txn.Options{}), setup: bank.Setup{Namespaces: nss, Accounts: accounts, InitialBalance: 1000}}
+	s.repo, s.repoDir = newRepo(t)
 	if err := bank.Create(context.Background(), st, s.m, s.setup); err != nil {
 		t.Fatal(err)
 	}

@@ -59,8 +59,7 @@ func TestDamagedBackupRestoresNothing(t *testing.T) {
 	src := newBank(t, testenv.Embedded(t), bank.DefaultNamespaces, 50)
 	for _, damage := range []string{"data", "backups"} {
 		t.Run(damage, func(t *testing.T) {
-			dir := t.TempDir()
-			r := newRepo(t, dir)
+			r, dir := newRepo(t)
 			man, err := backup.Create(ctx, src.st, r, backup.Options{Mode: backup.Fence})
 			if err != nil {
 				t.Fatal(err)
