@@ -16,6 +16,9 @@ func TestEmbeddedDefault(t *testing.T) {
 	if s, _ := cfg.StoreFor("anything"); s != "anything" {
 		t.Errorf("embedded: namespace anything maps to store %q", s)
 	}
+	if s, _ := cfg.StoreFor(StillpointNamespace); s != "coordinator" {
+		t.Errorf("embedded: the restore journal goes to store %q, want the coordinator's", s)
+	}
 	if cfg, _ := Load("", "/tmp/x"); cfg.DataDir != "/tmp/x" {
 		t.Errorf("--data-dir ignored: %q", cfg.DataDir)
 	}
@@ -46,6 +49,7 @@ coordinator: pg
 		{cfg.Stores["local"].Path, "/var/lib/sp/local.db"},
 		{cfg.Namespaces["audit"], "local"},
 		{cfg.Coordinator, "pg"},
+		{must(cfg.StoreFor(StillpointNamespace)), "pg"}, // the restore journal lives with the coordinator
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -98,4 +102,11 @@ func TestRedactDSN(t *testing.T) {
 			t.Errorf("RedactDSN(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+func must(s string, err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	return s
 }
