@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stillpoint/stillpoint/internal/backup"
 	"github.com/stillpoint/stillpoint/internal/config"
@@ -40,6 +41,26 @@ func (h *halfTarget) keepMetadata(namespace, table string, keep int) {
 	q := "DELETE FROM " + s.Dialect().Table(sqlstore.MetadataNamespace, "metadata") + " WHERE full_table_name = " + p(1) + " AND ordinal_position > " + p(2)
 	if _, err := s.DB().ExecContext(ctx, q, namespace+"."+table, keep); err != nil {
 		h.t.Fatal(err)
+	}
+}
+
+// createNamespace creates a namespace in its store.
+func (h *halfTarget) createNamespace(ns string) {
+	h.t.Helper()
+	if err := h.st.CreateNamespace(context.Background(), ns); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// exec runs SQL in the store of a namespace.
+func (h *halfTarget) exec(ns, q string) {
+	h.t.Helper()
+	_, d, err := restore.Stores(h.st).Destination(context.Background(), ns)
+	if err == nil {
+		_, err = d.(*sqlstore.Store).DB().ExecContext(context.Background(), q)
+	}
+	if err != nil {
+		h.t.Fatalf("%s: %v", q, err)
 	}
 }
 
@@ -140,6 +161,15 @@ func TestResumeFromHalfStates(t *testing.T) {
 		}, ""},
 		{"table metadata partly written, no restore", func(h *halfTarget) { h.createMariaTable(1) }, "another layout"},
 		{"table without metadata, no restore", func(h *halfTarget) { h.createMariaTable(0) }, "without ScalarDB metadata"},
+		{"journal removal interrupted: namespace left", func(h *halfTarget) {
+			h.restoreClean()
+			h.createNamespace(restore.JournalNamespace)
+		}, "already holds data"},
+		{"journal removal interrupted: namespace row left, schema dropped", func(h *halfTarget) {
+			h.restoreClean()
+			h.createNamespace(restore.JournalNamespace)
+			h.exec(restore.JournalNamespace, `DROP SCHEMA "`+restore.JournalNamespace+`"`)
+		}, "already holds data"},
 		{"another backup's restore unfinished", func(h *halfTarget) {
 			h.journal("20990101T000000Z-other", map[string]string{restore.WholeItem: restore.StateInProgress})
 		}, "unfinished restore of backup 20990101T000000Z-other"},
@@ -161,6 +191,9 @@ func TestResumeFromHalfStates(t *testing.T) {
 			case tt.refusal != "":
 				if err == nil || !strings.Contains(err.Error(), tt.refusal) || !strings.Contains(err.Error(), "--force") {
 					t.Fatalf("the next run without --force = %v, want a refusal saying %q and naming --force", err, tt.refusal)
+				}
+				if s, _ := restore.JournalState(ctx, next); s == "" {
+					checkNoJournal(t, next) // no restore is under way: its remains are gone, refused or not
 				}
 				if _, err := restore.Run(ctx, src.repo, man, restore.Stores(next), restore.Options{Force: true}); err != nil {
 					t.Fatalf("--force: %v", err)
@@ -193,4 +226,68 @@ func checkRestored(t *testing.T, cfg *config.Config, man *backup.Manifest, want 
 	if id, err := restore.Unfinished(ctx, st); err != nil || id != "" {
 		t.Fatalf("Unfinished after the restore = %q, %v", id, err)
 	}
+}
+
+// TestSessionOfAKilledRun: the server session of a killed run can commit
+// its last statement after the next run started (here: the CREATE TABLE
+// of a table the next run is creating). The next run still finishes.
+func TestSessionOfAKilledRun(t *testing.T) {
+	ctx := context.Background()
+	nss := []string{testenv.UniqueName("bank_a"), testenv.UniqueName("bank_b")}
+	src := newBank(t, testenv.Embedded(t), nss, 10)
+	man, err := backup.Create(ctx, src.st, src.repo, backup.Options{Mode: backup.Fence})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := postgresOnly(t, nss...)
+	st := multistorage.New(cfg)
+	defer st.Close()
+	_, d, err := restore.Stores(st).Destination(ctx, nss[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := d.(*sqlstore.Store).DB()
+	if err := d.CreateNamespace(ctx, nss[1]); err != nil {
+		t.Fatal(err)
+	}
+	ghost, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ghost.Rollback()
+	if _, err := ghost.ExecContext(ctx, `CREATE TABLE "`+nss[1]+`"."accounts" (x INT)`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := restore.Run(ctx, src.repo, man, restore.Stores(st), restore.Options{})
+		done <- err
+	}()
+	// Commit the ghost's statement once the run waits on it.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var waiting int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks WHERE NOT granted`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the restore ended (%v) without waiting on the other session's CREATE TABLE", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the restore never waited on the other session")
+		}
+		time.Sleep(5 * time.Millisecond) // polling, with the deadline above
+	}
+	if err := ghost.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("restore beside a killed run's session: %v", err)
+	}
+	checkSettled(t, st, src.setup)
 }

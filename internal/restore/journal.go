@@ -2,6 +2,7 @@ package restore
 
 import (
 	"context"
+	"slices"
 
 	"github.com/stillpoint/stillpoint/internal/config"
 	"github.com/stillpoint/stillpoint/internal/storage"
@@ -88,13 +89,36 @@ type journal struct {
 // one saying the restore of backup is in progress.
 func (j *journal) start(ctx context.Context) error {
 	defer j.writers.lock(j.name, j.d)()
-	if err := j.d.PurgeTable(ctx, journalNamespace, journalTable); err != nil {
-		return err
-	}
-	if err := j.d.CreateTable(ctx, journalLayout()); err != nil {
+	err := retried(ctx, func() error {
+		if err := j.d.PurgeTable(ctx, journalNamespace, journalTable); err != nil {
+			return err
+		}
+		return j.d.CreateTable(ctx, journalLayout())
+	})
+	if err != nil {
 		return err
 	}
 	return j.put(ctx, wholeItem, stateInProgress, 0)
+}
+
+// clear removes what an interrupted creation or removal of a journal left:
+// the table (with some, all or none of its metadata) and the namespace
+// (with or without its schema: it is made whole, then dropped).
+func (j *journal) clear(ctx context.Context) error {
+	defer j.writers.lock(j.name, j.d)()
+	return retried(ctx, func() error {
+		if err := j.d.PurgeTable(ctx, journalNamespace, journalTable); err != nil {
+			return err
+		}
+		nss, err := j.d.Namespaces(ctx)
+		if err != nil || !slices.Contains(nss, journalNamespace) {
+			return err
+		}
+		if err := j.d.CreateNamespace(ctx, journalNamespace); err != nil {
+			return err
+		}
+		return j.d.DropNamespace(ctx, journalNamespace)
+	})
 }
 
 // mark records the state of an item.

@@ -121,6 +121,11 @@ func Run(ctx context.Context, r *repo.Repository, m *backup.Manifest, t Target, 
 		// Resume: tables marked done stay, if they still are what the
 		// backup holds; every other one is purged and loaded again.
 	default:
+		if whole.state == "" { // no journal, or the remains of one
+			if err := p.journal.clear(ctx); err != nil {
+				return nil, err
+			}
+		}
 		j = nil
 		if err := checkTargets(ctx, t, p, opts.Force); err != nil {
 			return nil, err
@@ -167,16 +172,19 @@ func createTables(ctx context.Context, p *plan, j map[string]entry, res *Result)
 				continue
 			}
 		}
-		if !namespaces[meta.Namespace] {
-			if err := t.d.CreateNamespace(ctx, meta.Namespace); err != nil {
-				return nil, err
+		err := retried(ctx, func() error {
+			if !namespaces[meta.Namespace] {
+				if err := t.d.CreateNamespace(ctx, meta.Namespace); err != nil {
+					return err
+				}
+				namespaces[meta.Namespace] = true
 			}
-			namespaces[meta.Namespace] = true
-		}
-		if err := t.d.PurgeTable(ctx, meta.Namespace, meta.Table); err != nil {
-			return nil, err
-		}
-		if err := t.d.CreateTable(ctx, meta); err != nil {
+			if err := t.d.PurgeTable(ctx, meta.Namespace, meta.Table); err != nil {
+				return err
+			}
+			return t.d.CreateTable(ctx, meta)
+		})
+		if err != nil {
 			return nil, fmt.Errorf("restore %s: %w", t.full, err)
 		}
 		todo = append(todo, t)

@@ -34,6 +34,7 @@ type Destination interface {
 type TableAdmin interface {
 	CreateNamespace(ctx context.Context, namespace string) error
 	DropNamespace(ctx context.Context, namespace string) error
+	Namespaces(ctx context.Context) ([]string, error)
 	CreateTable(ctx context.Context, m *storage.TableMetadata) error
 	DropTable(ctx context.Context, namespace, table string) error
 	// TableMetadata returns what the metadata rows say (nil: none).
@@ -96,4 +97,17 @@ func (w *writers) lock(name string, d Destination) (unlock func()) {
 	w.mu.Unlock()
 	l.Lock()
 	return l.Unlock
+}
+
+// retried runs a DDL step again if it fails once. The database session of
+// a killed earlier run can still be finishing its last statement (a server
+// notices its client is gone only after the statement) and commit it
+// beside ours; ours then fails on what it created ("already exists", a
+// duplicate catalog key), and a second attempt sees it.
+func retried(ctx context.Context, step func() error) error {
+	err := step()
+	if err != nil && ctx.Err() == nil {
+		err = step()
+	}
+	return err
 }
