@@ -90,6 +90,7 @@ func checkTargets(ctx context.Context, st storage.Store, p *plan, force bool) er
 		return nil
 	}
 	var errs []error
+	full := 0 // tables with the backup's layout that hold data
 	for _, t := range p.tables {
 		meta := &t.backup.Metadata
 		existing, err := t.d.TableMetadata(ctx, meta.Namespace, meta.Table)
@@ -114,8 +115,14 @@ func checkTargets(ctx context.Context, st storage.Store, p *plan, force bool) er
 		if err != nil {
 			errs = append(errs, err)
 		} else if len(recs) > 0 {
+			full++
 			errs = append(errs, fmt.Errorf("restore: table %s already holds data; restore into empty stores, or pass --force to replace it", t.full))
 		}
+	}
+	if full == len(p.tables) && len(errs) == full {
+		// What a complete restore of this backup looks like, once its
+		// journal is gone: say so rather than list every table.
+		return fmt.Errorf("restore: every table of backup %s already holds data in these stores (a complete restore of it, e.g. by a run stopped after it finished, or other data); nothing was changed: check them with verify --no-recover, or pass --force to restore again", p.journal.backup)
 	}
 	return errors.Join(errs...)
 }
