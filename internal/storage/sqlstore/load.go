@@ -102,9 +102,3 @@ func numbered(d Dialect, row string, rows, cols int) string {
 	}
 	return strings.Join(parts, ", ")
 }
-
-// Truncate empties a table (to restart an interrupted load).
-func (s *Store) Truncate(ctx context.Context, m *storage.TableMetadata) error {
-	_, err := s.db.ExecContext(ctx, "DELETE FROM "+s.dialect.Table(m.Namespace, m.Table))
-	return s.wrap(err, "empty "+m.FullName())
-}
