@@ -3,10 +3,12 @@ package backup_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -108,20 +110,28 @@ func TestBackupsUnderLoad(t *testing.T) {
 			loadCtx, stopLoad := context.WithCancel(ctx)
 			var stats bank.Stats
 			var loadErr error
+			var committed atomic.Int64
 			var wg sync.WaitGroup
 			wg.Go(func() {
-				stats, loadErr = bank.Run(loadCtx, bank.Remote(clients), &setup, bank.Workload{Concurrency: 8, Duration: 5 * time.Minute})
+				stats, loadErr = bank.Run(loadCtx, bank.Remote(clients), &setup, bank.Workload{Concurrency: 8, Duration: 5 * time.Minute,
+					Progress: func(s bank.Stats) { storeMax(&committed, s.Committed) }})
 			})
-			time.Sleep(time.Second)
+			// The load overlaps every cut: transfers commit before each
+			// backup starts and again after it ends.
+			awaitCommits := func(what string) {
+				from := committed.Load()
+				testenv.Await(t, "transfers to commit "+what, func() bool { return committed.Load() >= from+5 || loadCtx.Err() != nil })
+			}
 			var manifests []*backup.Manifest
 			modes := append(append(repeat(backup.Fence, 10), repeat(backup.Pause, 3)...), repeat(backup.Independent, 5)...)
-			for _, mode := range modes {
+			for i, mode := range modes {
+				awaitCommits(fmt.Sprintf("before backup %d", i))
 				man, err := backup.Create(ctx, st, r, backup.Options{Mode: mode, Fleet: fleet})
 				if err != nil {
 					t.Fatalf("%s backup: %v", mode, err)
 				}
 				manifests = append(manifests, man)
-				time.Sleep(150 * time.Millisecond)
+				awaitCommits(fmt.Sprintf("after backup %d", i))
 			}
 			stopLoad()
 			wg.Wait()
@@ -160,6 +170,12 @@ func TestBackupsUnderLoad(t *testing.T) {
 			}
 			t.Logf("%d of 5 independent backups broke the total balance", broken)
 		})
+	}
+}
+
+// storeMax raises v to n: progress reports may arrive out of order.
+func storeMax(v *atomic.Int64, n int64) {
+	for old := v.Load(); n > old && !v.CompareAndSwap(old, n); old = v.Load() {
 	}
 }
 
