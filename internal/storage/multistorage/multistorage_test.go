@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/stillpoint/stillpoint/internal/config"
+	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
 )
 
@@ -33,5 +34,17 @@ func TestOpenErrorsHidePasswords(t *testing.T) {
 				t.Errorf("the error shows the password: %v", err)
 			}
 		})
+	}
+}
+
+// Every engine a configuration may name is registered, and no other.
+func TestEnginesRegistered(t *testing.T) {
+	for _, name := range config.Engines {
+		if _, err := storage.LookupEngine(name); err != nil {
+			t.Errorf("engine %s: %v", name, err)
+		}
+	}
+	if _, err := storage.LookupEngine("oracle"); err == nil || !strings.Contains(err.Error(), "known: mysql, postgres, sqlite") {
+		t.Errorf("unknown engine: %v; the error must list the known ones", err)
 	}
 }
