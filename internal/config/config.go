@@ -69,7 +69,8 @@ func Load(path, dataDir string) (*Config, error) {
 		dec := yaml.NewDecoder(strings.NewReader(string(data)))
 		dec.KnownFields(true)
 		if err := dec.Decode(cfg); err != nil {
-			return nil, fmt.Errorf("config %s: %w", path, err)
+			// YAML quotes the start of a misplaced value, which may be a DSN.
+			return nil, fmt.Errorf("config %s: %s", path, yamlValue.ReplaceAllString(err.Error(), "(value not shown)"))
 		}
 		cfg.Source = path
 	}
@@ -90,6 +91,8 @@ func Load(path, dataDir string) (*Config, error) {
 	}
 	return cfg, nil
 }
+
+var yamlValue = regexp.MustCompile("`[^`]*`")
 
 var envName = regexp.MustCompile(`[^A-Z0-9]+`)
 

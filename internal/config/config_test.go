@@ -112,6 +112,16 @@ func TestRedactDSN(t *testing.T) {
 	}
 }
 
+// A value in the wrong place may be a DSN: a parse error does not quote it.
+func TestParseErrorsHideValues(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte("stores:\n  pg: \"u:s3@tcp(h:3306)/\"\ncoordinator: pg\n"), 0o600)
+	_, err := Load(path, "")
+	if err == nil || strings.Contains(err.Error(), "s3") || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("error %v: it must say where, and not quote the value", err)
+	}
+}
+
 func TestRedactText(t *testing.T) {
 	// Errors and logs may quote a DSN whole or in part: every password
 	// the DSN holds is masked wherever it appears.
