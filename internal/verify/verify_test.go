@@ -213,6 +213,11 @@ func TestVerifyReportsMalformedData(t *testing.T) {
 			f.clock = f.clock.Add(time.Minute)
 			f.sql(t, "bank_0", metadata)
 		}, "bank_0.accounts", "before_tx_state"},
+		{"1 of 13 metadata rows, as a killed restore left it", func(t *testing.T, f *fixture) {
+			f.halfTransfer(t, 0)
+			f.clock = f.clock.Add(time.Minute)
+			f.sql(t, "bank_0", `DELETE FROM "scalardb$metadata" WHERE full_table_name = 'bank_0.accounts' AND column_name <> 'account_id'`)
+		}, "bank_0.accounts", "balance"},
 		{"setup row without namespaces", func(t *testing.T, f *fixture) {
 			f.sql(t, "bank_0", `UPDATE "bank_0$bank_setup" SET namespaces = NULL`)
 		}, "bank_0.bank_setup", "namespaces"},

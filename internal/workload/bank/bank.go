@@ -162,6 +162,15 @@ func CommittedTransfers(coordinator []storage.Record) int64 {
 	return n
 }
 
+// balance reads an account's balance, or says which account has none.
+func balance(ns string, account storage.Record) (int64, error) {
+	b, ok := account["balance"].(int64)
+	if !ok {
+		return 0, fmt.Errorf("%s.%s account_id %v: balance %v is not a BIGINT", ns, AccountsTable, account["account_id"], account["balance"])
+	}
+	return b, nil
+}
+
 // Tally computes the invariants from the account records of each of the
 // bank's namespaces. An account it cannot read (a NULL or mistyped
 // balance) is a violation naming it, never a crash.
@@ -175,10 +184,10 @@ func Tally(s *Setup, accounts map[string][]storage.Record, committedTransfers in
 			}
 			iv.Accounts++
 			iv.VersionSum += int64(meta.Version)
-			if b, ok := r["balance"].(int64); ok {
-				iv.Total += b
+			if b, err := balance(ns, r); err != nil {
+				iv.Violations = append(iv.Violations, err.Error())
 			} else {
-				iv.Violations = append(iv.Violations, fmt.Sprintf("%s.%s account_id %v: balance %v is not a BIGINT", ns, AccountsTable, r["account_id"], r["balance"]))
+				iv.Total += b
 			}
 		}
 	}
