@@ -97,13 +97,20 @@ func Run(ctx context.Context, st storage.Store, m *txn.Manager, opts Options) (*
 		return nil, err
 	}
 	if opts.Repair {
+		// Wait only for the records the first pass had to leave: on a live
+		// system new transactions keep leaving young records behind.
 		deadline := time.Now().Add(opts.Wait)
+		var waitFor map[string]bool
 		for {
 			left, err := settle(ctx, m, inv.tables, r.Recovered)
 			if err != nil {
 				return nil, err
 			}
-			if left == 0 || !time.Now().Before(deadline) {
+			if waitFor == nil {
+				waitFor = left
+			}
+			maps.DeleteFunc(waitFor, func(id string, _ bool) bool { return !left[id] })
+			if len(waitFor) == 0 || !time.Now().Before(deadline) {
 				break
 			}
 			select {
@@ -130,8 +137,8 @@ func Settle(ctx context.Context, st storage.Store, m *txn.Manager) (recovered ma
 		return nil, 0, err
 	}
 	recovered = map[string]int{}
-	left, err = settle(ctx, m, inv.tables, recovered)
-	return recovered, left, err
+	ids, err := settle(ctx, m, inv.tables, recovered)
+	return recovered, len(ids), err
 }
 
 // stores is what verify found: the transactional tables it can read
@@ -226,14 +233,14 @@ func layoutProblem(m *storage.TableMetadata) string {
 }
 
 // settle runs lazy recovery over the pending records it reads now, adding
-// what it did to recovered, and returns how many it had to leave.
-func settle(ctx context.Context, m *txn.Manager, tables []*storage.TableMetadata, recovered map[string]int) (int, error) {
-	left := 0
+// what it did to recovered, and returns the records it had to leave.
+func settle(ctx context.Context, m *txn.Manager, tables []*storage.TableMetadata, recovered map[string]int) (map[string]bool, error) {
+	left := map[string]bool{}
 	for _, t := range tables {
 		recs, err := m.Store().ScanAll(ctx, storage.ScanAll{Namespace: t.Namespace, Table: t.Table})
 		if err != nil {
 			if ctx.Err() != nil {
-				return 0, ctx.Err()
+				return nil, ctx.Err()
 			}
 			continue // the check reads it again and reports it
 		}
@@ -245,10 +252,10 @@ func settle(ctx context.Context, m *txn.Manager, tables []*storage.TableMetadata
 			ref := consensus.Ref{Table: t, Key: consensus.KeyOf(t, rec)}
 			action, err := m.RecoverRecord(ctx, ref, rec)
 			if err != nil {
-				return 0, fmt.Errorf("recover %s %v of transaction %s: %w", t.FullName(), ref.Key, meta.TxID, err)
+				return nil, fmt.Errorf("recover %s %v of transaction %s: %w", t.FullName(), ref.Key, meta.TxID, err)
 			}
 			if action == consensus.Leave {
-				left++
+				left[ref.ID()+" "+meta.TxID] = true
 				continue
 			}
 			recovered[action.String()]++
