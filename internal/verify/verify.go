@@ -86,13 +86,21 @@ func Run(ctx context.Context, st storage.Store, m *txn.Manager, opts Options) (*
 	if opts.FenceTimeout <= 0 {
 		opts.FenceTimeout = DefaultFenceTimeout
 	}
-	if id, err := schema.UnfinishedRestore(ctx, st); err != nil {
+	// Only namespaces that exist are read: looking for one that does not
+	// would create its file in the embedded default.
+	namespaces, err := st.Namespaces(ctx)
+	if err != nil {
 		return nil, err
-	} else if id != "" {
-		return nil, fmt.Errorf("%w: these stores hold an unfinished restore of backup %s: run 'stillpoint restore %s' again to finish it", ErrUnfinishedRestore, id, id)
+	}
+	if slices.Contains(namespaces, schema.StillpointNamespace) {
+		if id, err := schema.UnfinishedRestore(ctx, st); err != nil {
+			return nil, err
+		} else if id != "" {
+			return nil, fmt.Errorf("%w: these stores hold an unfinished restore of backup %s: run 'stillpoint restore %s' again to finish it", ErrUnfinishedRestore, id, id)
+		}
 	}
 	r := &Report{Recovered: map[string]int{}, Bank: map[string]*bank.Invariants{}}
-	inv, err := inventory(ctx, st, r)
+	inv, err := inventory(ctx, st, namespaces, r)
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +140,11 @@ func Run(ctx context.Context, st storage.Store, m *txn.Manager, opts Options) (*
 // It returns what it did by action and how many records it left
 // undecided; tables it cannot read are left alone (Run reports them).
 func Settle(ctx context.Context, st storage.Store, m *txn.Manager) (recovered map[string]int, left int, err error) {
-	inv, err := inventory(ctx, st, &Report{})
+	namespaces, err := st.Namespaces(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	inv, err := inventory(ctx, st, namespaces, &Report{})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -142,20 +154,22 @@ func Settle(ctx context.Context, st storage.Store, m *txn.Manager) (recovered ma
 }
 
 // stores is what verify found: the transactional tables it can read
-// whole, and the banks.
+// whole, the banks, and whether there is a coordinator table.
 type stores struct {
-	tables []*storage.TableMetadata
-	banks  map[string]*bank.Setup
+	tables      []*storage.TableMetadata
+	banks       map[string]*bank.Setup
+	coordinator *storage.TableMetadata
 }
 
-func inventory(ctx context.Context, st storage.Store, r *Report) (*stores, error) {
-	namespaces, err := st.Namespaces(ctx)
-	if err != nil {
-		return nil, err
-	}
+func inventory(ctx context.Context, st storage.Store, namespaces []string, r *Report) (*stores, error) {
 	inv := &stores{banks: map[string]*bank.Setup{}}
 	for _, ns := range namespaces {
 		if ns == schema.CoordinatorNamespace {
+			m, err := st.TableMetadata(ctx, ns, schema.CoordinatorTable)
+			if err != nil {
+				return nil, err
+			}
+			inv.coordinator = m
 			continue
 		}
 		names, err := st.Tables(ctx, ns)
@@ -287,7 +301,7 @@ func recordProblem(rec storage.Record, meta consensus.Meta) string {
 // check reads every table at one cut and judges each record against the
 // coordinator's decisions in the same cut.
 func check(ctx context.Context, st storage.Store, m *txn.Manager, inv *stores, fenceTimeout time.Duration, r *Report) error {
-	c, err := openCut(ctx, st, inv.tables, fenceTimeout)
+	c, err := openCut(ctx, st, inv, fenceTimeout)
 	if err != nil {
 		return err
 	}
@@ -295,7 +309,7 @@ func check(ctx context.Context, st storage.Store, m *txn.Manager, inv *stores, f
 	var coordinator []storage.Record
 	decisions := map[string]consensus.State{}
 	if c.coordinator != nil {
-		err := c.coordinator.ReadTable(ctx, c.coordMeta, func(row storage.Record) error {
+		err := c.coordinator.ReadTable(ctx, inv.coordinator, func(row storage.Record) error {
 			coordinator = append(coordinator, row)
 			if id, ok := row[schema.TxID].(string); ok {
 				decisions[id] = consensus.DecisionOf(row)
@@ -392,7 +406,6 @@ type theCut struct {
 	*cut.Cut
 	snapshots   map[string]cut.Snapshot // by namespace
 	coordinator cut.Snapshot            // nil: no coordinator table
-	coordMeta   *storage.TableMetadata
 }
 
 // router is a storage that routes namespaces to stores (multistorage);
@@ -406,7 +419,7 @@ type router interface {
 // coordinator fence, held only while the snapshots open. With no
 // coordinator table there is no decision to fence: the snapshots are
 // opened as they are.
-func openCut(ctx context.Context, st storage.Store, tables []*storage.TableMetadata, fenceTimeout time.Duration) (*theCut, error) {
+func openCut(ctx context.Context, st storage.Store, inv *stores, fenceTimeout time.Duration) (*theCut, error) {
 	storeOf := func(string) (string, storage.Store, error) { return "", st, nil }
 	if rt, ok := st.(router); ok {
 		storeOf = func(ns string) (string, storage.Store, error) {
@@ -417,10 +430,6 @@ func openCut(ctx context.Context, st storage.Store, tables []*storage.TableMetad
 			s, err := rt.Store(ctx, name)
 			return name, s, err
 		}
-	}
-	coord, err := st.TableMetadata(ctx, schema.CoordinatorNamespace, schema.CoordinatorTable)
-	if err != nil {
-		return nil, err
 	}
 	namespaces := map[string]string{}
 	engines := map[string]cut.Engine{}
@@ -437,13 +446,14 @@ func openCut(ctx context.Context, st storage.Store, tables []*storage.TableMetad
 		}
 		return nil
 	}
-	for _, t := range tables {
+	for _, t := range inv.tables {
 		if err := add(t.Namespace); err != nil {
 			return nil, err
 		}
 	}
 	var c *cut.Cut
-	if coord != nil {
+	var err error
+	if inv.coordinator != nil {
 		if err := add(schema.CoordinatorNamespace); err != nil {
 			return nil, err
 		}
@@ -454,11 +464,11 @@ func openCut(ctx context.Context, st storage.Store, tables []*storage.TableMetad
 	if err != nil {
 		return nil, err
 	}
-	out := &theCut{Cut: c, snapshots: map[string]cut.Snapshot{}, coordMeta: coord}
+	out := &theCut{Cut: c, snapshots: map[string]cut.Snapshot{}}
 	for ns, name := range namespaces {
 		out.snapshots[ns] = c.Snapshots[name]
 	}
-	if coord != nil {
+	if inv.coordinator != nil {
 		out.coordinator = out.snapshots[schema.CoordinatorNamespace]
 	}
 	return out, nil

@@ -3,6 +3,7 @@ package verify_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -269,5 +270,19 @@ func TestSettleLeavesNothingUndecided(t *testing.T) {
 				t.Fatalf("after Settle: %+v, %v", rep, err)
 			}
 		})
+	}
+}
+
+// Verifying an empty data directory creates nothing in it.
+func TestVerifyOfNothingCreatesNothing(t *testing.T) {
+	cfg := testenv.Embedded(t)
+	st := multistorage.New(cfg)
+	defer st.Close()
+	rep, err := verify.Run(context.Background(), st, txn.NewManager(st, txn.Options{}), verify.Options{})
+	if err != nil || !rep.OK() || rep.Tables != 0 {
+		t.Fatalf("%+v, %v", rep, err)
+	}
+	if files, _ := os.ReadDir(cfg.DataDir); len(files) != 0 {
+		t.Errorf("verify created %v", files)
 	}
 }
