@@ -148,18 +148,20 @@ func Check(ctx context.Context, st storage.Store, s *Setup) (Invariants, error) 
 	if err != nil {
 		return Invariants{}, err
 	}
-	return Tally(s, accounts, CommittedTransfers(rows)), nil
-}
-
-// CommittedTransfers counts the transfers that coordinator rows say committed.
-func CommittedTransfers(coordinator []storage.Record) int64 {
-	var n int64
-	for _, r := range coordinator {
-		if id, _ := r[schema.TxID].(string); strings.HasPrefix(id, TransferPrefix) && consensus.DecisionOf(r) == consensus.Committed {
-			n++
+	var transfers int64
+	for _, r := range rows {
+		if IsCommittedTransfer(r) {
+			transfers++
 		}
 	}
-	return n
+	return Tally(s, accounts, transfers), nil
+}
+
+// IsCommittedTransfer reports whether a coordinator row records a
+// committed transfer.
+func IsCommittedTransfer(row storage.Record) bool {
+	id, _ := row[schema.TxID].(string)
+	return strings.HasPrefix(id, TransferPrefix) && consensus.DecisionOf(row) == consensus.Committed
 }
 
 // balance reads an account's balance, or says which account has none.
