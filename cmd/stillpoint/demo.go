@@ -104,7 +104,7 @@ invariants must hold. Everything goes under --dir: source/, repo/, restored-<id>
 			}
 			rep.RestoreDur = time.Since(start)
 			say("verifying the restored stores ...")
-			rep.Verify, err = verify.Run(ctx, target, txn.NewManager(target, txn.Options{Lifetime: -1}), verify.Options{})
+			rep.Verify, err = verify.Run(ctx, target, txn.NewManager(target, txn.Options{Lifetime: -1}), verify.Options{Repair: true})
 			if err != nil {
 				return err
 			}

@@ -140,7 +140,7 @@ func TestBankSurvivesSIGKILL(t *testing.T) {
 				t.Fatal(err)
 			}
 			cmd.Wait()
-			if out, code := c.run("verify", "--no-recover"); code == 0 && strings.Contains(out, "consistent") {
+			if out, code := c.run("verify"); code == 0 && strings.Contains(out, "consistent") {
 				t.Logf("no transfer was caught mid-commit this time")
 			}
 			checkVerify(t, c)
@@ -150,7 +150,7 @@ func TestBankSurvivesSIGKILL(t *testing.T) {
 
 func checkVerify(t *testing.T, c cli) {
 	t.Helper()
-	out, code := c.run("--json", "verify")
+	out, code := c.run("--json", "verify", "--repair")
 	var rep verify.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("verify --json: %v\n%s", err, out)

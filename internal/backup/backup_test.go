@@ -53,7 +53,7 @@ func restoreAndVerify(t *testing.T, r *repo.Repository, m *backup.Manifest) (*ve
 		return nil, err
 	}
 	mgr := txn.NewManager(target, txn.Options{Lifetime: -1})
-	return verify.Run(context.Background(), target, mgr, verify.Options{})
+	return verify.Run(context.Background(), target, mgr, verify.Options{Repair: true})
 }
 
 type env struct {

@@ -54,7 +54,7 @@ func TestRestoreTrials(t *testing.T) {
 				if err != nil {
 					t.Fatalf("trial %d: restore: %v", i, err)
 				}
-				rep, err := verify.Run(ctx, st, txn.NewManager(st, txn.Options{Lifetime: -1}), verify.Options{})
+				rep, err := verify.Run(ctx, st, txn.NewManager(st, txn.Options{Lifetime: -1}), verify.Options{Repair: true})
 				if err != nil {
 					t.Fatalf("trial %d: verify: %v", i, err)
 				}
