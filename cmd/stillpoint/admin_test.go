@@ -19,15 +19,21 @@ import (
 // adminServers serves rpc.Admin over n fresh gates on 127.0.0.1.
 func adminServers(t *testing.T, n int) ([]*admin.Gate, []string) {
 	t.Helper()
+	return adminServersWith(t, make([]admin.GateOptions, n))
+}
+
+// adminServersWith serves rpc.Admin over a gate per element of opts.
+func adminServersWith(t *testing.T, opts []admin.GateOptions, sopts ...grpc.ServerOption) ([]*admin.Gate, []string) {
+	t.Helper()
 	var gates []*admin.Gate
 	var addrs []string
-	for range n {
+	for _, o := range opts {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		g := admin.NewGate(admin.GateOptions{})
-		s := grpc.NewServer()
+		g := admin.NewGate(o)
+		s := grpc.NewServer(sopts...)
 		admin.Register(s, g)
 		go s.Serve(lis)
 		t.Cleanup(func() { s.Stop(); g.Close() })
