@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/stillpoint/stillpoint/internal/admin"
+	"github.com/stillpoint/stillpoint/internal/testenv"
 )
 
 // adminServers serves rpc.Admin over n fresh gates on 127.0.0.1.
@@ -28,17 +29,9 @@ func adminServersWith(t *testing.T, opts []admin.GateOptions, sopts ...grpc.Serv
 	var gates []*admin.Gate
 	var addrs []string
 	for _, o := range opts {
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		g := admin.NewGate(o)
-		s := grpc.NewServer(sopts...)
-		admin.Register(s, g)
-		go s.Serve(lis)
-		t.Cleanup(func() { s.Stop(); g.Close() })
+		addr, g := testenv.AdminServer(t, o, sopts...)
 		gates = append(gates, g)
-		addrs = append(addrs, lis.Addr().String())
+		addrs = append(addrs, addr)
 	}
 	return gates, addrs
 }

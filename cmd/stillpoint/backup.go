@@ -82,6 +82,7 @@ func newBackupCreateCmd(g *globals) *cobra.Command {
 		parallel     int
 		servers      adminFlags
 		pauseWait    time.Duration
+		pauseRenew   time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "create",
@@ -95,7 +96,9 @@ Modes:
                moment it takes to open a snapshot in every store; the
                applications never stop. The hold time is recorded.
   pause        pause every server through rpc.Admin (-a host:port,... or -s), with
-               drain; open the snapshots; unpause. Records the paused window.
+               drain; open the snapshots; unpause. Records the paused window,
+               only if every server stayed paused through it (as admin pause
+               --duration checks it); otherwise the backup fails.
   independent  snapshot each store on its own with no cut, as per-database
                backups do: it exists to show what goes wrong without a cut.
 
@@ -116,7 +119,7 @@ The manifest is written last: a backup that fails is never listed.`,
 			if err != nil {
 				return err
 			}
-			opts := backup.Options{Mode: m, FenceTimeout: fenceTimeout, Parallel: parallel, PauseWait: pauseWait}
+			opts := backup.Options{Mode: m, FenceTimeout: fenceTimeout, Parallel: parallel, PauseWait: pauseWait, PauseRenew: pauseRenew}
 			if m == backup.Pause {
 				fleet, err := servers.fleet(cmd)
 				if err != nil {
@@ -142,6 +145,7 @@ The manifest is written last: a backup that fails is never listed.`,
 	f.DurationVar(&fenceTimeout, "fence-timeout", 5*time.Second, "give up (and release everything) if the fence is not granted within this")
 	f.IntVar(&parallel, "parallel", 4, "tables streamed at once")
 	f.DurationVar(&pauseWait, "max-pause-wait-time", 0, "pause mode: how long servers wait for in-flight transactions (0: their default)")
+	f.DurationVar(&pauseRenew, "renew-every", 5*time.Second, "pause mode: renew the servers' pause leases this often while the snapshots open (0: never)")
 	servers.add(cmd)
 	return cmd
 }

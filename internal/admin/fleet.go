@@ -477,7 +477,9 @@ func HoldFor(d time.Duration) func(context.Context) error {
 // when the window starts and again at its end (and after every renewal): a
 // target whose pause lapsed (lease run out, restart, someone's unpause) is
 // either found open or found under another id, even if something paused it
-// again in between, and the window is refused. Targets that do not report
+// again in between, and the window is refused. If p drained, no target may
+// have a transaction in flight at the start (one would mean its pause lapsed
+// and was re-closed without draining). Targets that do not report
 // a pause id cannot prove their pause continuous, so no window is made
 // with them.
 //
@@ -508,7 +510,7 @@ func (f *Fleet) Hold(ctx context.Context, p *Pause, renew time.Duration, work fu
 		return w, err
 	}
 
-	ids, at, reason := f.pauseIDs(ctx, nil, renew)
+	ids, at, reason := f.pauseIDs(ctx, nil, p.waitOutstanding, renew)
 	if reason != "" {
 		return fail(reason)
 	}
@@ -538,7 +540,7 @@ func (f *Fleet) Hold(ctx context.Context, p *Pause, renew time.Duration, work fu
 				return w, err
 			}
 			end := time.Now()
-			if _, _, reason := f.pauseIDs(ctx, ids, 0); reason != "" {
+			if _, _, reason := f.pauseIDs(ctx, ids, false, 0); reason != "" {
 				return fail(reason)
 			}
 			w.End = end
@@ -551,18 +553,21 @@ func (f *Fleet) Hold(ctx context.Context, p *Pause, renew time.Duration, work fu
 			if err := fleetError("renewing the pause", f.pauseEach(ctx, p.waitOutstanding, p.maxWait)); err != nil {
 				return fail(err.Error())
 			}
-			if _, _, reason := f.pauseIDs(ctx, ids, 0); reason != "" {
+			if _, _, reason := f.pauseIDs(ctx, ids, false, 0); reason != "" {
 				return fail(reason)
 			}
 		}
 	}
 }
 
-// pauseIDs reads every target's Stats: each must be paused, and under the
-// pause id in want (nil: any). It returns the ids, when the last answer
-// came, and why the targets are not all paused ("" if they are). Given the
-// renewal period, it warns of targets whose lease is too short for it.
-func (f *Fleet) pauseIDs(ctx context.Context, want []string, renew time.Duration) ([]string, time.Time, string) {
+// pauseIDs reads every target's Stats: each must be paused, under the
+// pause id in want (nil: any), and with drained, have no transaction in
+// flight (a paused server admits none, so a pause that drained keeps none:
+// one in flight means it lapsed and was paused again without draining).
+// It returns the ids, when the last answer came, and why the targets are
+// not all paused ("" if they are). Given the renewal period, it warns of
+// targets whose lease is too short for it.
+func (f *Fleet) pauseIDs(ctx context.Context, want []string, drained bool, renew time.Duration) ([]string, time.Time, string) {
 	stats := make([]Stats, len(f.targets))
 	res := f.each(ctx, f.timeout, func(ctx context.Context, i int) error {
 		r, err := f.clients[i].Stats(ctx, &emptypb.Empty{})
@@ -576,7 +581,7 @@ func (f *Fleet) pauseIDs(ctx context.Context, want []string, renew time.Duration
 	}
 	ids := make([]string, len(f.targets))
 	var last time.Time
-	var open, repaused, unproven []string
+	var open, repaused, unproven, busy []string
 	for i, s := range stats {
 		t := f.targets[i]
 		ids[i] = s.PauseID
@@ -587,6 +592,8 @@ func (f *Fleet) pauseIDs(ctx context.Context, want []string, renew time.Duration
 			unproven = append(unproven, t)
 		case want != nil && s.PauseID != want[i]:
 			repaused = append(repaused, fmt.Sprintf("%s (pause %s, now %s)", t, want[i], s.PauseID))
+		case drained && s.InFlight > 0:
+			busy = append(busy, fmt.Sprintf("%s (%d)", t, s.InFlight))
 		}
 		if res[i].At.After(last) {
 			last = res[i].At
@@ -604,6 +611,9 @@ func (f *Fleet) pauseIDs(ctx context.Context, want []string, renew time.Duration
 	}
 	if len(repaused) > 0 {
 		reasons = append(reasons, fmt.Sprintf("%s unpaused and paused again during the window (its pause lease ran out before a renewal, or it restarted): transactions may have run", strings.Join(repaused, ", ")))
+	}
+	if len(busy) > 0 {
+		reasons = append(reasons, fmt.Sprintf("%s paused with transactions still in flight, though the pause drained them (its lease ran out and something paused it again without draining)", strings.Join(busy, ", ")))
 	}
 	if len(unproven) > 0 {
 		reasons = append(reasons, fmt.Sprintf("%s report no pause_id in their Stats (not Stillpoint servers?), so their pause cannot be proven uninterrupted", strings.Join(unproven, ", ")))

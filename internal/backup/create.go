@@ -30,9 +30,12 @@ type Options struct {
 	FenceTimeout time.Duration
 	// Parallel is how many tables stream at once.
 	Parallel int
-	// Fleet and PauseWait are the servers to pause in pause mode.
-	Fleet     *admin.Fleet
-	PauseWait time.Duration
+	// Fleet and PauseWait are the servers to pause in pause mode, and how
+	// long they may take to drain; PauseRenew how often their pause leases
+	// are renewed while the snapshots open (0: never).
+	Fleet      *admin.Fleet
+	PauseWait  time.Duration
+	PauseRenew time.Duration
 	// Progress is told of bytes streamed, and the total rows expected.
 	Progress func(bytes int64)
 }
@@ -221,18 +224,23 @@ func takeCut(ctx context.Context, m *Manifest, engines map[string]cut.Engine, op
 	if err != nil {
 		return nil, err
 	}
-	c, err := cut.Open(ctx, engines)
-	end := time.Now()
-	uerr := opts.Fleet.UnpauseAll(context.WithoutCancel(ctx))
+	// The same window as admin pause --duration: the snapshots open while
+	// the pause is held, and the window counts only if every server stayed
+	// paused through it.
+	var c *cut.Cut
+	w, err := opts.Fleet.Hold(ctx, p, opts.PauseRenew, func(ctx context.Context) error {
+		var err error
+		c, err = cut.Open(ctx, engines)
+		return err
+	})
 	if err != nil {
-		return nil, err
+		if c != nil {
+			c.Close()
+		}
+		return nil, fmt.Errorf("pause mode: %w", err)
 	}
-	if uerr != nil {
-		c.Close()
-		return nil, fmt.Errorf("the snapshots were taken but unpausing failed: %w", uerr)
-	}
-	m.CutAt = end.UTC()
-	m.PausedWindow = &Window{Start: p.Start.UTC(), End: end.UTC(), Targets: opts.Fleet.Targets()}
+	m.CutAt = w.End.UTC()
+	m.PausedWindow = &Window{Start: w.Start.UTC(), End: w.End.UTC(), Targets: w.Targets}
 	return c, nil
 }
 
