@@ -488,7 +488,7 @@ func HoldFor(d time.Duration) func(context.Context) error {
 // restarts the servers' leases.
 //
 // If ctx is cancelled, work fails, a check fails or a renewal fails, Hold
-// cancels work and waits for it, still unpauses every target (ignoring
+// cancels work's context (otherwise left alone) and waits for work, still unpauses every target (ignoring
 // ctx's cancellation), and returns the error: an *InvalidWindowError, or
 // work's own error.
 func (f *Fleet) Hold(ctx context.Context, p *Pause, renew time.Duration, work func(context.Context) error) (Window, error) {
@@ -496,8 +496,9 @@ func (f *Fleet) Hold(ctx context.Context, p *Pause, renew time.Duration, work fu
 		return Window{}, errors.New("hold: no pause")
 	}
 	w := Window{Targets: p.Targets}
+	// work's context ends only if the hold fails: what work opened (a
+	// snapshot's transaction) may live in it after a good window.
 	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	workDone := make(chan error, 1)
 	started := false
 	fail := func(reason string) (Window, error) {

@@ -239,6 +239,16 @@ func TestHold(t *testing.T) {
 		t.Errorf("window %v..%v: want it to start after the pause (%v) and last >= 300ms", w.Start, w.End, p.Start)
 	}
 	wantAllUnpaused(t, servers, 1)
+	// What work opens may live in its context: a good window leaves it.
+	var workCtx context.Context
+	p, err = f.PauseAll(ctx, true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Hold(ctx, p, 0, func(ctx context.Context) error { workCtx = ctx; return nil }); err != nil || workCtx.Err() != nil {
+		t.Errorf("Hold: %v; work's context after a good window: %v, want it alive", err, workCtx.Err())
+	}
+	wantAllUnpaused(t, servers, 2)
 	j := w.Fields(time.UTC)
 	if j.PauseStartTimestampMs > j.PauseEndTimestampMs || len(j.Targets) != 3 {
 		t.Errorf("window JSON = %+v", j)
