@@ -453,10 +453,12 @@ func (e *InvalidWindowError) Error() string {
 	return fmt.Sprintf("%s; %s; the window is not valid: this window must not be used for a backup", e.Reason, unpauseSummary(e.Unpause, nil))
 }
 
-// HoldFor is the work of a window that only waits: Hold's work for d.
+// HoldFor is the work of a window that only waits: Hold's work for d. It
+// waits 2 ms more, so that the window, rounded inwards to the millisecond
+// when printed, still lasts d.
 func HoldFor(d time.Duration) func(context.Context) error {
 	return func(ctx context.Context) error {
-		t := time.NewTimer(d)
+		t := time.NewTimer(d + 2*time.Millisecond)
 		defer t.Stop()
 		select {
 		case <-t.C:
