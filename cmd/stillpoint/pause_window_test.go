@@ -2,32 +2,32 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc"
 
 	"github.com/stillpoint/stillpoint/internal/admin"
 	"github.com/stillpoint/stillpoint/internal/testenv"
 )
 
-// serverLog is a server's JSON log, safe for the lease timer's goroutine.
-type serverLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
+// serverLog is a server's JSON log, in a file (slog's handler serializes
+// the writes of the lease timer's goroutine and the RPCs').
+type serverLog struct{ path string }
 
-func (l *serverLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
+func newServerLog(t *testing.T) (*serverLog, *slog.Logger) {
+	t.Helper()
+	l := &serverLog{path: filepath.Join(t.TempDir(), "server.log")}
+	f, err := os.Create(l.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return l, slog.New(slog.NewJSONHandler(f, nil))
 }
 
 // interval is one pause of a server, from its own log.
@@ -41,9 +41,11 @@ type interval struct {
 // "admin: unpaused".
 func (l *serverLog) pauses(t *testing.T) []interval {
 	t.Helper()
-	l.mu.Lock()
-	text := l.b.String()
-	l.mu.Unlock()
+	b, err := os.ReadFile(l.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
 	var out []interval
 	open := map[string]int{}
 	sc := bufio.NewScanner(strings.NewReader(text))
@@ -97,19 +99,15 @@ func printedWindow(t *testing.T, out string) (start, end time.Time) {
 func TestAdminPauseRefusesALapsedRenewal(t *testing.T) {
 	const lease = time.Minute
 	clock := admin.NewManualClock(time.Now())
-	var pauses atomic.Int32
 	// Before every Pause after the first (the renewals), the lease runs
 	// out on the server that receives it.
-	lapse := grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		if info.FullMethod == "/rpc.Admin/Pause" && pauses.Add(1) > 1 {
+	lapse := testenv.BeforeCall("/rpc.Admin/Pause", func(n int32) {
+		if n > 1 {
 			clock.Advance(lease)
 		}
-		return h(ctx, req)
 	})
-	logs := &serverLog{}
-	gates, addrs := adminServersWith(t, []admin.GateOptions{
-		{Lease: lease, Clock: clock, Logger: slog.New(slog.NewJSONHandler(logs, nil))},
-	}, lapse)
+	logs, logger := newServerLog(t)
+	gates, addrs := adminServersWith(t, []admin.GateOptions{{Lease: lease, Clock: clock, Logger: logger}}, lapse)
 	out, err := runAdmin(t, "admin", "pause", "--duration", "300ms", "--renew-every", "50ms", "-a", addrs[0])
 	if err == nil || out != "" {
 		t.Fatalf("a window across a lapsed pause was printed: %q (err %v); the server's pauses: %+v", out, err, logs.pauses(t))
@@ -135,12 +133,12 @@ func TestCampaignPauseLease(t *testing.T) {
 		var opts []admin.GateOptions
 		var logs []*serverLog
 		for j := range 3 {
-			l := &serverLog{}
+			l, logger := newServerLog(t)
 			logs = append(logs, l)
 			// 300 to 329 ms: runs with a 300 ms lease lapse at every
 			// renewal, the others only when a renewal is slow.
 			lease := renew + time.Duration((i%4)*9+j)*time.Millisecond
-			opts = append(opts, admin.GateOptions{Lease: lease, Logger: slog.New(slog.NewJSONHandler(l, nil))})
+			opts = append(opts, admin.GateOptions{Lease: lease, Logger: logger})
 		}
 		gates, addrs := adminServersWith(t, opts)
 		out, err := runAdmin(t, "admin", "pause", "--duration", "1s", "--renew-every", renew.String(), "-a", strings.Join(addrs, ","))

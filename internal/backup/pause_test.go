@@ -3,7 +3,6 @@ package backup_test
 import (
 	"context"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,8 +21,8 @@ import (
 // again by someone or not) makes the backup fail, and nothing is listed.
 func TestPauseBackupNeedsAnUninterruptedPause(t *testing.T) {
 	const lease = time.Minute
-	// when says when the second server's lease runs out: after it answers
-	// the nth call of method.
+	// when says when the second server's lease runs out: before it
+	// handles the nth call of method.
 	type when struct {
 		method string
 		nth    int32
@@ -36,9 +35,9 @@ func TestPauseBackupNeedsAnUninterruptedPause(t *testing.T) {
 		wantErr string
 	}{
 		{name: "every server stays paused"},
-		{name: "a server's lease runs out as the pause begins", lapse: &when{"/rpc.Admin/Pause", 1}, wantErr: "no longer paused"},
-		{name: "a server's lease runs out and a pause without drain follows", lapse: &when{"/rpc.Admin/Pause", 1}, repause: true, enter: true, wantErr: "in flight"},
-		{name: "a server's lease runs out during the window and it is paused again", lapse: &when{"/rpc.Admin/Stats", 1}, repause: true, wantErr: "paused again during the window"},
+		{name: "a server's lease runs out as the pause begins", lapse: &when{"/rpc.Admin/Stats", 1}, wantErr: "no longer paused"},
+		{name: "a server's lease runs out and a pause without drain follows", lapse: &when{"/rpc.Admin/Stats", 1}, repause: true, enter: true, wantErr: "in flight"},
+		{name: "a server's lease runs out during the window and it is paused again", lapse: &when{"/rpc.Admin/Stats", 2}, repause: true, wantErr: "paused again during the window"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -52,10 +51,12 @@ func TestPauseBackupNeedsAnUninterruptedPause(t *testing.T) {
 
 			clock := admin.NewManualClock(time.Now())
 			var gate *admin.Gate
-			calls := map[string]*atomic.Int32{"/rpc.Admin/Pause": {}, "/rpc.Admin/Stats": {}}
-			lapse := grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-				resp, err := h(ctx, req)
-				if n := calls[info.FullMethod]; n != nil && tt.lapse != nil && info.FullMethod == tt.lapse.method && n.Add(1) == tt.lapse.nth {
+			var lapse grpc.ServerOption = grpc.EmptyServerOption{}
+			if tt.lapse != nil {
+				lapse = testenv.BeforeCall(tt.lapse.method, func(n int32) {
+					if n != tt.lapse.nth {
+						return
+					}
 					clock.Advance(lease)
 					if tt.enter {
 						if _, err := gate.Enter(); err != nil { // never released: it stays in flight
@@ -67,9 +68,8 @@ func TestPauseBackupNeedsAnUninterruptedPause(t *testing.T) {
 							t.Error(err)
 						}
 					}
-				}
-				return resp, err
-			})
+				})
+			}
 			addr0, _ := testenv.AdminServer(t, admin.GateOptions{Lease: lease})
 			addr1, g := testenv.AdminServer(t, admin.GateOptions{Lease: lease, Clock: clock}, lapse)
 			gate = g

@@ -1,7 +1,9 @@
 package testenv
 
 import (
+	"context"
 	"net"
+	"sync/atomic"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -23,4 +25,18 @@ func AdminServer(t testing.TB, o admin.GateOptions, sopts ...grpc.ServerOption) 
 	go s.Serve(lis)
 	t.Cleanup(func() { s.Stop(); g.Close() })
 	return lis.Addr().String(), g
+}
+
+// BeforeCall is a gRPC server option that calls fn(n) before the server
+// handles the nth call (from 1) of method, a full name such as
+// "/rpc.Admin/Pause": tests use it to make a server's pause lapse at an
+// exact point of a protocol.
+func BeforeCall(method string, fn func(n int32)) grpc.ServerOption {
+	var calls atomic.Int32
+	return grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if info.FullMethod == method {
+			fn(calls.Add(1))
+		}
+		return h(ctx, req)
+	})
 }
