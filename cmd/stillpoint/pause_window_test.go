@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -173,4 +174,21 @@ func describePauses(ps []interval) string {
 		fmt.Fprintf(&b, "[%s %s..%s %s] ", p.id, p.from.Format(time.StampMicro), p.to.Format(time.StampMicro), p.reason)
 	}
 	return b.String()
+}
+
+func TestBackupCreateBoundFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"backup", "create", "--fence-max-hold", "0s"}, "--fence-max-hold must be positive"},
+		{[]string{"backup", "create", "--mode", "pause", "--renew-every", "-1s"}, "--renew-every must not be negative"},
+	}
+	for _, tt := range tests {
+		_, err := runAdmin(t, append(tt.args, "--data-dir", t.TempDir())...)
+		var u usageError
+		if !errors.As(err, &u) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: %v; want a usage error with %q", tt.args, err, tt.want)
+		}
+	}
 }
