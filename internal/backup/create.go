@@ -28,9 +28,10 @@ type Options struct {
 	// FenceTimeout bounds the wait for the fence; the backup fails (and
 	// releases everything) rather than block commits longer.
 	FenceTimeout time.Duration
-	// FenceMaxHold bounds how long the fence blocks commit decisions while
-	// the snapshots open (0: DefaultFenceMaxHold); past it the backup
-	// releases the fence, fails naming the slow stores, and records nothing.
+	// FenceMaxHold bounds how long the fence blocks commit decisions (in
+	// pause mode, how long the paused servers wait) while the snapshots
+	// open (0: DefaultFenceMaxHold); past it the backup releases the fence
+	// (unpauses), fails naming the slow stores, and records nothing.
 	FenceMaxHold time.Duration
 	// Parallel is how many tables stream at once.
 	Parallel int
@@ -106,7 +107,7 @@ func Create(ctx context.Context, st *multistorage.Storage, r *repo.Repository, o
 	case Independent:
 		// One store after another, each at its own moment: no cut.
 		for i, s := range m.Stores {
-			c, err := cut.Open(ctx, map[string]cut.Engine{s.Name: engines[s.Name]})
+			c, err := cut.Open(ctx, map[string]cut.Engine{s.Name: engines[s.Name]}, 0)
 			if err != nil {
 				return nil, err
 			}
@@ -243,7 +244,7 @@ func takeCut(ctx context.Context, m *Manifest, engines map[string]cut.Engine, op
 	var c *cut.Cut
 	w, err := opts.Fleet.Hold(ctx, p, opts.PauseRenew, func(ctx context.Context) error {
 		var err error
-		c, err = cut.Open(ctx, engines)
+		c, err = cut.Open(ctx, engines, opts.FenceMaxHold)
 		return err
 	})
 	if err != nil {

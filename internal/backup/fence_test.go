@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/stillpoint/stillpoint/internal/admin"
 	"github.com/stillpoint/stillpoint/internal/backup"
 	"github.com/stillpoint/stillpoint/internal/config"
 	"github.com/stillpoint/stillpoint/internal/cut"
@@ -118,8 +119,14 @@ func (p *stallProxy) pump(dst, src net.Conn, fromClient bool) {
 // A store that stalls while the fence holds (its snapshot never opens)
 // holds every commit for at most --fence-max-hold: the backup releases the
 // fence, fails naming the store, and records nothing, while the store is
-// still stalled.
+// still stalled. In pause mode the same bound unpauses the servers.
 func TestFenceHoldIsBoundedWhenAStoreStalls(t *testing.T) {
+	for _, mode := range []backup.Mode{backup.Fence, backup.Pause} {
+		t.Run(string(mode), func(t *testing.T) { stallDuringCut(t, mode) })
+	}
+}
+
+func stallDuringCut(t *testing.T, mode backup.Mode) {
 	ctx := context.Background()
 	nss := []string{testenv.UniqueName("bank_a"), testenv.UniqueName("bank_b")}
 	cfg := testenv.Mixed(t, nss...) // bank_a on PostgreSQL with the coordinator, bank_b on MariaDB
@@ -128,7 +135,7 @@ func TestFenceHoldIsBoundedWhenAStoreStalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	// MariaDB is reached through the proxy, which stalls once a snapshot
-	// is asked for, that is while the fence holds.
+	// is asked for, that is while the fence (or the pause) holds.
 	proxy := newStallProxy(t, direct.Addr, "WITH CONSISTENT SNAPSHOT")
 	proxied := direct.Clone()
 	proxied.Addr = proxy.Addr()
@@ -142,11 +149,21 @@ func TestFenceHoldIsBoundedWhenAStoreStalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := newRepo(t, t.TempDir(), nil)
-
 	const maxHold = 300 * time.Millisecond
+	opts := backup.Options{Mode: mode, FenceMaxHold: maxHold}
+	var gate *admin.Gate
+	if mode == backup.Pause {
+		var addr string
+		addr, gate = testenv.AdminServer(t, admin.GateOptions{})
+		if opts.Fleet, err = admin.NewFleet([]string{addr}, admin.DialOptions{}, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		defer opts.Fleet.Close()
+	}
+
 	done := make(chan error, 1)
 	go func() {
-		_, err := backup.Create(ctx, st, r, backup.Options{Mode: backup.Fence, FenceMaxHold: maxHold})
+		_, err := backup.Create(ctx, st, r, opts)
 		done <- err
 	}()
 	select {
@@ -154,7 +171,7 @@ func TestFenceHoldIsBoundedWhenAStoreStalls(t *testing.T) {
 	case <-time.After(time.Minute):
 		proxy.Release()
 		<-done
-		t.Fatal("the backup held the fence for as long as the store stalled")
+		t.Fatal("the backup held on for as long as the store stalled")
 	}
 	stillStalled := proxy.Stalled()
 	var slow *cut.SlowSnapshotError
@@ -164,25 +181,31 @@ func TestFenceHoldIsBoundedWhenAStoreStalls(t *testing.T) {
 	if !stillStalled {
 		t.Fatal("the backup returned only after the stall ended")
 	}
-	t.Logf("stalled store: the fence was released after %v (bound %v): %v", slow.Held, maxHold, err)
+	t.Logf("stalled store: %v", err)
 
-	// Commits go on while the store is still stalled: a transaction on
-	// PostgreSQL alone (its commit decision is a coordinator insert).
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	err = m.Run(cctx, 5, func(ctx context.Context, tx *txn.Transaction) error {
-		key := storage.Key{"account_id": 0}
-		rec, err := tx.Get(ctx, storage.Get{Namespace: nss[0], Table: bank.AccountsTable, Key: key})
-		if err != nil {
-			return err
+	if mode == backup.Pause {
+		if gate.Paused() {
+			t.Error("the server is still paused after the backup gave up")
 		}
-		return tx.Put(ctx, storage.Put{Namespace: nss[0], Table: bank.AccountsTable, Values: storage.Record{"account_id": 0, "balance": rec["balance"]}})
-	})
-	if err != nil {
-		t.Fatalf("a commit after the failed backup, the store still stalled: %v", err)
+	} else {
+		// Commits go on while the store is still stalled: a transaction
+		// on PostgreSQL alone (its commit decision is a coordinator insert).
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		err = m.Run(cctx, 5, func(ctx context.Context, tx *txn.Transaction) error {
+			key := storage.Key{"account_id": 0}
+			rec, err := tx.Get(ctx, storage.Get{Namespace: nss[0], Table: bank.AccountsTable, Key: key})
+			if err != nil {
+				return err
+			}
+			return tx.Put(ctx, storage.Put{Namespace: nss[0], Table: bank.AccountsTable, Values: storage.Record{"account_id": 0, "balance": rec["balance"]}})
+		})
+		if err != nil {
+			t.Fatalf("a commit after the failed backup, the store still stalled: %v", err)
+		}
 	}
 	if !proxy.Stalled() {
-		t.Fatal("the stall ended before the commit was checked")
+		t.Fatal("the stall ended before the aftermath was checked")
 	}
 	listed, err := r.ListManifests(ctx)
 	if err != nil || len(listed) != 0 {

@@ -61,17 +61,21 @@ func (c *Cut) Close() error {
 	return errors.Join(errs...)
 }
 
-// SlowSnapshotError is Take's error when a store's snapshot did not open
-// while the fence could be held: the fence was released, and nothing kept.
+// SlowSnapshotError is the error of Take (or a bounded Open) when a
+// store's snapshot did not open while the fence, or the pause, could be
+// held: everything was released, and nothing kept.
 type SlowSnapshotError struct {
 	Stores  []string      // the stores whose snapshot had not opened
-	MaxHold time.Duration // the bound on the fence hold
-	Held    time.Duration // how long the fence was held
+	MaxHold time.Duration // the bound
+	Held    time.Duration // how long Take held the fence (0: no fence)
 }
 
 func (e *SlowSnapshotError) Error() string {
-	return fmt.Sprintf("cut: the snapshot of store %s did not open within the fence's max hold of %v (fence released after %v, so commits no longer wait; nothing was kept): check that store (overloaded, locked or unreachable?), or raise --fence-max-hold if it is merely slow",
-		strings.Join(e.Stores, ", "), e.MaxHold, e.Held.Round(time.Millisecond))
+	msg := fmt.Sprintf("cut: the snapshot of store %s did not open within the max hold of %v", strings.Join(e.Stores, ", "), e.MaxHold)
+	if e.Held > 0 {
+		msg += fmt.Sprintf(" (the fence was released after %v, so commits no longer wait)", e.Held.Round(time.Millisecond))
+	}
+	return msg + "; nothing was kept: check that store (overloaded, locked or unreachable?), or raise --fence-max-hold if it is merely slow"
 }
 
 // Take cuts the stores. The coordinator store is fenced; every store
@@ -95,7 +99,7 @@ func Take(ctx context.Context, coordinator string, stores map[string]Engine, tim
 		return nil, fmt.Errorf("cut: %w", err)
 	}
 	granted := time.Now()
-	c, err := open(ctx, stores, maxHold)
+	c, err := Open(ctx, stores, maxHold)
 	released := time.Now()
 	if rerr := fence.Release(); rerr != nil && err == nil {
 		c.Close()
@@ -112,12 +116,6 @@ func Take(ctx context.Context, coordinator string, stores map[string]Engine, tim
 	return c, nil
 }
 
-// Open opens a snapshot of every store, in parallel, with no fence of its
-// own: a cut only when the applications are paused (the classic mode).
-func Open(ctx context.Context, stores map[string]Engine) (*Cut, error) {
-	return open(ctx, stores, 0)
-}
-
 // opened is one store's OpenSnapshot outcome.
 type opened struct {
 	store string
@@ -125,9 +123,12 @@ type opened struct {
 	err   error
 }
 
-// open opens a snapshot of every store in parallel, giving up on those
-// not open within limit (0: no limit) with a *SlowSnapshotError.
-func open(ctx context.Context, stores map[string]Engine, limit time.Duration) (*Cut, error) {
+// Open opens a snapshot of every store in parallel, with no fence of its
+// own: a cut only when the applications are paused (the classic mode), or
+// under Take's fence. It gives up on snapshots not open within limit (0: no
+// limit) with a *SlowSnapshotError: their opening is cancelled, and any
+// that opens later is closed.
+func Open(ctx context.Context, stores map[string]Engine, limit time.Duration) (*Cut, error) {
 	// The snapshots live in this context (a transaction ends with its
 	// context): Close cancels it, as does giving up.
 	sctx, cancel := context.WithCancel(ctx)

@@ -182,12 +182,14 @@ func (e *events) await(t *testing.T, s string) {
 // and every snapshot closed, even one that opens later.
 func TestTakeBoundsTheFenceHold(t *testing.T) {
 	tests := []struct {
-		name  string
-		heeds bool   // the stalled store gives up when cancelled
-		after string // what the stalled store does once the cut gave up
+		name   string
+		fenced bool   // Take, or Open (pause mode)
+		heeds  bool   // the stalled store gives up when cancelled
+		after  string // what the stalled store does once the cut gave up
 	}{
-		{"the stalled store heeds cancellation", true, "gave up b"},
-		{"the stalled store opens late anyway", false, "close b"},
+		{"the stalled store heeds cancellation", true, true, "gave up b"},
+		{"the stalled store opens late anyway", true, false, "close b"},
+		{"no fence (pause mode)", false, false, "close b"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -201,8 +203,13 @@ func TestTakeBoundsTheFenceHold(t *testing.T) {
 			}
 			done := make(chan result, 1)
 			go func() {
-				c, err := Take(context.Background(), "coord", stores, time.Second, 50*time.Millisecond)
-				done <- result{c, err}
+				if tt.fenced {
+					c, err := Take(context.Background(), "coord", stores, time.Second, 50*time.Millisecond)
+					done <- result{c, err}
+				} else {
+					c, err := Open(context.Background(), stores, 50*time.Millisecond)
+					done <- result{c, err}
+				}
 			}()
 			var r result
 			select {
@@ -210,15 +217,18 @@ func TestTakeBoundsTheFenceHold(t *testing.T) {
 			case <-time.After(30 * time.Second):
 				close(stall)
 				<-done
-				t.Fatalf("Take held the fence until the stalled store let it go: %v", log.l)
+				t.Fatalf("the cut waited for as long as the store stalled: %v", log.l)
 			}
 			var slow *SlowSnapshotError
-			if r.c != nil || !errors.As(r.err, &slow) || !slices.Equal(slow.Stores, []string{"b"}) || !strings.Contains(r.err.Error(), "store b did not open within the fence's max hold of 50ms") {
+			if r.c != nil || !errors.As(r.err, &slow) || !slices.Equal(slow.Stores, []string{"b"}) || !strings.Contains(r.err.Error(), "store b did not open within the max hold of 50ms") {
 				t.Fatalf("Take with a stalled store: %v, %v; want a *SlowSnapshotError naming store b", r.c, r.err)
 			}
-			for _, e := range []string{"release coord", "close coord", "close a"} {
+			if tt.fenced != strings.Contains(r.err.Error(), "the fence was released") || tt.fenced != log.has("release coord") {
+				t.Errorf("fenced %v: error %q, events %v", tt.fenced, r.err, log.l)
+			}
+			for _, e := range []string{"close coord", "close a"} {
 				if !log.has(e) {
-					t.Errorf("no %q when Take gave up: %v", e, log.l)
+					t.Errorf("no %q when the cut gave up: %v", e, log.l)
 				}
 			}
 			if !tt.heeds {
