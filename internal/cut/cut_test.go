@@ -26,11 +26,36 @@ type fake struct {
 }
 
 type events struct {
-	mu sync.Mutex
-	l  []string
+	mu      sync.Mutex
+	l       []string
+	waiters map[string]chan struct{}
 }
 
-func (e *events) add(s string) { e.mu.Lock(); e.l = append(e.l, s); e.mu.Unlock() }
+func (e *events) add(s string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.l = append(e.l, s)
+	if ch, ok := e.waiters[s]; ok {
+		close(ch)
+		delete(e.waiters, s)
+	}
+}
+
+// when returns a channel closed once s has happened.
+func (e *events) when(s string) <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ch := make(chan struct{})
+	if slices.Contains(e.l, s) {
+		close(ch)
+	} else {
+		if e.waiters == nil {
+			e.waiters = map[string]chan struct{}{}
+		}
+		e.waiters[s] = ch
+	}
+	return ch
+}
 
 type fakeFence struct{ f *fake }
 
@@ -165,18 +190,6 @@ func (e *events) has(s string) bool {
 	return slices.Contains(e.l, s)
 }
 
-// await waits up to 10s for the event s.
-func (e *events) await(t *testing.T, s string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !e.has(s) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q after 10s: %v", s, e.l)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // A store whose snapshot does not open holds the fence (and every commit)
 // for at most maxHold: then the fence is released, the slow store named,
 // and every snapshot closed, even one that opens later.
@@ -234,7 +247,11 @@ func TestTakeBoundsTheFenceHold(t *testing.T) {
 			if !tt.heeds {
 				close(stall)
 			}
-			log.await(t, tt.after)
+			select {
+			case <-log.when(tt.after):
+			case <-time.After(time.Minute):
+				t.Fatalf("no %q: %v", tt.after, log.l)
+			}
 		})
 	}
 }
