@@ -512,6 +512,9 @@ func (f *Fleet) Hold(ctx context.Context, p *Pause, renew time.Duration, work fu
 		}
 		return w, err
 	}
+	interrupted := func() (Window, error) {
+		return fail(fmt.Sprintf("interrupted after %v (%v)", time.Since(w.Start).Round(time.Millisecond), context.Cause(ctx)))
+	}
 
 	ids, at, reason := f.pauseIDs(ctx, nil, p.waitOutstanding, renew)
 	if reason != "" {
@@ -529,11 +532,11 @@ func (f *Fleet) Hold(ctx context.Context, p *Pause, renew time.Duration, work fu
 	for {
 		select {
 		case <-ctx.Done():
-			return fail(fmt.Sprintf("interrupted after %v (%v)", time.Since(w.Start).Round(time.Millisecond), context.Cause(ctx)))
+			return interrupted()
 		case err := <-workDone:
 			started = false
 			if ctx.Err() != nil {
-				return fail(fmt.Sprintf("interrupted after %v (%v)", time.Since(w.Start).Round(time.Millisecond), context.Cause(ctx)))
+				return interrupted()
 			}
 			if err != nil {
 				w.End = time.Now()
