@@ -79,9 +79,11 @@ func newBackupCreateCmd(g *globals) *cobra.Command {
 		rf           repoFlags
 		mode         string
 		fenceTimeout time.Duration
+		fenceMaxHold time.Duration
 		parallel     int
 		servers      adminFlags
 		pauseWait    time.Duration
+		pauseRenew   time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "create",
@@ -93,9 +95,13 @@ the repository (deduplicated, compressed, checksummed; encrypted with a key).
 Modes:
   fence        (default) block commit decisions at the coordinator for the
                moment it takes to open a snapshot in every store; the
-               applications never stop. The hold time is recorded.
+               applications never stop. The hold time is recorded. A store
+               whose snapshot does not open within --fence-max-hold makes
+               the backup release the fence at once and fail, naming it.
   pause        pause every server through rpc.Admin (-a host:port,... or -s), with
-               drain; open the snapshots; unpause. Records the paused window.
+               drain; open the snapshots; unpause. Records the paused window,
+               only if every server stayed paused through it (as admin pause
+               --duration checks it); otherwise the backup fails.
   independent  snapshot each store on its own with no cut, as per-database
                backups do: it exists to show what goes wrong without a cut.
 
@@ -107,6 +113,12 @@ The manifest is written last: a backup that fails is never listed.`,
 			if err != nil {
 				return usageError{err}
 			}
+			switch {
+			case fenceMaxHold <= 0:
+				return usageError{fmt.Errorf("--fence-max-hold must be positive, not %v", fenceMaxHold)}
+			case pauseRenew < 0:
+				return usageError{fmt.Errorf("--renew-every must not be negative (0 disables renewal), not %v", pauseRenew)}
+			}
 			st, err := g.storage()
 			if err != nil {
 				return err
@@ -116,7 +128,7 @@ The manifest is written last: a backup that fails is never listed.`,
 			if err != nil {
 				return err
 			}
-			opts := backup.Options{Mode: m, FenceTimeout: fenceTimeout, Parallel: parallel, PauseWait: pauseWait}
+			opts := backup.Options{Mode: m, FenceTimeout: fenceTimeout, FenceMaxHold: fenceMaxHold, Parallel: parallel, PauseWait: pauseWait, PauseRenew: pauseRenew}
 			if m == backup.Pause {
 				fleet, err := servers.fleet(cmd)
 				if err != nil {
@@ -140,8 +152,10 @@ The manifest is written last: a backup that fails is never listed.`,
 	f := cmd.Flags()
 	f.StringVar(&mode, "mode", "fence", "fence, pause or independent")
 	f.DurationVar(&fenceTimeout, "fence-timeout", 5*time.Second, "give up (and release everything) if the fence is not granted within this")
+	f.DurationVar(&fenceMaxHold, "fence-max-hold", backup.DefaultFenceMaxHold, "hold the fence (which blocks every commit), or in pause mode the paused servers, at most this long while the snapshots open; past it, release them and fail, naming the slow stores")
 	f.IntVar(&parallel, "parallel", 4, "tables streamed at once")
 	f.DurationVar(&pauseWait, "max-pause-wait-time", 0, "pause mode: how long servers wait for in-flight transactions (0: their default)")
+	f.DurationVar(&pauseRenew, "renew-every", 5*time.Second, "pause mode: renew the servers' pause leases this often while the snapshots open (0: never)")
 	servers.add(cmd)
 	return cmd
 }
