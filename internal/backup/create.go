@@ -45,11 +45,8 @@ type Options struct {
 	Progress func(bytes int64)
 }
 
-// DefaultFenceMaxHold is the fence's bound when Options give none: every
-// commit decision in the system waits while the fence holds, and opening a
-// snapshot takes milliseconds (under 20 ms measured under load), so a
-// store that needs a second is in trouble and the backup gives way.
-const DefaultFenceMaxHold = time.Second
+// DefaultFenceMaxHold is the fence's bound when Options give none.
+const DefaultFenceMaxHold = cut.DefaultMaxHold
 
 // job is one table to stream.
 type job struct {

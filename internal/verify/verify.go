@@ -458,9 +458,9 @@ func openCut(ctx context.Context, st storage.Store, inv *stores, fenceTimeout ti
 		if err := add(schema.CoordinatorNamespace); err != nil {
 			return nil, err
 		}
-		c, err = cut.Take(ctx, namespaces[schema.CoordinatorNamespace], engines, fenceTimeout)
+		c, err = cut.Take(ctx, namespaces[schema.CoordinatorNamespace], engines, fenceTimeout, cut.DefaultMaxHold)
 	} else {
-		c, err = cut.Open(ctx, engines)
+		c, err = cut.Open(ctx, engines, cut.DefaultMaxHold)
 	}
 	if err != nil {
 		return nil, err
