@@ -2,13 +2,10 @@ package backup
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 
 	"github.com/stillpoint/stillpoint/internal/repo"
-	"github.com/stillpoint/stillpoint/internal/storage"
 )
 
 // Load reads a backup's manifest.
@@ -41,33 +38,4 @@ func LoadAll(ctx context.Context, r *repo.Repository) ([]*Manifest, error) {
 		out = append(out, m)
 	}
 	return out, nil
-}
-
-// ReadTable streams a table's records back out of the repository,
-// checking every chunk on the way.
-func ReadTable(ctx context.Context, r *repo.Repository, t TableBackup, fn func(storage.Record) error) error {
-	rc := r.OpenStream(ctx, t.Chunks)
-	defer rc.Close()
-	rr, err := NewRowReader(rc, t.Metadata.Columns)
-	if err != nil {
-		return fmt.Errorf("table %s: %w", t.Metadata.FullName(), err)
-	}
-	var n int64
-	for {
-		rec, err := rr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("table %s, record %d: %w", t.Metadata.FullName(), n+1, err)
-		}
-		if err := fn(rec); err != nil {
-			return err
-		}
-		n++
-	}
-	if n != t.Rows {
-		return fmt.Errorf("table %s: %d records in the repository, the manifest says %d", t.Metadata.FullName(), n, t.Rows)
-	}
-	return nil
 }

@@ -100,6 +100,11 @@ type Stream struct {
 	NewBytes  int64    // stored (framed, compressed) bytes of those chunks
 }
 
+// newPolynomial picks each new repository's chunker polynomial (random, as
+// restic does, so chunk boundaries do not reveal content across
+// repositories); tests fix it so chunk counts are deterministic.
+var newPolynomial = chunker.RandomPolynomial
+
 // Init creates a repository on be: encrypted with key, or unencrypted when
 // key is nil. It refuses to write over an existing repository or into a
 // location that holds other objects.
@@ -118,7 +123,7 @@ func Init(ctx context.Context, be backend.Backend, key []byte) (*Repository, err
 		return nil, fmt.Errorf("repository %s: the location is not empty (it holds %s, but no repository config): choose an empty location",
 			be, names[0])
 	}
-	pol, err := chunker.RandomPolynomial()
+	pol, err := newPolynomial()
 	if err != nil {
 		return nil, err
 	}
@@ -277,20 +282,8 @@ func newRepository(be backend.Backend, cfg configFile, params ChunkerParams, c *
 	return r
 }
 
-// ID returns the repository's random id.
-func (r *Repository) ID() string { return r.cfg.ID }
-
-// Created returns when the repository was initialised.
-func (r *Repository) Created() time.Time { return r.cfg.Created }
-
 // Encrypted reports whether objects are encrypted.
 func (r *Repository) Encrypted() bool { return r.cfg.Encrypted }
-
-// Chunker returns the chunking parameters.
-func (r *Repository) Chunker() ChunkerParams { return r.chunk }
-
-// Backend returns the backend.
-func (r *Repository) Backend() backend.Backend { return r.be }
 
 // String returns the location.
 func (r *Repository) String() string { return r.be.String() }
@@ -723,19 +716,6 @@ func (r *Repository) Prune(ctx context.Context, referenced map[string]bool) (rem
 	}
 	err = g.Wait()
 	return removed, freed, err
-}
-
-// Size returns the number and total stored size of the chunks (data/).
-func (r *Repository) Size(ctx context.Context) (objects int, bytes int64, err error) {
-	infos, err := r.be.ListInfo(ctx, dataPrefix)
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, in := range infos {
-		objects++
-		bytes += in.Size
-	}
-	return objects, bytes, nil
 }
 
 // sortErrors orders problems by the object they name.
