@@ -30,4 +30,3 @@ func (r *Repository) Size(ctx context.Context) (objects int, bytes int64, err er
 	}
 	return objects, bytes, nil
 }
-
