@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -70,7 +71,7 @@ func newBackupCmd(g *globals) *cobra.Command {
 		Use:   "backup",
 		Short: "Take, list, show and delete transactionally consistent backups of all the stores",
 	}
-	cmd.AddCommand(newBackupCreateCmd(g), newBackupListCmd(g), newBackupShowCmd(g), newBackupDeleteCmd(g), newBackupUnlockCmd(g), newBackupVerifyCmd(g))
+	cmd.AddCommand(newBackupCreateCmd(g), newBackupListCmd(g), newBackupShowCmd(g), newBackupDeleteCmd(g), newBackupPruneCmd(g), newBackupUnlockCmd(g), newBackupVerifyCmd(g))
 	return cmd
 }
 
@@ -179,30 +180,45 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// backupSummary is a line of backup list.
+// backupSummary is a line of backup list; a damaged backup has only ID
+// and Damaged.
 type backupSummary struct {
 	ID        string          `json:"id"`
-	Mode      backup.Mode     `json:"mode"`
-	Started   time.Time       `json:"started"`
-	Rows      int64           `json:"rows"`
-	Bytes     int64           `json:"bytes"`
+	Damaged   string          `json:"damaged,omitempty"`
+	Mode      backup.Mode     `json:"mode,omitempty"`
+	Started   time.Time       `json:"started,omitzero"`
+	Rows      int64           `json:"rows,omitempty"`
+	Bytes     int64           `json:"bytes,omitempty"`
 	FenceHold backup.Duration `json:"fence_hold,omitzero"`
-	Stores    int             `json:"stores"`
+	Stores    int             `json:"stores,omitempty"`
+}
+
+// damagedError reports damaged manifests (exit 3), saying what to do.
+func damagedError(damaged []backup.Damaged) error {
+	ids := make([]string, len(damaged))
+	for i, d := range damaged {
+		ids[i] = d.ID
+	}
+	return violationError{fmt.Errorf("%d damaged backup(s) in the repository: %s; `stillpoint backup verify ID` tells more, `stillpoint backup delete ID` removes one",
+		len(damaged), strings.Join(ids, ", "))}
 }
 
 func newBackupListCmd(g *globals) *cobra.Command {
 	var rf repoFlags
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List the complete backups in the repository",
-		Args:  exactArgs(0),
+		Short: "List the complete backups in the repository, and name the damaged ones",
+		Long: `Lists the complete backups. A backup whose manifest cannot be read is named
+(on stderr, and with "damaged" in --json) and the exit code is 3; the others are
+listed all the same.`,
+		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			r, err := rf.existing(ctx, g)
 			if err != nil {
 				return err
 			}
-			all, err := backup.LoadAll(ctx, r)
+			all, damaged, err := backup.LoadAll(ctx, r)
 			if err != nil {
 				return err
 			}
@@ -210,10 +226,14 @@ func newBackupListCmd(g *globals) *cobra.Command {
 			for _, m := range all {
 				list = append(list, backupSummary{ID: m.ID, Mode: m.Mode, Started: m.Started, Rows: m.Rows, Bytes: m.Bytes, FenceHold: m.FenceHold, Stores: len(m.Stores)})
 			}
-			return g.print(cmd.OutOrStdout(), list, func(w io.Writer) {
+			for _, d := range damaged {
+				list = append(list, backupSummary{ID: d.ID, Damaged: d.Err.Error()})
+				fmt.Fprintf(cmd.ErrOrStderr(), "DAMAGED backup %s: %v\n", d.ID, d.Err)
+			}
+			if err := g.print(cmd.OutOrStdout(), list, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "ID\tMODE\tSTARTED\tSTORES\tROWS\tBYTES\tFENCE HOLD")
-				for _, b := range list {
+				for _, b := range list[:len(all)] {
 					hold := "-"
 					if b.Mode == backup.Fence {
 						hold = time.Duration(b.FenceHold).String()
@@ -221,7 +241,13 @@ func newBackupListCmd(g *globals) *cobra.Command {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", b.ID, b.Mode, b.Started.Format(time.RFC3339), b.Stores, b.Rows, humanBytes(b.Bytes), hold)
 				}
 				tw.Flush()
-			})
+			}); err != nil {
+				return err
+			}
+			if len(damaged) > 0 {
+				return damagedError(damaged)
+			}
+			return nil
 		},
 	}
 	rf.add(cmd)
@@ -258,58 +284,184 @@ func newBackupShowCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// lockFor takes the repository lock for a command.
+func lockFor(ctx context.Context, r *repo.Repository, command string) (*repo.Lock, error) {
+	host, _ := os.Hostname()
+	return r.Lock(ctx, fmt.Sprintf("stillpoint %s (%s, pid %d)", command, host, os.Getpid()))
+}
+
+// pruneResult is what a prune did, or why it removed nothing.
+type pruneResult struct {
+	Removed int      `json:"chunks_removed"`
+	Freed   int64    `json:"bytes_freed"`
+	Blocked []string `json:"blocked_by_damaged,omitempty"`
+}
+
+// pruneRefs collects the chunks every backup but skip references, with lk
+// held. A damaged manifest might reference any chunk, so while one exists
+// nothing may be pruned: blocked names them.
+func pruneRefs(ctx context.Context, r *repo.Repository, skip string) (refs map[string]bool, blocked []backup.Damaged, err error) {
+	all, damaged, err := backup.LoadAll(ctx, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	refs = map[string]bool{}
+	for _, m := range all {
+		if m.ID != skip {
+			m.Referenced(refs)
+		}
+	}
+	for _, d := range damaged {
+		if d.ID != skip {
+			blocked = append(blocked, d)
+		}
+	}
+	return refs, blocked, nil
+}
+
+// prune removes the chunks not in refs, unless blocked.
+func prune(ctx context.Context, r *repo.Repository, lk *repo.Lock, refs map[string]bool, blocked []backup.Damaged) (pruneResult, error) {
+	var res pruneResult
+	for _, d := range blocked {
+		res.Blocked = append(res.Blocked, d.ID)
+	}
+	if len(blocked) > 0 {
+		return res, nil
+	}
+	var err error
+	res.Removed, res.Freed, err = r.Prune(ctx, lk, refs)
+	return res, err
+}
+
+func (p pruneResult) text() string {
+	if len(p.Blocked) > 0 {
+		return fmt.Sprintf("no chunks pruned: damaged backup(s) %s might reference any of them", strings.Join(p.Blocked, ", "))
+	}
+	return fmt.Sprintf("pruned %d chunks, %s freed", p.Removed, humanBytes(p.Freed))
+}
+
+// deleteResult is the outcome of backup delete.
+type deleteResult struct {
+	Deleted    string       `json:"deleted"`
+	WasDamaged bool         `json:"was_damaged,omitempty"`
+	Prune      *pruneResult `json:"prune,omitempty"`
+	PruneError string       `json:"prune_error,omitempty"`
+}
+
 func newBackupDeleteCmd(g *globals) *cobra.Command {
 	var rf repoFlags
-	var prune bool
+	var doPrune bool
 	cmd := &cobra.Command{
 		Use:   "delete ID",
 		Short: "Delete a backup, and (unless --prune=false) the chunks no other backup uses",
-		Args:  exactArgs(1),
+		Long: `Deletes a backup (also a damaged one) and then removes the chunks no other
+backup references. Everything that can fail is read before the backup is
+removed. While another backup is damaged nothing is pruned (it might reference
+any chunk): the damaged backups are named and the exit code is 3. If removing
+chunks fails after the backup is gone, the output says the backup was deleted
+and ` + "`stillpoint backup prune`" + ` finishes the job.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			id := args[0]
+			r, err := rf.existing(ctx, g)
+			if err != nil {
+				return err
+			}
+			lk, err := lockFor(ctx, r, "backup delete")
+			if err != nil {
+				return err
+			}
+			defer lk.Unlock()
+			res := deleteResult{Deleted: id}
+			if _, err := backup.Load(ctx, r, id); backup.Unreadable(err) {
+				res.WasDamaged = true
+			} else if err != nil {
+				return err
+			}
+			var refs map[string]bool
+			var blocked []backup.Damaged
+			if doPrune {
+				if refs, blocked, err = pruneRefs(ctx, r, id); err != nil {
+					return fmt.Errorf("nothing deleted: %w", err)
+				}
+			}
+			if err := r.DeleteManifest(ctx, lk, id); err != nil {
+				return err
+			}
+			var pruneErr error
+			if doPrune {
+				p, err := prune(ctx, r, lk, refs, blocked)
+				res.Prune = &p
+				if err != nil {
+					pruneErr = fmt.Errorf("backup %s was deleted, but removing the chunks no backup uses failed: %w; run `stillpoint backup prune` to finish", id, err)
+					res.PruneError = pruneErr.Error()
+				}
+			}
+			if err := g.print(cmd.OutOrStdout(), res, func(w io.Writer) {
+				fmt.Fprintf(w, "deleted backup %s", id)
+				if res.WasDamaged {
+					fmt.Fprint(w, " (it was damaged)")
+				}
+				if res.Prune != nil && pruneErr == nil {
+					fmt.Fprintf(w, "; %s", res.Prune.text())
+				}
+				fmt.Fprintln(w)
+			}); err != nil {
+				return err
+			}
+			if pruneErr != nil {
+				return pruneErr
+			}
+			if len(blocked) > 0 {
+				return damagedError(blocked)
+			}
+			return nil
+		},
+	}
+	rf.add(cmd)
+	cmd.Flags().BoolVar(&doPrune, "prune", true, "also remove chunks no remaining backup uses")
+	return cmd
+}
+
+func newBackupPruneCmd(g *globals) *cobra.Command {
+	var rf repoFlags
+	cmd := &cobra.Command{
+		Use:   "prune",
+		Short: "Remove the chunks no backup uses (left by failed backups or an interrupted delete)",
+		Long: `Removes every chunk no backup references. While any backup is damaged nothing is
+removed (it might reference any chunk): the damaged backups are named and the
+exit code is 3.`,
+		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			r, err := rf.existing(ctx, g)
 			if err != nil {
 				return err
 			}
-			host, _ := os.Hostname()
-			unlock, err := r.Lock(ctx, fmt.Sprintf("stillpoint backup delete (%s, pid %d)", host, os.Getpid()))
+			lk, err := lockFor(ctx, r, "backup prune")
 			if err != nil {
 				return err
 			}
-			defer unlock()
-			if _, err := backup.Load(ctx, r, args[0]); err != nil {
+			defer lk.Unlock()
+			refs, blocked, err := pruneRefs(ctx, r, "")
+			if err != nil {
 				return err
 			}
-			if err := r.DeleteManifest(ctx, args[0]); err != nil {
+			res, err := prune(ctx, r, lk, refs, blocked)
+			if err != nil {
 				return err
 			}
-			res := map[string]any{"deleted": args[0]}
-			if prune {
-				all, err := backup.LoadAll(ctx, r)
-				if err != nil {
-					return fmt.Errorf("prune needs every manifest readable: %w", err)
-				}
-				referenced := map[string]bool{}
-				for _, m := range all {
-					m.Referenced(referenced)
-				}
-				removed, freed, err := r.Prune(ctx, referenced)
-				if err != nil {
-					return err
-				}
-				res["chunks_removed"], res["bytes_freed"] = removed, freed
+			if err := g.print(cmd.OutOrStdout(), res, func(w io.Writer) { fmt.Fprintln(w, res.text()) }); err != nil {
+				return err
 			}
-			return g.print(cmd.OutOrStdout(), res, func(w io.Writer) {
-				fmt.Fprintf(w, "deleted backup %s", args[0])
-				if prune {
-					fmt.Fprintf(w, "; pruned %v chunks, %s freed", res["chunks_removed"], humanBytes(res["bytes_freed"].(int64)))
-				}
-				fmt.Fprintln(w)
-			})
+			if len(blocked) > 0 {
+				return damagedError(blocked)
+			}
+			return nil
 		},
 	}
 	rf.add(cmd)
-	cmd.Flags().BoolVar(&prune, "prune", true, "also remove chunks no remaining backup uses")
 	return cmd
 }
 
@@ -318,8 +470,13 @@ func newBackupUnlockCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "unlock",
 		Short: "Remove a stale repository lock left by a process that died",
-		Long: `Removes the repository's lock. Only do this when the process named in the
-lock error is no longer running: two writers at once can lose data.`,
+		Long: `Removes the repository's lock. It refuses while the lock's holder is a running
+process on this host (stop it first). A lock from another host is removed: make
+sure its process is gone. If it is not, it notices before recording anything and
+fails, so no backup is lost, but it did its work for nothing.
+
+A lock whose holder ran on this host and is gone, or that was not refreshed for
+30 minutes, is taken over by the next command without this.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -327,10 +484,22 @@ lock error is no longer running: two writers at once can lose data.`,
 			if err != nil {
 				return err
 			}
-			if err := r.ForceUnlock(ctx); err != nil {
-				return err
+			info, had, err := r.BreakLock(ctx)
+			if err != nil {
+				return fmt.Errorf("lock left in place: %w", err)
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), "unlocked", r)
+			switch {
+			case !had:
+				fmt.Fprintln(cmd.OutOrStdout(), "repository", r, "is not locked")
+			case info.Nonce == "":
+				fmt.Fprintln(cmd.OutOrStdout(), "removed an unreadable lock from", r)
+			default:
+				fmt.Fprintf(cmd.OutOrStdout(), "removed the lock of %s from %s\n", info, r)
+				if age := time.Since(info.Refreshed); age < repo.LockStaleAfter {
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: that lock was refreshed %s ago: if its process still runs on %s, it will fail rather than record anything\n",
+						age.Round(time.Second), info.Host)
+				}
+			}
 			return nil
 		},
 	}

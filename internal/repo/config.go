@@ -20,7 +20,6 @@ const (
 	configName  = "config"
 	dataPrefix  = "data/"
 	backupsDir  = "backups/"
-	lockName    = "locks/repository"
 	secretName  = "config#secret" // additional data of the sealed config part
 	repoVersion = 1
 

@@ -2,6 +2,8 @@ package repo
 
 import (
 	"context"
+	"testing"
+	"time"
 
 	"github.com/restic/chunker"
 )
@@ -29,4 +31,14 @@ func (r *Repository) Size(ctx context.Context) (objects int, bytes int64, err er
 		bytes += in.Size
 	}
 	return objects, bytes, nil
+}
+
+// ProcessID is this process's id in lock objects.
+func ProcessID() string { return processID() }
+
+// SetLockRefresh makes locks refresh every d for the rest of the test.
+func SetLockRefresh(t *testing.T, d time.Duration) {
+	old := lockRefreshEvery
+	lockRefreshEvery = d
+	t.Cleanup(func() { lockRefreshEvery = old })
 }

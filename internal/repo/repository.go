@@ -10,7 +10,7 @@
 //	backups/ID          a backup manifest (opaque bytes to this package),
 //	                    written last by the caller: a backup without a
 //	                    manifest is never listed
-//	locks/repository    the exclusive lock (plain JSON)
+//	locks/...           the exclusive lock (plain JSON, lock.go)
 //
 // Every chunk and manifest is framed (object.go): zstd-compressed when
 // that helps, SHA-256 of the plaintext checked on every read, and with a
@@ -607,11 +607,17 @@ func validManifestID(id string) error {
 
 // SaveManifest stores a backup's manifest as backups/ID. Call it last,
 // once every chunk the manifest references is stored (SaveStream has
-// returned). It never overwrites: saving the same bytes again is a no-op,
-// different bytes under an existing id are an error.
-func (r *Repository) SaveManifest(ctx context.Context, id string, data []byte) error {
+// returned), holding lk since before the first SaveStream: it checks lk
+// before and after writing, and fails (leaving no manifest) if the lock
+// was lost meanwhile, because a prune may then have deleted chunks the
+// backup deduplicated against. It never overwrites: saving the same bytes
+// again is a no-op, different bytes under an existing id are an error.
+func (r *Repository) SaveManifest(ctx context.Context, lk *Lock, id string, data []byte) error {
 	if err := validManifestID(id); err != nil {
 		return fmt.Errorf("repository %s: %w", r, err)
+	}
+	if err := lk.Check(ctx); err != nil {
+		return fmt.Errorf("backup %s not recorded: %w", id, err)
 	}
 	name := ManifestName(id)
 	obj, err := r.codec.encode(name, data, true)
@@ -619,15 +625,26 @@ func (r *Repository) SaveManifest(ctx context.Context, id string, data []byte) e
 		return err
 	}
 	created, err := r.be.PutIfAbsent(ctx, name, obj)
-	if err != nil || created {
-		return err
-	}
-	old, err := r.LoadManifest(ctx, id)
 	if err != nil {
 		return err
 	}
-	if !bytes.Equal(old, data) {
-		return fmt.Errorf("repository %s: backup %s already exists (with other content)", r, id)
+	if !created {
+		old, err := r.LoadManifest(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(old, data) {
+			return fmt.Errorf("repository %s: backup %s already exists (with other content)", r, id)
+		}
+		return nil
+	}
+	// Still ours after the write: no prune can have run since the lock
+	// was taken, and any later one sees this manifest.
+	if err := lk.Check(ctx); err != nil {
+		if derr := r.be.Delete(context.WithoutCancel(ctx), name); derr != nil {
+			return fmt.Errorf("backup %s: %w; removing its manifest again failed too (%v): delete it with `stillpoint backup delete %s`", id, err, derr, id)
+		}
+		return fmt.Errorf("backup %s not recorded: %w", id, err)
 	}
 	return nil
 }
@@ -666,10 +683,13 @@ func (r *Repository) LoadManifest(ctx context.Context, id string) ([]byte, error
 }
 
 // DeleteManifest removes a backup's manifest (its chunks stay until
-// Prune). A missing backup gives a *MissingError.
-func (r *Repository) DeleteManifest(ctx context.Context, id string) error {
+// Prune), holding lk. A missing backup gives a *MissingError.
+func (r *Repository) DeleteManifest(ctx context.Context, lk *Lock, id string) error {
 	if err := validManifestID(id); err != nil {
 		return fmt.Errorf("repository %s: %w", r, err)
+	}
+	if err := lk.Check(ctx); err != nil {
+		return err
 	}
 	name := ManifestName(id)
 	ok, err := r.be.Exists(ctx, name)
@@ -682,12 +702,17 @@ func (r *Repository) DeleteManifest(ctx context.Context, id string) error {
 	return r.be.Delete(ctx, name)
 }
 
+// pruneCheckEvery is how many chunk deletions Prune starts between checks
+// that it still holds the lock.
+const pruneCheckEvery = 64
+
 // Prune deletes every chunk whose id is not in referenced (collected by
-// the caller from all manifests) and returns how many it deleted and their
-// stored size. The caller must hold the repository lock and must not save
-// streams meanwhile. Objects under data/ that are not chunks are left
-// alone.
-func (r *Repository) Prune(ctx context.Context, referenced map[string]bool) (removed int, freed int64, err error) {
+// the caller from all manifests, with lk held since before they were read)
+// and returns how many it deleted and their stored size. It stops if lk
+// is lost (checked every pruneCheckEvery deletions): a backup that took the
+// lock meanwhile may deduplicate against chunks that are not referenced
+// yet. Objects under data/ that are not chunks are left alone.
+func (r *Repository) Prune(ctx context.Context, lk *Lock, referenced map[string]bool) (removed int, freed int64, err error) {
 	infos, err := r.be.ListInfo(ctx, dataPrefix)
 	if err != nil {
 		return 0, 0, err
@@ -695,11 +720,19 @@ func (r *Repository) Prune(ctx context.Context, referenced map[string]bool) (rem
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(uploadSlots)
+	started := 0
 	for _, in := range infos {
 		id := chunkIDFromName(in.Name)
 		if id == "" || referenced[id] {
 			continue
 		}
+		if started%pruneCheckEvery == 0 {
+			if err := lk.Check(gctx); err != nil {
+				g.Go(func() error { return err })
+				break
+			}
+		}
+		started++
 		g.Go(func() error {
 			if err := r.be.Delete(gctx, in.Name); err != nil {
 				return err
