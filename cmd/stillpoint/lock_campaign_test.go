@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stillpoint/stillpoint/internal/backup"
+	"github.com/stillpoint/stillpoint/internal/config"
+	"github.com/stillpoint/stillpoint/internal/repo"
+	"github.com/stillpoint/stillpoint/internal/repo/backend"
+	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
+	"github.com/stillpoint/stillpoint/internal/testenv"
+)
+
+// stallFirstChunk holds the first chunk upload until release is closed,
+// after closing reached: the backup has listed the repository's chunks by
+// then and deduplicates against them.
+type stallFirstChunk struct {
+	backend.Backend
+	once             sync.Once
+	reached, release chan struct{}
+}
+
+func (b *stallFirstChunk) Put(ctx context.Context, name string, data []byte) error {
+	if strings.HasPrefix(name, "data/") {
+		b.once.Do(func() {
+			close(b.reached)
+			<-b.release
+		})
+	}
+	return b.Backend.Put(ctx, name, data)
+}
+
+// TestCampaignUnlockDuringBackup: `backup unlock` while a backup runs,
+// then `backup delete` (with prune) of the only other backup, whose chunks
+// the running one deduplicated against. The running backup must fail or
+// stay whole: never be listed with a missing object. Odd trials run the
+// real unlock on this host (it must refuse, so the delete must wait); even
+// trials remove the lock objects as an unlock on another host does.
+func TestCampaignUnlockDuringBackup(t *testing.T) {
+	ctx := context.Background()
+	trials := testenv.Trials(t, 2, 20)
+	dataDir := t.TempDir()
+	c := cli{t: t, bin: build(t), args: []string{"--data-dir", dataDir}}
+	if out, code := c.run("workload", "bank", "--count", "200"); code != 0 {
+		t.Fatalf("workload: %s", out)
+	}
+	cfg, err := config.Load("", dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outcomes := map[string]int{}
+	for trial := range trials {
+		remote := trial%2 == 0
+		repoDir := filepath.Join(t.TempDir(), "repo")
+		out, code := c.run("--json", "backup", "create", "--repo", repoDir)
+		var older struct{ ID string }
+		if code != 0 || json.Unmarshal([]byte(out), &older) != nil {
+			t.Fatalf("trial %d: backup create: exit %d %s", trial, code, out)
+		}
+		if out, code := c.run("workload", "bank", "--count", "20"); code != 0 {
+			t.Fatalf("workload: %s", out)
+		}
+
+		// The running backup, in this process, as the CLI runs it.
+		local, err := backend.Open(ctx, repoDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		be := &stallFirstChunk{Backend: local, reached: make(chan struct{}), release: make(chan struct{})}
+		r, err := repo.Open(ctx, be, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := multistorage.New(cfg)
+		done := make(chan error, 1)
+		go func() {
+			_, err := backup.Create(ctx, st, r, backup.Options{Mode: backup.Fence})
+			done <- err
+		}()
+		select {
+		case <-be.reached:
+		case err := <-done:
+			t.Fatalf("trial %d: the backup ended before storing a chunk: %v", trial, err)
+		}
+
+		if remote {
+			if err := os.RemoveAll(filepath.Join(repoDir, "locks")); err != nil {
+				t.Fatal(err)
+			}
+		} else if _, code := c.run("backup", "unlock", "--repo", repoDir); code == 0 {
+			outcomes["unlock removed a live lock"]++
+		}
+		_, delCode := c.run("backup", "delete", older.ID, "--repo", repoDir)
+		close(be.release)
+		err = <-done
+		st.Close()
+
+		out, code = c.run("--json", "backup", "list", "--repo", repoDir)
+		var list []struct{ ID string }
+		if code != 0 || json.Unmarshal([]byte(out), &list) != nil {
+			t.Fatalf("trial %d: backup list: exit %d %s", trial, code, out)
+		}
+		for _, b := range list {
+			if out, code := c.run("backup", "verify", b.ID, "--repo", repoDir); code != 0 {
+				t.Fatalf("trial %d (remote unlock %v): backup %s is listed but does not verify (the running backup ended with %v): %s", trial, remote, b.ID, err, out)
+			}
+		}
+		switch {
+		case err != nil && !strings.Contains(err.Error(), "lock"):
+			t.Fatalf("trial %d: the backup failed, but not for its lost lock: %v", trial, err)
+		case err != nil:
+			outcomes["backup failed: lock lost"]++
+		case delCode == 0:
+			outcomes["backup whole, delete ran"]++
+		default:
+			outcomes["backup whole, delete refused"]++
+		}
+	}
+	t.Logf("%d trials: %v", trials, outcomes)
+	if outcomes["unlock removed a live lock"] > 0 {
+		t.Fatalf("backup unlock removed the lock of a live backup on this host %d times", outcomes["unlock removed a live lock"])
+	}
+}
