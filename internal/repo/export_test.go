@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/restic/chunker"
+
+	"github.com/stillpoint/stillpoint/internal/repo/backend"
 )
 
 // Tests chunk with one fixed polynomial (restic's test polynomial), so
@@ -41,4 +43,23 @@ func SetLockRefresh(t *testing.T, d time.Duration) {
 	old := lockRefreshEvery
 	lockRefreshEvery = d
 	t.Cleanup(func() { lockRefreshEvery = old })
+}
+
+// DowngradeToV1 rewrites the config of the repository on be as format 1
+// wrote it, whose encrypted chunks are named by their plain SHA-256.
+func DowngradeToV1(t *testing.T, be backend.Backend) {
+	t.Helper()
+	ctx := context.Background()
+	cfg, err := readConfig(ctx, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Version = 1
+	obj, err := encodeConfig(cfg)
+	if err == nil {
+		err = be.Put(ctx, configName, obj)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -3,6 +3,8 @@ package repo_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -326,6 +328,75 @@ func TestEncryption(t *testing.T) {
 			t.Fatalf("LoadManifest: %q, %v", m, err)
 		}
 	})
+}
+
+// TestChunkNames: encrypted repositories name chunks by a keyed hash, so
+// the same data under two keys shares no name and no name is the SHA-256
+// of a content; deduplication within a repository stays. Unencrypted and
+// format 1 repositories keep SHA-256 names.
+func TestChunkNames(t *testing.T) {
+	ctx := context.Background()
+	data := testData(11, 3<<20)
+	sha := map[string]bool{}
+	{
+		r := initRepo(t, mem.New(), nil)
+		st := save(t, r, data)
+		for _, id := range st.Chunks {
+			chunk, err := r.LoadChunk(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256(chunk)
+			if hex.EncodeToString(sum[:]) != id {
+				t.Fatalf("unencrypted chunk %s is not named by its SHA-256", id)
+			}
+			sha[id] = true
+		}
+	}
+	cases := []struct {
+		name    string
+		key     []byte
+		v1      bool
+		wantSHA bool
+	}{
+		{"unencrypted", nil, false, true},
+		{"key A", testKey, false, false},
+		{"key B", []byte("another key"), false, false},
+		{"format 1, key A", testKey, true, true},
+	}
+	seen := map[string]string{} // chunk name -> case that made it
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			be := mem.New()
+			r := initRepo(t, be, c.key)
+			if c.v1 {
+				repo.DowngradeToV1(t, be)
+				var err error
+				if r, err = repo.Open(ctx, be, c.key); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st := save(t, r, data)
+			if again := save(t, r, data); again.NewChunks != 0 {
+				t.Fatalf("saving the same data again stored %d chunks", again.NewChunks)
+			}
+			if got, err := readAll(t, r, st.Chunks); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("read back: %v", err)
+			}
+			if problems, err := r.CheckChunks(ctx, refs(st), true, nil); err != nil || len(problems) != 0 {
+				t.Fatalf("CheckChunks: %v %v", problems, err)
+			}
+			for _, id := range st.Chunks {
+				if sha[id] != c.wantSHA {
+					t.Fatalf("chunk %s: named by SHA-256 = %v, want %v", id, sha[id], c.wantSHA)
+				}
+				if other, ok := seen[id]; ok && other != c.name && !c.wantSHA {
+					t.Fatalf("chunk %s has the same name with %s and with %s", id, c.name, other)
+				}
+				seen[id] = c.name
+			}
+		})
+	}
 }
 
 func TestKeyForUnencryptedRepository(t *testing.T) {
@@ -1077,6 +1148,26 @@ func TestKeys(t *testing.T) {
 	}
 	if _, err := repo.LoadKey(filepath.Join(dir, "missing")); err == nil {
 		t.Fatal("LoadKey of a missing file succeeded")
+	}
+	// A key others can read is refused, saying how to fix it. Modes, not
+	// access, decide: root reads every file.
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o604, 0o660, 0o666} {
+		p := write(fmt.Sprintf("mode%o", mode), "secret")
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := repo.LoadKey(p); err == nil || !strings.Contains(err.Error(), "chmod 600 "+p) {
+			t.Errorf("LoadKey of a key file with mode %o: %v; want a refusal saying chmod 600", mode, err)
+		}
+	}
+	for _, mode := range []os.FileMode{0o600, 0o400} {
+		p := write(fmt.Sprintf("mode%o", mode), "secret")
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := repo.LoadKey(p); err != nil {
+			t.Errorf("LoadKey of a key file with mode %o: %v", mode, err)
+		}
 	}
 	t.Setenv(repo.EnvKey, "from-env\n")
 	if k, err := repo.ResolveKey(""); err != nil || string(k) != "from-env" {

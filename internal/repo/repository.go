@@ -5,8 +5,10 @@
 // Layout (object names on the backend):
 //
 //	config              repository parameters (JSON in a checksummed frame)
-//	data/XX/ID          a chunk; ID is the hex SHA-256 of its plaintext,
-//	                    XX its first two hex digits
+//	data/XX/ID          a chunk; ID is the hex SHA-256 of its plaintext
+//	                    (encrypted: HMAC-SHA256 under a key derived from
+//	                    the repository key, config.go), XX its first two
+//	                    hex digits
 //	backups/ID          a backup manifest (opaque bytes to this package),
 //	                    written last by the caller: a backup without a
 //	                    manifest is never listed
@@ -24,6 +26,7 @@ package repo
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -31,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"strings"
 	"sync"
@@ -74,6 +78,9 @@ type Repository struct {
 	cfg   configFile
 	chunk ChunkerParams
 	codec *codec
+	// idKey is the HMAC key naming chunks (encrypted repositories of
+	// version 2 on); nil: chunks are named by their SHA-256.
+	idKey []byte
 
 	uploads chan struct{} // semaphore of uploadSlots
 	bufs    sync.Pool     // *[]byte chunk buffers of cap MaxSize
@@ -137,15 +144,18 @@ func Init(ctx context.Context, be backend.Backend, key []byte) (*Repository, err
 	}
 	params := ChunkerParams{Polynomial: pol, MinSize: DefaultMinChunk, MaxSize: DefaultMaxChunk, AverageBits: DefaultAverageBits}
 	c := &codec{repo: be.String()}
+	var idKey []byte
 	if key == nil {
 		cfg.Chunker = &params
 	} else {
 		if cfg.KDF, err = newKDF(); err != nil {
 			return nil, err
 		}
-		if c.aead, err = deriveAEAD(key, cfg.KDF); err != nil {
+		k, err := deriveKeys(key, cfg.KDF)
+		if err != nil {
 			return nil, err
 		}
+		c.aead, idKey = k.aead, k.chunkID
 		secret, err := json.Marshal(secretConfig{Check: keyCheck, ID: cfg.ID, Chunker: params})
 		if err != nil {
 			return nil, err
@@ -165,7 +175,7 @@ func Init(ctx context.Context, be backend.Backend, key []byte) (*Repository, err
 	if !created {
 		return nil, fmt.Errorf("repository %s: %w", be, ErrRepositoryExists)
 	}
-	return newRepository(be, cfg, params, c), nil
+	return newRepository(be, cfg, params, c, idKey), nil
 }
 
 // Open opens the repository on be with key (nil for an unencrypted one).
@@ -174,11 +184,15 @@ func Open(ctx context.Context, be backend.Backend, key []byte) (*Repository, err
 	if err != nil {
 		return nil, err
 	}
-	c, params, err := openConfig(be, cfg, key)
+	c, params, idKey, err := openConfig(be, cfg, key)
 	if err != nil {
 		return nil, err
 	}
-	return newRepository(be, *cfg, params, c), nil
+	if cfg.Encrypted && cfg.Version < keyedIDVersion {
+		slog.Warn(fmt.Sprintf("repository %s (format %d) names its chunks by the SHA-256 of their content, which anyone who can list it can match against a guess: "+
+			"back up into a new repository to get keyed names", be, cfg.Version))
+	}
+	return newRepository(be, *cfg, params, c, idKey), nil
 }
 
 // OpenOrInit opens the repository on be, creating it first if there is
@@ -223,57 +237,62 @@ func readConfig(ctx context.Context, be backend.Backend) (*configFile, error) {
 	return &cfg, nil
 }
 
-// openConfig checks key against cfg and returns the codec and chunker
-// parameters.
-func openConfig(be backend.Backend, cfg *configFile, key []byte) (*codec, ChunkerParams, error) {
+// openConfig checks key against cfg and returns the codec, the chunker
+// parameters and the chunk naming key (nil: SHA-256 names).
+func openConfig(be backend.Backend, cfg *configFile, key []byte) (*codec, ChunkerParams, []byte, error) {
 	c := &codec{repo: be.String()}
 	var params ChunkerParams
+	var idKey []byte
 	switch {
 	case !cfg.Encrypted && key != nil:
-		return nil, params, fmt.Errorf("repository %s: %w", be, ErrKeyNotNeeded)
+		return nil, params, nil, fmt.Errorf("repository %s: %w", be, ErrKeyNotNeeded)
 	case !cfg.Encrypted:
 		if cfg.Chunker == nil {
-			return nil, params, c.corrupt(configName, "no chunker parameters")
+			return nil, params, nil, c.corrupt(configName, "no chunker parameters")
 		}
 		params = *cfg.Chunker
 	case key == nil:
-		return nil, params, fmt.Errorf("repository %s: %w", be, ErrKeyRequired)
+		return nil, params, nil, fmt.Errorf("repository %s: %w", be, ErrKeyRequired)
 	case len(key) == 0:
-		return nil, params, fmt.Errorf("repository %s: %w", be, errEmptyKey)
+		return nil, params, nil, fmt.Errorf("repository %s: %w", be, errEmptyKey)
 	default:
-		aead, err := deriveAEAD(key, cfg.KDF)
+		k, err := deriveKeys(key, cfg.KDF)
 		if err != nil {
-			return nil, params, c.corrupt(configName, "%v", err)
+			return nil, params, nil, c.corrupt(configName, "%v", err)
 		}
-		c.aead = aead
+		c.aead = k.aead
+		if cfg.Version >= keyedIDVersion {
+			idKey = k.chunkID
+		}
 		plain, err := c.decode(secretName, cfg.Secret)
 		var ce *CorruptError
 		if errors.As(err, &ce) && strings.HasPrefix(ce.Reason, "authentication failed") {
 			// The config frame's own checksum held, so the sealed part is
 			// intact: the key is wrong.
-			return nil, params, fmt.Errorf("%w for repository %s", ErrWrongKey, be)
+			return nil, params, nil, fmt.Errorf("%w for repository %s", ErrWrongKey, be)
 		}
 		if err != nil {
-			return nil, params, c.corrupt(configName, "sealed part: %v", err)
+			return nil, params, nil, c.corrupt(configName, "sealed part: %v", err)
 		}
 		var sec secretConfig
 		if err := json.Unmarshal(plain, &sec); err != nil || sec.Check != keyCheck || sec.ID != cfg.ID {
-			return nil, params, c.corrupt(configName, "sealed part does not belong to this repository")
+			return nil, params, nil, c.corrupt(configName, "sealed part does not belong to this repository")
 		}
 		params = sec.Chunker
 	}
 	if err := params.validate(); err != nil {
-		return nil, params, c.corrupt(configName, "%v", err)
+		return nil, params, nil, c.corrupt(configName, "%v", err)
 	}
-	return c, params, nil
+	return c, params, idKey, nil
 }
 
-func newRepository(be backend.Backend, cfg configFile, params ChunkerParams, c *codec) *Repository {
+func newRepository(be backend.Backend, cfg configFile, params ChunkerParams, c *codec, idKey []byte) *Repository {
 	r := &Repository{
 		be:      be,
 		cfg:     cfg,
 		chunk:   params,
 		codec:   c,
+		idKey:   idKey,
 		uploads: make(chan struct{}, uploadSlots),
 		flying:  map[string]*flight{},
 	}
@@ -287,6 +306,17 @@ func (r *Repository) Encrypted() bool { return r.cfg.Encrypted }
 
 // String returns the location.
 func (r *Repository) String() string { return r.be.String() }
+
+// chunkID names a chunk by its plaintext.
+func (r *Repository) chunkID(plain []byte) string {
+	if r.idKey == nil {
+		sum := sha256.Sum256(plain)
+		return hex.EncodeToString(sum[:])
+	}
+	h := hmac.New(sha256.New, r.idKey)
+	h.Write(plain)
+	return hex.EncodeToString(h.Sum(nil))
+}
 
 // ChunkName returns the object name of chunk id: data/XX/ID.
 func ChunkName(id string) string {
@@ -386,8 +416,7 @@ func (r *Repository) SaveStream(ctx context.Context, rd io.Reader, progress func
 			break
 		}
 		*buf = c.Data
-		sum := sha256.Sum256(c.Data)
-		id := hex.EncodeToString(sum[:])
+		id := r.chunkID(c.Data)
 		st.Chunks = append(st.Chunks, id)
 		st.Bytes += int64(c.Length)
 		if progress != nil {
@@ -507,7 +536,7 @@ func (r *Repository) LoadChunk(ctx context.Context, id string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if sum := sha256.Sum256(plain); hex.EncodeToString(sum[:]) != id {
+	if r.chunkID(plain) != id {
 		return nil, r.codec.corrupt(name, "content does not match its name")
 	}
 	return plain, nil
