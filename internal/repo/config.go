@@ -17,10 +17,10 @@ import (
 
 // Object names.
 const (
-	configName  = "config"
-	dataPrefix  = "data/"
-	backupsDir  = "backups/"
-	secretName  = "config#secret" // additional data of the sealed config part
+	configName = "config"
+	dataPrefix = "data/"
+	backupsDir = "backups/"
+	secretName = "config#secret" // additional data of the sealed config part
 
 	// repoVersion 2: chunks of encrypted repositories are named by a keyed
 	// hash (chunkIDKeyInfo). Version 1 repositories, whose encrypted
