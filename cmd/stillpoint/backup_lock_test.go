@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stillpoint/stillpoint/internal/backup"
 	"github.com/stillpoint/stillpoint/internal/config"
@@ -125,5 +130,65 @@ func TestCampaignUnlockDuringBackup(t *testing.T) {
 	t.Logf("%d trials: %v", trials, outcomes)
 	if outcomes["unlock removed a live lock"] > 0 {
 		t.Fatalf("backup unlock removed the lock of a live backup on this host %d times", outcomes["unlock removed a live lock"])
+	}
+}
+
+// TestKilledBackupLockTakenOver: a backup killed while it holds the lock
+// leaves it behind; the next backup on the same host sees its process is
+// gone, takes the lock over with a message, and succeeds.
+func TestKilledBackupLockTakenOver(t *testing.T) {
+	dataDir := t.TempDir()
+	c := cli{t: t, bin: build(t), args: []string{"--data-dir", dataDir}}
+	if out, code := c.run("workload", "bank", "--count", "50"); code != 0 {
+		t.Fatalf("workload: %s", out)
+	}
+	repoDir := filepath.Join(t.TempDir(), "repo")
+	if out, code := c.run("backup", "create", "--repo", repoDir); code != 0 {
+		t.Fatalf("backup create: %s", out)
+	}
+
+	// Hold the coordinator database's write lock, so the next backup
+	// waits at its fence while it holds the repository lock.
+	db, err := sql.Open("sqlite", filepath.Join(dataDir, "coordinator.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	victim := exec.Command(c.bin, append(c.args, "backup", "create", "--repo", repoDir, "--fence-timeout", "10m")...)
+	if err := victim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lockFile := filepath.Join(repoDir, "locks", "repository")
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if _, err := os.Stat(lockFile); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			victim.Process.Kill()
+			t.Fatal("the backup never took the lock")
+		}
+		runtime.Gosched()
+	}
+	victim.Process.Kill()
+	victim.Wait()
+	conn.ExecContext(context.Background(), "ROLLBACK")
+	conn.Close()
+
+	next := exec.Command(c.bin, append(c.args, "backup", "create", "--repo", repoDir)...)
+	var stderr strings.Builder
+	next.Stderr = &stderr
+	if err := next.Run(); err != nil {
+		t.Fatalf("backup after a killed one: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "taking over the stale lock") || !strings.Contains(stderr.String(), fmt.Sprintf("pid %d", victim.Process.Pid)) {
+		t.Fatalf("the takeover was not reported naming pid %d: %s", victim.Process.Pid, stderr.String())
 	}
 }
