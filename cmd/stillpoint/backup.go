@@ -267,6 +267,9 @@ func newBackupShowCmd(g *globals) *cobra.Command {
 				return err
 			}
 			m, err := backup.Load(ctx, r, args[0])
+			if backup.Unreadable(err) {
+				return violationError{fmt.Errorf("%w: `stillpoint backup delete %s` removes it", err, args[0])}
+			}
 			if err != nil {
 				return err
 			}
@@ -284,10 +287,16 @@ func newBackupShowCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// lockFor takes the repository lock for a command.
-func lockFor(ctx context.Context, r *repo.Repository, command string) (*repo.Lock, error) {
+// locked opens the repository of an existing backup set and takes its
+// lock for command.
+func (f *repoFlags) locked(ctx context.Context, g *globals, command string) (*repo.Repository, *repo.Lock, error) {
+	r, err := f.existing(ctx, g)
+	if err != nil {
+		return nil, nil, err
+	}
 	host, _ := os.Hostname()
-	return r.Lock(ctx, fmt.Sprintf("stillpoint %s (%s, pid %d)", command, host, os.Getpid()))
+	lk, err := r.Lock(ctx, fmt.Sprintf("stillpoint %s (%s, pid %d)", command, host, os.Getpid()))
+	return r, lk, err
 }
 
 // pruneResult is what a prune did, or why it removed nothing.
@@ -364,11 +373,7 @@ and ` + "`stillpoint backup prune`" + ` finishes the job.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			id := args[0]
-			r, err := rf.existing(ctx, g)
-			if err != nil {
-				return err
-			}
-			lk, err := lockFor(ctx, r, "backup delete")
+			r, lk, err := rf.locked(ctx, g, "backup delete")
 			if err != nil {
 				return err
 			}
@@ -435,11 +440,7 @@ exit code is 3.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			r, err := rf.existing(ctx, g)
-			if err != nil {
-				return err
-			}
-			lk, err := lockFor(ctx, r, "backup prune")
+			r, lk, err := rf.locked(ctx, g, "backup prune")
 			if err != nil {
 				return err
 			}

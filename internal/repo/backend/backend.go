@@ -63,6 +63,19 @@ type Backend interface {
 	String() string
 }
 
+// Names returns the names of infos, or err: List for an implementation
+// of ListInfo.
+func Names(infos []ObjectInfo, err error) ([]string, error) {
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(infos))
+	for i, in := range infos {
+		names[i] = in.Name
+	}
+	return names, nil
+}
+
 // ValidName returns why name is not a valid object name, or nil.
 func ValidName(name string) error {
 	if name == "" {

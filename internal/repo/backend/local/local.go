@@ -293,15 +293,7 @@ func (b *Backend) Exists(ctx context.Context, name string) (bool, error) {
 
 // List implements backend.Backend.
 func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
-	infos, err := b.ListInfo(ctx, prefix)
-	if err != nil {
-		return nil, err
-	}
-	names := make([]string, len(infos))
-	for i, in := range infos {
-		names[i] = in.Name
-	}
-	return names, nil
+	return backend.Names(b.ListInfo(ctx, prefix))
 }
 
 // ListInfo implements backend.Backend.
