@@ -193,16 +193,6 @@ type backupSummary struct {
 	Stores    int             `json:"stores,omitempty"`
 }
 
-// damagedError reports damaged manifests (exit 3), saying what to do.
-func damagedError(damaged []backup.Damaged) error {
-	ids := make([]string, len(damaged))
-	for i, d := range damaged {
-		ids[i] = d.ID
-	}
-	return violationError{fmt.Errorf("%d damaged backup(s) in the repository: %s; `stillpoint backup verify ID` tells more, `stillpoint backup delete ID` removes one",
-		len(damaged), strings.Join(ids, ", "))}
-}
-
 func newBackupListCmd(g *globals) *cobra.Command {
 	var rf repoFlags
 	cmd := &cobra.Command{
@@ -226,7 +216,9 @@ listed all the same.`,
 			for _, m := range all {
 				list = append(list, backupSummary{ID: m.ID, Mode: m.Mode, Started: m.Started, Rows: m.Rows, Bytes: m.Bytes, FenceHold: m.FenceHold, Stores: len(m.Stores)})
 			}
+			var damagedIDs []string
 			for _, d := range damaged {
+				damagedIDs = append(damagedIDs, d.ID)
 				list = append(list, backupSummary{ID: d.ID, Damaged: d.Err.Error()})
 				fmt.Fprintf(cmd.ErrOrStderr(), "DAMAGED backup %s: %v\n", d.ID, d.Err)
 			}
@@ -244,10 +236,7 @@ listed all the same.`,
 			}); err != nil {
 				return err
 			}
-			if len(damaged) > 0 {
-				return damagedError(damaged)
-			}
-			return nil
+			return damagedError(damagedIDs)
 		},
 	}
 	rf.add(cmd)
@@ -299,62 +288,20 @@ func (f *repoFlags) locked(ctx context.Context, g *globals, command string) (*re
 	return r, lk, err
 }
 
-// pruneResult is what a prune did, or why it removed nothing.
-type pruneResult struct {
-	Removed int      `json:"chunks_removed"`
-	Freed   int64    `json:"bytes_freed"`
-	Blocked []string `json:"blocked_by_damaged,omitempty"`
-}
-
-// pruneRefs collects the chunks every backup but skip references, with lk
-// held. A damaged manifest might reference any chunk, so while one exists
-// nothing may be pruned: blocked names them.
-func pruneRefs(ctx context.Context, r *repo.Repository, skip string) (refs map[string]bool, blocked []backup.Damaged, err error) {
-	all, damaged, err := backup.LoadAll(ctx, r)
-	if err != nil {
-		return nil, nil, err
-	}
-	refs = map[string]bool{}
-	for _, m := range all {
-		if m.ID != skip {
-			m.Referenced(refs)
-		}
-	}
-	for _, d := range damaged {
-		if d.ID != skip {
-			blocked = append(blocked, d)
-		}
-	}
-	return refs, blocked, nil
-}
-
-// prune removes the chunks not in refs, unless blocked.
-func prune(ctx context.Context, r *repo.Repository, lk *repo.Lock, refs map[string]bool, blocked []backup.Damaged) (pruneResult, error) {
-	var res pruneResult
-	for _, d := range blocked {
-		res.Blocked = append(res.Blocked, d.ID)
-	}
-	if len(blocked) > 0 {
-		return res, nil
-	}
-	var err error
-	res.Removed, res.Freed, err = r.Prune(ctx, lk, refs)
-	return res, err
-}
-
-func (p pruneResult) text() string {
+func pruneText(p backup.PruneResult) string {
 	if len(p.Blocked) > 0 {
 		return fmt.Sprintf("no chunks pruned: damaged backup(s) %s might reference any of them", strings.Join(p.Blocked, ", "))
 	}
 	return fmt.Sprintf("pruned %d chunks, %s freed", p.Removed, humanBytes(p.Freed))
 }
 
-// deleteResult is the outcome of backup delete.
-type deleteResult struct {
-	Deleted    string       `json:"deleted"`
-	WasDamaged bool         `json:"was_damaged,omitempty"`
-	Prune      *pruneResult `json:"prune,omitempty"`
-	PruneError string       `json:"prune_error,omitempty"`
+// damagedError is exit 3 naming damaged backups, or nil if there are none.
+func damagedError(ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return violationError{fmt.Errorf("%d damaged backup(s) in the repository: %s; `stillpoint backup verify ID` tells more, `stillpoint backup delete ID` removes one",
+		len(ids), strings.Join(ids, ", "))}
 }
 
 func newBackupDeleteCmd(g *globals) *cobra.Command {
@@ -378,50 +325,37 @@ and ` + "`stillpoint backup prune`" + ` finishes the job.`,
 				return err
 			}
 			defer lk.Unlock()
-			res := deleteResult{Deleted: id}
-			if _, err := backup.Load(ctx, r, id); backup.Unreadable(err) {
-				res.WasDamaged = true
-			} else if err != nil {
+			res, err := backup.Delete(ctx, r, lk, id, doPrune)
+			var pe *backup.PruneError
+			if err != nil && !errors.As(err, &pe) {
 				return err
 			}
-			var refs map[string]bool
-			var blocked []backup.Damaged
-			if doPrune {
-				if refs, blocked, err = pruneRefs(ctx, r, id); err != nil {
-					return fmt.Errorf("nothing deleted: %w", err)
-				}
+			out := struct {
+				backup.DeleteResult
+				PruneError string `json:"prune_error,omitempty"`
+			}{DeleteResult: res}
+			if pe != nil {
+				out.PruneError = pe.Error()
 			}
-			if err := r.DeleteManifest(ctx, lk, id); err != nil {
-				return err
-			}
-			var pruneErr error
-			if doPrune {
-				p, err := prune(ctx, r, lk, refs, blocked)
-				res.Prune = &p
-				if err != nil {
-					pruneErr = fmt.Errorf("backup %s was deleted, but removing the chunks no backup uses failed: %w; run `stillpoint backup prune` to finish", id, err)
-					res.PruneError = pruneErr.Error()
-				}
-			}
-			if err := g.print(cmd.OutOrStdout(), res, func(w io.Writer) {
+			if err := g.print(cmd.OutOrStdout(), out, func(w io.Writer) {
 				fmt.Fprintf(w, "deleted backup %s", id)
 				if res.WasDamaged {
 					fmt.Fprint(w, " (it was damaged)")
 				}
-				if res.Prune != nil && pruneErr == nil {
-					fmt.Fprintf(w, "; %s", res.Prune.text())
+				if res.Prune != nil && pe == nil {
+					fmt.Fprintf(w, "; %s", pruneText(*res.Prune))
 				}
 				fmt.Fprintln(w)
 			}); err != nil {
 				return err
 			}
-			if pruneErr != nil {
-				return pruneErr
+			if pe != nil {
+				return pe
 			}
-			if len(blocked) > 0 {
-				return damagedError(blocked)
+			if res.Prune == nil {
+				return nil
 			}
-			return nil
+			return damagedError(res.Prune.Blocked)
 		},
 	}
 	rf.add(cmd)
@@ -445,21 +379,14 @@ exit code is 3.`,
 				return err
 			}
 			defer lk.Unlock()
-			refs, blocked, err := pruneRefs(ctx, r, "")
+			res, err := backup.Prune(ctx, r, lk)
 			if err != nil {
 				return err
 			}
-			res, err := prune(ctx, r, lk, refs, blocked)
-			if err != nil {
+			if err := g.print(cmd.OutOrStdout(), res, func(w io.Writer) { fmt.Fprintln(w, pruneText(res)) }); err != nil {
 				return err
 			}
-			if err := g.print(cmd.OutOrStdout(), res, func(w io.Writer) { fmt.Fprintln(w, res.text()) }); err != nil {
-				return err
-			}
-			if len(blocked) > 0 {
-				return damagedError(blocked)
-			}
-			return nil
+			return damagedError(res.Blocked)
 		},
 	}
 	rf.add(cmd)

@@ -2,7 +2,6 @@ package backup
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -27,13 +26,8 @@ func Load(ctx context.Context, r *repo.Repository, id string) (*Manifest, error)
 // Damaged is a backup whose manifest cannot be read: its object is
 // damaged, or it does not decode.
 type Damaged struct {
-	ID  string `json:"id"`
-	Err error  `json:"-"`
-}
-
-// MarshalJSON names the problem as text.
-func (d Damaged) MarshalJSON() ([]byte, error) {
-	return json.Marshal(map[string]string{"id": d.ID, "damaged": d.Err.Error()})
+	ID  string
+	Err error
 }
 
 // LoadAll reads every complete backup's manifest, oldest first. A manifest
