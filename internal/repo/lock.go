@@ -246,18 +246,17 @@ func (l *Lock) Check(ctx context.Context) error {
 	return nil
 }
 
-// Unlock stops refreshing and removes the lock if it is still this one.
+// Unlock stops refreshing and removes the lock if it is still this one
+// (its refresh record in any case).
 func (l *Lock) Unlock() error {
 	l.once.Do(func() { close(l.stop) })
 	<-l.done
 	ctx := context.Background()
-	if err := l.Check(ctx); err != nil {
-		return err
+	err := l.Check(ctx)
+	if err == nil {
+		err = l.r.be.Delete(ctx, lockName)
 	}
-	if err := l.r.be.Delete(ctx, lockName); err != nil {
-		return err
-	}
-	return l.r.be.Delete(ctx, refreshedPrefix+l.info.Nonce)
+	return errors.Join(err, l.r.be.Delete(ctx, refreshedPrefix+l.info.Nonce))
 }
 
 // ReadLock returns the current lock, or an error matching

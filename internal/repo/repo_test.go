@@ -826,6 +826,9 @@ func TestLock(t *testing.T) {
 		if err := lk2.Unlock(); !errors.Is(err, repo.ErrLockLost) || !strings.Contains(err.Error(), `"third"`) {
 			t.Fatalf("Unlock of a replaced lock: %v, want ErrLockLost naming third", err)
 		}
+		if names, _ := be.List(ctx, "locks/"); len(names) != 1 {
+			t.Fatalf("after the replaced holder's Unlock the locks are %v, want only third's", names)
+		}
 		if info, err := r.ReadLock(ctx); err != nil || info.Owner != "third" {
 			t.Fatalf("after a stale unlock the lock is %+v, %v; want third's", info, err)
 		}
