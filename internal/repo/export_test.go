@@ -63,3 +63,6 @@ func DowngradeToV1(t *testing.T, be backend.Backend) {
 		t.Fatal(err)
 	}
 }
+
+// ReadLock returns the current lock.
+func (r *Repository) ReadLock(ctx context.Context) (LockInfo, error) { return r.readLock(ctx) }

@@ -259,10 +259,6 @@ func (l *Lock) Unlock() error {
 	return errors.Join(err, l.r.be.Delete(ctx, refreshedPrefix+l.info.Nonce))
 }
 
-// ReadLock returns the current lock, or an error matching
-// backend.ErrNotFound when the repository is not locked.
-func (r *Repository) ReadLock(ctx context.Context) (LockInfo, error) { return r.readLock(ctx) }
-
 type unreadableLockError struct{ msg string }
 
 func (e *unreadableLockError) Error() string { return e.msg }
