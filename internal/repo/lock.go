@@ -133,6 +133,8 @@ type Lock struct {
 	// Why Replaced was stale.
 	ReplacedBecause string
 
+	takeover string // the takeover object this holder created, if any
+
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
@@ -189,6 +191,13 @@ func (r *Repository) Lock(ctx context.Context, owner string) (*Lock, error) {
 			le.TakingOver = true
 			return nil, le
 		}
+		// Kept until Unlock, long after any process that read the stale
+		// lock before it went has tried to take it over too.
+		l.takeover = takeoverPrefix + held.Nonce
+		if again, err := r.readLock(ctx); err != nil || again.Nonce != held.Nonce {
+			le.TakingOver = true // replaced meanwhile (unlock, then a new lock)
+			return nil, le
+		}
 		for _, name := range []string{lockName, refreshedPrefix + held.Nonce} {
 			if err := r.be.Delete(ctx, name); err != nil {
 				return nil, fmt.Errorf("taking over the stale lock of repository %s: %w", r, err)
@@ -196,7 +205,6 @@ func (r *Repository) Lock(ctx context.Context, owner string) (*Lock, error) {
 		}
 		l.Replaced, l.ReplacedBecause = &held, why
 		slog.Warn(fmt.Sprintf("repository %s: taking over the stale lock of %s: %s", r, held, why))
-		defer r.be.Delete(context.WithoutCancel(ctx), takeoverPrefix+held.Nonce)
 	}
 	go l.refresh()
 	return l, nil
@@ -247,7 +255,7 @@ func (l *Lock) Check(ctx context.Context) error {
 }
 
 // Unlock stops refreshing and removes the lock if it is still this one
-// (its refresh record in any case).
+// (its refresh and takeover records in any case).
 func (l *Lock) Unlock() error {
 	l.once.Do(func() { close(l.stop) })
 	<-l.done
@@ -256,7 +264,11 @@ func (l *Lock) Unlock() error {
 	if err == nil {
 		err = l.r.be.Delete(ctx, lockName)
 	}
-	return errors.Join(err, l.r.be.Delete(ctx, refreshedPrefix+l.info.Nonce))
+	err = errors.Join(err, l.r.be.Delete(ctx, refreshedPrefix+l.info.Nonce))
+	if l.takeover != "" {
+		err = errors.Join(err, l.r.be.Delete(ctx, l.takeover))
+	}
+	return err
 }
 
 type unreadableLockError struct{ msg string }

@@ -911,12 +911,17 @@ func TestStaleLocks(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Lock over a stale lock: %v", err)
 			}
-			defer lk.Unlock()
 			if lk.Replaced == nil || lk.Replaced.Owner != c.info.Owner || !strings.Contains(lk.ReplacedBecause, c.takenOver) {
 				t.Fatalf("Lock took over %+v because %q; want %s because %q", lk.Replaced, lk.ReplacedBecause, c.info.Owner, c.takenOver)
 			}
-			if names, _ := be.List(ctx, "locks/"); len(names) != 1 {
-				t.Fatalf("after a takeover the locks are %v, want only the new one", names)
+			if info, err := r.ReadLock(ctx); err != nil || info.Owner != "next backup" {
+				t.Fatalf("after a takeover the lock is %+v, %v", info, err)
+			}
+			if err := lk.Unlock(); err != nil {
+				t.Fatal(err)
+			}
+			if names, _ := be.List(ctx, "locks/"); len(names) != 0 {
+				t.Fatalf("after the new holder's Unlock, %v are left", names)
 			}
 		})
 	}
