@@ -416,19 +416,28 @@ A lock whose holder ran on this host and is gone, or that was not refreshed for
 			if err != nil {
 				return fmt.Errorf("lock left in place: %w", err)
 			}
-			switch {
-			case !had:
-				fmt.Fprintln(cmd.OutOrStdout(), "repository", r, "is not locked")
-			case info.Nonce == "":
-				fmt.Fprintln(cmd.OutOrStdout(), "removed an unreadable lock from", r)
-			default:
-				fmt.Fprintf(cmd.OutOrStdout(), "removed the lock of %s from %s\n", info, r)
-				if age := time.Since(info.Refreshed); age < repo.LockStaleAfter {
-					fmt.Fprintf(cmd.ErrOrStderr(), "warning: that lock was refreshed %s ago: if its process still runs on %s, it will fail rather than record anything\n",
-						age.Round(time.Second), info.Host)
-				}
+			if had && info.Nonce != "" && time.Since(info.Refreshed) < repo.LockStaleAfter {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: that lock was refreshed %s ago: if its process still runs on %s, it will fail rather than record anything\n",
+					time.Since(info.Refreshed).Round(time.Second), info.Host)
 			}
-			return nil
+			res := struct {
+				Repository string         `json:"repository"`
+				Removed    bool           `json:"removed"`
+				Lock       *repo.LockInfo `json:"lock,omitempty"`
+			}{Repository: r.String(), Removed: had}
+			if info.Nonce != "" {
+				res.Lock = &info
+			}
+			return g.print(cmd.OutOrStdout(), res, func(w io.Writer) {
+				switch {
+				case !had:
+					fmt.Fprintln(w, "repository", r, "is not locked")
+				case res.Lock == nil:
+					fmt.Fprintln(w, "removed an unreadable lock from", r)
+				default:
+					fmt.Fprintf(w, "removed the lock of %s from %s\n", info, r)
+				}
+			})
 		},
 	}
 	rf.add(cmd)

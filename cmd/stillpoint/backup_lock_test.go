@@ -192,3 +192,47 @@ func TestKilledBackupLockTakenOver(t *testing.T) {
 		t.Fatalf("the takeover was not reported naming pid %d: %s", victim.Process.Pid, stderr.String())
 	}
 }
+
+// TestUnlockOtherHost: another host's fresh lock blocks a backup until
+// backup unlock removes it.
+func TestUnlockOtherHost(t *testing.T) {
+	c := cli{t: t, bin: build(t), args: []string{"--data-dir", t.TempDir()}}
+	if out, code := c.run("workload", "bank", "--count", "20"); code != 0 {
+		t.Fatalf("workload: %s", out)
+	}
+	repoDir := filepath.Join(t.TempDir(), "repo")
+	if out, code := c.run("backup", "create", "--repo", repoDir); code != 0 {
+		t.Fatalf("backup create: %s", out)
+	}
+	lock, _ := json.Marshal(repo.LockInfo{Owner: "stillpoint backup create (db2, pid 4242)", Host: "db2", PID: 4242, Time: time.Now().UTC(), Nonce: "remote"})
+	if err := os.MkdirAll(filepath.Join(repoDir, "locks"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(repoDir, "locks", "repository"), lock, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, code := c.run("backup", "create", "--repo", repoDir); code == 0 {
+		t.Fatal("backup create ran beside another host's fresh lock")
+	}
+	cases := []struct {
+		removed bool
+		owner   string
+	}{
+		{true, "stillpoint backup create (db2, pid 4242)"},
+		{false, ""},
+	}
+	for _, want := range cases {
+		out, code := c.run("--json", "backup", "unlock", "--repo", repoDir)
+		var res struct {
+			Removed bool
+			Lock    *repo.LockInfo
+		}
+		if err := json.Unmarshal([]byte(out), &res); err != nil || code != 0 || res.Removed != want.removed || (res.Lock != nil) != want.removed ||
+			(res.Lock != nil && res.Lock.Owner != want.owner) {
+			t.Fatalf("backup unlock: exit %d %s (%v); want removed=%v", code, out, err, want.removed)
+		}
+	}
+	if out, code := c.run("backup", "create", "--repo", repoDir); code != 0 {
+		t.Fatalf("backup create after unlock: %s", out)
+	}
+}
