@@ -22,10 +22,12 @@ const (
 	backupsDir = "backups/"
 	secretName = "config#secret" // additional data of the sealed config part
 
-	// repoVersion 2: chunks of encrypted repositories are named by a keyed
-	// hash (chunkIDKeyInfo). Version 1 repositories, whose encrypted
-	// chunks are named by the plain SHA-256, are still read and written
-	// as they are.
+	// repoVersion is the newest format this binary reads. Format 2: the
+	// chunks of encrypted repositories are named by a keyed hash
+	// (chunkIDKeyInfo); new unencrypted repositories stay format 1, which
+	// is the same for them. Encrypted format 1 repositories, whose chunks
+	// are named by the plain SHA-256, are still read and written as they
+	// are.
 	repoVersion    = 2
 	keyedIDVersion = 2
 

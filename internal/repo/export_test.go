@@ -66,3 +66,13 @@ func DowngradeToV1(t *testing.T, be backend.Backend) {
 
 // ReadLock returns the current lock.
 func (r *Repository) ReadLock(ctx context.Context) (LockInfo, error) { return r.readLock(ctx) }
+
+// FormatOf returns the format version of the repository on be.
+func FormatOf(t *testing.T, be backend.Backend) int {
+	t.Helper()
+	cfg, err := readConfig(context.Background(), be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Version
+}

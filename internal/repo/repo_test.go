@@ -354,15 +354,16 @@ func TestChunkNames(t *testing.T) {
 		}
 	}
 	cases := []struct {
-		name    string
-		key     []byte
-		v1      bool
-		wantSHA bool
+		name       string
+		key        []byte
+		v1         bool
+		wantSHA    bool
+		wantFormat int // older binaries read format 1
 	}{
-		{"unencrypted", nil, false, true},
-		{"key A", testKey, false, false},
-		{"key B", []byte("another key"), false, false},
-		{"format 1, key A", testKey, true, true},
+		{"unencrypted", nil, false, true, 1},
+		{"key A", testKey, false, false, 2},
+		{"key B", []byte("another key"), false, false, 2},
+		{"format 1, key A", testKey, true, true, 1},
 	}
 	seen := map[string]string{} // chunk name -> case that made it
 	for _, c := range cases {
@@ -375,6 +376,9 @@ func TestChunkNames(t *testing.T) {
 				if r, err = repo.Open(ctx, be, c.key); err != nil {
 					t.Fatal(err)
 				}
+			}
+			if f := repo.FormatOf(t, be); f != c.wantFormat {
+				t.Fatalf("format %d, want %d", f, c.wantFormat)
 			}
 			st := save(t, r, data)
 			if again := save(t, r, data); again.NewChunks != 0 {

@@ -136,8 +136,14 @@ func Init(ctx context.Context, be backend.Backend, key []byte) (*Repository, err
 	}
 	var id [16]byte
 	_, _ = rand.Read(id[:])
+	// Unencrypted repositories stay format 1 (nothing changed for them),
+	// so older binaries still read them.
+	version := 1
+	if key != nil {
+		version = keyedIDVersion
+	}
 	cfg := configFile{
-		Version:   repoVersion,
+		Version:   version,
 		ID:        hex.EncodeToString(id[:]),
 		Created:   time.Now().UTC().Truncate(time.Second),
 		Encrypted: key != nil,
