@@ -119,6 +119,9 @@ type secretConfig struct {
 	Check   string        `json:"check"`
 	ID      string        `json:"id"`
 	Chunker ChunkerParams `json:"chunker"`
+	// Version is the format (absent in format 1), sealed so that it cannot
+	// be lowered unnoticed.
+	Version int `json:"version,omitempty"`
 }
 
 // keys are what a user key opens.

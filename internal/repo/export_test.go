@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -45,27 +46,31 @@ func SetLockRefresh(t *testing.T, d time.Duration) {
 	t.Cleanup(func() { lockRefreshEvery = old })
 }
 
-// DowngradeToV1 rewrites the config of the repository on be as format 1
-// wrote it, whose encrypted chunks are named by their plain SHA-256.
-func DowngradeToV1(t *testing.T, be backend.Backend) {
+// DowngradeToV1 rewrites the config of the encrypted repository r as
+// format 1 wrote it, whose chunks are named by their plain SHA-256; with
+// sealed false only the plain version changes, as a tamperer could.
+func DowngradeToV1(t *testing.T, r *Repository, sealed bool) {
 	t.Helper()
 	ctx := context.Background()
-	cfg, err := readConfig(ctx, be)
+	cfg, err := readConfig(ctx, r.be)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Version = 1
+	if sealed {
+		secret, _ := json.Marshal(secretConfig{Check: keyCheck, ID: cfg.ID, Chunker: r.chunk})
+		if cfg.Secret, err = r.codec.encode(secretName, secret, false); err != nil {
+			t.Fatal(err)
+		}
+	}
 	obj, err := encodeConfig(cfg)
 	if err == nil {
-		err = be.Put(ctx, configName, obj)
+		err = r.be.Put(ctx, configName, obj)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
 }
-
-// ReadLock returns the current lock.
-func (r *Repository) ReadLock(ctx context.Context) (LockInfo, error) { return r.readLock(ctx) }
 
 // FormatOf returns the format version of the repository on be.
 func FormatOf(t *testing.T, be backend.Backend) int {
@@ -76,3 +81,6 @@ func FormatOf(t *testing.T, be backend.Backend) int {
 	}
 	return cfg.Version
 }
+
+// ReadLock returns the current lock.
+func (r *Repository) ReadLock(ctx context.Context) (LockInfo, error) { return r.readLock(ctx) }

@@ -18,7 +18,7 @@ import (
 	"github.com/stillpoint/stillpoint/internal/repo/backend"
 )
 
-// The repository has one exclusive lock (docs/repository-locks.md), after
+// The repository has one exclusive lock (docs/repository.md), after
 // restic's (internal/restic/lock.go) but exclusive only:
 //
 //	locks/repository          the lock (LockInfo, JSON), created

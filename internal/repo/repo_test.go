@@ -366,12 +366,20 @@ func TestChunkNames(t *testing.T) {
 		{"format 1, key A", testKey, true, true, 1},
 	}
 	seen := map[string]string{} // chunk name -> case that made it
+	t.Run("format lowered by a tamperer", func(t *testing.T) {
+		be := mem.New()
+		repo.DowngradeToV1(t, initRepo(t, be, testKey), false)
+		var ce *repo.CorruptError
+		if _, err := repo.Open(ctx, be, testKey); !errors.As(err, &ce) || !strings.Contains(err.Error(), "altered") {
+			t.Fatalf("Open of a config whose plain version was lowered: %v, want a *CorruptError saying it was altered", err)
+		}
+	})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			be := mem.New()
 			r := initRepo(t, be, c.key)
 			if c.v1 {
-				repo.DowngradeToV1(t, be)
+				repo.DowngradeToV1(t, r, true)
 				var err error
 				if r, err = repo.Open(ctx, be, c.key); err != nil {
 					t.Fatal(err)

@@ -162,7 +162,7 @@ func Init(ctx context.Context, be backend.Backend, key []byte) (*Repository, err
 			return nil, err
 		}
 		c.aead, idKey = k.aead, k.chunkID
-		secret, err := json.Marshal(secretConfig{Check: keyCheck, ID: cfg.ID, Chunker: params})
+		secret, err := json.Marshal(secretConfig{Check: keyCheck, ID: cfg.ID, Chunker: params, Version: version})
 		if err != nil {
 			return nil, err
 		}
@@ -267,9 +267,6 @@ func openConfig(be backend.Backend, cfg *configFile, key []byte) (*codec, Chunke
 			return nil, params, nil, c.corrupt(configName, "%v", err)
 		}
 		c.aead = k.aead
-		if cfg.Version >= keyedIDVersion {
-			idKey = k.chunkID
-		}
 		plain, err := c.decode(secretName, cfg.Secret)
 		var ce *CorruptError
 		if errors.As(err, &ce) && strings.HasPrefix(ce.Reason, "authentication failed") {
@@ -283,6 +280,15 @@ func openConfig(be backend.Backend, cfg *configFile, key []byte) (*codec, Chunke
 		var sec secretConfig
 		if err := json.Unmarshal(plain, &sec); err != nil || sec.Check != keyCheck || sec.ID != cfg.ID {
 			return nil, params, nil, c.corrupt(configName, "sealed part does not belong to this repository")
+		}
+		// The sealed version decides the chunk names: the plain one is
+		// only checksummed, and a downgrade to plain SHA-256 names must
+		// not go unnoticed.
+		if sealed := max(sec.Version, 1); sealed != cfg.Version {
+			return nil, params, nil, c.corrupt(configName, "format version %d differs from the sealed one (%d): the config was altered", cfg.Version, sealed)
+		}
+		if cfg.Version >= keyedIDVersion {
+			idKey = k.chunkID
 		}
 		params = sec.Chunker
 	}
