@@ -267,11 +267,11 @@ func TestBadInputIsRefusedAndNothingIsListed(t *testing.T) {
 	t.Run("second concurrent backup", func(t *testing.T) {
 		st := newBank(t)
 		r := newRepo(t, t.TempDir(), nil)
-		unlock, err := r.Lock(ctx, "another backup")
+		lk, err := r.Lock(ctx, "another backup")
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer unlock()
+		defer lk.Unlock()
 		_, err = backup.Create(ctx, st, r, backup.Options{Mode: backup.Fence})
 		if err == nil || !strings.Contains(err.Error(), "another backup") {
 			t.Fatalf("concurrent backup = %v, want the lock holder named", err)

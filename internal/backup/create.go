@@ -68,11 +68,13 @@ func Create(ctx context.Context, st *multistorage.Storage, r *repo.Repository, o
 		opts.Parallel = 4
 	}
 	host, _ := os.Hostname()
-	unlock, err := r.Lock(ctx, fmt.Sprintf("stillpoint backup create (%s, pid %d)", host, os.Getpid()))
+	// Held until the manifest is saved, which checks it is still ours: a
+	// prune that ran meanwhile may have deleted chunks deduplicated against.
+	lk, err := r.Lock(ctx, fmt.Sprintf("stillpoint backup create (%s, pid %d)", host, os.Getpid()))
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	defer lk.Unlock()
 	m := &Manifest{ID: NewID(time.Now(), randomSuffix()), Mode: opts.Mode, Started: time.Now().UTC(), Encrypted: r.Encrypted()}
 	if m.Coordinator, err = st.StoreName("coordinator"); err != nil {
 		return nil, err
@@ -136,7 +138,7 @@ func Create(ctx context.Context, st *multistorage.Storage, r *repo.Repository, o
 		return nil, err
 	}
 	// The manifest goes last: until it is written, the backup does not exist.
-	if err := r.SaveManifest(ctx, m.ID, data); err != nil {
+	if err := r.SaveManifest(ctx, lk, m.ID, data); err != nil {
 		return nil, err
 	}
 	return m, nil
