@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stillpoint/stillpoint/internal/admin"
+	"github.com/stillpoint/stillpoint/internal/hint"
 )
 
 func newAdminCmd(g *globals) *cobra.Command {
@@ -177,8 +178,8 @@ command prints when the pause began.`,
 				w := admin.Window{Start: p.Start, Targets: p.Targets}.Fields(loc)
 				out := pauseStarted{w.PauseStartTimestampMs, w.PauseStartDateTime, w.Timezone, w.Targets}
 				return g.print(cmd.OutOrStdout(), out, func(w io.Writer) {
-					fmt.Fprintf(w, "paused %d servers; the pause began at %s (%s); they stay paused until 'stillpoint admin unpause'\n",
-						len(out.Targets), out.PauseStartDateTime, out.Timezone)
+					fmt.Fprintf(w, "paused %d servers; the pause began at %s (%s); they stay paused until: %s\n",
+						len(out.Targets), out.PauseStartDateTime, out.Timezone, nextCommand(cmd, "admin", "unpause"))
 				})
 			}
 			slog.Info("admin: every server paused; holding the pause", "servers", len(p.Targets), "duration", hold)
@@ -188,7 +189,7 @@ command prints when the pause began.`,
 				if errors.As(err, &iw) {
 					return err
 				}
-				return fmt.Errorf("the pause was held, but %w; the servers may still be paused: run 'stillpoint admin unpause'; this window must not be used for a backup", err)
+				return hint.Run(fmt.Errorf("the pause was held, but %w; this window must not be used for a backup; the servers may still be paused", err), "admin", "unpause")
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s\n", w.JSON(loc))
 			return err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stillpoint/stillpoint/internal/backup"
 	"github.com/stillpoint/stillpoint/internal/config"
+	"github.com/stillpoint/stillpoint/internal/hint"
 	"github.com/stillpoint/stillpoint/internal/repo"
 	"github.com/stillpoint/stillpoint/internal/repo/backend"
 )
@@ -271,7 +272,7 @@ func newBackupShowCmd(g *globals) *cobra.Command {
 			}
 			m, err := backup.Load(ctx, r, args[0])
 			if backup.Unreadable(err) {
-				return violationError{fmt.Errorf("%w: `stillpoint backup delete %s` removes it", err, args[0])}
+				return violationError{hint.Run(fmt.Errorf("%w: deleting it removes it from the catalog", err), "backup", "delete", args[0])}
 			}
 			if err != nil {
 				return err
@@ -314,8 +315,8 @@ func damagedError(ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	return violationError{fmt.Errorf("%d damaged backup(s) in the repository: %s; `stillpoint backup verify ID` tells more, `stillpoint backup delete ID` removes one",
-		len(ids), strings.Join(ids, ", "))}
+	return violationError{hint.Run(fmt.Errorf("%d damaged backup(s) in the repository: %s; backup verify ID tells more, backup delete ID removes one",
+		len(ids), strings.Join(ids, ", ")), "backup", "verify", ids[0])}
 }
 
 func newBackupDeleteCmd(g *globals) *cobra.Command {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/stillpoint/stillpoint/internal/hint"
 	"github.com/stillpoint/stillpoint/internal/repo"
 )
 
@@ -31,7 +32,7 @@ type PruneError struct {
 }
 
 func (e *PruneError) Error() string {
-	return fmt.Sprintf("backup %s was deleted, but removing the chunks no backup uses failed: %v; run `stillpoint backup prune` to finish", e.Deleted, e.Err)
+	return fmt.Sprintf("backup %s was deleted, but removing the chunks no backup uses failed: %v; a prune finishes the job", e.Deleted, e.Err)
 }
 
 func (e *PruneError) Unwrap() error { return e.Err }
@@ -62,7 +63,7 @@ func Delete(ctx context.Context, r *repo.Repository, lk *repo.Lock, id string, p
 		p, err := pruneUnless(ctx, r, lk, refs, blocked)
 		res.Prune = &p
 		if err != nil {
-			return res, &PruneError{Deleted: id, Err: err}
+			return res, hint.Run(&PruneError{Deleted: id, Err: err}, "backup", "prune")
 		}
 	}
 	return res, nil

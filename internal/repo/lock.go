@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stillpoint/stillpoint/internal/hint"
 	"github.com/stillpoint/stillpoint/internal/repo/backend"
 )
 
@@ -37,9 +38,6 @@ const (
 	takeoverPrefix  = "locks/takeover-"
 )
 
-// UnlockCommand is what a user runs to remove a stale lock.
-const UnlockCommand = "stillpoint backup unlock"
-
 // Lock timing: a holder refreshes every lockRefreshEvery; a lock not
 // refreshed for LockStaleAfter is stale and taken over by the next Lock
 // from any host (restic's 30 minutes: far beyond any pause of a live
@@ -54,7 +52,7 @@ const LockStaleAfter = 30 * time.Minute
 // ErrLockLost: the lock was removed (backup unlock) or taken over while
 // held. Whatever the holder was writing may reference chunks a prune has
 // deleted meanwhile, so it must not be recorded.
-var ErrLockLost = errors.New("the repository lock was lost while held (removed with `" + UnlockCommand + "`, or taken over as stale)")
+var ErrLockLost = errors.New("the repository lock was lost while held (removed by backup unlock, or taken over as stale)")
 
 // LockInfo is the content of locks/repository (plain JSON).
 type LockInfo struct {
@@ -119,8 +117,17 @@ func (e *LockedError) Error() string {
 	case e.TakingOver:
 		return fmt.Sprintf("repository %s is locked by %s, which another process is taking over as stale: try again", e.Repo, who)
 	}
-	return fmt.Sprintf("repository %s is locked by %s: if that process is no longer running, remove the stale lock with `%s` "+
-		"(a lock not refreshed for %s is taken over automatically)", e.Repo, who, UnlockCommand, LockStaleAfter)
+	return fmt.Sprintf("repository %s is locked by %s: if that process is no longer running, remove the stale lock "+
+		"(a lock not refreshed for %s is taken over automatically)", e.Repo, who, LockStaleAfter)
+}
+
+// withHint adds the command that removes a lock nobody here can vouch
+// for; a live holder or a takeover under way only needs waiting for.
+func (e *LockedError) withHint() error {
+	if e.Alive || e.TakingOver {
+		return e
+	}
+	return hint.Run(e, "backup", "unlock")
 }
 
 // Lock is the held repository lock. It refreshes itself until Unlock.
@@ -173,13 +180,13 @@ func (r *Repository) Lock(ctx context.Context, owner string) (*Lock, error) {
 		}
 		le := &LockedError{Repo: r.String()}
 		if err != nil || attempt >= 3 {
-			return nil, le
+			return nil, le.withHint()
 		}
 		le.Info = held
 		why := held.stale(host, time.Now())
 		if why == "" {
 			le.Alive = held.local(host)
-			return nil, le
+			return nil, le.withHint()
 		}
 		// Of all the processes that find this lock stale, exactly one
 		// replaces it: whoever creates its takeover object.
@@ -189,14 +196,14 @@ func (r *Repository) Lock(ctx context.Context, owner string) (*Lock, error) {
 		}
 		if !mine {
 			le.TakingOver = true
-			return nil, le
+			return nil, le.withHint()
 		}
 		// Kept until Unlock, long after any process that read the stale
 		// lock before it went has tried to take it over too.
 		l.takeover = takeoverPrefix + held.Nonce
 		if again, err := r.readLock(ctx); err != nil || again.Nonce != held.Nonce {
 			le.TakingOver = true // replaced meanwhile (unlock, then a new lock)
-			return nil, le
+			return nil, le.withHint()
 		}
 		for _, name := range []string{lockName, refreshedPrefix + held.Nonce} {
 			if err := r.be.Delete(ctx, name); err != nil {

@@ -43,6 +43,7 @@ import (
 	"github.com/restic/chunker"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/stillpoint/stillpoint/internal/hint"
 	"github.com/stillpoint/stillpoint/internal/repo/backend"
 )
 
@@ -683,7 +684,7 @@ func (r *Repository) SaveManifest(ctx context.Context, lk *Lock, id string, data
 	// was taken, and any later one sees this manifest.
 	if err := lk.Check(ctx); err != nil {
 		if derr := r.be.Delete(context.WithoutCancel(ctx), name); derr != nil {
-			return fmt.Errorf("backup %s: %w; removing its manifest again failed too (%v): delete it with `stillpoint backup delete %s`", id, err, derr, id)
+			return hint.Run(fmt.Errorf("backup %s: %w; removing its manifest again failed too (%v): delete the backup", id, err, derr), "backup", "delete", id)
 		}
 		return fmt.Errorf("backup %s not recorded: %w", id, err)
 	}
