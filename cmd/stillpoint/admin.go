@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stillpoint/stillpoint/internal/admin"
+	"github.com/stillpoint/stillpoint/internal/hint"
 )
 
 func newAdminCmd(g *globals) *cobra.Command {
@@ -129,11 +130,20 @@ paused is printed as one JSON line, as scalar-admin-for-kubernetes prints it:
    "pause_start_date_time":"2026-11-24T21:40:05.123","pause_end_date_time":...,
    "timezone":"UTC","targets":[...]}
 
-The start is when the last server confirmed its pause, the end is taken after
-every server was seen still paused and before any unpause is sent, both
-rounded inwards to the millisecond: restore the stores to a point inside it.
-If anything fails, or the command is interrupted, every server is unpaused
-and the command exits non-zero without printing a window.
+A window is printed only if every server stayed paused through it without
+interruption: each server's Stats names its current pause (pause_id), read
+when the window starts, after every renewal and at its end; a server whose
+lease ran out, that restarted or that someone unpaused (even if it was paused
+again) is found open or under another id. Renewals pause as the pause did
+(draining unless --no-wait), so a renewal never re-pauses a lapsed server
+without draining. Keep --renew-every well under the servers' --pause-lease
+(half or less; the command warns otherwise).
+
+The start is when the last server answered with its pause id, the end is
+taken before the last check and before any unpause is sent, both rounded
+inwards to the millisecond: restore the stores to a point inside it. If
+anything fails, or the command is interrupted, every server is unpaused and
+the command exits 1 without printing a window: that window is unusable.
 
 Without --duration the servers stay paused until 'stillpoint admin unpause'
 (or until their pause lease runs out, if the servers have one), and the
@@ -168,18 +178,18 @@ command prints when the pause began.`,
 				w := admin.Window{Start: p.Start, Targets: p.Targets}.Fields(loc)
 				out := pauseStarted{w.PauseStartTimestampMs, w.PauseStartDateTime, w.Timezone, w.Targets}
 				return g.print(cmd.OutOrStdout(), out, func(w io.Writer) {
-					fmt.Fprintf(w, "paused %d servers; the pause began at %s (%s); they stay paused until 'stillpoint admin unpause'\n",
-						len(out.Targets), out.PauseStartDateTime, out.Timezone)
+					fmt.Fprintf(w, "paused %d servers; the pause began at %s (%s); they stay paused until: %s\n",
+						len(out.Targets), out.PauseStartDateTime, out.Timezone, nextCommand(cmd, "admin", "unpause"))
 				})
 			}
 			slog.Info("admin: every server paused; holding the pause", "servers", len(p.Targets), "duration", hold)
-			w, err := f.Hold(ctx, p, hold, renew)
+			w, err := f.Hold(ctx, p, renew, admin.HoldFor(hold))
 			if err != nil {
 				var iw *admin.InvalidWindowError
 				if errors.As(err, &iw) {
 					return err
 				}
-				return fmt.Errorf("the pause was held, but %w; the servers may still be paused: run 'stillpoint admin unpause'; this window must not be used for a backup", err)
+				return hint.Run(fmt.Errorf("the pause was held, but %w; this window must not be used for a backup; the servers may still be paused", err), "admin", "unpause")
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s\n", w.JSON(loc))
 			return err

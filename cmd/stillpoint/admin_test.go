@@ -14,25 +14,24 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/stillpoint/stillpoint/internal/admin"
+	"github.com/stillpoint/stillpoint/internal/testenv"
 )
 
 // adminServers serves rpc.Admin over n fresh gates on 127.0.0.1.
 func adminServers(t *testing.T, n int) ([]*admin.Gate, []string) {
 	t.Helper()
+	return adminServersWith(t, make([]admin.GateOptions, n))
+}
+
+// adminServersWith serves rpc.Admin over a gate per element of opts.
+func adminServersWith(t *testing.T, opts []admin.GateOptions, sopts ...grpc.ServerOption) ([]*admin.Gate, []string) {
+	t.Helper()
 	var gates []*admin.Gate
 	var addrs []string
-	for range n {
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		g := admin.NewGate(admin.GateOptions{})
-		s := grpc.NewServer()
-		admin.Register(s, g)
-		go s.Serve(lis)
-		t.Cleanup(func() { s.Stop(); g.Close() })
+	for _, o := range opts {
+		addr, g := testenv.AdminServer(t, o, sopts...)
 		gates = append(gates, g)
-		addrs = append(addrs, lis.Addr().String())
+		addrs = append(addrs, addr)
 	}
 	return gates, addrs
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/stillpoint/stillpoint/internal/backup"
 	"github.com/stillpoint/stillpoint/internal/config"
+	"github.com/stillpoint/stillpoint/internal/hint"
 	"github.com/stillpoint/stillpoint/internal/repo"
 	"github.com/stillpoint/stillpoint/internal/repo/backend"
 )
@@ -70,7 +72,7 @@ func newBackupCmd(g *globals) *cobra.Command {
 		Use:   "backup",
 		Short: "Take, list, show and delete transactionally consistent backups of all the stores",
 	}
-	cmd.AddCommand(newBackupCreateCmd(g), newBackupListCmd(g), newBackupShowCmd(g), newBackupDeleteCmd(g), newBackupUnlockCmd(g), newBackupVerifyCmd(g))
+	cmd.AddCommand(newBackupCreateCmd(g), newBackupListCmd(g), newBackupShowCmd(g), newBackupDeleteCmd(g), newBackupPruneCmd(g), newBackupUnlockCmd(g), newBackupVerifyCmd(g))
 	return cmd
 }
 
@@ -79,9 +81,11 @@ func newBackupCreateCmd(g *globals) *cobra.Command {
 		rf           repoFlags
 		mode         string
 		fenceTimeout time.Duration
+		fenceMaxHold time.Duration
 		parallel     int
 		servers      adminFlags
 		pauseWait    time.Duration
+		pauseRenew   time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "create",
@@ -93,9 +97,13 @@ the repository (deduplicated, compressed, checksummed; encrypted with a key).
 Modes:
   fence        (default) block commit decisions at the coordinator for the
                moment it takes to open a snapshot in every store; the
-               applications never stop. The hold time is recorded.
+               applications never stop. The hold time is recorded. A store
+               whose snapshot does not open within --fence-max-hold makes
+               the backup release the fence at once and fail, naming it.
   pause        pause every server through rpc.Admin (-a host:port,... or -s), with
-               drain; open the snapshots; unpause. Records the paused window.
+               drain; open the snapshots; unpause. Records the paused window,
+               only if every server stayed paused through it (as admin pause
+               --duration checks it); otherwise the backup fails.
   independent  snapshot each store on its own with no cut, as per-database
                backups do: it exists to show what goes wrong without a cut.
 
@@ -107,6 +115,12 @@ The manifest is written last: a backup that fails is never listed.`,
 			if err != nil {
 				return usageError{err}
 			}
+			switch {
+			case fenceMaxHold <= 0:
+				return usageError{fmt.Errorf("--fence-max-hold must be positive, not %v", fenceMaxHold)}
+			case pauseRenew < 0:
+				return usageError{fmt.Errorf("--renew-every must not be negative (0 disables renewal), not %v", pauseRenew)}
+			}
 			st, err := g.storage()
 			if err != nil {
 				return err
@@ -116,7 +130,7 @@ The manifest is written last: a backup that fails is never listed.`,
 			if err != nil {
 				return err
 			}
-			opts := backup.Options{Mode: m, FenceTimeout: fenceTimeout, Parallel: parallel, PauseWait: pauseWait}
+			opts := backup.Options{Mode: m, FenceTimeout: fenceTimeout, FenceMaxHold: fenceMaxHold, Parallel: parallel, PauseWait: pauseWait, PauseRenew: pauseRenew}
 			if m == backup.Pause {
 				fleet, err := servers.fleet(cmd)
 				if err != nil {
@@ -140,8 +154,10 @@ The manifest is written last: a backup that fails is never listed.`,
 	f := cmd.Flags()
 	f.StringVar(&mode, "mode", "fence", "fence, pause or independent")
 	f.DurationVar(&fenceTimeout, "fence-timeout", 5*time.Second, "give up (and release everything) if the fence is not granted within this")
+	f.DurationVar(&fenceMaxHold, "fence-max-hold", backup.DefaultFenceMaxHold, "hold the fence (which blocks every commit), or in pause mode the paused servers, at most this long while the snapshots open; past it, release them and fail, naming the slow stores")
 	f.IntVar(&parallel, "parallel", 4, "tables streamed at once")
 	f.DurationVar(&pauseWait, "max-pause-wait-time", 0, "pause mode: how long servers wait for in-flight transactions (0: their default)")
+	f.DurationVar(&pauseRenew, "renew-every", 5*time.Second, "pause mode: renew the servers' pause leases this often while the snapshots open (0: never)")
 	servers.add(cmd)
 	return cmd
 }
@@ -179,30 +195,35 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// backupSummary is a line of backup list.
+// backupSummary is a line of backup list; a damaged backup has only ID
+// and Damaged.
 type backupSummary struct {
 	ID        string          `json:"id"`
-	Mode      backup.Mode     `json:"mode"`
-	Started   time.Time       `json:"started"`
-	Rows      int64           `json:"rows"`
-	Bytes     int64           `json:"bytes"`
+	Damaged   string          `json:"damaged,omitempty"`
+	Mode      backup.Mode     `json:"mode,omitempty"`
+	Started   time.Time       `json:"started,omitzero"`
+	Rows      int64           `json:"rows,omitempty"`
+	Bytes     int64           `json:"bytes,omitempty"`
 	FenceHold backup.Duration `json:"fence_hold,omitzero"`
-	Stores    int             `json:"stores"`
+	Stores    int             `json:"stores,omitempty"`
 }
 
 func newBackupListCmd(g *globals) *cobra.Command {
 	var rf repoFlags
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List the complete backups in the repository",
-		Args:  exactArgs(0),
+		Short: "List the complete backups in the repository, and name the damaged ones",
+		Long: `Lists the complete backups. A backup whose manifest cannot be read is named
+(on stderr, and with "damaged" in --json) and the exit code is 3; the others are
+listed all the same.`,
+		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			r, err := rf.existing(ctx, g)
 			if err != nil {
 				return err
 			}
-			all, err := backup.LoadAll(ctx, r)
+			all, damaged, err := backup.LoadAll(ctx, r)
 			if err != nil {
 				return err
 			}
@@ -210,10 +231,16 @@ func newBackupListCmd(g *globals) *cobra.Command {
 			for _, m := range all {
 				list = append(list, backupSummary{ID: m.ID, Mode: m.Mode, Started: m.Started, Rows: m.Rows, Bytes: m.Bytes, FenceHold: m.FenceHold, Stores: len(m.Stores)})
 			}
-			return g.print(cmd.OutOrStdout(), list, func(w io.Writer) {
+			var damagedIDs []string
+			for _, d := range damaged {
+				damagedIDs = append(damagedIDs, d.ID)
+				list = append(list, backupSummary{ID: d.ID, Damaged: d.Err.Error()})
+				fmt.Fprintf(cmd.ErrOrStderr(), "DAMAGED backup %s: %v\n", d.ID, d.Err)
+			}
+			if err := g.print(cmd.OutOrStdout(), list, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "ID\tMODE\tSTARTED\tSTORES\tROWS\tBYTES\tFENCE HOLD")
-				for _, b := range list {
+				for _, b := range list[:len(all)] {
 					hold := "-"
 					if b.Mode == backup.Fence {
 						hold = time.Duration(b.FenceHold).String()
@@ -221,7 +248,10 @@ func newBackupListCmd(g *globals) *cobra.Command {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", b.ID, b.Mode, b.Started.Format(time.RFC3339), b.Stores, b.Rows, humanBytes(b.Bytes), hold)
 				}
 				tw.Flush()
-			})
+			}); err != nil {
+				return err
+			}
+			return damagedError(damagedIDs)
 		},
 	}
 	rf.add(cmd)
@@ -241,6 +271,9 @@ func newBackupShowCmd(g *globals) *cobra.Command {
 				return err
 			}
 			m, err := backup.Load(ctx, r, args[0])
+			if backup.Unreadable(err) {
+				return violationError{hint.Run(fmt.Errorf("%w: deleting it removes it from the catalog", err), "backup", "delete", args[0])}
+			}
 			if err != nil {
 				return err
 			}
@@ -258,58 +291,120 @@ func newBackupShowCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// locked opens the repository of an existing backup set and takes its
+// lock for command.
+func (f *repoFlags) locked(ctx context.Context, g *globals, command string) (*repo.Repository, *repo.Lock, error) {
+	r, err := f.existing(ctx, g)
+	if err != nil {
+		return nil, nil, err
+	}
+	host, _ := os.Hostname()
+	lk, err := r.Lock(ctx, fmt.Sprintf("stillpoint %s (%s, pid %d)", command, host, os.Getpid()))
+	return r, lk, err
+}
+
+func pruneText(p backup.PruneResult) string {
+	if len(p.Blocked) > 0 {
+		return fmt.Sprintf("no chunks pruned: damaged backup(s) %s might reference any of them", strings.Join(p.Blocked, ", "))
+	}
+	return fmt.Sprintf("pruned %d chunks, %s freed", p.Removed, humanBytes(p.Freed))
+}
+
+// damagedError is exit 3 naming damaged backups, or nil if there are none.
+func damagedError(ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return violationError{hint.Run(fmt.Errorf("%d damaged backup(s) in the repository: %s; backup verify ID tells more, backup delete ID removes one",
+		len(ids), strings.Join(ids, ", ")), "backup", "verify", ids[0])}
+}
+
 func newBackupDeleteCmd(g *globals) *cobra.Command {
 	var rf repoFlags
-	var prune bool
+	var doPrune bool
 	cmd := &cobra.Command{
 		Use:   "delete ID",
 		Short: "Delete a backup, and (unless --prune=false) the chunks no other backup uses",
-		Args:  exactArgs(1),
+		Long: `Deletes a backup (also a damaged one) and then removes the chunks no other
+backup references. Everything that can fail is read before the backup is
+removed. While another backup is damaged nothing is pruned (it might reference
+any chunk): the damaged backups are named and the exit code is 3. If removing
+chunks fails after the backup is gone, the output says the backup was deleted
+and ` + "`stillpoint backup prune`" + ` finishes the job.`,
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			r, err := rf.existing(ctx, g)
+			id := args[0]
+			r, lk, err := rf.locked(ctx, g, "backup delete")
 			if err != nil {
 				return err
 			}
-			host, _ := os.Hostname()
-			unlock, err := r.Lock(ctx, fmt.Sprintf("stillpoint backup delete (%s, pid %d)", host, os.Getpid()))
-			if err != nil {
+			defer lk.Unlock()
+			res, err := backup.Delete(ctx, r, lk, id, doPrune)
+			var pe *backup.PruneError
+			if err != nil && !errors.As(err, &pe) {
 				return err
 			}
-			defer unlock()
-			if _, err := backup.Load(ctx, r, args[0]); err != nil {
-				return err
+			out := struct {
+				backup.DeleteResult
+				PruneError string `json:"prune_error,omitempty"`
+			}{DeleteResult: res}
+			if pe != nil {
+				out.PruneError = pe.Error()
 			}
-			if err := r.DeleteManifest(ctx, args[0]); err != nil {
-				return err
-			}
-			res := map[string]any{"deleted": args[0]}
-			if prune {
-				all, err := backup.LoadAll(ctx, r)
-				if err != nil {
-					return fmt.Errorf("prune needs every manifest readable: %w", err)
+			if err := g.print(cmd.OutOrStdout(), out, func(w io.Writer) {
+				fmt.Fprintf(w, "deleted backup %s", id)
+				if res.WasDamaged {
+					fmt.Fprint(w, " (it was damaged)")
 				}
-				referenced := map[string]bool{}
-				for _, m := range all {
-					m.Referenced(referenced)
-				}
-				removed, freed, err := r.Prune(ctx, referenced)
-				if err != nil {
-					return err
-				}
-				res["chunks_removed"], res["bytes_freed"] = removed, freed
-			}
-			return g.print(cmd.OutOrStdout(), res, func(w io.Writer) {
-				fmt.Fprintf(w, "deleted backup %s", args[0])
-				if prune {
-					fmt.Fprintf(w, "; pruned %v chunks, %s freed", res["chunks_removed"], humanBytes(res["bytes_freed"].(int64)))
+				if res.Prune != nil && pe == nil {
+					fmt.Fprintf(w, "; %s", pruneText(*res.Prune))
 				}
 				fmt.Fprintln(w)
-			})
+			}); err != nil {
+				return err
+			}
+			if pe != nil {
+				return pe
+			}
+			if res.Prune == nil {
+				return nil
+			}
+			return damagedError(res.Prune.Blocked)
 		},
 	}
 	rf.add(cmd)
-	cmd.Flags().BoolVar(&prune, "prune", true, "also remove chunks no remaining backup uses")
+	cmd.Flags().BoolVar(&doPrune, "prune", true, "also remove chunks no remaining backup uses")
+	return cmd
+}
+
+func newBackupPruneCmd(g *globals) *cobra.Command {
+	var rf repoFlags
+	cmd := &cobra.Command{
+		Use:   "prune",
+		Short: "Remove the chunks no backup uses (left by failed backups or an interrupted delete)",
+		Long: `Removes every chunk no backup references. While any backup is damaged nothing is
+removed (it might reference any chunk): the damaged backups are named and the
+exit code is 3.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			r, lk, err := rf.locked(ctx, g, "backup prune")
+			if err != nil {
+				return err
+			}
+			defer lk.Unlock()
+			res, err := backup.Prune(ctx, r, lk)
+			if err != nil {
+				return err
+			}
+			if err := g.print(cmd.OutOrStdout(), res, func(w io.Writer) { fmt.Fprintln(w, pruneText(res)) }); err != nil {
+				return err
+			}
+			return damagedError(res.Blocked)
+		},
+	}
+	rf.add(cmd)
 	return cmd
 }
 
@@ -318,8 +413,13 @@ func newBackupUnlockCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "unlock",
 		Short: "Remove a stale repository lock left by a process that died",
-		Long: `Removes the repository's lock. Only do this when the process named in the
-lock error is no longer running: two writers at once can lose data.`,
+		Long: `Removes the repository's lock. It refuses while the lock's holder is a running
+process on this host (stop it first). A lock from another host is removed: make
+sure its process is gone. If it is not, it notices before recording anything and
+fails, so no backup is lost, but it did its work for nothing.
+
+A lock whose holder ran on this host and is gone, or that was not refreshed for
+30 minutes, is taken over by the next command without this.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -327,11 +427,32 @@ lock error is no longer running: two writers at once can lose data.`,
 			if err != nil {
 				return err
 			}
-			if err := r.ForceUnlock(ctx); err != nil {
-				return err
+			info, had, err := r.BreakLock(ctx)
+			if err != nil {
+				return fmt.Errorf("lock left in place: %w", err)
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), "unlocked", r)
-			return nil
+			if had && info.Nonce != "" && time.Since(info.Refreshed) < repo.LockStaleAfter {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: that lock was refreshed %s ago: if its process still runs on %s, it will fail rather than record anything\n",
+					time.Since(info.Refreshed).Round(time.Second), info.Host)
+			}
+			res := struct {
+				Repository string         `json:"repository"`
+				Removed    bool           `json:"removed"`
+				Lock       *repo.LockInfo `json:"lock,omitempty"`
+			}{Repository: r.String(), Removed: had}
+			if info.Nonce != "" {
+				res.Lock = &info
+			}
+			return g.print(cmd.OutOrStdout(), res, func(w io.Writer) {
+				switch {
+				case !had:
+					fmt.Fprintln(w, "repository", r, "is not locked")
+				case res.Lock == nil:
+					fmt.Fprintln(w, "removed an unreadable lock from", r)
+				default:
+					fmt.Fprintf(w, "removed the lock of %s from %s\n", info, r)
+				}
+			})
 		},
 	}
 	rf.add(cmd)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -103,4 +104,91 @@ func flipByte(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return victim
+}
+
+// TestDamagedManifest: one damaged manifest does not brick the catalog.
+// list shows the others and names it (exit 3); deleting another backup
+// deletes it but prunes nothing while the damaged one might reference any
+// chunk; the damaged one can be deleted; the others still verify and
+// restore.
+func TestDamagedManifest(t *testing.T) {
+	dir := t.TempDir()
+	c := cli{t: t, bin: build(t), args: []string{"--data-dir", dir}}
+	repo := filepath.Join(t.TempDir(), "repo")
+	var ids []string
+	for range 3 {
+		if out, code := c.run("workload", "bank", "--count", "100"); code != 0 {
+			t.Fatalf("workload: %s", out)
+		}
+		out, code := c.run("--json", "backup", "create", "--repo", repo)
+		var m struct{ ID string }
+		if code != 0 || json.Unmarshal([]byte(out), &m) != nil {
+			t.Fatalf("backup create: exit %d %s", code, out)
+		}
+		ids = append(ids, m.ID)
+	}
+	older, damaged, newer := ids[0], ids[1], ids[2]
+	flipByte(t, filepath.Join(repo, "backups", damaged))
+	chunks := func() int {
+		n := 0
+		filepath.Walk(filepath.Join(repo, "data"), func(_ string, fi os.FileInfo, err error) error {
+			if err == nil && !fi.IsDir() {
+				n++
+			}
+			return nil
+		})
+		return n
+	}
+	type entry struct{ ID, Damaged string }
+	list := func() []entry {
+		t.Helper()
+		out, code := c.run("--json", "backup", "list", "--repo", repo)
+		var l []entry
+		if err := json.Unmarshal([]byte(out), &l); err != nil {
+			t.Fatalf("backup list --json: exit %d: %v\n%s", code, err, out)
+		}
+		want := 0
+		if slices.ContainsFunc(l, func(e entry) bool { return e.Damaged != "" }) {
+			want = exitViolation
+		}
+		if code != want {
+			t.Fatalf("backup list with a damaged backup: exit %d, want %d", code, want)
+		}
+		return l
+	}
+
+	l := list()
+	if len(l) != 3 || l[0].ID != older || l[1].ID != newer || l[2].ID != damaged || l[2].Damaged == "" || l[0].Damaged != "" {
+		t.Fatalf("backup list = %+v; want %s and %s, then %s named damaged", l, older, newer, damaged)
+	}
+
+	before := chunks()
+	out, code := c.run("--json", "backup", "delete", older, "--repo", repo)
+	var del struct {
+		Deleted string
+		Prune   struct {
+			Blocked []string `json:"blocked_by_damaged"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &del); err != nil || code != exitViolation || del.Deleted != older || !slices.Equal(del.Prune.Blocked, []string{damaged}) {
+		t.Fatalf("delete beside a damaged backup: exit %d %s (%v); want it deleted, prune blocked by %s, exit %d", code, out, err, damaged, exitViolation)
+	}
+	if n := chunks(); n != before {
+		t.Fatalf("prune removed %d chunks while a damaged manifest might reference them", before-n)
+	}
+
+	out, code = c.run("backup", "delete", damaged, "--repo", repo)
+	if code != 0 || !strings.Contains(out, "deleted backup "+damaged+" (it was damaged)") || !strings.Contains(out, "pruned") {
+		t.Fatalf("delete of the damaged backup: exit %d %s", code, out)
+	}
+	if l := list(); len(l) != 1 || l[0].ID != newer || l[0].Damaged != "" {
+		t.Fatalf("backup list after the deletes = %+v; want only %s", l, newer)
+	}
+	if out, code := c.run("backup", "verify", newer, "--repo", repo, "--read-data"); code != 0 {
+		t.Fatalf("verify of the remaining backup: exit %d %s", code, out)
+	}
+	restored := cli{t: t, bin: c.bin, args: []string{"--data-dir", t.TempDir()}}
+	if out, code := restored.run("restore", newer, "--repo", repo); code != 0 {
+		t.Fatalf("restore of the remaining backup: exit %d %s", code, out)
+	}
 }

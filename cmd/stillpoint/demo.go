@@ -106,7 +106,7 @@ read-only: nothing may be left undecided, and both bank invariants must hold. Ev
 			}
 			rep.RestoreDur = time.Since(start)
 			say("verifying the restored stores (read-only) ...")
-			rep.Verify, err = verify.Run(ctx, target, txn.NewManager(target, txn.Options{}), verify.Options{NoRecover: true})
+			rep.Verify, err = verify.Run(ctx, target, txn.NewManager(target, txn.Options{}), verify.Options{})
 			if err != nil {
 				return err
 			}

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/stillpoint/stillpoint/internal/hint"
 )
 
 // Exit codes mean the same thing in every command.
@@ -27,8 +29,10 @@ type violationError struct{ error }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRootCmd().ExecuteContext(ctx)
+	cmd, err := newRootCmd().ExecuteContextC(ctx)
 	stop()
+	// Hints name the same stores, repository and servers as the command.
+	err = hint.Rendered(err, func(args []string) string { return nextCommand(cmd, args...) })
 	os.Exit(exitCode(err))
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -69,7 +68,8 @@ removed once the restore is complete.`,
 					fmt.Fprintf(w, " (%d tables were already restored by an earlier run)", res.Resumed)
 				}
 				fmt.Fprintf(w, "\ncut finished: %d records rolled forward, %d rolled back\n", res.Recovery.RolledForward, res.Recovery.RolledBack)
-				fmt.Fprintf(w, "check: stillpoint verify --no-recover%s\n", g.storeFlags())
+				// Only the flags that name the stores: verify takes no --repo.
+				fmt.Fprintf(w, "check (read-only): %s\n", nextCommand(cmd.Root(), "verify"))
 			})
 		},
 	}
@@ -77,17 +77,4 @@ removed once the restore is complete.`,
 	cmd.Flags().BoolVar(&force, "force", false, "replace tables that hold data or are half made, or another backup's unfinished restore")
 	cmd.Flags().IntVar(&parallel, "parallel", 4, "tables loaded at once")
 	return cmd
-}
-
-// storeFlags are the global flags that name the stores, as a hint must
-// repeat them to point at the same stores.
-func (g *globals) storeFlags() string {
-	var b strings.Builder
-	if g.configFile != "" {
-		fmt.Fprintf(&b, " --config %s", g.configFile)
-	}
-	if g.dataDir != "" {
-		fmt.Fprintf(&b, " --data-dir %s", g.dataDir)
-	}
-	return b.String()
 }

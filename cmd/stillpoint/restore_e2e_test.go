@@ -60,7 +60,7 @@ func TestRestoreKilledAndRunAgain(t *testing.T) {
 	if out, code := clean.run("restore", m.ID, "--repo", repo); code != 0 {
 		t.Fatalf("clean restore: %s", out)
 	}
-	want, code := clean.run("--json", "verify", "--no-recover")
+	want, code := clean.run("--json", "verify")
 	if code != 0 {
 		t.Fatalf("read-only verify of the clean restore: %s", want)
 	}
@@ -83,7 +83,7 @@ func TestRestoreKilledAndRunAgain(t *testing.T) {
 	if out, code := tc.run("restore", m.ID, "--repo", repo); code != 0 {
 		t.Fatalf("restore run again: %s", out)
 	}
-	got, code := tc.run("--json", "verify", "--no-recover")
+	got, code := tc.run("--json", "verify")
 	if code != 0 {
 		t.Fatalf("read-only verify after the second run: %s", got)
 	}

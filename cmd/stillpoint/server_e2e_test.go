@@ -24,6 +24,7 @@ import (
 	"github.com/stillpoint/stillpoint/internal/schema"
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
+	"github.com/stillpoint/stillpoint/internal/testenv"
 	"github.com/stillpoint/stillpoint/internal/txn/consensus"
 )
 
@@ -200,7 +201,7 @@ func TestPauseDrainsThreeReplicasUnderLoad(t *testing.T) {
 	if err := load.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(4 * time.Second)
+	testenv.Await(t, "transfers to commit through the servers", func() bool { return c.coordinatorRows() >= 50 })
 	out, code := c.run("--json", "admin", "pause", "-a", targets, "--duration", "2s")
 	if code != 0 {
 		t.Fatalf("admin pause --duration: exit %d: %s", code, out)

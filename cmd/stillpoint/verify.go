@@ -14,19 +14,29 @@ import (
 
 func newVerifyCmd(g *globals) *cobra.Command {
 	var (
-		noRecover bool
-		lifetime  time.Duration
-		wait      time.Duration
+		repair       bool
+		lifetime     time.Duration
+		wait         time.Duration
+		fenceTimeout time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "verify",
-		Short: "Check the stores hold a transactionally consistent state, recovering pending records",
-		Long: `Reads every transactional table. Records left PREPARED or DELETED are settled
-by lazy recovery (unless --no-recover): rolled forward when the coordinator
-says COMMITTED, back when it says ABORTED, and aborted when they have no
-decision and are older than --lifetime. Then every COMMITTED record must have
-a COMMITTED coordinator row, and where a bank exists both bank invariants
-must hold. Exit code 3 names each violation; 0 means consistent.`,
+		Short: "Check the stores hold a transactionally consistent state (read-only unless --repair)",
+		Long: `Reads every transactional table at one consistent cut (the coordinator
+write fence a backup takes, held while the snapshots open), so a live system
+is judged exactly. Every COMMITTED record must have a COMMITTED coordinator
+row, and where a bank exists both bank invariants must hold on the state
+lazy recovery would make. Records left PREPARED or DELETED are reported:
+those of transactions that may still run (younger than --lifetime) are
+counted as in flight; the others are listed as unsettled. Data verify
+cannot read (NULLs, wrong types, incomplete metadata) is reported as a
+violation naming the table and key.
+
+verify writes nothing unless --repair: then lazy recovery first settles
+pending records (rolled forward when the coordinator says COMMITTED, back
+when ABORTED, aborted when undecided and older than --lifetime), waiting up
+to --wait for young undecided ones to expire.
+Exit code 3 names each violation or unsettled record; 0 means consistent.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := g.storage()
@@ -39,9 +49,9 @@ must hold. Exit code 3 names each violation; 0 means consistent.`,
 			}
 			m := txn.NewManager(st, txn.Options{Lifetime: lifetime})
 			if wait < 0 {
-				wait = lifetime + time.Second
+				wait = max(lifetime, 0) + time.Second
 			}
-			rep, err := verify.Run(cmd.Context(), st, m, verify.Options{NoRecover: noRecover, Wait: wait})
+			rep, err := verify.Run(cmd.Context(), st, m, verify.Options{Repair: repair, Wait: wait, FenceTimeout: fenceTimeout})
 			if errors.Is(err, verify.ErrUnfinishedRestore) {
 				return violationError{err}
 			}
@@ -58,14 +68,21 @@ must hold. Exit code 3 names each violation; 0 means consistent.`,
 		},
 	}
 	f := cmd.Flags()
-	f.BoolVar(&noRecover, "no-recover", false, "only report pending records; change nothing")
-	f.DurationVar(&lifetime, "lifetime", txn.DefaultLifetime, "transaction lifetime: undecided records older than this are aborted (0: all of them, as after a restore, when no writer is alive)")
-	f.DurationVar(&wait, "wait", -1, "how long to wait for undecided records to expire (default: the lifetime plus 1s)")
+	f.BoolVar(&repair, "repair", false, "settle PREPARED and DELETED records by lazy recovery before checking (writes to the stores)")
+	f.DurationVar(&lifetime, "lifetime", txn.DefaultLifetime, "transaction lifetime: pending records older than this belong to no live transaction; --repair aborts undecided ones (0: all of them, as after a restore, when no writer is alive)")
+	f.DurationVar(&wait, "wait", -1, "with --repair, how long to wait for undecided records to expire (default: the lifetime plus 1s)")
+	f.DurationVar(&fenceTimeout, "fence-timeout", verify.DefaultFenceTimeout, "how long to wait for the coordinator fence that fixes the cut")
+	// Scripts written when verify recovered by default keep working.
+	f.Bool("no-recover", false, "")
+	_ = f.MarkDeprecated("no-recover", "verify is read-only unless --repair")
 	return cmd
 }
 
 func printVerify(w io.Writer, r *verify.Report) {
-	fmt.Fprintf(w, "checked %d records in %d transactional tables\n", r.Records, r.Tables)
+	fmt.Fprintf(w, "checked %d records in %d transactional tables at one cut\n", r.Records, r.Tables)
+	if r.InFlight > 0 {
+		fmt.Fprintf(w, "in flight: %d records of transactions that may still be running\n", r.InFlight)
+	}
 	for action, n := range r.Recovered {
 		fmt.Fprintf(w, "recovered: %d records (%s)\n", n, action)
 	}

@@ -129,7 +129,7 @@ Transfers refused because the servers are paused are retried, and counted.`,
 				return err
 			}
 			rep.Invariants = &iv
-			if err := g.print(cmd.OutOrStdout(), rep, func(w io.Writer) { printBank(w, rep) }); err != nil {
+			if err := g.print(cmd.OutOrStdout(), rep, func(w io.Writer) { printBank(w, rep, nextCommand(cmd, "verify", "--repair")) }); err != nil {
 				return err
 			}
 			if iv.Pending == 0 && !iv.OK() {
@@ -202,7 +202,9 @@ func parseIsolation(s string) (consensus.Isolation, error) {
 	return 0, usageError{fmt.Errorf("unknown isolation %q: use snapshot or serializable", s)}
 }
 
-func printBank(w io.Writer, r bankReport) {
+// printBank reports a workload run; settle is the command that settles
+// what the run left pending.
+func printBank(w io.Writer, r bankReport, settle string) {
 	s := r.Stats
 	fmt.Fprintf(w, "bank: %d accounts in each of %s (%s, concurrency %d)\n", r.Setup.Accounts, strings.Join(r.Setup.Namespaces, ", "), r.Isolation, r.Concurrency)
 	fmt.Fprintf(w, "transfers: %d committed, %d aborted, %d unknown, %d failed in %.1fs\n", s.Committed, s.Aborted, s.Unknown, s.Failed, s.Elapsed.Seconds())
@@ -211,7 +213,7 @@ func printBank(w io.Writer, r bankReport) {
 	if iv := r.Invariants; iv != nil {
 		switch {
 		case iv.Pending > 0:
-			fmt.Fprintf(w, "invariants: not checked, %d records still pending (run 'stillpoint verify')\n", iv.Pending)
+			fmt.Fprintf(w, "invariants: not checked, %d records still pending (run: %s)\n", iv.Pending, settle)
 		case iv.OK():
 			fmt.Fprintf(w, "invariants: hold (total %d, tx_version sum %d = %d accounts + 2 × %d transfers)\n", iv.Total, iv.VersionSum, iv.Accounts, iv.CommittedTransfers)
 		default:

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -218,6 +219,10 @@ type Pause struct {
 	// every target was paused.
 	Start   time.Time
 	Targets []string
+	// How the targets were paused: renewals pause the same way, so that a
+	// renewal that finds a target unpaused drains it as the pause did.
+	waitOutstanding bool
+	maxWait         time.Duration
 }
 
 // PauseFailedError is PauseAll's error: some target did not pause, and
@@ -306,20 +311,8 @@ func rpcError(err error) string {
 // which may have paused anyway) is sent an Unpause, even if ctx has been
 // cancelled, and the error is a *PauseFailedError.
 func (f *Fleet) PauseAll(ctx context.Context, waitOutstanding bool, maxWait time.Duration) (*Pause, error) {
-	req := &adminpb.PauseRequest{WaitOutstanding: waitOutstanding}
-	if maxWait > 0 {
-		ms := (maxWait + time.Millisecond - 1).Milliseconds()
-		req.MaxPauseWaitTime = &ms
-	}
-	timeout := f.timeout
-	if waitOutstanding {
-		timeout += max(maxWait, DefaultMaxWait)
-	}
-	res := f.each(ctx, timeout, func(ctx context.Context, i int) error {
-		_, err := f.clients[i].Pause(ctx, req)
-		return err
-	})
-	p := &Pause{Targets: f.Targets()}
+	res := f.pauseEach(ctx, waitOutstanding, maxWait)
+	p := &Pause{Targets: f.Targets(), waitOutstanding: waitOutstanding, maxWait: maxWait}
 	for _, r := range res {
 		if r.Err != nil {
 			return nil, &PauseFailedError{Pause: res, Unpause: f.unpauseEvery(context.WithoutCancel(ctx))}
@@ -329,6 +322,23 @@ func (f *Fleet) PauseAll(ctx context.Context, waitOutstanding bool, maxWait time
 		}
 	}
 	return p, nil
+}
+
+// pauseEach sends Pause to every target in parallel.
+func (f *Fleet) pauseEach(ctx context.Context, waitOutstanding bool, maxWait time.Duration) []TargetResult {
+	req := &adminpb.PauseRequest{WaitOutstanding: waitOutstanding}
+	if maxWait > 0 {
+		ms := (maxWait + time.Millisecond - 1).Milliseconds()
+		req.MaxPauseWaitTime = &ms
+	}
+	timeout := f.timeout
+	if waitOutstanding {
+		timeout += max(maxWait, DefaultMaxWait)
+	}
+	return f.each(ctx, timeout, func(ctx context.Context, i int) error {
+		_, err := f.clients[i].Pause(ctx, req)
+		return err
+	})
 }
 
 // unpauseEvery sends Unpause to every target in parallel, retrying failed
@@ -417,19 +427,22 @@ func (f *Fleet) CheckAll(ctx context.Context) (map[string]bool, error) {
 	return out, fleetError("check-paused", res)
 }
 
-// Window is a span of time during which every target was paused.
+// Window is a span of time during which every target was paused, without
+// interruption.
 type Window struct {
-	// Start is when the last target confirmed its pause.
+	// Start is when the last target answered that it was paused, with the
+	// pause id the window is checked against.
 	Start time.Time
-	// End is taken after every target was seen still paused, and before
-	// any unpause was sent.
+	// End is taken before the last check that every target still held the
+	// same pause, and before any unpause was sent.
 	End     time.Time
 	Targets []string
 }
 
 // InvalidWindowError is Hold's error: the pause was interrupted, or a
-// target was found not paused. Every target was then unpaused (see
-// Unpause); Window is the span held, which must not be used for a backup.
+// target was found not paused, or paused again since the window began.
+// Every target was then unpaused (see Unpause); Window is the span held,
+// which must not be used for a backup.
 type InvalidWindowError struct {
 	Reason  string
 	Window  Window
@@ -440,79 +453,178 @@ func (e *InvalidWindowError) Error() string {
 	return fmt.Sprintf("%s; %s; the window is not valid: this window must not be used for a backup", e.Reason, unpauseSummary(e.Unpause, nil))
 }
 
-// Hold keeps the pause p for d, then checks that every target is still
-// paused, takes the window's end, and unpauses every target.
+// HoldFor is the work of a window that only waits: Hold's work for d. It
+// waits 2 ms more, so that the window, rounded inwards to the millisecond
+// when printed, still lasts d.
+func HoldFor(d time.Duration) func(context.Context) error {
+	return func(ctx context.Context) error {
+		t := time.NewTimer(d + 2*time.Millisecond)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Hold keeps the pause p while work runs, then checks that every target
+// stayed paused throughout, takes the window's end, and unpauses every
+// target. It is the one way a paused window is made: admin pause
+// --duration holds for a time (HoldFor), a pause-mode backup while its
+// snapshots open.
 //
-// If renew > 0, the pause is renewed every renew (Pause without waiting,
-// which restarts the servers' leases), each renewal preceded by a check
-// that every target is still paused: a target whose lease ran out, or that
-// restarted, must not be silently paused again. If ctx is cancelled, a
-// check fails or a renewal fails, Hold stops, still unpauses every target
-// (ignoring ctx's cancellation), and returns an *InvalidWindowError.
-func (f *Fleet) Hold(ctx context.Context, p *Pause, d, renew time.Duration) (Window, error) {
+// Each target's Stats names its current pause (pause_id). The ids are read
+// when the window starts and again at its end (and after every renewal): a
+// target whose pause lapsed (lease run out, restart, someone's unpause) is
+// either found open or found under another id, even if something paused it
+// again in between, and the window is refused. If p drained, no target may
+// have a transaction in flight at the start (one would mean its pause lapsed
+// and was re-closed without draining). Targets that do not report
+// a pause id cannot prove their pause continuous, so no window is made
+// with them.
+//
+// If renew > 0, the pause is renewed every renew by pausing again, as p
+// was paused (so a target found open is drained, not just closed), which
+// restarts the servers' leases.
+//
+// If ctx is cancelled, work fails, a check fails or a renewal fails, Hold
+// cancels work's context (otherwise left alone) and waits for work, still unpauses every target (ignoring
+// ctx's cancellation), and returns the error: an *InvalidWindowError, or
+// work's own error.
+func (f *Fleet) Hold(ctx context.Context, p *Pause, renew time.Duration, work func(context.Context) error) (Window, error) {
 	if p == nil {
 		return Window{}, errors.New("hold: no pause")
 	}
-	w := Window{Start: p.Start, Targets: p.Targets}
+	w := Window{Targets: p.Targets}
+	// work's context ends only if the hold fails: what work opened (a
+	// snapshot's transaction) may live in it after a good window.
+	wctx, cancel := context.WithCancel(ctx)
+	workDone := make(chan error, 1)
+	started := false
 	fail := func(reason string) (Window, error) {
+		cancel()
 		w.End = time.Now()
-		return w, &InvalidWindowError{Reason: reason, Window: w, Unpause: f.unpauseEvery(context.WithoutCancel(ctx))}
+		err := &InvalidWindowError{Reason: reason, Window: w, Unpause: f.unpauseEvery(context.WithoutCancel(ctx))}
+		if started {
+			<-workDone
+		}
+		return w, err
+	}
+	interrupted := func() (Window, error) {
+		return fail(fmt.Sprintf("interrupted after %v (%v)", time.Since(w.Start).Round(time.Millisecond), context.Cause(ctx)))
 	}
 
-	done := time.NewTimer(d)
-	defer done.Stop()
+	ids, at, reason := f.pauseIDs(ctx, nil, p.waitOutstanding, renew)
+	if reason != "" {
+		return fail(reason)
+	}
+	w.Start = at
+	started = true
+	go func() { workDone <- work(wctx) }()
 	var tick <-chan time.Time
 	if renew > 0 {
 		t := time.NewTicker(renew)
 		defer t.Stop()
 		tick = t.C
 	}
-	for holding := true; holding; {
+	for {
 		select {
 		case <-ctx.Done():
-			return fail(fmt.Sprintf("interrupted after %v of the %v pause (%v)", time.Since(p.Start).Round(time.Millisecond), d, context.Cause(ctx)))
-		case <-done.C:
-			holding = false
-		case <-tick:
-			if reason := f.notPaused(ctx); reason != "" {
+			return interrupted()
+		case err := <-workDone:
+			started = false
+			if ctx.Err() != nil {
+				return interrupted()
+			}
+			if err != nil {
+				w.End = time.Now()
+				if uerr := fleetError("unpause", f.unpauseEvery(context.WithoutCancel(ctx))); uerr != nil {
+					return w, fmt.Errorf("%w; then %v", err, uerr)
+				}
+				return w, err
+			}
+			end := time.Now()
+			if _, _, reason := f.pauseIDs(ctx, ids, false, 0); reason != "" {
 				return fail(reason)
 			}
-			res := f.each(ctx, f.timeout, func(ctx context.Context, i int) error {
-				_, err := f.clients[i].Pause(ctx, &adminpb.PauseRequest{WaitOutstanding: false})
-				return err
-			})
-			if err := fleetError("renewing the pause", res); err != nil {
+			w.End = end
+			if err := fleetError("unpause", f.unpauseEvery(context.WithoutCancel(ctx))); err != nil {
+				// The window itself was good; the servers are still paused.
+				return w, err
+			}
+			return w, nil
+		case <-tick:
+			if err := fleetError("renewing the pause", f.pauseEach(ctx, p.waitOutstanding, p.maxWait)); err != nil {
 				return fail(err.Error())
+			}
+			if _, _, reason := f.pauseIDs(ctx, ids, false, 0); reason != "" {
+				return fail(reason)
 			}
 		}
 	}
-	if reason := f.notPaused(ctx); reason != "" {
-		return fail(reason)
-	}
-	w.End = time.Now()
-	if err := fleetError("unpause", f.unpauseEvery(context.WithoutCancel(ctx))); err != nil {
-		// The window itself was good; the servers are still paused.
-		return w, err
-	}
-	return w, nil
 }
 
-// notPaused checks every target is paused, and says why not.
-func (f *Fleet) notPaused(ctx context.Context) string {
-	paused, err := f.CheckAll(ctx)
-	if err != nil {
-		return "could not confirm that every target was still paused: " + err.Error()
+// pauseIDs reads every target's Stats: each must be paused, under the
+// pause id in want (nil: any), and with drained, have no transaction in
+// flight (a paused server admits none, so a pause that drained keeps none:
+// one in flight means it lapsed and was paused again without draining).
+// It returns the ids, when the last answer came, and why the targets are
+// not all paused ("" if they are). Given the renewal period, it warns of
+// targets whose lease is too short for it.
+func (f *Fleet) pauseIDs(ctx context.Context, want []string, drained bool, renew time.Duration) ([]string, time.Time, string) {
+	stats := make([]Stats, len(f.targets))
+	res := f.each(ctx, f.timeout, func(ctx context.Context, i int) error {
+		r, err := f.clients[i].Stats(ctx, &emptypb.Empty{})
+		if err == nil {
+			err = json.Unmarshal([]byte(r.GetStats()), &stats[i])
+		}
+		return err
+	})
+	if err := fleetError("stats", res); err != nil {
+		return nil, time.Time{}, "could not confirm that every target was still paused: " + err.Error()
 	}
-	var open []string
-	for _, t := range f.targets {
-		if !paused[t] {
+	ids := make([]string, len(f.targets))
+	var last time.Time
+	var open, repaused, unproven, busy []string
+	for i, s := range stats {
+		t := f.targets[i]
+		ids[i] = s.PauseID
+		switch {
+		case !s.Paused:
 			open = append(open, t)
+		case s.PauseID == "":
+			unproven = append(unproven, t)
+		case want != nil && s.PauseID != want[i]:
+			repaused = append(repaused, fmt.Sprintf("%s (pause %s, now %s)", t, want[i], s.PauseID))
+		case drained && s.InFlight > 0:
+			busy = append(busy, fmt.Sprintf("%s (%d)", t, s.InFlight))
+		}
+		if res[i].At.After(last) {
+			last = res[i].At
+		}
+		// Renewed less than twice per lease, a lease may run out before
+		// its renewal arrives, and the window is refused.
+		if lease := time.Duration(s.LeaseMs) * time.Millisecond; renew > 0 && renew > lease/2 && lease > 0 {
+			slog.Warn("admin: the pause is renewed less than twice per lease: a lease may run out before its renewal, and then the window is refused (renew more often, or lengthen the server's --pause-lease)",
+				"target", t, "lease", lease, "renew_every", renew)
 		}
 	}
+	var reasons []string
 	if len(open) > 0 {
-		return fmt.Sprintf("%s no longer paused (its pause lease ran out, or it restarted)", strings.Join(open, ", "))
+		reasons = append(reasons, fmt.Sprintf("%s no longer paused (its pause lease ran out, or it restarted)", strings.Join(open, ", ")))
 	}
-	return ""
+	if len(repaused) > 0 {
+		reasons = append(reasons, fmt.Sprintf("%s unpaused and paused again during the window (its pause lease ran out before a renewal, or it restarted): transactions may have run", strings.Join(repaused, ", ")))
+	}
+	if len(busy) > 0 {
+		reasons = append(reasons, fmt.Sprintf("%s paused with transactions still in flight, though the pause drained them (its lease ran out and something paused it again without draining)", strings.Join(busy, ", ")))
+	}
+	if len(unproven) > 0 {
+		reasons = append(reasons, fmt.Sprintf("%s report no pause_id in their Stats (not Stillpoint servers?), so their pause cannot be proven uninterrupted", strings.Join(unproven, ", ")))
+	}
+	return ids, last, strings.Join(reasons, "; ")
 }
 
 // DateTimeLayout is the local date-time of the window's JSON.

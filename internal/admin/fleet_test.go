@@ -231,14 +231,24 @@ func TestHold(t *testing.T) {
 			t.Errorf("%s not paused after PauseAll", addr)
 		}
 	}
-	w, err := f.Hold(ctx, p, 300*time.Millisecond, 100*time.Millisecond)
+	w, err := f.Hold(ctx, p, 100*time.Millisecond, HoldFor(300*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !w.Start.Equal(p.Start) || w.End.Sub(w.Start) < 300*time.Millisecond {
-		t.Errorf("window %v..%v: want it to start at the pause (%v) and last >= 300ms", w.Start, w.End, p.Start)
+	if w.Start.Before(p.Start) || w.End.Sub(w.Start) < 300*time.Millisecond {
+		t.Errorf("window %v..%v: want it to start after the pause (%v) and last >= 300ms", w.Start, w.End, p.Start)
 	}
 	wantAllUnpaused(t, servers, 1)
+	// What work opens may live in its context: a good window leaves it.
+	var workCtx context.Context
+	p, err = f.PauseAll(ctx, true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Hold(ctx, p, 0, func(ctx context.Context) error { workCtx = ctx; return nil }); err != nil || workCtx.Err() != nil {
+		t.Errorf("Hold: %v; work's context after a good window: %v, want it alive", err, workCtx.Err())
+	}
+	wantAllUnpaused(t, servers, 2)
 	j := w.Fields(time.UTC)
 	if j.PauseStartTimestampMs > j.PauseEndTimestampMs || len(j.Targets) != 3 {
 		t.Errorf("window JSON = %+v", j)
@@ -256,7 +266,7 @@ func TestHoldInvalid(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = f.Hold(context.Background(), p, 600*time.Millisecond, 0)
+		_, err = f.Hold(context.Background(), p, 0, HoldFor(600*time.Millisecond))
 		var iw *InvalidWindowError
 		if !errors.As(err, &iw) || !strings.Contains(err.Error(), "no longer paused") || !strings.Contains(err.Error(), "must not be used for a backup") {
 			t.Fatalf("Hold past the lease: %v", err)
@@ -275,7 +285,7 @@ func TestHoldInvalid(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.Hold(context.Background(), p, 1200*time.Millisecond, 100*time.Millisecond); err != nil {
+		if _, err := f.Hold(context.Background(), p, 100*time.Millisecond, HoldFor(1200*time.Millisecond)); err != nil {
 			t.Fatalf("renewed hold: %v", err)
 		}
 		wantAllUnpaused(t, servers, 1)
@@ -293,7 +303,7 @@ func TestHoldInvalid(t *testing.T) {
 			t.Fatal(err)
 		}
 		servers[1].gate.Unpause() // as a restart would
-		_, err = f.Hold(context.Background(), p, 5*time.Second, 50*time.Millisecond)
+		_, err = f.Hold(context.Background(), p, 50*time.Millisecond, HoldFor(5*time.Second))
 		if !strings.Contains(err.Error(), servers[1].addr+" no longer paused") {
 			t.Fatalf("Hold: %v", err)
 		}
@@ -309,7 +319,7 @@ func TestHoldInvalid(t *testing.T) {
 		}
 		time.AfterFunc(100*time.Millisecond, cancel)
 		start := time.Now()
-		_, err = f.Hold(ctx, p, time.Minute, time.Second)
+		_, err = f.Hold(ctx, p, time.Second, HoldFor(time.Minute))
 		if !strings.Contains(err.Error(), "interrupted") || !strings.Contains(err.Error(), "every target was unpaused") {
 			t.Fatalf("interrupted Hold: %v", err)
 		}
@@ -369,7 +379,7 @@ func TestToken(t *testing.T) {
 	if !srv.gate.Paused() {
 		t.Fatal("not paused")
 	}
-	if _, err := f.Hold(context.Background(), p, 0, 0); err != nil {
+	if _, err := f.Hold(context.Background(), p, 0, HoldFor(0)); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()

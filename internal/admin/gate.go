@@ -9,6 +9,8 @@ package admin
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,8 +56,12 @@ type GateOptions struct {
 	// logs a warning, so an orchestrator that died never leaves the server
 	// paused. Zero means pauses last until Unpause.
 	Lease time.Duration
-	// Logger receives the lease warnings; nil means slog.Default().
+	// Logger receives a line each time the gate pauses or unpauses (with
+	// the pause's id and the instant), and the lease warnings; nil means
+	// slog.Default().
 	Logger *slog.Logger
+	// Clock runs the lease; nil means the system clock.
+	Clock Clock
 }
 
 // Gate admits transactions while open, and closes for pauses and shutdown.
@@ -63,9 +69,11 @@ type GateOptions struct {
 // whole transactions, and one that has entered is never refused later.
 // All methods are safe for concurrent use.
 type Gate struct {
-	maxWait time.Duration
-	lease   time.Duration
-	log     *slog.Logger
+	maxWait  time.Duration
+	lease    time.Duration
+	log      *slog.Logger
+	clock    Clock
+	instance string // tells this gate's pause ids from another's (or a restarted server's)
 
 	mu          sync.Mutex
 	paused      bool // closed by Pause (or Drain)
@@ -75,7 +83,8 @@ type Gate struct {
 	idle        chan struct{} // closed while inFlight == 0
 	reopened    chan struct{} // closed when the current pause ends
 	pausedSince time.Time
-	leaseTimer  *time.Timer
+	pauseID     string
+	stopTimer   func() bool // the lease timer's, nil when none runs
 	leaseGen    uint64
 	stats       Stats
 }
@@ -96,17 +105,31 @@ type Stats struct {
 	LeaseExpiries uint64 `json:"lease_expiries"`
 	// PausedSince is when the current pause closed the gate; nil when open.
 	PausedSince *time.Time `json:"paused_since"`
+	// PauseID names the current uninterrupted pause ("" when open): every
+	// pause that closes an open gate gets a new one, unique across
+	// restarts, and renewals keep it. A client that reads the same id at
+	// the start and at the end of a window knows the server stayed paused
+	// throughout.
+	PauseID string `json:"pause_id,omitempty"`
+	// LeaseMs is the pause lease in milliseconds (0: none).
+	LeaseMs int64 `json:"lease_ms"`
 }
 
 // NewGate returns an open gate.
 func NewGate(o GateOptions) *Gate {
-	g := &Gate{maxWait: o.DefaultMaxWait, lease: o.Lease, log: o.Logger, idle: make(chan struct{})}
+	g := &Gate{maxWait: o.DefaultMaxWait, lease: o.Lease, log: o.Logger, clock: o.Clock, idle: make(chan struct{})}
 	if g.maxWait <= 0 {
 		g.maxWait = DefaultMaxWait
 	}
 	if g.log == nil {
 		g.log = slog.Default()
 	}
+	if g.clock == nil {
+		g.clock = realClock{}
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	g.instance = hex.EncodeToString(b)
 	close(g.idle)
 	return g
 }
@@ -161,9 +184,11 @@ func (g *Gate) Pause(ctx context.Context, waitOutstanding bool, maxWait time.Dur
 	closed := !g.paused // this call closes the gate (rather than renewing a pause)
 	if closed {
 		g.paused = true
-		g.pausedSince = time.Now()
+		g.pausedSince = g.clock.Now()
 		g.reopened = make(chan struct{})
 		g.stats.Pauses++
+		g.pauseID = fmt.Sprintf("%s-%d", g.instance, g.stats.Pauses)
+		g.log.Info("admin: paused", "pause_id", g.pauseID, "at", g.pausedSince, "wait_outstanding", waitOutstanding)
 	}
 	g.armLease()
 	epoch, idle, reopened := g.epoch, g.idle, g.reopened
@@ -204,11 +229,11 @@ func (g *Gate) Pause(ctx context.Context, waitOutstanding bool, maxWait time.Dur
 	}
 	if cause != nil {
 		if closed {
-			g.reopen()
+			g.reopen("the caller of Pause went away")
 		}
 		return cause
 	}
-	g.reopen()
+	g.reopen("drain timeout")
 	g.stats.DrainTimeouts++
 	return fmt.Errorf("%w: %d transaction(s) still in flight after %v", ErrDrainTimeout, left, maxWait)
 }
@@ -218,14 +243,17 @@ func (g *Gate) Unpause() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.paused && !g.draining {
-		g.reopen()
+		g.reopen("unpause")
 	}
 }
 
-// reopen opens the gate and ends the current pause. g.mu is held.
-func (g *Gate) reopen() {
+// reopen opens the gate and ends the current pause, logging why. g.mu is
+// held.
+func (g *Gate) reopen(why string) {
+	g.log.Info("admin: unpaused", "pause_id", g.pauseID, "at", g.clock.Now(), "paused_since", g.pausedSince, "reason", why)
 	g.paused = false
 	g.pausedSince = time.Time{}
+	g.pauseID = ""
 	g.epoch++
 	close(g.reopened)
 	g.stopLease()
@@ -238,16 +266,16 @@ func (g *Gate) armLease() {
 	}
 	g.stopLease()
 	gen := g.leaseGen
-	g.leaseTimer = time.AfterFunc(g.lease, func() { g.expire(gen) })
+	g.stopTimer = g.clock.AfterFunc(g.lease, func() { g.expire(gen) })
 }
 
 // stopLease cancels the lease timer; a callback already running sees a
 // newer generation and does nothing. g.mu is held.
 func (g *Gate) stopLease() {
 	g.leaseGen++
-	if g.leaseTimer != nil {
-		g.leaseTimer.Stop()
-		g.leaseTimer = nil
+	if g.stopTimer != nil {
+		g.stopTimer()
+		g.stopTimer = nil
 	}
 }
 
@@ -257,11 +285,11 @@ func (g *Gate) expire(gen uint64) {
 	if gen != g.leaseGen || !g.paused || g.draining {
 		return
 	}
-	since := g.pausedSince
+	since, id := g.pausedSince, g.pauseID
 	g.stats.LeaseExpiries++
-	g.reopen()
+	g.reopen("lease expired")
 	g.log.Warn("admin: pause lease expired without renewal or unpause; the server unpaused itself (the orchestrator that paused it may have died; a backup taken across this pause is not consistent)",
-		"lease", g.lease, "paused_since", since, "paused_for", time.Since(since).Round(time.Millisecond))
+		"pause_id", id, "lease", g.lease, "paused_since", since, "paused_for", g.clock.Now().Sub(since).Round(time.Millisecond))
 }
 
 // Paused reports whether the gate is closed (by a pause or by Drain).
@@ -288,6 +316,7 @@ func (g *Gate) Stats() Stats {
 		t := g.pausedSince
 		s.PausedSince = &t
 	}
+	s.PauseID, s.LeaseMs = g.pauseID, g.lease.Milliseconds()
 	return s
 }
 
@@ -298,7 +327,7 @@ func (g *Gate) Stats() Stats {
 func (g *Gate) Drain(ctx context.Context, timeout time.Duration) int {
 	g.mu.Lock()
 	if !g.paused {
-		g.pausedSince = time.Now()
+		g.pausedSince = g.clock.Now()
 	}
 	g.paused, g.draining = true, true
 	g.stopLease()

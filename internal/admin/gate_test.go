@@ -170,49 +170,81 @@ func TestGatePauseCallerGone(t *testing.T) {
 }
 
 func TestGateLease(t *testing.T) {
+	const lease = 300 * time.Millisecond
 	logs := &syncBuffer{}
-	g := NewGate(GateOptions{Lease: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	clock := NewManualClock(time.Now())
+	g := NewGate(GateOptions{Lease: lease, Clock: clock, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	defer g.Close()
 	ctx := context.Background()
 
-	// Renewed by re-pausing every 50ms, the pause outlives its lease.
+	// Renewed by re-pausing within each lease, the pause outlives its
+	// lease, under one pause id.
 	if err := g.Pause(ctx, true, 0); err != nil {
 		t.Fatal(err)
 	}
-	for range 16 { // 800ms
-		time.Sleep(50 * time.Millisecond)
+	id := g.Stats().PauseID
+	for range 16 {
+		clock.Advance(lease - time.Millisecond)
 		if err := g.Pause(ctx, false, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if s := g.Stats(); !s.Paused || s.LeaseExpiries != 0 {
-		t.Fatalf("renewed pause: Stats = %+v, want paused, no lease expiry", s)
+	if s := g.Stats(); !s.Paused || s.LeaseExpiries != 0 || s.PauseID != id || id == "" || s.LeaseMs != 300 {
+		t.Fatalf("renewed pause: Stats = %+v, want paused under pause id %q, no lease expiry, lease_ms 300", s, id)
 	}
 
-	// Not renewed, it ends by itself.
-	eventually(t, "lease expired and unpaused the gate", func() bool { return !g.Paused() })
-	if s := g.Stats(); s.LeaseExpiries != 1 || s.Pauses != 1 {
-		t.Errorf("Stats after expiry = %+v, want 1 lease expiry, 1 pause", s)
+	// Not renewed, it ends by itself, exactly when the lease runs out.
+	clock.Advance(lease - time.Millisecond)
+	if !g.Paused() {
+		t.Fatal("the lease expired early")
 	}
-	if l := logs.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "lease expired") {
-		t.Errorf("no WARN about the lease: %q", l)
+	clock.Advance(time.Millisecond)
+	if s := g.Stats(); s.Paused || s.LeaseExpiries != 1 || s.Pauses != 1 || s.PauseID != "" {
+		t.Errorf("Stats after expiry = %+v, want open, 1 lease expiry, 1 pause, no pause id", s)
+	}
+	if l := logs.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "lease expired") || !strings.Contains(l, "reason=\"lease expired\"") {
+		t.Errorf("no WARN about the lease, or no unpause logged with its reason: %q", l)
 	}
 	enter(t, g)()
 
-	// Unpause ends the pause before the lease, which then never fires.
+	// A renewal that comes after the lease ran out is a new pause, under a
+	// new id: a client can tell.
 	if err := g.Pause(ctx, false, 0); err != nil {
 		t.Fatal(err)
 	}
+	if s := g.Stats(); s.PauseID == id || s.PauseID == "" || s.Pauses != 2 {
+		t.Errorf("a pause after a lapse: Stats = %+v, want a new pause id (not %q)", s, id)
+	}
+
+	// Unpause ends the pause before the lease, which then never fires.
 	g.Unpause()
-	time.Sleep(500 * time.Millisecond)
+	clock.Advance(10 * lease)
 	if s := g.Stats(); s.LeaseExpiries != 1 || s.Pauses != 2 {
 		t.Errorf("Stats after unpause = %+v, want still 1 lease expiry, 2 pauses", s)
 	}
 }
 
+// Pause ids differ between gates (servers, or one server restarted).
+func TestGatePauseIDsAreUnique(t *testing.T) {
+	seen := map[string]bool{}
+	for range 3 {
+		g := NewGate(GateOptions{})
+		if err := g.Pause(context.Background(), false, 0); err != nil {
+			t.Fatal(err)
+		}
+		id := g.Stats().PauseID
+		if id == "" || seen[id] {
+			t.Fatalf("pause id %q: empty or seen before (%v)", id, seen)
+		}
+		seen[id] = true
+		g.Close()
+	}
+}
+
 func TestGateDrain(t *testing.T) {
 	t.Run("drained", func(t *testing.T) {
-		g := NewGate(GateOptions{Lease: 50 * time.Millisecond})
+		clock := NewManualClock(time.Now())
+		g := NewGate(GateOptions{Lease: 50 * time.Millisecond, Clock: clock})
 		defer g.Close()
 		release := enter(t, g)
 		time.AfterFunc(50*time.Millisecond, release)
@@ -223,7 +255,7 @@ func TestGateDrain(t *testing.T) {
 		if err := g.Pause(context.Background(), false, 0); !errors.Is(err, ErrShuttingDown) {
 			t.Errorf("Pause after Drain: %v", err)
 		}
-		time.Sleep(150 * time.Millisecond) // longer than the lease: none runs
+		clock.Advance(time.Second) // longer than the lease: none runs
 		_, err := g.Enter()
 		if !errors.Is(err, ErrShuttingDown) || !errors.Is(err, ErrPaused) {
 			t.Fatalf("Enter after Drain: %v, want ErrShuttingDown (matching ErrPaused)", err)

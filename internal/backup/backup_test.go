@@ -3,10 +3,12 @@ package backup_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,7 +54,7 @@ func restoreAndVerify(t *testing.T, r *repo.Repository, m *backup.Manifest) (*ve
 		return nil, err
 	}
 	mgr := txn.NewManager(target, txn.Options{Lifetime: -1})
-	return verify.Run(context.Background(), target, mgr, verify.Options{})
+	return verify.Run(context.Background(), target, mgr, verify.Options{Repair: true})
 }
 
 type env struct {
@@ -109,20 +111,28 @@ func TestBackupsUnderLoad(t *testing.T) {
 			loadCtx, stopLoad := context.WithCancel(ctx)
 			var stats bank.Stats
 			var loadErr error
+			var committed atomic.Int64
 			var wg sync.WaitGroup
 			wg.Go(func() {
-				stats, loadErr = bank.Run(loadCtx, bank.Remote(clients), &setup, bank.Workload{Concurrency: 8, Duration: 5 * time.Minute})
+				stats, loadErr = bank.Run(loadCtx, bank.Remote(clients), &setup, bank.Workload{Concurrency: 8, Duration: 5 * time.Minute,
+					Progress: func(s bank.Stats) { storeMax(&committed, s.Committed) }})
 			})
-			time.Sleep(time.Second)
+			// The load overlaps every cut: transfers commit before each
+			// backup starts and again after it ends.
+			awaitCommits := func(what string) {
+				from := committed.Load()
+				testenv.Await(t, "transfers to commit "+what, func() bool { return committed.Load() >= from+5 || loadCtx.Err() != nil })
+			}
 			var manifests []*backup.Manifest
 			modes := append(append(repeat(backup.Fence, 10), repeat(backup.Pause, 3)...), repeat(backup.Independent, 5)...)
-			for _, mode := range modes {
+			for i, mode := range modes {
+				awaitCommits(fmt.Sprintf("before backup %d", i))
 				man, err := backup.Create(ctx, st, r, backup.Options{Mode: mode, Fleet: fleet})
 				if err != nil {
 					t.Fatalf("%s backup: %v", mode, err)
 				}
 				manifests = append(manifests, man)
-				time.Sleep(150 * time.Millisecond)
+				awaitCommits(fmt.Sprintf("after backup %d", i))
 			}
 			stopLoad()
 			wg.Wait()
@@ -161,6 +171,12 @@ func TestBackupsUnderLoad(t *testing.T) {
 			}
 			t.Logf("%d of 5 independent backups broke the total balance", broken)
 		})
+	}
+}
+
+// storeMax raises v to n: progress reports may arrive out of order.
+func storeMax(v *atomic.Int64, n int64) {
+	for old := v.Load(); n > old && !v.CompareAndSwap(old, n); old = v.Load() {
 	}
 }
 
@@ -252,11 +268,11 @@ func TestBadInputIsRefusedAndNothingIsListed(t *testing.T) {
 	t.Run("second concurrent backup", func(t *testing.T) {
 		st := newBank(t)
 		r := newRepo(t, t.TempDir(), nil)
-		unlock, err := r.Lock(ctx, "another backup")
+		lk, err := r.Lock(ctx, "another backup")
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer unlock()
+		defer lk.Unlock()
 		_, err = backup.Create(ctx, st, r, backup.Options{Mode: backup.Fence})
 		if err == nil || !strings.Contains(err.Error(), "another backup") {
 			t.Fatalf("concurrent backup = %v, want the lock holder named", err)

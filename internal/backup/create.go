@@ -28,14 +28,25 @@ type Options struct {
 	// FenceTimeout bounds the wait for the fence; the backup fails (and
 	// releases everything) rather than block commits longer.
 	FenceTimeout time.Duration
+	// FenceMaxHold bounds how long the fence blocks commit decisions (in
+	// pause mode, how long the paused servers wait) while the snapshots
+	// open (0: DefaultFenceMaxHold); past it the backup releases the fence
+	// (unpauses), fails naming the slow stores, and records nothing.
+	FenceMaxHold time.Duration
 	// Parallel is how many tables stream at once.
 	Parallel int
-	// Fleet and PauseWait are the servers to pause in pause mode.
-	Fleet     *admin.Fleet
-	PauseWait time.Duration
+	// Fleet and PauseWait are the servers to pause in pause mode, and how
+	// long they may take to drain; PauseRenew how often their pause leases
+	// are renewed while the snapshots open (0: never).
+	Fleet      *admin.Fleet
+	PauseWait  time.Duration
+	PauseRenew time.Duration
 	// Progress is told of bytes streamed, and the total rows expected.
 	Progress func(bytes int64)
 }
+
+// DefaultFenceMaxHold is the fence's bound when Options give none.
+const DefaultFenceMaxHold = cut.DefaultMaxHold
 
 // job is one table to stream.
 type job struct {
@@ -50,15 +61,20 @@ func Create(ctx context.Context, st *multistorage.Storage, r *repo.Repository, o
 	if opts.FenceTimeout <= 0 {
 		opts.FenceTimeout = 5 * time.Second
 	}
+	if opts.FenceMaxHold <= 0 {
+		opts.FenceMaxHold = DefaultFenceMaxHold
+	}
 	if opts.Parallel <= 0 {
 		opts.Parallel = 4
 	}
 	host, _ := os.Hostname()
-	unlock, err := r.Lock(ctx, fmt.Sprintf("stillpoint backup create (%s, pid %d)", host, os.Getpid()))
+	// Held until the manifest is saved, which checks it is still ours: a
+	// prune that ran meanwhile may have deleted chunks deduplicated against.
+	lk, err := r.Lock(ctx, fmt.Sprintf("stillpoint backup create (%s, pid %d)", host, os.Getpid()))
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	defer lk.Unlock()
 	m := &Manifest{ID: NewID(time.Now(), randomSuffix()), Mode: opts.Mode, Started: time.Now().UTC(), Encrypted: r.Encrypted()}
 	if m.Coordinator, err = st.StoreName("coordinator"); err != nil {
 		return nil, err
@@ -90,7 +106,7 @@ func Create(ctx context.Context, st *multistorage.Storage, r *repo.Repository, o
 	case Independent:
 		// One store after another, each at its own moment: no cut.
 		for i, s := range m.Stores {
-			c, err := cut.Open(ctx, map[string]cut.Engine{s.Name: engines[s.Name]})
+			c, err := cut.Open(ctx, map[string]cut.Engine{s.Name: engines[s.Name]}, 0)
 			if err != nil {
 				return nil, err
 			}
@@ -122,7 +138,7 @@ func Create(ctx context.Context, st *multistorage.Storage, r *repo.Repository, o
 		return nil, err
 	}
 	// The manifest goes last: until it is written, the backup does not exist.
-	if err := r.SaveManifest(ctx, m.ID, data); err != nil {
+	if err := r.SaveManifest(ctx, lk, m.ID, data); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -207,7 +223,7 @@ func jobsOf(jobs []job, store string) []job {
 // server is paused.
 func takeCut(ctx context.Context, m *Manifest, engines map[string]cut.Engine, opts Options) (*cut.Cut, error) {
 	if opts.Mode == Fence {
-		c, err := cut.Take(ctx, m.Coordinator, engines, opts.FenceTimeout)
+		c, err := cut.Take(ctx, m.Coordinator, engines, opts.FenceTimeout, opts.FenceMaxHold)
 		if err != nil {
 			return nil, err
 		}
@@ -221,18 +237,23 @@ func takeCut(ctx context.Context, m *Manifest, engines map[string]cut.Engine, op
 	if err != nil {
 		return nil, err
 	}
-	c, err := cut.Open(ctx, engines)
-	end := time.Now()
-	uerr := opts.Fleet.UnpauseAll(context.WithoutCancel(ctx))
+	// The same window as admin pause --duration: the snapshots open while
+	// the pause is held, and the window counts only if every server stayed
+	// paused through it.
+	var c *cut.Cut
+	w, err := opts.Fleet.Hold(ctx, p, opts.PauseRenew, func(ctx context.Context) error {
+		var err error
+		c, err = cut.Open(ctx, engines, opts.FenceMaxHold)
+		return err
+	})
 	if err != nil {
-		return nil, err
+		if c != nil {
+			c.Close()
+		}
+		return nil, fmt.Errorf("pause mode: %w", err)
 	}
-	if uerr != nil {
-		c.Close()
-		return nil, fmt.Errorf("the snapshots were taken but unpausing failed: %w", uerr)
-	}
-	m.CutAt = end.UTC()
-	m.PausedWindow = &Window{Start: p.Start.UTC(), End: end.UTC(), Targets: opts.Fleet.Targets()}
+	m.CutAt = w.End.UTC()
+	m.PausedWindow = &Window{Start: w.Start.UTC(), End: w.End.UTC(), Targets: w.Targets}
 	return c, nil
 }
 

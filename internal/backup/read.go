@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 
 	"github.com/stillpoint/stillpoint/internal/repo"
-	"github.com/stillpoint/stillpoint/internal/storage"
+	"github.com/stillpoint/stillpoint/internal/repo/backend"
 )
 
 // Load reads a backup's manifest.
@@ -19,55 +18,55 @@ func Load(ctx context.Context, r *repo.Repository, id string) (*Manifest, error)
 	}
 	m, err := DecodeManifest(data)
 	if err != nil {
-		return nil, fmt.Errorf("backup %s: %w", id, err)
+		return nil, &decodeError{fmt.Errorf("backup %s: %w", id, err)}
 	}
 	return m, nil
 }
 
-// LoadAll reads every complete backup's manifest, oldest first. Every
-// manifest must be readable: a damaged one is an error naming it.
-func LoadAll(ctx context.Context, r *repo.Repository) ([]*Manifest, error) {
-	ids, err := r.ListManifests(ctx)
-	if err != nil {
-		return nil, err
-	}
-	slices.Sort(ids)
-	out := make([]*Manifest, 0, len(ids))
-	for _, id := range ids {
-		m, err := Load(ctx, r, id)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, nil
+// Damaged is a backup whose manifest cannot be read: its object is
+// damaged, or it does not decode.
+type Damaged struct {
+	ID  string
+	Err error
 }
 
-// ReadTable streams a table's records back out of the repository,
-// checking every chunk on the way.
-func ReadTable(ctx context.Context, r *repo.Repository, t TableBackup, fn func(storage.Record) error) error {
-	rc := r.OpenStream(ctx, t.Chunks)
-	defer rc.Close()
-	rr, err := NewRowReader(rc, t.Metadata.Columns)
+// LoadAll reads every complete backup's manifest, oldest first. A manifest
+// that cannot be read (damaged, or not a manifest) is returned in damaged,
+// so one bad object never hides the others; err is a failure to read the
+// catalog at all (the backend).
+func LoadAll(ctx context.Context, r *repo.Repository) (all []*Manifest, damaged []Damaged, err error) {
+	ids, err := r.ListManifests(ctx)
 	if err != nil {
-		return fmt.Errorf("table %s: %w", t.Metadata.FullName(), err)
+		return nil, nil, err
 	}
-	var n int64
-	for {
-		rec, err := rr.Next()
-		if errors.Is(err, io.EOF) {
-			break
+	slices.Sort(ids)
+	for _, id := range ids {
+		m, err := Load(ctx, r, id)
+		switch {
+		case err == nil:
+			all = append(all, m)
+		case errors.Is(err, backend.ErrNotFound):
+			// deleted since the listing
+		case Unreadable(err):
+			damaged = append(damaged, Damaged{ID: id, Err: err})
+		default:
+			return nil, nil, err
 		}
-		if err != nil {
-			return fmt.Errorf("table %s, record %d: %w", t.Metadata.FullName(), n+1, err)
-		}
-		if err := fn(rec); err != nil {
-			return err
-		}
-		n++
 	}
-	if n != t.Rows {
-		return fmt.Errorf("table %s: %d records in the repository, the manifest says %d", t.Metadata.FullName(), n, t.Rows)
-	}
-	return nil
+	return all, damaged, nil
 }
+
+// Unreadable reports whether err from Load means the manifest is there
+// but cannot be read: the backup is damaged.
+func Unreadable(err error) bool {
+	var ce *repo.CorruptError
+	var de *decodeError
+	return errors.As(err, &ce) || errors.As(err, &de)
+}
+
+// decodeError is a manifest whose frame is intact but whose content is not
+// a manifest (written by something else, or a newer Stillpoint).
+type decodeError struct{ err error }
+
+func (e *decodeError) Error() string { return e.err.Error() }
+func (e *decodeError) Unwrap() error { return e.err }

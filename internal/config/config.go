@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -68,9 +69,13 @@ func Load(path, dataDir string) (*Config, error) {
 		dec := yaml.NewDecoder(strings.NewReader(string(data)))
 		dec.KnownFields(true)
 		if err := dec.Decode(cfg); err != nil {
-			return nil, fmt.Errorf("config %s: %w", path, err)
+			// YAML quotes the start of a misplaced value, which may be a DSN.
+			return nil, fmt.Errorf("config %s: %s", path, yamlValue.ReplaceAllString(err.Error(), "(value not shown)"))
 		}
 		cfg.Source = path
+	}
+	if err := errors.Join(distinctEnvKeys("stores", slices.Collect(maps.Keys(cfg.Stores))), distinctEnvKeys("namespaces", slices.Collect(maps.Keys(cfg.Namespaces)))); err != nil {
+		return nil, fmt.Errorf("config %s: %w", cfg.Source, err)
 	}
 	if err := cfg.applyEnv(os.Environ()); err != nil {
 		return nil, err
@@ -87,10 +92,36 @@ func Load(path, dataDir string) (*Config, error) {
 	return cfg, nil
 }
 
+var yamlValue = regexp.MustCompile("`[^`]*`")
+
 var envName = regexp.MustCompile(`[^A-Z0-9]+`)
 
 // EnvKey is how a store or namespace name appears in a variable name.
 func EnvKey(name string) string { return envName.ReplaceAllString(strings.ToUpper(name), "_") }
+
+// distinctEnvKeys refuses two names that differ only in case or
+// punctuation: they share one environment variable, so which one it set
+// would depend on map order, and names differing only in case are one name
+// on SQLite and on MariaDB with case-insensitive names. Rather than pick
+// one by a rule nobody remembers, the configuration is refused.
+func distinctEnvKeys(what string, names []string) error {
+	slices.Sort(names)
+	seen := map[string]string{}
+	var errs []error
+	for _, n := range names {
+		k := EnvKey(n)
+		prev, ok := seen[k]
+		switch {
+		case !ok:
+			seen[k] = n
+		case strings.EqualFold(prev, n):
+			errs = append(errs, fmt.Errorf("%s %s and %s differ only in case: they are one name on SQLite and case-insensitive MariaDB, and one environment variable (%s); rename one", what, prev, n, k))
+		default:
+			errs = append(errs, fmt.Errorf("%s %s and %s are both %s in environment variable names; rename one", what, prev, n, k))
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // applyEnv applies, in this order of precedence over the file:
 //
@@ -263,22 +294,90 @@ func (c *Config) Redacted() *Config {
 	return &r
 }
 
+const mask = "*****"
+
 var (
-	keyValuePassword = regexp.MustCompile(`(?i)(password\s*=\s*)('[^']*'|\S+)`)
-	mysqlPassword    = regexp.MustCompile(`^([^:@/]*):(.*)@`)
+	// libpq key=value: password=value or password='quoted \' value', and
+	// the other secrets of that form (sslpassword).
+	keyValueSecret = regexp.MustCompile(`(?i)(\b\w*(?:password|passwd|pwd)\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s'&]+)`)
+	// scheme://user:password@, also in a URL that does not parse.
+	urlPassword = regexp.MustCompile(`(\b[a-zA-Z][\w+.-]*://[^:/@\s]*:)([^@\s]*)@`)
+	// MySQL user:password@protocol(address)/ or user:password@/: the
+	// password may hold '@', so it runs to the last one.
+	mysqlPassword = regexp.MustCompile(`^([^:@/\s]*):(.*)@([a-z]*\(|/)`)
+	secretParam   = regexp.MustCompile(`(?i)pass|pwd|secret|token`)
 )
 
-// RedactDSN masks the password of a URL, key=value or MySQL DSN.
+// RedactDSN masks every password of a DSN: a URL's userinfo and query
+// parameters (?password=, ?sslpassword=), libpq key=value pairs, and
+// MySQL's user:password@tcp(...)/ form.
 func RedactDSN(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" && u.User != nil {
-		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-			return strings.Replace(u.String(), "xxxxx", "*****", 1)
+	if !strings.Contains(dsn, "://") {
+		return mysqlPassword.ReplaceAllString(keyValueSecret.ReplaceAllString(dsn, "${1}"+mask), "${1}:"+mask+"@${3}")
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return urlPassword.ReplaceAllString(keyValueSecret.ReplaceAllString(dsn, "${1}"+mask), "${1}"+mask+"@")
+	}
+	const placeholder = "STILLPOINTMASKED"
+	userChanged, queryChanged := false, false
+	if _, ok := u.User.Password(); ok {
+		u.User, userChanged = url.UserPassword(u.User.Username(), placeholder), true
+	}
+	q := u.Query()
+	for k := range q {
+		if secretParam.MatchString(k) {
+			q.Set(k, placeholder)
+			queryChanged = true
 		}
+	}
+	if !userChanged && !queryChanged {
 		return dsn
 	}
-	if keyValuePassword.MatchString(dsn) {
-		return keyValuePassword.ReplaceAllString(dsn, "${1}*****")
+	if queryChanged {
+		u.RawQuery = q.Encode()
 	}
-	return mysqlPassword.ReplaceAllString(dsn, "$1:*****@")
+	return strings.ReplaceAll(u.String(), placeholder, mask)
+}
+
+// Redact masks in text (an error, a log line) every password dsn holds,
+// wherever and in whatever escaping it appears.
+func Redact(text, dsn string) string {
+	var secrets []string
+	add := func(s string) {
+		if s == "" {
+			return
+		}
+		secrets = append(secrets, s)
+		if u, err := url.QueryUnescape(s); err == nil {
+			secrets = append(secrets, u)
+		}
+		if uq := strings.Trim(s, "'"); uq != s {
+			secrets = append(secrets, uq, strings.ReplaceAll(uq, `\'`, "'"))
+		}
+	}
+	for _, m := range keyValueSecret.FindAllStringSubmatch(dsn, -1) {
+		add(m[2])
+	}
+	for _, m := range urlPassword.FindAllStringSubmatch(dsn, -1) {
+		add(m[2])
+	}
+	if m := mysqlPassword.FindStringSubmatch(dsn); m != nil {
+		add(m[2])
+	}
+	if u, err := url.Parse(dsn); err == nil && strings.Contains(dsn, "://") {
+		for k, vs := range u.Query() {
+			if secretParam.MatchString(k) {
+				for _, v := range vs {
+					add(v)
+					add(url.QueryEscape(v))
+				}
+			}
+		}
+	}
+	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) }) // a longer secret may hold a shorter
+	for _, s := range secrets {
+		text = strings.ReplaceAll(text, s, mask)
+	}
+	return text
 }

@@ -91,16 +91,80 @@ func TestInvalidConfig(t *testing.T) {
 }
 
 func TestRedactDSN(t *testing.T) {
-	tests := map[string]string{
-		"postgres://u:pw@h:5432/db":        "postgres://u:*****@h:5432/db",
-		"host=h user=u password=pw dbname": "host=h user=u password=***** dbname",
-		"u:p@ss@tcp(h:3306)/":              "u:*****@tcp(h:3306)/",
-		"postgres://u@h/db":                "postgres://u@h/db",
+	tests := []struct{ name, in, want string }{
+		{"postgres URL userinfo", "postgres://u:pw@h:5432/db", "postgres://u:*****@h:5432/db"},
+		{"postgres URL query", "postgres://u@h:5432/db?sslmode=disable&password=pw", "postgres://u@h:5432/db?password=*****&sslmode=disable"},
+		{"postgres URL both", "postgresql://u:pw@h/db?password=pw2", "postgresql://u:*****@h/db?password=*****"},
+		{"postgres URL sslpassword", "postgres://u@h/db?sslpassword=pw", "postgres://u@h/db?sslpassword=*****"},
+		{"postgres URL that does not parse", "postgres://u:p%zz@h/db", "postgres://u:*****@h/db"},
+		{"key=value", "host=h user=u password=pw dbname=d", "host=h user=u password=***** dbname=d"},
+		{"key=value quoted", `host=h password='p w\'x' dbname=d`, "host=h password=***** dbname=d"},
+		{"key=value spaced", "host=h password = pw", "host=h password = *****"},
+		{"key=value sslpassword", "host=h sslpassword=pw", "host=h sslpassword=*****"},
+		{"mysql", "u:p@ss@tcp(h:3306)/", "u:*****@tcp(h:3306)/"},
+		{"mysql with params", "u:pw@tcp(h:3306)/db?tls=true", "u:*****@tcp(h:3306)/db?tls=true"},
+		{"mysql URL", "mysql://u:pw@h:3306/db", "mysql://u:*****@h:3306/db"},
+		{"no password", "postgres://u@h/db", "postgres://u@h/db"},
+		{"mysql without password", "u@tcp(h:3306)/", "u@tcp(h:3306)/"},
 	}
-	for in, want := range tests {
-		if got := RedactDSN(in); got != want {
-			t.Errorf("RedactDSN(%q) = %q, want %q", in, got, want)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := RedactDSN(tt.in); got != tt.want {
+				t.Errorf("RedactDSN(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+// A value in the wrong place may be a DSN: a parse error does not quote it.
+func TestParseErrorsHideValues(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte("stores:\n  pg: \"u:Q#@tcp(h:3306)/\"\ncoordinator: pg\n"), 0o600)
+	_, err := Load(path, "")
+	if err == nil || strings.Contains(err.Error(), "Q#") || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("error %v: it must say where, and not quote the value", err)
+	}
+}
+
+func TestRedactText(t *testing.T) {
+	// Errors and logs may quote a DSN whole or in part: every password
+	// the DSN holds is masked wherever it appears.
+	dsn := "postgres://u:s3cr%2Bt@h/db?password=an0ther"
+	text := `cannot parse "postgres://u:s3cr%2Bt@h/db?password=an0ther": password s3cr+t or an0ther`
+	got := Redact(text, dsn)
+	for _, secret := range []string{"s3cr%2Bt", "s3cr+t", "an0ther"} {
+		if strings.Contains(got, secret) {
+			t.Errorf("Redact left %q in %q", secret, got)
 		}
+	}
+}
+
+func TestNamesDifferingOnlyInCase(t *testing.T) {
+	tests := []struct{ yaml, env, want string }{
+		{"stores:\n  pg: {engine: postgres, dsn: d}\nnamespaces: {Bank: pg, bank: pg}\ncoordinator: pg\n", "STILLPOINT_NAMESPACE_BANK=pg",
+			"namespaces Bank and bank differ only in case"},
+		{"stores:\n  pg: {engine: postgres, dsn: d}\nnamespaces: {Bank: pg, bank: pg}\ncoordinator: pg\n", "",
+			"namespaces Bank and bank differ only in case"},
+		{"stores:\n  pg: {engine: postgres, dsn: d}\n  PG: {engine: postgres, dsn: d}\ncoordinator: pg\n", "",
+			"stores PG and pg differ only in case"},
+		{"stores:\n  pg-1: {engine: postgres, dsn: d}\n  pg_1: {engine: postgres, dsn: d}\ncoordinator: pg_1\n", "",
+			"stores pg-1 and pg_1 are both PG_1 in environment variable names"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "c.yaml")
+			os.WriteFile(path, []byte(tt.yaml), 0o600)
+			if k, v, ok := strings.Cut(tt.env, "="); ok {
+				t.Setenv(k, v)
+			}
+			// Map order varies from run to run: the answer must not.
+			for range 20 {
+				_, err := Load(path, "")
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("error %v, want it to mention %q", err, tt.want)
+				}
+			}
+		})
 	}
 }
 

@@ -10,7 +10,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/stillpoint/stillpoint/internal/storage"
@@ -45,6 +47,8 @@ type Cut struct {
 	FenceWait, FenceHold time.Duration
 	// At is when the fence was released.
 	At time.Time
+
+	cancel context.CancelFunc // ends the context the snapshots were opened in
 }
 
 // Close ends every snapshot.
@@ -53,14 +57,44 @@ func (c *Cut) Close() error {
 	for _, s := range c.Snapshots {
 		errs = append(errs, s.Close())
 	}
+	c.cancel()
 	return errors.Join(errs...)
 }
+
+// SlowSnapshotError is the error of Take (or a bounded Open) when a
+// store's snapshot did not open while the fence, or the pause, could be
+// held: everything was released, and nothing kept.
+type SlowSnapshotError struct {
+	Stores  []string      // the stores whose snapshot had not opened
+	MaxHold time.Duration // the bound
+	Held    time.Duration // how long Take held the fence (0: no fence)
+}
+
+func (e *SlowSnapshotError) Error() string {
+	msg := fmt.Sprintf("cut: the snapshot of store %s did not open within the max hold of %v", strings.Join(e.Stores, ", "), e.MaxHold)
+	if e.Held > 0 {
+		msg += fmt.Sprintf(" (the fence was released after %v, so commits no longer wait)", e.Held.Round(time.Millisecond))
+	}
+	return msg + "; nothing was kept: check that store (overloaded, locked or unreachable?), or raise --fence-max-hold if it is merely slow"
+}
+
+// DefaultMaxHold bounds the fence when the caller has no bound of its own:
+// every commit decision in the system waits while the fence holds, and
+// opening a snapshot takes milliseconds (under 20 ms measured under load),
+// so a store that needs a second is in trouble and the cut gives way.
+const DefaultMaxHold = time.Second
 
 // Take cuts the stores. The coordinator store is fenced; every store
 // (the coordinator's too) gets a snapshot while the fence holds. If the
 // fence is not granted within timeout, or any snapshot fails, everything
 // opened is closed, the fence released, and nothing is left behind.
-func Take(ctx context.Context, coordinator string, stores map[string]Engine, timeout time.Duration) (*Cut, error) {
+//
+// Commit decisions wait for as long as the fence holds, so it holds for
+// at most maxHold (0: no bound): a snapshot that has not opened by then is
+// abandoned (its opening is cancelled, and it is closed if it opens
+// anyway), the fence is released at once, and the error is a
+// *SlowSnapshotError naming the slow stores.
+func Take(ctx context.Context, coordinator string, stores map[string]Engine, timeout, maxHold time.Duration) (*Cut, error) {
 	ce, ok := stores[coordinator]
 	if !ok {
 		return nil, fmt.Errorf("the coordinator store %q is not among the stores to cut", coordinator)
@@ -71,11 +105,15 @@ func Take(ctx context.Context, coordinator string, stores map[string]Engine, tim
 		return nil, fmt.Errorf("cut: %w", err)
 	}
 	granted := time.Now()
-	c, err := Open(ctx, stores)
+	c, err := Open(ctx, stores, maxHold)
 	released := time.Now()
 	if rerr := fence.Release(); rerr != nil && err == nil {
 		c.Close()
 		return nil, fmt.Errorf("cut: release the fence: %w", rerr)
+	}
+	var slow *SlowSnapshotError
+	if errors.As(err, &slow) {
+		slow.Held = released.Sub(granted)
 	}
 	if err != nil {
 		return nil, err
@@ -84,27 +122,61 @@ func Take(ctx context.Context, coordinator string, stores map[string]Engine, tim
 	return c, nil
 }
 
-// Open opens a snapshot of every store, in parallel (the fence is held
-// for as long as the slowest takes), with no fence of its own: a cut only
-// when the applications are paused (the classic mode).
-func Open(ctx context.Context, stores map[string]Engine) (*Cut, error) {
-	c := &Cut{Snapshots: map[string]Snapshot{}, At: time.Now()}
-	var mu sync.Mutex
-	var errs []error
-	var wg sync.WaitGroup
+// opened is one store's OpenSnapshot outcome.
+type opened struct {
+	store string
+	snap  Snapshot
+	err   error
+}
+
+// Open opens a snapshot of every store in parallel, with no fence of its
+// own: a cut only when the applications are paused (the classic mode), or
+// under Take's fence. It gives up on snapshots not open within limit (0: no
+// limit) with a *SlowSnapshotError: their opening is cancelled, and any
+// that opens later is closed.
+func Open(ctx context.Context, stores map[string]Engine, limit time.Duration) (*Cut, error) {
+	// The snapshots live in this context (a transaction ends with its
+	// context): Close cancels it, as does giving up.
+	sctx, cancel := context.WithCancel(ctx)
+	c := &Cut{Snapshots: map[string]Snapshot{}, At: time.Now(), cancel: cancel}
+	results := make(chan opened, len(stores))
+	pending := map[string]bool{}
 	for name, e := range stores {
-		wg.Go(func() {
-			s, err := e.OpenSnapshot(ctx)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("cut: snapshot of store %s: %w", name, err))
-				return
-			}
-			c.Snapshots[name] = s
-		})
+		pending[name] = true
+		go func() {
+			s, err := e.OpenSnapshot(sctx)
+			results <- opened{name, s, err}
+		}()
 	}
-	wg.Wait()
+	var expired <-chan time.Time
+	if limit > 0 {
+		t := time.NewTimer(limit)
+		defer t.Stop()
+		expired = t.C
+	}
+	var errs []error
+	for len(pending) > 0 {
+		select {
+		case r := <-results:
+			delete(pending, r.store)
+			if r.err != nil {
+				errs = append(errs, fmt.Errorf("cut: snapshot of store %s: %w", r.store, r.err))
+			} else {
+				c.Snapshots[r.store] = r.snap
+			}
+		case <-expired:
+			c.Close()
+			// Whatever still opens is closed as soon as it does.
+			go func(n int) {
+				for range n {
+					if r := <-results; r.err == nil {
+						r.snap.Close()
+					}
+				}
+			}(len(pending))
+			return nil, &SlowSnapshotError{Stores: slices.Sorted(maps.Keys(pending)), MaxHold: limit}
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		c.Close()
 		return nil, err

@@ -19,14 +19,43 @@ type fake struct {
 	fenceErr  error
 	snapErr   error
 	fenceHeld *bool
+	// stall, if set, holds OpenSnapshot until it is closed; a store that
+	// heeds cancellation gives up when its context ends.
+	stall chan struct{}
+	heeds bool
 }
 
 type events struct {
-	mu sync.Mutex
-	l  []string
+	mu      sync.Mutex
+	l       []string
+	waiters map[string]chan struct{}
 }
 
-func (e *events) add(s string) { e.mu.Lock(); e.l = append(e.l, s); e.mu.Unlock() }
+func (e *events) add(s string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.l = append(e.l, s)
+	if ch, ok := e.waiters[s]; ok {
+		close(ch)
+		delete(e.waiters, s)
+	}
+}
+
+// when returns a channel closed once s has happened.
+func (e *events) when(s string) <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ch := make(chan struct{})
+	if slices.Contains(e.l, s) {
+		close(ch)
+	} else {
+		if e.waiters == nil {
+			e.waiters = map[string]chan struct{}{}
+		}
+		e.waiters[s] = ch
+	}
+	return ch
+}
 
 type fakeFence struct{ f *fake }
 
@@ -53,7 +82,18 @@ func (f *fake) AcquireFence(context.Context, time.Duration) (Fence, error) {
 	return fakeFence{f}, nil
 }
 
-func (f *fake) OpenSnapshot(context.Context) (Snapshot, error) {
+func (f *fake) OpenSnapshot(ctx context.Context) (Snapshot, error) {
+	if f.stall != nil {
+		select {
+		case <-f.stall:
+		case <-ctx.Done():
+			if f.heeds {
+				f.log.add("gave up " + f.name)
+				return nil, ctx.Err()
+			}
+			<-f.stall
+		}
+	}
 	if f.snapErr != nil {
 		return nil, f.snapErr
 	}
@@ -76,7 +116,7 @@ func setup(fenceErr, snapErr error) (map[string]Engine, *events) {
 
 func TestTakeOrdersFenceSnapshotsRelease(t *testing.T) {
 	stores, log := setup(nil, nil)
-	c, err := Take(context.Background(), "coord", stores, time.Second)
+	c, err := Take(context.Background(), "coord", stores, time.Second, 50*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +149,7 @@ func TestTakeLeavesNothingBehindOnFailure(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			stores, log := setup(tt.fenceErr, tt.snapErr)
-			_, err := Take(context.Background(), "coord", stores, time.Second)
+			_, err := Take(context.Background(), "coord", stores, time.Second, 0)
 			if err == nil || !strings.Contains(err.Error(), tt.wantInError) {
 				t.Fatalf("err = %v, want it to mention %q", err, tt.wantInError)
 			}
@@ -139,7 +179,79 @@ func TestTakeLeavesNothingBehindOnFailure(t *testing.T) {
 
 func TestTakeNeedsTheCoordinatorStore(t *testing.T) {
 	stores, _ := setup(nil, nil)
-	if _, err := Take(context.Background(), "elsewhere", stores, time.Second); err == nil {
+	if _, err := Take(context.Background(), "elsewhere", stores, time.Second, 0); err == nil {
 		t.Fatal("a cut without the coordinator's store was accepted")
+	}
+}
+
+func (e *events) has(s string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Contains(e.l, s)
+}
+
+// A store whose snapshot does not open holds the fence (and every commit)
+// for at most maxHold: then the fence is released, the slow store named,
+// and every snapshot closed, even one that opens later.
+func TestTakeBoundsTheFenceHold(t *testing.T) {
+	tests := []struct {
+		name   string
+		fenced bool   // Take, or Open (pause mode)
+		heeds  bool   // the stalled store gives up when cancelled
+		after  string // what the stalled store does once the cut gave up
+	}{
+		{"the stalled store heeds cancellation", true, true, "gave up b"},
+		{"the stalled store opens late anyway", true, false, "close b"},
+		{"no fence (pause mode)", false, false, "close b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stores, log := setup(nil, nil)
+			stall := make(chan struct{})
+			b := stores["b"].(*fake)
+			b.stall, b.heeds = stall, tt.heeds
+			type result struct {
+				c   *Cut
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				if tt.fenced {
+					c, err := Take(context.Background(), "coord", stores, time.Second, 50*time.Millisecond)
+					done <- result{c, err}
+				} else {
+					c, err := Open(context.Background(), stores, 50*time.Millisecond)
+					done <- result{c, err}
+				}
+			}()
+			var r result
+			select {
+			case r = <-done:
+			case <-time.After(30 * time.Second):
+				close(stall)
+				<-done
+				t.Fatalf("the cut waited for as long as the store stalled: %v", log.l)
+			}
+			var slow *SlowSnapshotError
+			if r.c != nil || !errors.As(r.err, &slow) || !slices.Equal(slow.Stores, []string{"b"}) || !strings.Contains(r.err.Error(), "store b did not open within the max hold of 50ms") {
+				t.Fatalf("Take with a stalled store: %v, %v; want a *SlowSnapshotError naming store b", r.c, r.err)
+			}
+			if tt.fenced != strings.Contains(r.err.Error(), "the fence was released") || tt.fenced != log.has("release coord") {
+				t.Errorf("fenced %v: error %q, events %v", tt.fenced, r.err, log.l)
+			}
+			for _, e := range []string{"close coord", "close a"} {
+				if !log.has(e) {
+					t.Errorf("no %q when the cut gave up: %v", e, log.l)
+				}
+			}
+			if !tt.heeds {
+				close(stall)
+			}
+			select {
+			case <-log.when(tt.after):
+			case <-time.After(time.Minute):
+				t.Fatalf("no %q: %v", tt.after, log.l)
+			}
+		})
 	}
 }

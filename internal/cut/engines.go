@@ -3,15 +3,36 @@ package cut
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/stillpoint/stillpoint/internal/schema"
 	"github.com/stillpoint/stillpoint/internal/storage"
-	"github.com/stillpoint/stillpoint/internal/storage/mysql"
-	"github.com/stillpoint/stillpoint/internal/storage/postgres"
-	"github.com/stillpoint/stillpoint/internal/storage/sqlite"
 	"github.com/stillpoint/stillpoint/internal/storage/sqlstore"
 )
+
+// Methods are how one SQL engine fences the coordinator table and fixes a
+// snapshot. Engine packages register theirs in init.
+type Methods struct {
+	AcquireFence func(ctx context.Context, st *sqlstore.Store, coordinatorTable string, timeout time.Duration) (Fence, error)
+	OpenSnapshot func(ctx context.Context, st *sqlstore.Store) (Snapshot, error)
+}
+
+var (
+	methodsMu sync.RWMutex
+	methods   = map[string]Methods{}
+)
+
+// Register makes an engine's cut methods known by its engine name (the
+// name its Dialect reports). Registering a name twice is a programming error.
+func Register(engine string, m Methods) {
+	methodsMu.Lock()
+	defer methodsMu.Unlock()
+	if _, dup := methods[engine]; dup {
+		panic("cut: engine " + engine + " registered twice")
+	}
+	methods[engine] = m
+}
 
 // EngineOf returns the cut engine of a store.
 func EngineOf(st storage.Store) (Engine, error) {
@@ -19,32 +40,24 @@ func EngineOf(st storage.Store) (Engine, error) {
 	if !ok {
 		return nil, fmt.Errorf("store %T cannot be cut", st)
 	}
-	return sqlEngine{s}, nil
+	methodsMu.RLock()
+	m, ok := methods[s.Dialect().Engine()]
+	methodsMu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("store %s: engine %s has no fence or snapshot", s.Name(), s.Dialect().Engine())
+	}
+	return sqlEngine{s, m}, nil
 }
 
-type sqlEngine struct{ st *sqlstore.Store }
+type sqlEngine struct {
+	st *sqlstore.Store
+	m  Methods
+}
 
 func (e sqlEngine) AcquireFence(ctx context.Context, timeout time.Duration) (Fence, error) {
-	table := e.st.Dialect().Table(schema.CoordinatorNamespace, schema.CoordinatorTable)
-	switch e.st.Dialect().Engine() {
-	case "postgres":
-		return postgres.AcquireFence(ctx, e.st, table, timeout)
-	case "mysql":
-		return mysql.AcquireFence(ctx, e.st, table, timeout)
-	case "sqlite":
-		return sqlite.AcquireFence(ctx, e.st, timeout)
-	}
-	return nil, fmt.Errorf("no fence for engine %s", e.st.Dialect().Engine())
+	return e.m.AcquireFence(ctx, e.st, e.st.Dialect().Table(schema.CoordinatorNamespace, schema.CoordinatorTable), timeout)
 }
 
 func (e sqlEngine) OpenSnapshot(ctx context.Context) (Snapshot, error) {
-	switch e.st.Dialect().Engine() {
-	case "postgres":
-		return postgres.OpenSnapshot(ctx, e.st)
-	case "mysql":
-		return mysql.OpenSnapshot(ctx, e.st)
-	case "sqlite":
-		return sqlite.OpenSnapshot(ctx, e.st)
-	}
-	return nil, fmt.Errorf("no snapshot for engine %s", e.st.Dialect().Engine())
+	return e.m.OpenSnapshot(ctx, e.st)
 }

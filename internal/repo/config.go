@@ -17,12 +17,19 @@ import (
 
 // Object names.
 const (
-	configName  = "config"
-	dataPrefix  = "data/"
-	backupsDir  = "backups/"
-	lockName    = "locks/repository"
-	secretName  = "config#secret" // additional data of the sealed config part
-	repoVersion = 1
+	configName = "config"
+	dataPrefix = "data/"
+	backupsDir = "backups/"
+	secretName = "config#secret" // additional data of the sealed config part
+
+	// repoVersion is the newest format this binary reads. Format 2: the
+	// chunks of encrypted repositories are named by a keyed hash
+	// (chunkIDKeyInfo); new unencrypted repositories stay format 1, which
+	// is the same for them. Encrypted format 1 repositories, whose chunks
+	// are named by the plain SHA-256, are still read and written as they
+	// are.
+	repoVersion    = 2
+	keyedIDVersion = 2
 
 	keyCheck = "stillpoint repository key check v1"
 )
@@ -50,12 +57,16 @@ const (
 // Key derivation: scrypt(user key, random 32-byte salt, N=2^15, r=8, p=1)
 // gives a 32-byte master key (the user key may be a passphrase of any
 // length); HKDF-SHA256(master, info "stillpoint repository v1 data key")
-// gives the AES-256-GCM key for every object.
+// gives the AES-256-GCM key for every object, and HKDF-SHA256(master, info
+// "stillpoint repository v2 chunk id key") the HMAC-SHA256 key that names
+// chunks, so equal content under two keys gets unrelated names and a
+// guessed content cannot be confirmed from a listing.
 const (
 	defaultScryptN = 1 << 15
 	defaultScryptR = 8
 	defaultScryptP = 1
 	dataKeyInfo    = "stillpoint repository v1 data key"
+	chunkIDKeyInfo = "stillpoint repository v2 chunk id key"
 )
 
 // ChunkerParams are the content-defined chunking parameters of a
@@ -108,29 +119,43 @@ type secretConfig struct {
 	Check   string        `json:"check"`
 	ID      string        `json:"id"`
 	Chunker ChunkerParams `json:"chunker"`
+	// Version is the format (absent in format 1), sealed so that it cannot
+	// be lowered unnoticed.
+	Version int `json:"version,omitempty"`
 }
 
-// deriveAEAD turns the user key into the repository's AES-256-GCM AEAD.
-func deriveAEAD(userKey []byte, k *kdfParams) (cipher.AEAD, error) {
+// keys are what a user key opens.
+type keys struct {
+	aead    cipher.AEAD
+	chunkID []byte // HMAC key of chunk names
+}
+
+// deriveKeys turns the user key into the repository's keys.
+func deriveKeys(userKey []byte, k *kdfParams) (keys, error) {
 	if k == nil || k.Name != "scrypt" {
-		return nil, errors.New("unsupported key derivation function")
+		return keys{}, errors.New("unsupported key derivation function")
 	}
 	if k.N < 2 || k.N&(k.N-1) != 0 || k.N > 1<<22 || k.R < 1 || k.R > 64 || k.P < 1 || k.P > 16 || len(k.Salt) < 16 {
-		return nil, fmt.Errorf("implausible scrypt parameters N=%d r=%d p=%d", k.N, k.R, k.P)
+		return keys{}, fmt.Errorf("implausible scrypt parameters N=%d r=%d p=%d", k.N, k.R, k.P)
 	}
 	master, err := scrypt.Key(userKey, k.Salt, k.N, k.R, k.P, 32)
 	if err != nil {
-		return nil, err
+		return keys{}, err
 	}
 	dataKey, err := hkdf.Key(sha256.New, master, nil, dataKeyInfo, 32)
 	if err != nil {
-		return nil, err
+		return keys{}, err
+	}
+	idKey, err := hkdf.Key(sha256.New, master, nil, chunkIDKeyInfo, 32)
+	if err != nil {
+		return keys{}, err
 	}
 	block, err := aes.NewCipher(dataKey)
 	if err != nil {
-		return nil, err
+		return keys{}, err
 	}
-	return cipher.NewGCM(block)
+	aead, err := cipher.NewGCM(block)
+	return keys{aead: aead, chunkID: idKey}, err
 }
 
 func newKDF() (*kdfParams, error) {

@@ -15,8 +15,18 @@ const EnvKey = "STILLPOINT_REPO_KEY"
 // LoadKey reads a key file. Any content of any length works (it is
 // stretched with scrypt); trailing newlines ("\n", "\r\n") are removed so
 // that `echo secret > keyfile` and STILLPOINT_REPO_KEY=secret give the same
-// key. An empty file is an error.
+// key. An empty file is an error, and so is a file that its group or
+// others may read (as ssh refuses such a private key): whoever can read
+// the key can read every backup.
 func LoadKey(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the repository key file: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("repository key file %s is open to its group or others (mode %04o): run `chmod 600 %s` (in Kubernetes, mount the secret with defaultMode 0400)",
+			path, perm, path)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading the repository key file: %w", err)

@@ -3,45 +3,41 @@ package repo_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stillpoint/stillpoint/internal/repo"
 	"github.com/stillpoint/stillpoint/internal/repo/backend"
+	"github.com/stillpoint/stillpoint/internal/repo/backend/mem"
 	"github.com/stillpoint/stillpoint/internal/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// backends are what every repository test runs on.
+// backends are what every repository test runs on: memory, so they
+// neither wait on a disk or a server nor flake with one (the backend
+// conformance suite runs every real backend).
 var backends = []struct {
 	name string
 	open func(t *testing.T) backend.Backend
 }{
-	{"local", func(t *testing.T) backend.Backend {
-		be, err := backend.Open(context.Background(), filepath.Join(t.TempDir(), "repo"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return be
-	}},
-	{"s3", func(t *testing.T) backend.Backend {
-		be, err := backend.Open(context.Background(), testenv.S3URL(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return be
-	}},
+	{"mem", func(t *testing.T) backend.Backend { return mem.New() }},
 }
 
 func forEachBackend(t *testing.T, f func(t *testing.T, be backend.Backend)) {
@@ -276,7 +272,7 @@ func TestEncryption(t *testing.T) {
 		}
 		secret := bytes.Repeat([]byte("TOP-SECRET-ROW "), 100_000)
 		st := save(t, r, secret)
-		if err := r.SaveManifest(ctx, "b1", []byte(`{"manifest":"TOP-SECRET-MANIFEST"}`)); err != nil {
+		if err := r.SaveManifest(ctx, lockOf(t, r), "b1", []byte(`{"manifest":"TOP-SECRET-MANIFEST"}`)); err != nil {
 			t.Fatal(err)
 		}
 		names, err := be.List(ctx, "")
@@ -332,6 +328,87 @@ func TestEncryption(t *testing.T) {
 			t.Fatalf("LoadManifest: %q, %v", m, err)
 		}
 	})
+}
+
+// TestChunkNames: encrypted repositories name chunks by a keyed hash, so
+// the same data under two keys shares no name and no name is the SHA-256
+// of a content; deduplication within a repository stays. Unencrypted and
+// format 1 repositories keep SHA-256 names.
+func TestChunkNames(t *testing.T) {
+	ctx := context.Background()
+	data := testData(11, 3<<20)
+	sha := map[string]bool{}
+	{
+		r := initRepo(t, mem.New(), nil)
+		st := save(t, r, data)
+		for _, id := range st.Chunks {
+			chunk, err := r.LoadChunk(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256(chunk)
+			if hex.EncodeToString(sum[:]) != id {
+				t.Fatalf("unencrypted chunk %s is not named by its SHA-256", id)
+			}
+			sha[id] = true
+		}
+	}
+	cases := []struct {
+		name       string
+		key        []byte
+		v1         bool
+		wantSHA    bool
+		wantFormat int // older binaries read format 1
+	}{
+		{"unencrypted", nil, false, true, 1},
+		{"key A", testKey, false, false, 2},
+		{"key B", []byte("another key"), false, false, 2},
+		{"format 1, key A", testKey, true, true, 1},
+	}
+	seen := map[string]string{} // chunk name -> case that made it
+	t.Run("format lowered by a tamperer", func(t *testing.T) {
+		be := mem.New()
+		repo.DowngradeToV1(t, initRepo(t, be, testKey), false)
+		var ce *repo.CorruptError
+		if _, err := repo.Open(ctx, be, testKey); !errors.As(err, &ce) || !strings.Contains(err.Error(), "altered") {
+			t.Fatalf("Open of a config whose plain version was lowered: %v, want a *CorruptError saying it was altered", err)
+		}
+	})
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			be := mem.New()
+			r := initRepo(t, be, c.key)
+			if c.v1 {
+				repo.DowngradeToV1(t, r, true)
+				var err error
+				if r, err = repo.Open(ctx, be, c.key); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if f := repo.FormatOf(t, be); f != c.wantFormat {
+				t.Fatalf("format %d, want %d", f, c.wantFormat)
+			}
+			st := save(t, r, data)
+			if again := save(t, r, data); again.NewChunks != 0 {
+				t.Fatalf("saving the same data again stored %d chunks", again.NewChunks)
+			}
+			if got, err := readAll(t, r, st.Chunks); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("read back: %v", err)
+			}
+			if problems, err := r.CheckChunks(ctx, refs(st), true, nil); err != nil || len(problems) != 0 {
+				t.Fatalf("CheckChunks: %v %v", problems, err)
+			}
+			for _, id := range st.Chunks {
+				if sha[id] != c.wantSHA {
+					t.Fatalf("chunk %s: named by SHA-256 = %v, want %v", id, sha[id], c.wantSHA)
+				}
+				if other, ok := seen[id]; ok && other != c.name && !c.wantSHA {
+					t.Fatalf("chunk %s has the same name with %s and with %s", id, c.name, other)
+				}
+				seen[id] = c.name
+			}
+		})
+	}
 }
 
 func TestKeyForUnencryptedRepository(t *testing.T) {
@@ -457,7 +534,7 @@ func TestFlippedByte(t *testing.T) {
 				}
 
 				id := "m-" + strings.ReplaceAll(o.name, " ", "-")
-				if err := r.SaveManifest(ctx, id, manifest); err != nil {
+				if err := r.SaveManifest(ctx, lockOf(t, r), id, manifest); err != nil {
 					t.Fatal(err)
 				}
 				flip(t, be, repo.ManifestName(id), o.off)
@@ -495,10 +572,10 @@ func TestSwappedObjects(t *testing.T) {
 			_, err = r.LoadChunk(ctx, b.Chunks[0])
 			wantCorrupt(t, err, repo.ChunkName(b.Chunks[0]))
 
-			if err := r.SaveManifest(ctx, "one", []byte("1")); err != nil {
+			if err := r.SaveManifest(ctx, lockOf(t, r), "one", []byte("1")); err != nil {
 				t.Fatal(err)
 			}
-			if err := r.SaveManifest(ctx, "two", []byte("2")); err != nil {
+			if err := r.SaveManifest(ctx, lockOf(t, r), "two", []byte("2")); err != nil {
 				t.Fatal(err)
 			}
 			one, _ := be.Get(ctx, repo.ManifestName("one"))
@@ -531,7 +608,7 @@ func TestManifests(t *testing.T) {
 		ctx := context.Background()
 		r := initRepo(t, be, testKey)
 		for _, id := range []string{"2026-11-24T21.00.00Z", "b2", "a_1"} {
-			if err := r.SaveManifest(ctx, id, []byte("manifest "+id)); err != nil {
+			if err := r.SaveManifest(ctx, lockOf(t, r), id, []byte("manifest "+id)); err != nil {
 				t.Fatalf("SaveManifest(%s): %v", id, err)
 			}
 		}
@@ -542,30 +619,54 @@ func TestManifests(t *testing.T) {
 		if got, err := r.LoadManifest(ctx, "b2"); err != nil || string(got) != "manifest b2" {
 			t.Fatalf("LoadManifest(b2) = %q, %v", got, err)
 		}
-		if err := r.SaveManifest(ctx, "b2", []byte("manifest b2")); err != nil {
+		if err := r.SaveManifest(ctx, lockOf(t, r), "b2", []byte("manifest b2")); err != nil {
 			t.Fatalf("saving the same manifest again: %v", err)
 		}
-		if err := r.SaveManifest(ctx, "b2", []byte("other")); err == nil || !strings.Contains(err.Error(), "already exists") {
+		if err := r.SaveManifest(ctx, lockOf(t, r), "b2", []byte("other")); err == nil || !strings.Contains(err.Error(), "already exists") {
 			t.Fatalf("overwriting a manifest: %v, want an already-exists error", err)
 		}
 		for _, bad := range []string{"", "..", "a/b", "a b", "x\n"} {
-			if err := r.SaveManifest(ctx, bad, []byte("x")); err == nil {
+			if err := r.SaveManifest(ctx, lockOf(t, r), bad, []byte("x")); err == nil {
 				t.Errorf("SaveManifest(%q) succeeded", bad)
 			}
 		}
-		if err := r.DeleteManifest(ctx, "b2"); err != nil {
+		if err := r.DeleteManifest(ctx, lockOf(t, r), "b2"); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := r.LoadManifest(ctx, "b2"); !errors.Is(err, backend.ErrNotFound) || !strings.Contains(err.Error(), "backups/b2") {
 			t.Fatalf("LoadManifest of a deleted backup: %v", err)
 		}
-		if err := r.DeleteManifest(ctx, "b2"); !errors.Is(err, backend.ErrNotFound) {
+		if err := r.DeleteManifest(ctx, lockOf(t, r), "b2"); !errors.Is(err, backend.ErrNotFound) {
 			t.Fatalf("DeleteManifest of a missing backup: %v", err)
 		}
 		if ids, _ := r.ListManifests(ctx); len(ids) != 2 {
 			t.Fatalf("after delete: %v", ids)
 		}
 	})
+}
+
+// held are the locks tests took with lockOf, by repository location.
+var held sync.Map
+
+// lockOf returns the lock of r's repository, taken on first use and
+// released when the test ends.
+func lockOf(t *testing.T, r *repo.Repository) *repo.Lock {
+	t.Helper()
+	if lk, ok := held.Load(r.String()); ok {
+		return lk.(*repo.Lock)
+	}
+	lk, err := r.Lock(context.Background(), t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	held.Store(r.String(), lk)
+	t.Cleanup(func() {
+		held.Delete(r.String())
+		if err := lk.Unlock(); err != nil {
+			t.Errorf("Unlock: %v", err)
+		}
+	})
+	return lk
 }
 
 func refs(streams ...repo.Stream) map[string]bool {
@@ -578,24 +679,20 @@ func refs(streams ...repo.Stream) map[string]bool {
 	return m
 }
 
-func TestCheck(t *testing.T) {
+func TestCheckChunks(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, be backend.Backend) {
 		ctx := context.Background()
 		r := initRepo(t, be, testKey)
 		st := save(t, r, testData(7, 6<<20))
-		if err := r.SaveManifest(ctx, "good", []byte("manifest")); err != nil {
-			t.Fatal(err)
-		}
 		referenced := refs(st)
 		var calls, lastDone, lastTotal int
-		problems, err := r.Check(ctx, referenced, true, func(done, total int) { calls++; lastDone, lastTotal = done, total })
+		problems, err := r.CheckChunks(ctx, referenced, true, func(done, total int) { calls++; lastDone, lastTotal = done, total })
 		if err != nil || len(problems) != 0 {
-			t.Fatalf("Check of a healthy repository: %v, %v", problems, err)
+			t.Fatalf("CheckChunks of a healthy repository: %v, %v", problems, err)
 		}
-		if calls == 0 || lastDone != lastTotal || lastTotal != 2+distinct(st.Chunks) {
-			t.Fatalf("progress: %d calls, last %d/%d; want it to end at config+manifest+%d chunks", calls, lastDone, lastTotal, distinct(st.Chunks))
+		if calls == 0 || lastDone != lastTotal || lastTotal != len(referenced) {
+			t.Fatalf("progress: %d calls, last %d/%d; want it to end at %d chunks", calls, lastDone, lastTotal, len(referenced))
 		}
-
 		if len(st.Chunks) < 3 {
 			t.Fatalf("need 3 chunks, have %d", len(st.Chunks))
 		}
@@ -604,22 +701,18 @@ func TestCheck(t *testing.T) {
 			t.Fatal(err)
 		}
 		flip(t, be, damaged, -10)
-		if err := r.SaveManifest(ctx, "bad", []byte("manifest 2")); err != nil {
-			t.Fatal(err)
-		}
-		flip(t, be, repo.ManifestName("bad"), -1)
 
 		cases := []struct {
 			readData bool
 			want     []string // objects named, in order
 		}{
-			{false, []string{repo.ManifestName("bad"), deleted}},
-			{true, []string{repo.ManifestName("bad"), deleted, damaged}},
+			{false, []string{deleted}},
+			{true, []string{deleted, damaged}},
 		}
 		for _, c := range cases {
-			problems, err := r.Check(ctx, referenced, c.readData, nil)
+			problems, err := r.CheckChunks(ctx, referenced, c.readData, nil)
 			if err != nil {
-				t.Fatalf("Check(readData=%v): %v", c.readData, err)
+				t.Fatalf("CheckChunks(readData=%v): %v", c.readData, err)
 			}
 			var got []string
 			for _, p := range problems {
@@ -639,7 +732,7 @@ func TestCheck(t *testing.T) {
 			}
 			slices.Sort(c.want)
 			if !slices.Equal(got, c.want) {
-				t.Fatalf("Check(readData=%v) found %v, want %v", c.readData, got, c.want)
+				t.Fatalf("CheckChunks(readData=%v) found %v, want %v", c.readData, got, c.want)
 			}
 		}
 	})
@@ -663,7 +756,7 @@ func TestPrune(t *testing.T) {
 			t.Fatalf("test data: %d of %d chunks exclusive to the dropped stream; want some but not all", len(onlyDrop), distinct(drop.Chunks))
 		}
 		before, beforeBytes, _ := r.Size(ctx)
-		removed, freed, err := r.Prune(ctx, referenced)
+		removed, freed, err := r.Prune(ctx, lockOf(t, r), referenced)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -680,8 +773,8 @@ func TestPrune(t *testing.T) {
 		if err != nil || !bytes.Equal(got, append(bytes.Clone(shared), testData(9, 2<<20)...)) {
 			t.Fatalf("referenced stream after Prune: %v", err)
 		}
-		if problems, err := r.Check(ctx, referenced, true, nil); err != nil || len(problems) != 0 {
-			t.Fatalf("Check after Prune: %v %v", problems, err)
+		if problems, err := r.CheckChunks(ctx, referenced, true, nil); err != nil || len(problems) != 0 {
+			t.Fatalf("CheckChunks after Prune: %v %v", problems, err)
 		}
 		// Chunks pruned are stored again when saved again.
 		again := save(t, r, append(bytes.Clone(shared), testData(10, 2<<20)...))
@@ -695,49 +788,288 @@ func TestLock(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, be backend.Backend) {
 		ctx := context.Background()
 		r := initRepo(t, be, nil)
-		unlock, err := r.Lock(ctx, "backup nightly")
+		lk, err := r.Lock(ctx, "backup nightly")
 		if err != nil {
 			t.Fatal(err)
 		}
 		_, err = r.Lock(ctx, "prune")
 		var le *repo.LockedError
-		if !errors.As(err, &le) {
-			t.Fatalf("second Lock: %v, want a *LockedError", err)
+		if !errors.As(err, &le) || !le.Alive {
+			t.Fatalf("second Lock: %v, want a *LockedError with the holder alive", err)
 		}
-		for _, want := range []string{`"backup nightly"`, "since", repo.UnlockCommand, be.String()} {
+		for _, want := range []string{`"backup nightly"`, "since", "still running on this host", be.String()} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("%q does not mention %q", err, want)
 			}
 		}
-		if le.Info.Owner != "backup nightly" || le.Info.PID == 0 || le.Info.Time.IsZero() {
+		if le.Info.Owner != "backup nightly" || le.Info.PID != os.Getpid() || le.Info.Time.IsZero() {
 			t.Errorf("LockedError.Info = %+v", le.Info)
 		}
-		if err := unlock(); err != nil {
+		// backup unlock refuses to remove the lock of a live process on
+		// this host (this one), and leaves it working.
+		if _, _, err := r.BreakLock(ctx); !errors.As(err, &le) || !le.Alive {
+			t.Fatalf("BreakLock of a live holder: %v, want a refusal", err)
+		}
+		if err := lk.Check(ctx); err != nil {
+			t.Fatalf("the lock after a refused BreakLock: %v", err)
+		}
+		if err := lk.Unlock(); err != nil {
 			t.Fatal(err)
 		}
-		unlock2, err := r.Lock(ctx, "prune")
+		if names, _ := be.List(ctx, "locks/"); len(names) != 0 {
+			t.Fatalf("Unlock left %v", names)
+		}
+		lk2, err := r.Lock(ctx, "prune")
 		if err != nil {
 			t.Fatalf("Lock after unlock: %v", err)
 		}
-		// A stale lock is removed by force; the old holder's unlock then
-		// leaves the new lock alone.
-		if err := r.ForceUnlock(ctx); err != nil {
+		// Removed behind the holder's back (backup unlock on another
+		// host): the holder finds out, and its Unlock leaves the new lock.
+		if err := be.Delete(ctx, "locks/repository"); err != nil {
 			t.Fatal(err)
 		}
-		unlock3, err := r.Lock(ctx, "third")
-		if err != nil {
-			t.Fatalf("Lock after ForceUnlock: %v", err)
+		if err := lk2.Check(ctx); !errors.Is(err, repo.ErrLockLost) {
+			t.Fatalf("Check of a removed lock: %v, want ErrLockLost", err)
 		}
-		if err := unlock2(); err == nil {
-			t.Fatal("unlock of a force-removed lock succeeded")
+		lk3, err := r.Lock(ctx, "third")
+		if err != nil {
+			t.Fatalf("Lock after the lock was removed: %v", err)
+		}
+		if err := lk2.Unlock(); !errors.Is(err, repo.ErrLockLost) || !strings.Contains(err.Error(), `"third"`) {
+			t.Fatalf("Unlock of a replaced lock: %v, want ErrLockLost naming third", err)
+		}
+		if names, _ := be.List(ctx, "locks/"); len(names) != 1 {
+			t.Fatalf("after the replaced holder's Unlock the locks are %v, want only third's", names)
 		}
 		if info, err := r.ReadLock(ctx); err != nil || info.Owner != "third" {
 			t.Fatalf("after a stale unlock the lock is %+v, %v; want third's", info, err)
 		}
-		if err := unlock3(); err != nil {
+		if err := lk3.Unlock(); err != nil {
 			t.Fatal(err)
 		}
 	})
+}
+
+// deadPID returns the pid of a process that has exited.
+func deadPID(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd.Process.Pid
+}
+
+// plantLock writes a lock object as another process would have.
+func plantLock(t *testing.T, be backend.Backend, info repo.LockInfo, refreshed time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	if info.Nonce == "" {
+		info.Nonce = fmt.Sprintf("planted-%d", time.Now().UnixNano())
+	}
+	data, _ := json.Marshal(info)
+	if err := be.Put(ctx, "locks/repository", data); err != nil {
+		t.Fatal(err)
+	}
+	if !refreshed.IsZero() {
+		stamp, _ := json.Marshal(refreshed)
+		if err := be.Put(ctx, "locks/refreshed-"+info.Nonce, stamp); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestStaleLocks: which locks another process takes over by itself, and
+// which need backup unlock.
+func TestStaleLocks(t *testing.T) {
+	host, _ := os.Hostname()
+	self := repo.ProcessID()
+	if self == "" {
+		t.Skip("no /proc: processes cannot be told apart")
+	}
+	ns, boot, _ := strings.Cut(self, "/")
+	boot, _, _ = strings.Cut(boot, "/")
+	now := time.Now().UTC()
+	old := now.Add(-repo.LockStaleAfter - time.Minute)
+	cases := []struct {
+		name      string
+		info      repo.LockInfo
+		refreshed time.Time
+		takenOver string // "" if Lock must fail
+	}{
+		{"this host, process gone", repo.LockInfo{Owner: "killed", Host: host, PID: deadPID(t), Process: ns + "/" + boot + "/1", Time: now}, time.Time{}, "no longer running"},
+		{"this host, pid reused", repo.LockInfo{Owner: "killed", Host: host, PID: os.Getpid(), Process: ns + "/" + boot + "/1", Time: now}, time.Time{}, "no longer running"},
+		{"this host, before a reboot", repo.LockInfo{Owner: "killed", Host: host, PID: os.Getpid(), Process: ns + "/another-boot/1", Time: now}, time.Time{}, "no longer running"},
+		{"this host, alive", repo.LockInfo{Owner: "alive", Host: host, PID: os.Getpid(), Process: self, Time: old}, now, ""},
+		{"other PID namespace", repo.LockInfo{Owner: "container", Host: host, PID: deadPID(t), Process: "pid:[1]/" + boot + "/1", Time: now}, time.Time{}, ""},
+		{"other host, fresh", repo.LockInfo{Owner: "remote", Host: "elsewhere", PID: 1, Time: now}, time.Time{}, ""},
+		{"other host, refreshed lately", repo.LockInfo{Owner: "remote", Host: "elsewhere", PID: 1, Time: old}, now, ""},
+		{"other host, not refreshed for long", repo.LockInfo{Owner: "remote", Host: "elsewhere", PID: 1, Time: old}, old, "last refreshed"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			be := mem.New()
+			r := initRepo(t, be, nil)
+			plantLock(t, be, c.info, c.refreshed)
+			lk, err := r.Lock(ctx, "next backup")
+			if c.takenOver == "" {
+				var le *repo.LockedError
+				if !errors.As(err, &le) || le.Info.Owner != c.info.Owner {
+					t.Fatalf("Lock over a live lock: %v, want a *LockedError naming %s", err, c.info.Owner)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Lock over a stale lock: %v", err)
+			}
+			if lk.Replaced == nil || lk.Replaced.Owner != c.info.Owner || !strings.Contains(lk.ReplacedBecause, c.takenOver) {
+				t.Fatalf("Lock took over %+v because %q; want %s because %q", lk.Replaced, lk.ReplacedBecause, c.info.Owner, c.takenOver)
+			}
+			if info, err := r.ReadLock(ctx); err != nil || info.Owner != "next backup" {
+				t.Fatalf("after a takeover the lock is %+v, %v", info, err)
+			}
+			if err := lk.Unlock(); err != nil {
+				t.Fatal(err)
+			}
+			if names, _ := be.List(ctx, "locks/"); len(names) != 0 {
+				t.Fatalf("after the new holder's Unlock, %v are left", names)
+			}
+		})
+	}
+}
+
+// TestBreakLock: backup unlock removes every lock but a live one of this
+// host.
+func TestBreakLock(t *testing.T) {
+	ctx := context.Background()
+	be := mem.New()
+	r := initRepo(t, be, nil)
+	if _, had, err := r.BreakLock(ctx); err != nil || had {
+		t.Fatalf("BreakLock of an unlocked repository: %v, %v", had, err)
+	}
+	plantLock(t, be, repo.LockInfo{Owner: "remote", Host: "elsewhere", PID: 1, Time: time.Now()}, time.Now())
+	if err := be.Put(ctx, "locks/takeover-x", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	info, had, err := r.BreakLock(ctx)
+	if err != nil || !had || info.Owner != "remote" {
+		t.Fatalf("BreakLock of another host's lock = %+v, %v, %v", info, had, err)
+	}
+	if names, _ := be.List(ctx, "locks/"); len(names) != 0 {
+		t.Fatalf("BreakLock left %v", names)
+	}
+	if err := be.Put(ctx, "locks/repository", []byte("garbage")); err != nil {
+		t.Fatal(err)
+	}
+	if _, had, err := r.BreakLock(ctx); err != nil || !had {
+		t.Fatalf("BreakLock of an unreadable lock: %v, %v", had, err)
+	}
+}
+
+// TestLockRefresh: a holder refreshes its lock, so no one takes it over
+// as stale while it runs.
+func TestLockRefresh(t *testing.T) {
+	repo.SetLockRefresh(t, time.Millisecond)
+	ctx := context.Background()
+	be := mem.New()
+	r := initRepo(t, be, nil)
+	lk, err := r.Lock(ctx, "long backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Unlock()
+	taken, _ := r.ReadLock(ctx)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		info, err := r.ReadLock(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Refreshed.After(taken.Time) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the lock was never refreshed")
+		}
+		runtime.Gosched()
+	}
+}
+
+// onPut runs a hook after every successful PutIfAbsent of a name.
+type onPut struct {
+	backend.Backend
+	name string
+	fn   func()
+}
+
+func (b onPut) PutIfAbsent(ctx context.Context, name string, data []byte) (bool, error) {
+	created, err := b.Backend.PutIfAbsent(ctx, name, data)
+	if err == nil && created && name == b.name {
+		b.fn()
+	}
+	return created, err
+}
+
+// TestLostLock: a holder whose lock was removed records nothing and
+// deletes nothing, also when the lock goes while the manifest is written.
+func TestLostLock(t *testing.T) {
+	ctx := context.Background()
+	removeLock := func(be backend.Backend) func() {
+		return func() { be.Delete(ctx, "locks/repository") }
+	}
+	cases := []struct {
+		name string
+		act  func(r *repo.Repository, be backend.Backend, lk *repo.Lock) error
+	}{
+		{"save manifest", func(r *repo.Repository, be backend.Backend, lk *repo.Lock) error {
+			removeLock(be)()
+			return r.SaveManifest(ctx, lk, "b", []byte("m"))
+		}},
+		{"lost while the manifest is written", func(r *repo.Repository, be backend.Backend, lk *repo.Lock) error {
+			r2, err := repo.Open(ctx, onPut{be, repo.ManifestName("b"), removeLock(be)}, nil)
+			if err != nil {
+				return err
+			}
+			return r2.SaveManifest(ctx, lk, "b", []byte("m"))
+		}},
+		{"delete manifest", func(r *repo.Repository, be backend.Backend, lk *repo.Lock) error {
+			removeLock(be)()
+			return r.DeleteManifest(ctx, lk, "a")
+		}},
+		{"prune", func(r *repo.Repository, be backend.Backend, lk *repo.Lock) error {
+			removeLock(be)()
+			_, _, err := r.Prune(ctx, lk, nil)
+			return err
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			be := mem.New()
+			r := initRepo(t, be, nil)
+			lk, err := r.Lock(ctx, "backup")
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := save(t, r, testData(3, 1<<20))
+			if err := r.SaveManifest(ctx, lk, "a", []byte("a")); err != nil {
+				t.Fatal(err)
+			}
+			before, _ := be.List(ctx, "")
+			if err := c.act(r, be, lk); !errors.Is(err, repo.ErrLockLost) {
+				t.Fatalf("with the lock lost: %v, want ErrLockLost", err)
+			}
+			after, _ := be.List(ctx, "")
+			after = slices.DeleteFunc(after, func(n string) bool { return strings.HasPrefix(n, "locks/") })
+			before = slices.DeleteFunc(before, func(n string) bool { return strings.HasPrefix(n, "locks/") })
+			if !slices.Equal(before, after) {
+				t.Fatalf("objects changed with the lock lost: %v -> %v", before, after)
+			}
+			if len(st.Chunks) == 0 {
+				t.Fatal("no chunks saved")
+			}
+		})
+	}
 }
 
 func TestLockRace(t *testing.T) {
@@ -753,15 +1085,20 @@ func TestLockRace(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		for round := range 3 {
+		host, _ := os.Hostname()
+		for round := range 4 {
+			if round >= 2 {
+				// Racing to take over a stale lock: still one winner.
+				plantLock(t, be, repo.LockInfo{Owner: "dead", Host: host, PID: deadPID(t), Process: repo.ProcessID(), Time: time.Now()}, time.Time{})
+			}
 			var wg sync.WaitGroup
-			unlocks := make([]func() error, n)
+			locks := make([]*repo.Lock, n)
 			errs := make([]error, n)
 			start := make(chan struct{})
 			for i := range n {
 				wg.Go(func() {
 					<-start
-					unlocks[i], errs[i] = repos[i].Lock(ctx, fmt.Sprintf("owner-%d", i))
+					locks[i], errs[i] = repos[i].Lock(ctx, fmt.Sprintf("owner-%d", i))
 				})
 			}
 			close(start)
@@ -786,7 +1123,7 @@ func TestLockRace(t *testing.T) {
 			if winner < 0 {
 				t.Fatalf("round %d: nobody got the lock", round)
 			}
-			if err := unlocks[winner](); err != nil {
+			if err := locks[winner].Unlock(); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -831,6 +1168,26 @@ func TestKeys(t *testing.T) {
 	}
 	if _, err := repo.LoadKey(filepath.Join(dir, "missing")); err == nil {
 		t.Fatal("LoadKey of a missing file succeeded")
+	}
+	// A key others can read is refused, saying how to fix it. Modes, not
+	// access, decide: root reads every file.
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o604, 0o660, 0o666} {
+		p := write(fmt.Sprintf("mode%o", mode), "secret")
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := repo.LoadKey(p); err == nil || !strings.Contains(err.Error(), "chmod 600 "+p) {
+			t.Errorf("LoadKey of a key file with mode %o: %v; want a refusal saying chmod 600", mode, err)
+		}
+	}
+	for _, mode := range []os.FileMode{0o600, 0o400} {
+		p := write(fmt.Sprintf("mode%o", mode), "secret")
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := repo.LoadKey(p); err != nil {
+			t.Errorf("LoadKey of a key file with mode %o: %v", mode, err)
+		}
 	}
 	t.Setenv(repo.EnvKey, "from-env\n")
 	if k, err := repo.ResolveKey(""); err != nil || string(k) != "from-env" {

@@ -5,12 +5,14 @@
 // Layout (object names on the backend):
 //
 //	config              repository parameters (JSON in a checksummed frame)
-//	data/XX/ID          a chunk; ID is the hex SHA-256 of its plaintext,
-//	                    XX its first two hex digits
+//	data/XX/ID          a chunk; ID is the hex SHA-256 of its plaintext
+//	                    (encrypted: HMAC-SHA256 under a key derived from
+//	                    the repository key, config.go), XX its first two
+//	                    hex digits
 //	backups/ID          a backup manifest (opaque bytes to this package),
 //	                    written last by the caller: a backup without a
 //	                    manifest is never listed
-//	locks/repository    the exclusive lock (plain JSON)
+//	locks/...           the exclusive lock (plain JSON, lock.go)
 //
 // Every chunk and manifest is framed (object.go): zstd-compressed when
 // that helps, SHA-256 of the plaintext checked on every read, and with a
@@ -24,6 +26,7 @@ package repo
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -31,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"strings"
 	"sync"
@@ -39,6 +43,7 @@ import (
 	"github.com/restic/chunker"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/stillpoint/stillpoint/internal/hint"
 	"github.com/stillpoint/stillpoint/internal/repo/backend"
 )
 
@@ -74,6 +79,9 @@ type Repository struct {
 	cfg   configFile
 	chunk ChunkerParams
 	codec *codec
+	// idKey is the HMAC key naming chunks (encrypted repositories of
+	// version 2 on); nil: chunks are named by their SHA-256.
+	idKey []byte
 
 	uploads chan struct{} // semaphore of uploadSlots
 	bufs    sync.Pool     // *[]byte chunk buffers of cap MaxSize
@@ -100,6 +108,11 @@ type Stream struct {
 	NewBytes  int64    // stored (framed, compressed) bytes of those chunks
 }
 
+// newPolynomial picks each new repository's chunker polynomial (random, as
+// restic does, so chunk boundaries do not reveal content across
+// repositories); tests fix it so chunk counts are deterministic.
+var newPolynomial = chunker.RandomPolynomial
+
 // Init creates a repository on be: encrypted with key, or unencrypted when
 // key is nil. It refuses to write over an existing repository or into a
 // location that holds other objects.
@@ -118,30 +131,39 @@ func Init(ctx context.Context, be backend.Backend, key []byte) (*Repository, err
 		return nil, fmt.Errorf("repository %s: the location is not empty (it holds %s, but no repository config): choose an empty location",
 			be, names[0])
 	}
-	pol, err := chunker.RandomPolynomial()
+	pol, err := newPolynomial()
 	if err != nil {
 		return nil, err
 	}
 	var id [16]byte
 	_, _ = rand.Read(id[:])
+	// Unencrypted repositories stay format 1 (nothing changed for them),
+	// so older binaries still read them.
+	version := 1
+	if key != nil {
+		version = keyedIDVersion
+	}
 	cfg := configFile{
-		Version:   repoVersion,
+		Version:   version,
 		ID:        hex.EncodeToString(id[:]),
 		Created:   time.Now().UTC().Truncate(time.Second),
 		Encrypted: key != nil,
 	}
 	params := ChunkerParams{Polynomial: pol, MinSize: DefaultMinChunk, MaxSize: DefaultMaxChunk, AverageBits: DefaultAverageBits}
 	c := &codec{repo: be.String()}
+	var idKey []byte
 	if key == nil {
 		cfg.Chunker = &params
 	} else {
 		if cfg.KDF, err = newKDF(); err != nil {
 			return nil, err
 		}
-		if c.aead, err = deriveAEAD(key, cfg.KDF); err != nil {
+		k, err := deriveKeys(key, cfg.KDF)
+		if err != nil {
 			return nil, err
 		}
-		secret, err := json.Marshal(secretConfig{Check: keyCheck, ID: cfg.ID, Chunker: params})
+		c.aead, idKey = k.aead, k.chunkID
+		secret, err := json.Marshal(secretConfig{Check: keyCheck, ID: cfg.ID, Chunker: params, Version: version})
 		if err != nil {
 			return nil, err
 		}
@@ -160,7 +182,7 @@ func Init(ctx context.Context, be backend.Backend, key []byte) (*Repository, err
 	if !created {
 		return nil, fmt.Errorf("repository %s: %w", be, ErrRepositoryExists)
 	}
-	return newRepository(be, cfg, params, c), nil
+	return newRepository(be, cfg, params, c, idKey), nil
 }
 
 // Open opens the repository on be with key (nil for an unencrypted one).
@@ -169,11 +191,15 @@ func Open(ctx context.Context, be backend.Backend, key []byte) (*Repository, err
 	if err != nil {
 		return nil, err
 	}
-	c, params, err := openConfig(be, cfg, key)
+	c, params, idKey, err := openConfig(be, cfg, key)
 	if err != nil {
 		return nil, err
 	}
-	return newRepository(be, *cfg, params, c), nil
+	if cfg.Encrypted && cfg.Version < keyedIDVersion {
+		slog.Warn(fmt.Sprintf("repository %s (format %d) names its chunks by the SHA-256 of their content, which anyone who can list it can match against a guess: "+
+			"back up into a new repository to get keyed names", be, cfg.Version))
+	}
+	return newRepository(be, *cfg, params, c, idKey), nil
 }
 
 // OpenOrInit opens the repository on be, creating it first if there is
@@ -218,57 +244,68 @@ func readConfig(ctx context.Context, be backend.Backend) (*configFile, error) {
 	return &cfg, nil
 }
 
-// openConfig checks key against cfg and returns the codec and chunker
-// parameters.
-func openConfig(be backend.Backend, cfg *configFile, key []byte) (*codec, ChunkerParams, error) {
+// openConfig checks key against cfg and returns the codec, the chunker
+// parameters and the chunk naming key (nil: SHA-256 names).
+func openConfig(be backend.Backend, cfg *configFile, key []byte) (*codec, ChunkerParams, []byte, error) {
 	c := &codec{repo: be.String()}
 	var params ChunkerParams
+	var idKey []byte
 	switch {
 	case !cfg.Encrypted && key != nil:
-		return nil, params, fmt.Errorf("repository %s: %w", be, ErrKeyNotNeeded)
+		return nil, params, nil, fmt.Errorf("repository %s: %w", be, ErrKeyNotNeeded)
 	case !cfg.Encrypted:
 		if cfg.Chunker == nil {
-			return nil, params, c.corrupt(configName, "no chunker parameters")
+			return nil, params, nil, c.corrupt(configName, "no chunker parameters")
 		}
 		params = *cfg.Chunker
 	case key == nil:
-		return nil, params, fmt.Errorf("repository %s: %w", be, ErrKeyRequired)
+		return nil, params, nil, fmt.Errorf("repository %s: %w", be, ErrKeyRequired)
 	case len(key) == 0:
-		return nil, params, fmt.Errorf("repository %s: %w", be, errEmptyKey)
+		return nil, params, nil, fmt.Errorf("repository %s: %w", be, errEmptyKey)
 	default:
-		aead, err := deriveAEAD(key, cfg.KDF)
+		k, err := deriveKeys(key, cfg.KDF)
 		if err != nil {
-			return nil, params, c.corrupt(configName, "%v", err)
+			return nil, params, nil, c.corrupt(configName, "%v", err)
 		}
-		c.aead = aead
+		c.aead = k.aead
 		plain, err := c.decode(secretName, cfg.Secret)
 		var ce *CorruptError
 		if errors.As(err, &ce) && strings.HasPrefix(ce.Reason, "authentication failed") {
 			// The config frame's own checksum held, so the sealed part is
 			// intact: the key is wrong.
-			return nil, params, fmt.Errorf("%w for repository %s", ErrWrongKey, be)
+			return nil, params, nil, fmt.Errorf("%w for repository %s", ErrWrongKey, be)
 		}
 		if err != nil {
-			return nil, params, c.corrupt(configName, "sealed part: %v", err)
+			return nil, params, nil, c.corrupt(configName, "sealed part: %v", err)
 		}
 		var sec secretConfig
 		if err := json.Unmarshal(plain, &sec); err != nil || sec.Check != keyCheck || sec.ID != cfg.ID {
-			return nil, params, c.corrupt(configName, "sealed part does not belong to this repository")
+			return nil, params, nil, c.corrupt(configName, "sealed part does not belong to this repository")
+		}
+		// The sealed version decides the chunk names: the plain one is
+		// only checksummed, and a downgrade to plain SHA-256 names must
+		// not go unnoticed.
+		if sealed := max(sec.Version, 1); sealed != cfg.Version {
+			return nil, params, nil, c.corrupt(configName, "format version %d differs from the sealed one (%d): the config was altered", cfg.Version, sealed)
+		}
+		if cfg.Version >= keyedIDVersion {
+			idKey = k.chunkID
 		}
 		params = sec.Chunker
 	}
 	if err := params.validate(); err != nil {
-		return nil, params, c.corrupt(configName, "%v", err)
+		return nil, params, nil, c.corrupt(configName, "%v", err)
 	}
-	return c, params, nil
+	return c, params, idKey, nil
 }
 
-func newRepository(be backend.Backend, cfg configFile, params ChunkerParams, c *codec) *Repository {
+func newRepository(be backend.Backend, cfg configFile, params ChunkerParams, c *codec, idKey []byte) *Repository {
 	r := &Repository{
 		be:      be,
 		cfg:     cfg,
 		chunk:   params,
 		codec:   c,
+		idKey:   idKey,
 		uploads: make(chan struct{}, uploadSlots),
 		flying:  map[string]*flight{},
 	}
@@ -277,23 +314,22 @@ func newRepository(be backend.Backend, cfg configFile, params ChunkerParams, c *
 	return r
 }
 
-// ID returns the repository's random id.
-func (r *Repository) ID() string { return r.cfg.ID }
-
-// Created returns when the repository was initialised.
-func (r *Repository) Created() time.Time { return r.cfg.Created }
-
 // Encrypted reports whether objects are encrypted.
 func (r *Repository) Encrypted() bool { return r.cfg.Encrypted }
 
-// Chunker returns the chunking parameters.
-func (r *Repository) Chunker() ChunkerParams { return r.chunk }
-
-// Backend returns the backend.
-func (r *Repository) Backend() backend.Backend { return r.be }
-
 // String returns the location.
 func (r *Repository) String() string { return r.be.String() }
+
+// chunkID names a chunk by its plaintext.
+func (r *Repository) chunkID(plain []byte) string {
+	if r.idKey == nil {
+		sum := sha256.Sum256(plain)
+		return hex.EncodeToString(sum[:])
+	}
+	h := hmac.New(sha256.New, r.idKey)
+	h.Write(plain)
+	return hex.EncodeToString(h.Sum(nil))
+}
 
 // ChunkName returns the object name of chunk id: data/XX/ID.
 func ChunkName(id string) string {
@@ -393,8 +429,7 @@ func (r *Repository) SaveStream(ctx context.Context, rd io.Reader, progress func
 			break
 		}
 		*buf = c.Data
-		sum := sha256.Sum256(c.Data)
-		id := hex.EncodeToString(sum[:])
+		id := r.chunkID(c.Data)
 		st.Chunks = append(st.Chunks, id)
 		st.Bytes += int64(c.Length)
 		if progress != nil {
@@ -514,7 +549,7 @@ func (r *Repository) LoadChunk(ctx context.Context, id string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if sum := sha256.Sum256(plain); hex.EncodeToString(sum[:]) != id {
+	if r.chunkID(plain) != id {
 		return nil, r.codec.corrupt(name, "content does not match its name")
 	}
 	return plain, nil
@@ -614,11 +649,17 @@ func validManifestID(id string) error {
 
 // SaveManifest stores a backup's manifest as backups/ID. Call it last,
 // once every chunk the manifest references is stored (SaveStream has
-// returned). It never overwrites: saving the same bytes again is a no-op,
-// different bytes under an existing id are an error.
-func (r *Repository) SaveManifest(ctx context.Context, id string, data []byte) error {
+// returned), holding lk since before the first SaveStream: it checks lk
+// before and after writing, and fails (leaving no manifest) if the lock
+// was lost meanwhile, because a prune may then have deleted chunks the
+// backup deduplicated against. It never overwrites: saving the same bytes
+// again is a no-op, different bytes under an existing id are an error.
+func (r *Repository) SaveManifest(ctx context.Context, lk *Lock, id string, data []byte) error {
 	if err := validManifestID(id); err != nil {
 		return fmt.Errorf("repository %s: %w", r, err)
+	}
+	if err := lk.Check(ctx); err != nil {
+		return fmt.Errorf("backup %s not recorded: %w", id, err)
 	}
 	name := ManifestName(id)
 	obj, err := r.codec.encode(name, data, true)
@@ -626,15 +667,26 @@ func (r *Repository) SaveManifest(ctx context.Context, id string, data []byte) e
 		return err
 	}
 	created, err := r.be.PutIfAbsent(ctx, name, obj)
-	if err != nil || created {
-		return err
-	}
-	old, err := r.LoadManifest(ctx, id)
 	if err != nil {
 		return err
 	}
-	if !bytes.Equal(old, data) {
-		return fmt.Errorf("repository %s: backup %s already exists (with other content)", r, id)
+	if !created {
+		old, err := r.LoadManifest(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(old, data) {
+			return fmt.Errorf("repository %s: backup %s already exists (with other content)", r, id)
+		}
+		return nil
+	}
+	// Still ours after the write: no prune can have run since the lock
+	// was taken, and any later one sees this manifest.
+	if err := lk.Check(ctx); err != nil {
+		if derr := r.be.Delete(context.WithoutCancel(ctx), name); derr != nil {
+			return hint.Run(fmt.Errorf("backup %s: %w; removing its manifest again failed too (%v): delete the backup", id, err, derr), "backup", "delete", id)
+		}
+		return fmt.Errorf("backup %s not recorded: %w", id, err)
 	}
 	return nil
 }
@@ -673,10 +725,13 @@ func (r *Repository) LoadManifest(ctx context.Context, id string) ([]byte, error
 }
 
 // DeleteManifest removes a backup's manifest (its chunks stay until
-// Prune). A missing backup gives a *MissingError.
-func (r *Repository) DeleteManifest(ctx context.Context, id string) error {
+// Prune), holding lk. A missing backup gives a *MissingError.
+func (r *Repository) DeleteManifest(ctx context.Context, lk *Lock, id string) error {
 	if err := validManifestID(id); err != nil {
 		return fmt.Errorf("repository %s: %w", r, err)
+	}
+	if err := lk.Check(ctx); err != nil {
+		return err
 	}
 	name := ManifestName(id)
 	ok, err := r.be.Exists(ctx, name)
@@ -689,12 +744,17 @@ func (r *Repository) DeleteManifest(ctx context.Context, id string) error {
 	return r.be.Delete(ctx, name)
 }
 
+// pruneCheckEvery is how many chunk deletions Prune starts between checks
+// that it still holds the lock.
+const pruneCheckEvery = 64
+
 // Prune deletes every chunk whose id is not in referenced (collected by
-// the caller from all manifests) and returns how many it deleted and their
-// stored size. The caller must hold the repository lock and must not save
-// streams meanwhile. Objects under data/ that are not chunks are left
-// alone.
-func (r *Repository) Prune(ctx context.Context, referenced map[string]bool) (removed int, freed int64, err error) {
+// the caller from all manifests, with lk held since before they were read)
+// and returns how many it deleted and their stored size. It stops if lk
+// is lost (checked every pruneCheckEvery deletions): a backup that took the
+// lock meanwhile may deduplicate against chunks that are not referenced
+// yet. Objects under data/ that are not chunks are left alone.
+func (r *Repository) Prune(ctx context.Context, lk *Lock, referenced map[string]bool) (removed int, freed int64, err error) {
 	infos, err := r.be.ListInfo(ctx, dataPrefix)
 	if err != nil {
 		return 0, 0, err
@@ -702,11 +762,19 @@ func (r *Repository) Prune(ctx context.Context, referenced map[string]bool) (rem
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(uploadSlots)
+	started := 0
 	for _, in := range infos {
 		id := chunkIDFromName(in.Name)
 		if id == "" || referenced[id] {
 			continue
 		}
+		if started%pruneCheckEvery == 0 {
+			if err := lk.Check(gctx); err != nil {
+				g.Go(func() error { return err })
+				break
+			}
+		}
+		started++
 		g.Go(func() error {
 			if err := r.be.Delete(gctx, in.Name); err != nil {
 				return err
@@ -723,19 +791,6 @@ func (r *Repository) Prune(ctx context.Context, referenced map[string]bool) (rem
 	}
 	err = g.Wait()
 	return removed, freed, err
-}
-
-// Size returns the number and total stored size of the chunks (data/).
-func (r *Repository) Size(ctx context.Context) (objects int, bytes int64, err error) {
-	infos, err := r.be.ListInfo(ctx, dataPrefix)
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, in := range infos {
-		objects++
-		bytes += in.Size
-	}
-	return objects, bytes, nil
 }
 
 // sortErrors orders problems by the object they name.

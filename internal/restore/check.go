@@ -122,7 +122,7 @@ func checkTargets(ctx context.Context, st storage.Store, p *plan, force bool) er
 	if full == len(p.tables) && len(errs) == full {
 		// What a complete restore of this backup looks like, once its
 		// journal is gone: say so rather than list every table.
-		return fmt.Errorf("restore: every table of backup %s already holds data in these stores (a complete restore of it, e.g. by a run stopped after it finished, or other data); nothing was changed: check them with verify --no-recover, or pass --force to restore again", p.journal.backup)
+		return fmt.Errorf("restore: every table of backup %s already holds data in these stores (a complete restore of it, e.g. by a run stopped after it finished, or other data); nothing was changed: check them with verify (read-only), or pass --force to restore again", p.journal.backup)
 	}
 	return errors.Join(errs...)
 }

@@ -157,9 +157,9 @@ func sameDump(got, want map[string][]string) string {
 // violated, both bank invariants hold.
 func checkSettled(t testing.TB, st storage.Store, setup bank.Setup) *verify.Report {
 	t.Helper()
-	rep, err := verify.Run(context.Background(), st, txn.NewManager(st, txn.Options{}), verify.Options{NoRecover: true})
+	rep, err := verify.Run(context.Background(), st, txn.NewManager(st, txn.Options{}), verify.Options{})
 	if err != nil {
-		t.Fatalf("verify --no-recover: %v", err)
+		t.Fatalf("read-only verify: %v", err)
 	}
 	iv := rep.Bank[setup.Namespaces[0]]
 	if len(rep.Pending) != 0 || len(rep.Violations) != 0 || iv == nil || !iv.OK() {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/stillpoint/stillpoint/internal/backup"
 	"github.com/stillpoint/stillpoint/internal/config"
+	"github.com/stillpoint/stillpoint/internal/hint"
 	"github.com/stillpoint/stillpoint/internal/repo"
 	"github.com/stillpoint/stillpoint/internal/storage"
 )
@@ -116,7 +117,7 @@ func Run(ctx context.Context, r *repo.Repository, m *backup.Manifest, t Target, 
 		res.AlreadyComplete, res.Resumed, res.Rows = true, len(p.tables), whole.rows
 		return res, p.journal.remove(ctx)
 	case whole.state == stateInProgress && whole.backup != m.ID && !opts.Force:
-		return nil, fmt.Errorf("restore: these stores hold an unfinished restore of backup %s; finish it (restore %s), or pass --force to replace it", whole.backup, whole.backup)
+		return nil, hint.Run(fmt.Errorf("restore: these stores hold an unfinished restore of backup %s: finish it, or pass --force to replace it", whole.backup), "restore", whole.backup)
 	case whole.state == stateInProgress && !opts.Force:
 		// Resume: tables marked done stay, if they still are what the
 		// backup holds; every other one is purged and loaded again.

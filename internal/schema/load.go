@@ -16,6 +16,8 @@ type Target interface {
 	StoreName(namespace string) (string, error)
 	// Ping connects to the named stores, reporting every one that fails.
 	Ping(ctx context.Context, stores []string) error
+	// Limits are those of the engine of the store a namespace maps to.
+	Limits(namespace string) (storage.Limits, error)
 }
 
 // Action says what Create did with one table.
@@ -43,6 +45,9 @@ func Create(ctx context.Context, t Target, tables []Table) ([]Action, error) {
 	}
 	stores, err := reachStores(ctx, t, layouts)
 	if err != nil {
+		return nil, err
+	}
+	if err := CheckLimits(ctx, t, layouts); err != nil {
 		return nil, err
 	}
 	actions := make([]Action, len(layouts))
@@ -73,6 +78,118 @@ func Create(ctx context.Context, t Target, tables []Table) ([]Action, error) {
 		}
 	}
 	return actions, nil
+}
+
+// CheckLimits refuses the names that the engine of each table's store
+// cannot hold, before anything is created: the generic rules, identifiers
+// (namespace, table, every column with the before_ twins, generated index
+// names) longer than the engine's limit, full names wider than its
+// metadata column, and names that differ only in case, among the tables
+// given and those that exist, where the engine compares names without case.
+// A restore runs it against its target before loading.
+func CheckLimits(ctx context.Context, t Target, layouts []*storage.TableMetadata) error {
+	c := &limitCheck{t: t, seen: map[string]string{}}
+	// Existing tables first, so a clash names the table that is there.
+	namespaces, err := t.Namespaces(ctx)
+	if err != nil {
+		return err
+	}
+	for _, ns := range namespaces {
+		names, err := t.Tables(ctx, ns)
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			c.table(&storage.TableMetadata{Namespace: ns, Table: name}, false)
+		}
+	}
+	for _, m := range layouts {
+		c.table(m, true)
+	}
+	return errors.Join(c.errs...)
+}
+
+type limitCheck struct {
+	t    Target
+	seen map[string]string // folded name in its scope -> the name as given
+	errs []error
+}
+
+func (c *limitCheck) fail(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf(format, args...))
+}
+
+// table checks one table; only new ones (not yet created) are measured.
+func (c *limitCheck) table(m *storage.TableMetadata, isNew bool) {
+	store, err := c.t.StoreName(m.Namespace)
+	if err != nil {
+		c.errs = append(c.errs, err)
+		return
+	}
+	l, err := c.t.Limits(m.Namespace)
+	if err != nil {
+		c.errs = append(c.errs, err)
+		return
+	}
+	fold := func(s string) string {
+		if l.FoldsCase {
+			return strings.ToLower(s)
+		}
+		return s
+	}
+	// unique records a name in a scope; a different name that folds the
+	// same is a clash.
+	unique := func(scope, what, name string) {
+		key := store + "\x00" + scope + "\x00" + fold(name)
+		prev, ok := c.seen[key]
+		if !ok {
+			c.seen[key] = name
+		} else if prev != name {
+			c.fail("%s %s and %s differ only in case: store %s compares names without case; rename one", what, prev, name, store)
+		}
+	}
+	unique("namespace", "namespaces", m.Namespace)
+	unique("table", "tables", m.Namespace+"."+m.Table)
+	if !isNew {
+		return
+	}
+	if err := m.Validate(); err != nil {
+		c.errs = append(c.errs, err)
+		return
+	}
+	if l.MaxFullTableName > 0 && len(m.FullName()) > l.MaxFullTableName {
+		c.fail("table %s: its full name is %d characters, and store %s records it in scalardb.metadata's full_table_name, which holds %d: shorten the namespace or table name", m.FullName(), len(m.FullName()), store, l.MaxFullTableName)
+	}
+	long := func(what, name string) {
+		if l.MaxName > 0 && len(name) > l.MaxName {
+			c.fail("table %s: %s %q is %d bytes, and store %s holds names of at most %d: shorten it", m.FullName(), what, name, len(name), store, l.MaxName)
+		}
+	}
+	if l.NamespaceSeparator == "" {
+		long("namespace", m.Namespace)
+		long("table name", m.Table)
+	} else {
+		long("table name", m.Namespace+l.NamespaceSeparator+m.Table)
+	}
+	for _, col := range m.Columns {
+		long("column", col.Name)
+		unique("column "+m.FullName(), "columns of "+m.FullName()+":", col.Name)
+	}
+	indexes := []string{}
+	for _, ix := range m.Indexes {
+		indexes = append(indexes, m.IndexName(ix))
+	}
+	if m.HasDescending() {
+		indexes = append(indexes, m.ClusteringIndexName())
+	}
+	for _, ix := range indexes {
+		long("generated index name", ix)
+		key := store + "\x00index\x00" + fold(m.Namespace) + "\x00" + fold(ix)
+		if prev, ok := c.seen[key]; ok && prev != m.FullName() {
+			c.fail("table %s: generated index name %q is also that of table %s in store %s: rename one of the tables or columns", m.FullName(), ix, prev, store)
+		}
+		c.seen[key] = m.FullName()
+	}
 }
 
 // Drop removes the tables of a schema file (and namespaces left empty).

@@ -107,19 +107,19 @@ func (m *TableMetadata) NonKeyColumns() []Column {
 // Validate checks the metadata is self-consistent, naming what is wrong.
 func (m *TableMetadata) Validate() error {
 	name := m.FullName()
-	if !validIdentifier(m.Namespace) {
-		return fmt.Errorf("table %s: namespace %q must be letters, digits and underscores, starting with a letter or underscore", name, m.Namespace)
+	if err := checkIdentifier("namespace", m.Namespace); err != nil {
+		return fmt.Errorf("table %s: %w", name, err)
 	}
-	if !validIdentifier(m.Table) {
-		return fmt.Errorf("table %s: table name %q must be letters, digits and underscores, starting with a letter or underscore", name, m.Table)
+	if err := checkIdentifier("table name", m.Table); err != nil {
+		return fmt.Errorf("table %s: %w", name, err)
 	}
 	if len(m.Columns) == 0 {
 		return fmt.Errorf("table %s: no columns", name)
 	}
 	seen := map[string]bool{}
 	for _, c := range m.Columns {
-		if !validIdentifier(c.Name) {
-			return fmt.Errorf("table %s: column name %q must be letters, digits and underscores, starting with a letter or underscore", name, c.Name)
+		if err := checkIdentifier("column name", c.Name); err != nil {
+			return fmt.Errorf("table %s: %w", name, err)
 		}
 		if seen[c.Name] {
 			return fmt.Errorf("table %s: column %q defined twice", name, c.Name)
@@ -153,8 +153,22 @@ func (m *TableMetadata) Validate() error {
 	return nil
 }
 
+// MaxIdentifier is the longest name any engine is asked to hold; engines
+// declare their own, smaller, limits (Limits).
+const MaxIdentifier = 64
+
+func checkIdentifier(what, s string) error {
+	if len(s) > MaxIdentifier {
+		return fmt.Errorf("%s %q is %d characters, more than the %d any engine holds: shorten it", what, s, len(s), MaxIdentifier)
+	}
+	if !validIdentifier(s) {
+		return fmt.Errorf("%s %q must be letters, digits and underscores, starting with a letter or underscore", what, s)
+	}
+	return nil
+}
+
 func validIdentifier(s string) bool {
-	if s == "" || len(s) > 64 {
+	if s == "" {
 		return false
 	}
 	for i, r := range s {
@@ -166,6 +180,28 @@ func validIdentifier(s string) bool {
 		}
 	}
 	return true
+}
+
+// IndexName is the name of a secondary index, as ScalarDB names it:
+// index_<namespace>_<table>_<column>.
+func (m *TableMetadata) IndexName(column string) string {
+	return "index_" + m.Namespace + "_" + m.Table + "_" + column
+}
+
+// ClusteringIndexName names the index that serves scans in clustering
+// order when a clustering column is DESC.
+func (m *TableMetadata) ClusteringIndexName() string {
+	return m.Namespace + "_" + m.Table + "_clustering_order_idx"
+}
+
+// HasDescending reports whether a clustering column is ordered DESC.
+func (m *TableMetadata) HasDescending() bool {
+	for _, c := range m.ClusteringKey {
+		if c.Order == Desc {
+			return true
+		}
+	}
+	return false
 }
 
 // SplitFullName splits "namespace.table".

@@ -18,7 +18,7 @@ func (m *Manager) RecoverRecord(ctx context.Context, ref consensus.Ref, stored s
 	if err != nil {
 		return 0, err
 	}
-	action := consensus.Recover(stored, decision, m.millis(), m.lifetime.Milliseconds())
+	action := m.Recovery(stored, decision)
 	if action == consensus.AbortExpired {
 		err := m.store.Put(ctx, consensus.CoordinatorPut(meta.TxID, consensus.Aborted, m.millis()))
 		if err != nil && !errors.Is(err, storage.ErrNoMutation) {
@@ -28,7 +28,7 @@ func (m *Manager) RecoverRecord(ctx context.Context, ref consensus.Ref, stored s
 		if decision, err = m.decision(ctx, meta.TxID); err != nil {
 			return action, err
 		}
-		action = consensus.Recover(stored, decision, m.millis(), m.lifetime.Milliseconds())
+		action = m.Recovery(stored, decision)
 	}
 	if action != consensus.RollForward && action != consensus.RollBack {
 		return action, nil
@@ -38,6 +38,12 @@ func (m *Manager) RecoverRecord(ctx context.Context, ref consensus.Ref, stored s
 		err = nil
 	}
 	return action, err
+}
+
+// Recovery says what lazy recovery would do now about a stored record,
+// given its transaction's decision (0: none), without doing it.
+func (m *Manager) Recovery(stored storage.Record, decision consensus.State) consensus.Recovery {
+	return consensus.Recover(stored, decision, m.millis(), m.lifetime.Milliseconds())
 }
 
 // Decision reads the coordinator's decision for a transaction (0: none).

@@ -2,6 +2,9 @@ package verify_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +12,7 @@ import (
 	"github.com/stillpoint/stillpoint/internal/schema"
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
+	"github.com/stillpoint/stillpoint/internal/storage/sqlstore"
 	"github.com/stillpoint/stillpoint/internal/testenv"
 	"github.com/stillpoint/stillpoint/internal/txn"
 	"github.com/stillpoint/stillpoint/internal/txn/consensus"
@@ -68,45 +72,75 @@ func (f *fixture) halfTransfer(t *testing.T, decision consensus.State) {
 	}
 }
 
+// accounts reads every account record as stored, by namespace.
+func (f *fixture) accounts(t *testing.T) map[string][]storage.Record {
+	t.Helper()
+	out := map[string][]storage.Record{}
+	for _, ns := range f.s.Namespaces {
+		recs, err := f.st.ScanAll(context.Background(), storage.ScanAll{Namespace: ns, Table: bank.AccountsTable})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[ns] = recs
+	}
+	return out
+}
+
 func TestVerifySettlesWhatACrashLeft(t *testing.T) {
 	tests := []struct {
-		name      string
-		decision  consensus.State
-		age       time.Duration
-		wantOK    bool
+		name     string
+		decision consensus.State
+		age      time.Duration
+		// Without --repair: records recovery could settle now, and records
+		// of transactions that may still be running.
+		pending, inFlight int
+		// With --repair: what recovery did to both records ("" nothing).
 		recovered string
 		transfers int64
 	}{
-		{"committed", consensus.Committed, 0, true, "roll forward", 1},
-		{"aborted", consensus.Aborted, 0, true, "roll back", 0},
-		{"undecided, expired", 0, 20 * time.Second, true, "roll back", 0},
-		{"undecided, young", 0, time.Second, false, "", 0},
+		{"committed, committer may still run", consensus.Committed, 0, 0, 2, "roll forward", 1},
+		{"committed, committer gone", consensus.Committed, 20 * time.Second, 2, 0, "roll forward", 1},
+		{"aborted, aborter may still run", consensus.Aborted, 0, 0, 2, "roll back", 0},
+		{"undecided, expired", 0, 20 * time.Second, 2, 0, "roll back", 0},
+		{"undecided, young", 0, time.Second, 0, 2, "", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
 			f.halfTransfer(t, tt.decision)
 			ctx := context.Background()
-			dry, err := verify.Run(ctx, f.st, f.m, verify.Options{NoRecover: true})
-			if err != nil || dry.OK() || len(dry.Pending) != 2 {
-				t.Fatalf("--no-recover must report both pending records and change nothing: %+v, %v", dry, err)
-			}
 			f.clock = f.clock.Add(tt.age)
-			rep, err := verify.Run(ctx, f.st, f.m, verify.Options{})
+			before := f.accounts(t)
+			dry, err := verify.Run(ctx, f.st, f.m, verify.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rep.OK() != tt.wantOK {
-				t.Fatalf("OK = %v, want %v: %+v", rep.OK(), tt.wantOK, rep)
+			if after := f.accounts(t); !reflect.DeepEqual(before, after) {
+				t.Fatalf("verify without --repair changed the stores:\nbefore %v\nafter  %v", before, after)
 			}
-			if !tt.wantOK {
-				if len(rep.Pending) != 2 || !strings.Contains(rep.Pending[0].Detail, "younger than the transaction lifetime") {
-					t.Fatalf("young undecided records must be reported, not touched: %+v", rep.Pending)
+			if len(dry.Pending) != tt.pending || dry.InFlight != tt.inFlight || len(dry.Violations) != 0 || dry.OK() != (tt.pending == 0) {
+				t.Fatalf("without --repair: want %d pending, %d in flight, no violation: %+v", tt.pending, tt.inFlight, dry)
+			}
+			// The invariants hold on the state recovery would make, so they
+			// can be checked without settling anything.
+			if iv := dry.Bank["bank_0"]; iv == nil || !iv.OK() || iv.CommittedTransfers != tt.transfers || iv.Total != 400 {
+				t.Fatalf("bank on the settled view: %+v", iv)
+			}
+			rep, err := verify.Run(ctx, f.st, f.m, verify.Options{Repair: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !rep.OK() {
+				t.Fatalf("after --repair: %+v", rep)
+			}
+			if tt.recovered == "" {
+				if rep.InFlight != 2 || len(rep.Recovered) != 0 || !reflect.DeepEqual(before, f.accounts(t)) {
+					t.Fatalf("young undecided records must be counted in flight and left alone: %+v", rep)
 				}
 				return
 			}
-			if rep.Recovered[tt.recovered] != 2 {
-				t.Errorf("recovered = %v, want 2 × %s", rep.Recovered, tt.recovered)
+			if rep.Recovered[tt.recovered] != 2 || rep.InFlight != 0 {
+				t.Errorf("recovered = %v (in flight %d), want 2 × %s", rep.Recovered, rep.InFlight, tt.recovered)
 			}
 			iv := rep.Bank["bank_0"]
 			if iv == nil || !iv.OK() || iv.CommittedTransfers != tt.transfers || iv.Total != 400 {
@@ -145,4 +179,110 @@ func TestVerifyFindsViolations(t *testing.T) {
 			t.Fatalf("want the total violation: %+v, %v", rep, err)
 		}
 	})
+}
+
+// sql runs a statement on a namespace's SQLite file behind the storage's
+// back, the way damage arrives.
+func (f *fixture) sql(t *testing.T, ns, q string, args ...any) {
+	t.Helper()
+	st, err := f.st.Store(context.Background(), ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.(*sqlstore.Store).DB().Exec(q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+func TestVerifyReportsMalformedData(t *testing.T) {
+	ctx := context.Background()
+	const metadata = `DELETE FROM "scalardb$metadata" WHERE full_table_name = 'bank_0.accounts' AND column_name IN ('before_tx_state', 'before_balance')`
+	tests := []struct {
+		name   string
+		damage func(t *testing.T, f *fixture)
+		table  string // the finding names it
+		detail string
+	}{
+		{"NULL balance", func(t *testing.T, f *fixture) {
+			f.sql(t, "bank_0", `UPDATE "bank_0$accounts" SET balance = NULL WHERE account_id = 1`)
+		}, "bank_0.accounts", "account_id 1"},
+		{"balance of another type", func(t *testing.T, f *fixture) {
+			f.sql(t, "bank_0", `UPDATE "scalardb$metadata" SET data_type = 'TEXT' WHERE full_table_name = 'bank_0.accounts' AND column_name = 'balance'`)
+		}, "bank_0.accounts", "balance"},
+		{"half the before image in the metadata, expired undecided records", func(t *testing.T, f *fixture) {
+			f.halfTransfer(t, 0)
+			f.clock = f.clock.Add(time.Minute)
+			f.sql(t, "bank_0", metadata)
+		}, "bank_0.accounts", "before_tx_state"},
+		{"1 of 13 metadata rows, as a killed restore left it", func(t *testing.T, f *fixture) {
+			f.halfTransfer(t, 0)
+			f.clock = f.clock.Add(time.Minute)
+			f.sql(t, "bank_0", `DELETE FROM "scalardb$metadata" WHERE full_table_name = 'bank_0.accounts' AND column_name <> 'account_id'`)
+		}, "bank_0.accounts", "balance"},
+		{"setup row without namespaces", func(t *testing.T, f *fixture) {
+			f.sql(t, "bank_0", `UPDATE "bank_0$bank_setup" SET namespaces = NULL`)
+		}, "bank_0.bank_setup", "namespaces"},
+	}
+	for _, tt := range tests {
+		for _, repair := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/repair=%v", tt.name, repair), func(t *testing.T) {
+				f := newFixture(t)
+				tt.damage(t, f)
+				// A fresh storage reads the damaged metadata, as a new process does.
+				st := multistorage.New(f.st.Config())
+				defer st.Close()
+				before := f.accounts(t)
+				rep, err := verify.Run(ctx, st, txn.NewManager(st, txn.Options{Now: func() time.Time { return f.clock }}), verify.Options{Repair: repair})
+				if err != nil {
+					t.Fatal(err)
+				}
+				found := false
+				for _, v := range rep.Violations {
+					found = found || v.Table == tt.table && strings.Contains(v.Key+" "+v.Detail, tt.detail)
+				}
+				if !found || rep.OK() {
+					t.Errorf("want a violation naming %s and %q: %+v", tt.table, tt.detail, rep.Violations)
+				}
+				// Healthy tables may be repaired; the damaged one is not touched.
+				if after := f.accounts(t); !reflect.DeepEqual(before["bank_0"], after["bank_0"]) {
+					t.Errorf("records of a table verify cannot read must not be touched:\nbefore %v\nafter  %v", before["bank_0"], after["bank_0"])
+				}
+			})
+		}
+	}
+}
+
+// Settle is what a restore runs after loading, when no writer can exist:
+// everything pending is settled, and a read-only verify then finds nothing
+// undecided.
+func TestSettleLeavesNothingUndecided(t *testing.T) {
+	ctx := context.Background()
+	for _, decision := range []consensus.State{consensus.Committed, consensus.Aborted, 0} {
+		t.Run(fmt.Sprint(decision), func(t *testing.T) {
+			f := newFixture(t)
+			f.halfTransfer(t, decision)
+			recovered, left, err := verify.Settle(ctx, f.st, txn.NewManager(f.st, txn.Options{Lifetime: -1, Now: func() time.Time { return f.clock }}))
+			if err != nil || left != 0 || recovered["roll forward"]+recovered["roll back"] != 2 {
+				t.Fatalf("Settle = %v, %d left, %v", recovered, left, err)
+			}
+			rep, err := verify.Run(ctx, f.st, f.m, verify.Options{})
+			if err != nil || !rep.OK() || rep.InFlight != 0 {
+				t.Fatalf("after Settle: %+v, %v", rep, err)
+			}
+		})
+	}
+}
+
+// Verifying an empty data directory creates nothing in it.
+func TestVerifyOfNothingCreatesNothing(t *testing.T) {
+	cfg := testenv.Embedded(t)
+	st := multistorage.New(cfg)
+	defer st.Close()
+	rep, err := verify.Run(context.Background(), st, txn.NewManager(st, txn.Options{}), verify.Options{})
+	if err != nil || !rep.OK() || rep.Tables != 0 {
+		t.Fatalf("%+v, %v", rep, err)
+	}
+	if files, _ := os.ReadDir(cfg.DataDir); len(files) != 0 {
+		t.Errorf("verify created %v", files)
+	}
 }

@@ -2,12 +2,16 @@
 // flat namespace of names such as "config", "data/ab/abcd..." or
 // "backups/ID", each holding an immutable byte string.
 //
-// Implementations:
+// Implementations import this package and register a location scheme
+// (Register), so this package depends on none of them:
 //
-//   - package local: a directory on a local (or mounted) filesystem;
-//   - package s3: a bucket (and optional key prefix) on S3-compatible storage.
+//   - package local ("file", and plain paths): a directory on a local (or
+//     mounted) filesystem;
+//   - package s3 ("s3"): a bucket (and optional key prefix) on
+//     S3-compatible storage;
+//   - package mem: in memory, for tests (not registered).
 //
-// Open picks one from a location string.
+// Open picks one from a location string; package repo imports local and s3.
 //
 // Names use "/" as separator, are relative, and never contain empty, "." or
 // ".." segments; ValidName checks that. Every method is safe for concurrent
@@ -18,20 +22,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
-
-	"github.com/stillpoint/stillpoint/internal/repo/backend/internal/common"
-	"github.com/stillpoint/stillpoint/internal/repo/backend/local"
-	"github.com/stillpoint/stillpoint/internal/repo/backend/s3"
+	"sync"
 )
 
 // ErrNotFound is matched (errors.Is) by the error Get returns for a name
 // that does not exist.
-var ErrNotFound = common.ErrNotFound
+var ErrNotFound = errors.New("object not found")
 
 // ObjectInfo describes one stored object.
-type ObjectInfo = common.ObjectInfo
+type ObjectInfo struct {
+	Name string
+	Size int64
+}
 
 // Backend stores immutable named objects.
 type Backend interface {
@@ -60,12 +63,68 @@ type Backend interface {
 	String() string
 }
 
+// Names returns the names of infos, or err: List for an implementation
+// of ListInfo.
+func Names(infos []ObjectInfo, err error) ([]string, error) {
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(infos))
+	for i, in := range infos {
+		names[i] = in.Name
+	}
+	return names, nil
+}
+
 // ValidName returns why name is not a valid object name, or nil.
-func ValidName(name string) error { return common.ValidName(name) }
+func ValidName(name string) error {
+	if name == "" {
+		return errors.New("empty object name")
+	}
+	if strings.HasPrefix(name, "/") || strings.HasSuffix(name, "/") {
+		return fmt.Errorf("invalid object name %q: leading or trailing /", name)
+	}
+	for seg := range strings.SplitSeq(name, "/") {
+		switch {
+		case seg == "" || seg == "." || seg == "..":
+			return fmt.Errorf("invalid object name %q: empty, . or .. segment", name)
+		case strings.ContainsAny(seg, "\\\x00"):
+			return fmt.Errorf("invalid object name %q: backslash or NUL", name)
+		}
+	}
+	return nil
+}
 
 // NotFound returns an error matching ErrNotFound that names the object and
 // the location.
-func NotFound(location, name string) error { return common.NotFound(location, name) }
+func NotFound(location, name string) error {
+	return &notFoundError{location: location, name: name}
+}
+
+type notFoundError struct{ location, name string }
+
+func (e *notFoundError) Error() string {
+	return fmt.Sprintf("%s: %s: %v", e.location, e.name, ErrNotFound)
+}
+
+func (e *notFoundError) Unwrap() error { return ErrNotFound }
+
+// Opener opens a location of the scheme it was registered for.
+type Opener func(ctx context.Context, location string) (Backend, error)
+
+var (
+	openersMu sync.RWMutex
+	openers   = map[string]Opener{}
+)
+
+// Register makes Open hand locations "SCHEME://..." to open; scheme "file"
+// also gets plain paths. Implementations call it from init, so this
+// package never imports them.
+func Register(scheme string, open Opener) {
+	openersMu.Lock()
+	defer openersMu.Unlock()
+	openers[scheme] = open
+}
 
 // Open returns the backend for a repository location:
 //
@@ -75,27 +134,19 @@ func NotFound(location, name string) error { return common.NotFound(location, na
 //     S3-compatible bucket (see package s3 for the parameters and the
 //     credentials it reads from the environment).
 func Open(ctx context.Context, location string) (Backend, error) {
-	switch {
-	case strings.TrimSpace(location) == "":
+	if strings.TrimSpace(location) == "" {
 		return nil, errors.New("no repository location given: use a directory path, file:///path or s3://bucket/prefix")
-	case strings.HasPrefix(location, "s3://"):
-		return s3.Open(ctx, location)
-	case strings.HasPrefix(location, "file://"):
-		u, err := url.Parse(location)
-		if err != nil {
-			return nil, fmt.Errorf("repository location %q: %v", location, err)
-		}
-		if u.Host != "" && u.Host != "localhost" {
-			return nil, fmt.Errorf("repository location %q: file:// URLs must name a local path (file:///path), not host %q", location, u.Host)
-		}
-		if u.Path == "" {
-			return nil, fmt.Errorf("repository location %q: no path", location)
-		}
-		return local.Open(u.Path)
 	}
+	scheme := "file"
 	if i := strings.Index(location, "://"); i > 0 && !strings.ContainsAny(location[:i], "/\\") {
-		return nil, fmt.Errorf("unsupported repository location %q: scheme %q is not supported; use a directory path, file:///path or s3://bucket/prefix?endpoint=host:port",
-			location, location[:i])
+		scheme = location[:i]
 	}
-	return local.Open(location)
+	openersMu.RLock()
+	open := openers[scheme]
+	openersMu.RUnlock()
+	if open == nil {
+		return nil, fmt.Errorf("unsupported repository location %q: scheme %q is not supported; use a directory path, file:///path or s3://bucket/prefix?endpoint=host:port",
+			location, scheme)
+	}
+	return open(ctx, location)
 }

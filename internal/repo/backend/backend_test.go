@@ -17,6 +17,7 @@ import (
 
 	"github.com/stillpoint/stillpoint/internal/repo/backend"
 	"github.com/stillpoint/stillpoint/internal/repo/backend/local"
+	"github.com/stillpoint/stillpoint/internal/repo/backend/mem"
 	"github.com/stillpoint/stillpoint/internal/repo/backend/s3"
 	"github.com/stillpoint/stillpoint/internal/testenv"
 )
@@ -28,6 +29,7 @@ var kinds = []struct {
 	name string
 	open func(t *testing.T) backend.Backend
 }{
+	{"mem", func(t *testing.T) backend.Backend { return mem.New() }},
 	{"local", func(t *testing.T) backend.Backend {
 		be, err := backend.Open(context.Background(), filepath.Join(t.TempDir(), "repo"))
 		if err != nil {

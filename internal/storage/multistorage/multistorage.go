@@ -14,9 +14,11 @@ import (
 
 	"github.com/stillpoint/stillpoint/internal/config"
 	"github.com/stillpoint/stillpoint/internal/storage"
-	"github.com/stillpoint/stillpoint/internal/storage/mysql"
-	"github.com/stillpoint/stillpoint/internal/storage/postgres"
-	"github.com/stillpoint/stillpoint/internal/storage/sqlite"
+
+	// The engines Stillpoint ships with register themselves.
+	_ "github.com/stillpoint/stillpoint/internal/storage/mysql"
+	_ "github.com/stillpoint/stillpoint/internal/storage/postgres"
+	_ "github.com/stillpoint/stillpoint/internal/storage/sqlite"
 )
 
 // Storage opens stores on first use and routes operations by namespace.
@@ -37,17 +39,45 @@ func New(cfg *config.Config) *Storage {
 // Config returns the configuration the storage routes by.
 func (s *Storage) Config() *config.Config { return s.cfg }
 
-// OpenStore connects to one configured store.
+// OpenStore connects to one configured store through its registered
+// engine. Its errors never show a password of the DSN.
 func OpenStore(ctx context.Context, name string, sc config.Store) (storage.Store, error) {
-	switch sc.Engine {
-	case "sqlite":
-		return sqlite.Open(ctx, name, sc.Path)
-	case "postgres":
-		return postgres.Open(ctx, name, sc.DSN)
-	case "mysql":
-		return mysql.Open(ctx, name, sc.DSN)
+	e, err := storage.LookupEngine(sc.Engine)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", name, err)
 	}
-	return nil, fmt.Errorf("store %s: unknown engine %q", name, sc.Engine)
+	st, err := e.Open(ctx, name, storage.Connection{DSN: sc.DSN, Path: sc.Path})
+	if err != nil {
+		return nil, redactedError{msg: config.Redact(err.Error(), sc.DSN), err: err}
+	}
+	return st, nil
+}
+
+// redactedError shows a message with the passwords masked and keeps the
+// original for errors.Is.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e redactedError) Error() string { return e.msg }
+func (e redactedError) Unwrap() error { return e.err }
+
+// Limits returns the limits of the engine of the store a namespace maps to.
+func (s *Storage) Limits(namespace string) (storage.Limits, error) {
+	name, err := s.cfg.StoreFor(namespace)
+	if err != nil {
+		return storage.Limits{}, err
+	}
+	sc, err := s.storeConfig(name)
+	if err != nil {
+		return storage.Limits{}, err
+	}
+	e, err := storage.LookupEngine(sc.Engine)
+	if err != nil {
+		return storage.Limits{}, fmt.Errorf("store %s: %w", name, err)
+	}
+	return e.Limits, nil
 }
 
 // Store returns the named store, connecting on first use.

@@ -5,14 +5,19 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/stillpoint/stillpoint/internal/cut"
 	"github.com/stillpoint/stillpoint/internal/storage/sqlstore"
 )
+
+func init() {
+	cut.Register("mysql", cut.Methods{AcquireFence: AcquireFence, OpenSnapshot: OpenSnapshot})
+}
 
 // AcquireFence blocks new commit decisions with LOCK TABLES ... READ on
 // coordinator.state, granted once uncommitted inserts have finished. It
 // gives up after timeout (rounded up to a second: lock_wait_timeout counts
 // whole seconds).
-func AcquireFence(ctx context.Context, st *sqlstore.Store, table string, timeout time.Duration) (*sqlstore.HeldConn, error) {
+func AcquireFence(ctx context.Context, st *sqlstore.Store, table string, timeout time.Duration) (cut.Fence, error) {
 	conn, err := st.DB().Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("store %s: fence: %w", st.Name(), err)
@@ -31,7 +36,7 @@ func AcquireFence(ctx context.Context, st *sqlstore.Store, table string, timeout
 
 // OpenSnapshot fixes the store's state as of now in an InnoDB
 // consistent-snapshot transaction, and records its binlog position.
-func OpenSnapshot(ctx context.Context, st *sqlstore.Store) (*sqlstore.ConnSnapshot, error) {
+func OpenSnapshot(ctx context.Context, st *sqlstore.Store) (cut.Snapshot, error) {
 	conn, err := st.DB().Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("store %s: snapshot: %w", st.Name(), err)

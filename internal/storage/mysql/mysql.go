@@ -16,6 +16,20 @@ import (
 	"github.com/stillpoint/stillpoint/internal/storage/sqlstore"
 )
 
+func init() {
+	storage.RegisterEngine(storage.Engine{Name: "mysql", Limits: Limits,
+		Open: storage.Opener(func(ctx context.Context, name string, c storage.Connection) (*sqlstore.Store, error) {
+			return Open(ctx, name, c.DSN)
+		})})
+}
+
+// Limits: identifiers of at most 64 characters; column names never
+// compare case, and database and table names do not on servers with
+// lower_case_table_names (the default on Windows and macOS), so names are
+// held to be case-insensitive wherever the backup may be restored. Keys
+// and the metadata's full_table_name are VARCHAR(keyLength).
+var Limits = storage.Limits{MaxName: 64, FoldsCase: true, MaxFullTableName: keyLength, MaxKeyLength: keyLength}
+
 // Open connects to the server a DSN (user:pass@tcp(host:port)/) names.
 func Open(ctx context.Context, name, dsn string) (*sqlstore.Store, error) {
 	cfg, err := driver.ParseDSN(dsn)

@@ -6,9 +6,14 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/stillpoint/stillpoint/internal/cut"
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/sqlstore"
 )
+
+func init() {
+	cut.Register("postgres", cut.Methods{AcquireFence: AcquireFence, OpenSnapshot: OpenSnapshot})
+}
 
 // Fence blocks new commit decisions: coordinator inserts wait behind a
 // SHARE lock on coordinator.state, which itself waits for uncommitted
@@ -19,7 +24,7 @@ type Fence struct {
 }
 
 // AcquireFence takes the fence, giving up after timeout.
-func AcquireFence(ctx context.Context, st *sqlstore.Store, table string, timeout time.Duration) (*Fence, error) {
+func AcquireFence(ctx context.Context, st *sqlstore.Store, table string, timeout time.Duration) (cut.Fence, error) {
 	conn, err := st.DB().Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("store %s: fence: %w", st.Name(), err)
@@ -59,7 +64,7 @@ type Snapshot struct {
 }
 
 // OpenSnapshot fixes the store's state as of now.
-func OpenSnapshot(ctx context.Context, st *sqlstore.Store) (*Snapshot, error) {
+func OpenSnapshot(ctx context.Context, st *sqlstore.Store) (cut.Snapshot, error) {
 	conn, err := st.DB().Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("store %s: snapshot: %w", st.Name(), err)

@@ -15,6 +15,17 @@ import (
 	"github.com/stillpoint/stillpoint/internal/storage/sqlstore"
 )
 
+func init() {
+	storage.RegisterEngine(storage.Engine{Name: "postgres", Limits: Limits,
+		Open: storage.Opener(func(ctx context.Context, name string, c storage.Connection) (*sqlstore.Store, error) {
+			return Open(ctx, name, c.DSN)
+		})})
+}
+
+// Limits: PostgreSQL truncates identifiers to NAMEDATALEN-1 = 63 bytes,
+// which would make two long names one, so longer ones are refused.
+var Limits = storage.Limits{MaxName: 63}
+
 // Open connects to the database a DSN (URL or key=value form) names.
 func Open(ctx context.Context, name, dsn string) (*sqlstore.Store, error) {
 	cfg, err := pgxConfig(dsn)

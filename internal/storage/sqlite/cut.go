@@ -5,12 +5,18 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/stillpoint/stillpoint/internal/cut"
 	"github.com/stillpoint/stillpoint/internal/storage/sqlstore"
 )
 
+func init() {
+	cut.Register("sqlite", cut.Methods{AcquireFence: AcquireFence, OpenSnapshot: OpenSnapshot})
+}
+
 // AcquireFence holds the database's write lock (BEGIN IMMEDIATE): commit
-// decisions, like every write, wait for it. It gives up after timeout.
-func AcquireFence(ctx context.Context, st *sqlstore.Store, timeout time.Duration) (*sqlstore.HeldConn, error) {
+// decisions, like every write, wait for it, whichever table they write.
+// It gives up after timeout.
+func AcquireFence(ctx context.Context, st *sqlstore.Store, _ string, timeout time.Duration) (cut.Fence, error) {
 	conn, err := st.DB().Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("store %s: fence: %w", st.Name(), err)
@@ -30,7 +36,7 @@ func AcquireFence(ctx context.Context, st *sqlstore.Store, timeout time.Duration
 // OpenSnapshot fixes the database's state as of now: a read transaction,
 // which in WAL mode sees the database as of its first read while writers
 // go on.
-func OpenSnapshot(ctx context.Context, st *sqlstore.Store) (*sqlstore.ConnSnapshot, error) {
+func OpenSnapshot(ctx context.Context, st *sqlstore.Store) (cut.Snapshot, error) {
 	conn, err := st.DB().Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("store %s: snapshot: %w", st.Name(), err)

@@ -20,6 +20,20 @@ import (
 	"github.com/stillpoint/stillpoint/internal/storage/sqlstore"
 )
 
+func init() {
+	storage.RegisterEngine(storage.Engine{Name: "sqlite", Limits: Limits,
+		Open: storage.Opener(func(ctx context.Context, name string, c storage.Connection) (*sqlstore.Store, error) {
+			return Open(ctx, name, c.Path)
+		})})
+}
+
+// Limits: no length limit worth the name, but table and column names are
+// compared without case, and a namespace is a prefix of its tables' names.
+var Limits = storage.Limits{FoldsCase: true, NamespaceSeparator: separator}
+
+// separator joins namespace and table, as ScalarDB names SQLite tables.
+const separator = "$"
+
 // busyTimeout is how long a writer waits for the write lock.
 const busyTimeout = 30 * time.Second
 
@@ -61,7 +75,7 @@ func (Dialect) Limits() sqlstore.Limits { return sqlstore.Limits{SingleWriter: t
 
 func (Dialect) Quote(ident string) string { return `"` + strings.ReplaceAll(ident, `"`, `""`) + `"` }
 
-func (d Dialect) Table(namespace, table string) string { return d.Quote(namespace + "$" + table) }
+func (d Dialect) Table(namespace, table string) string { return d.Quote(namespace + separator + table) }
 
 func (Dialect) Placeholder(n int) string { return fmt.Sprintf("?%d", n) }
 

@@ -137,7 +137,7 @@ func (s *Store) CreateTable(ctx context.Context, m *storage.TableMetadata) error
 	}
 	defs = append(defs, "PRIMARY KEY ("+strings.Join(quoteAll(d, m.KeyColumns()), ", ")+")")
 	stmts := []string{"CREATE TABLE " + table + " (" + strings.Join(defs, ", ") + ")"}
-	if hasDesc(m) { // so a scan in clustering order reads an index, as ScalarDB does
+	if m.HasDescending() { // so a scan in clustering order reads an index, as ScalarDB does
 		var cols []string
 		for _, p := range m.PartitionKey {
 			cols = append(cols, d.Quote(p)+" ASC")
@@ -145,10 +145,10 @@ func (s *Store) CreateTable(ctx context.Context, m *storage.TableMetadata) error
 		for _, c := range m.ClusteringKey {
 			cols = append(cols, d.Quote(c.Name)+" "+c.Order.String())
 		}
-		stmts = append(stmts, "CREATE UNIQUE INDEX "+d.Quote(m.Namespace+"_"+m.Table+"_clustering_order_idx")+" ON "+table+" ("+strings.Join(cols, ", ")+")")
+		stmts = append(stmts, "CREATE UNIQUE INDEX "+d.Quote(m.ClusteringIndexName())+" ON "+table+" ("+strings.Join(cols, ", ")+")")
 	}
 	for _, ix := range m.Indexes {
-		stmts = append(stmts, "CREATE INDEX "+d.Quote(indexName(m, ix))+" ON "+table+" ("+d.Quote(ix)+")")
+		stmts = append(stmts, "CREATE INDEX "+d.Quote(m.IndexName(ix))+" ON "+table+" ("+d.Quote(ix)+")")
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -194,20 +194,6 @@ func keysFirst(m *storage.TableMetadata) *storage.TableMetadata {
 		}
 	}
 	return &c
-}
-
-func hasDesc(m *storage.TableMetadata) bool {
-	for _, c := range m.ClusteringKey {
-		if c.Order == storage.Desc {
-			return true
-		}
-	}
-	return false
-}
-
-// indexName follows ScalarDB: index_<namespace>_<table>_<column>.
-func indexName(m *storage.TableMetadata, column string) string {
-	return "index_" + m.Namespace + "_" + m.Table + "_" + column
 }
 
 func (s *Store) insertMetadata(ctx context.Context, tx *sql.Tx, m *storage.TableMetadata) error {

@@ -96,6 +96,7 @@ func Create(ctx context.Context, target schema.Target, m *txn.Manager, s Setup) 
 }
 
 // Load reads the setup of the bank whose first namespace is ns (nil: none).
+// A setup row it cannot read is an error naming what is wrong.
 func Load(ctx context.Context, st storage.Store, ns string) (*Setup, error) {
 	m, err := st.TableMetadata(ctx, ns, SetupTable)
 	if err != nil || m == nil {
@@ -105,11 +106,14 @@ func Load(ctx context.Context, st storage.Store, ns string) (*Setup, error) {
 	if err != nil || r == nil {
 		return nil, err
 	}
-	return &Setup{
-		Namespaces:     strings.Split(r["namespaces"].(string), ","),
-		Accounts:       int(r["accounts"].(int32)),
-		InitialBalance: r["initial_balance"].(int64),
-	}, nil
+	namespaces, okN := r["namespaces"].(string)
+	accounts, okA := r["accounts"].(int32)
+	initial, okI := r["initial_balance"].(int64)
+	if !okN || !okA || !okI || namespaces == "" {
+		return nil, fmt.Errorf("%s.%s: the setup row cannot be read (namespaces %v, accounts %v, initial_balance %v): it was damaged or written by hand",
+			ns, SetupTable, r["namespaces"], r["accounts"], r["initial_balance"])
+	}
+	return &Setup{Namespaces: strings.Split(namespaces, ","), Accounts: int(accounts), InitialBalance: initial}, nil
 }
 
 // Invariants are the two checks of DESIGN.md section 8 on a settled state.
@@ -132,29 +136,61 @@ func (iv Invariants) OK() bool { return len(iv.Violations) == 0 }
 // Check computes the invariants from the stores as they are, reading the
 // records and the coordinator table directly.
 func Check(ctx context.Context, st storage.Store, s *Setup) (Invariants, error) {
-	var iv Invariants
+	accounts := map[string][]storage.Record{}
 	for _, ns := range s.Namespaces {
 		recs, err := st.ScanAll(ctx, storage.ScanAll{Namespace: ns, Table: AccountsTable})
 		if err != nil {
-			return iv, err
+			return Invariants{}, err
 		}
-		for _, r := range recs {
+		accounts[ns] = recs
+	}
+	rows, err := st.ScanAll(ctx, storage.ScanAll{Namespace: schema.CoordinatorNamespace, Table: schema.CoordinatorTable})
+	if err != nil {
+		return Invariants{}, err
+	}
+	var transfers int64
+	for _, r := range rows {
+		if IsCommittedTransfer(r) {
+			transfers++
+		}
+	}
+	return Tally(s, accounts, transfers), nil
+}
+
+// IsCommittedTransfer reports whether a coordinator row records a
+// committed transfer.
+func IsCommittedTransfer(row storage.Record) bool {
+	id, _ := row[schema.TxID].(string)
+	return strings.HasPrefix(id, TransferPrefix) && consensus.DecisionOf(row) == consensus.Committed
+}
+
+// balance reads an account's balance, or says which account has none.
+func balance(ns string, account storage.Record) (int64, error) {
+	b, ok := account["balance"].(int64)
+	if !ok {
+		return 0, fmt.Errorf("%s.%s account_id %v: balance %v is not a BIGINT", ns, AccountsTable, account["account_id"], account["balance"])
+	}
+	return b, nil
+}
+
+// Tally computes the invariants from the account records of each of the
+// bank's namespaces. An account it cannot read (a NULL or mistyped
+// balance) is a violation naming it, never a crash.
+func Tally(s *Setup, accounts map[string][]storage.Record, committedTransfers int64) Invariants {
+	iv := Invariants{CommittedTransfers: committedTransfers}
+	for _, ns := range s.Namespaces {
+		for _, r := range accounts[ns] {
 			meta := consensus.MetaOf(r)
 			if meta.Pending() {
 				iv.Pending++
 			}
 			iv.Accounts++
-			iv.Total += r["balance"].(int64)
 			iv.VersionSum += int64(meta.Version)
-		}
-	}
-	rows, err := st.ScanAll(ctx, storage.ScanAll{Namespace: schema.CoordinatorNamespace, Table: schema.CoordinatorTable})
-	if err != nil {
-		return iv, err
-	}
-	for _, r := range rows {
-		if id, _ := r[schema.TxID].(string); strings.HasPrefix(id, TransferPrefix) && consensus.DecisionOf(r) == consensus.Committed {
-			iv.CommittedTransfers++
+			if b, err := balance(ns, r); err != nil {
+				iv.Violations = append(iv.Violations, err.Error())
+			} else {
+				iv.Total += b
+			}
 		}
 	}
 	n := int64(s.Accounts) * int64(len(s.Namespaces))
@@ -172,5 +208,5 @@ func Check(ctx context.Context, st storage.Store, s *Setup) (Invariants, error) 
 	if iv.VersionSum != iv.ExpectedVersionSum {
 		iv.Violations = append(iv.Violations, fmt.Sprintf("sum of tx_version %d, want %d (%d accounts + 2 × %d committed transfers)", iv.VersionSum, iv.ExpectedVersionSum, n, iv.CommittedTransfers))
 	}
-	return iv, nil
+	return iv
 }

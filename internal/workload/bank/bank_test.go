@@ -2,6 +2,7 @@ package bank_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,5 +62,29 @@ func TestCheckDetectsLostMoney(t *testing.T) {
 	iv, err := bank.Check(ctx, st, &s)
 	if err != nil || iv.OK() || iv.Total != 550 {
 		t.Fatalf("a lost 50 must break the total: %+v, %v", iv, err)
+	}
+}
+
+// Damaged accounts are errors of the transfer and of the check that name
+// the account, never a crash of the workload.
+func TestDamagedAccountIsAnError(t *testing.T) {
+	ctx := context.Background()
+	st := multistorage.New(testenv.Embedded(t))
+	defer st.Close()
+	m := txn.NewManager(st, txn.Options{})
+	s := bank.Setup{Namespaces: bank.DefaultNamespaces, Accounts: 1, InitialBalance: 100}
+	if err := bank.Create(ctx, st, m, s); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Put(ctx, storage.Put{Namespace: "bank_1", Table: bank.AccountsTable, Values: storage.Record{"account_id": 0, "balance": nil}}); err != nil {
+		t.Fatal(err)
+	}
+	stats, err := bank.Run(ctx, bank.Local(m), &s, bank.Workload{Concurrency: 1, Count: 2})
+	if err != nil || stats.Failed != 2 || !strings.Contains(stats.LastError, "bank_1.accounts account_id 0") {
+		t.Fatalf("transfers over a NULL balance: %+v, %v", stats, err)
+	}
+	iv, err := bank.Check(ctx, st, &s)
+	if err != nil || iv.OK() || !strings.Contains(strings.Join(iv.Violations, "\n"), "bank_1.accounts account_id 0") {
+		t.Fatalf("check over a NULL balance: %+v, %v", iv, err)
 	}
 }

@@ -155,10 +155,18 @@ func move(ctx context.Context, tx Tx, s *Setup, i, j int, from, to storage.Key, 
 	if a == nil || b == nil {
 		return errors.New("an account is missing")
 	}
+	balA, err := balance(s.Namespaces[i], a)
+	if err != nil {
+		return err
+	}
+	balB, err := balance(s.Namespaces[j], b)
+	if err != nil {
+		return err
+	}
 	if err := tx.Put(ctx, storage.Put{Namespace: s.Namespaces[i], Table: AccountsTable,
-		Values: storage.Record{"account_id": from["account_id"], "balance": a["balance"].(int64) - amount}}); err != nil {
+		Values: storage.Record{"account_id": from["account_id"], "balance": balA - amount}}); err != nil {
 		return err
 	}
 	return tx.Put(ctx, storage.Put{Namespace: s.Namespaces[j], Table: AccountsTable,
-		Values: storage.Record{"account_id": to["account_id"], "balance": b["balance"].(int64) + amount}})
+		Values: storage.Record{"account_id": to["account_id"], "balance": balB + amount}})
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -21,7 +22,7 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/stillpoint/stillpoint/internal/repo/backend/internal/common"
+	"github.com/stillpoint/stillpoint/internal/repo/backend"
 )
 
 const tmpPrefix = ".tmp-"
@@ -30,6 +31,26 @@ const tmpPrefix = ".tmp-"
 type Backend struct {
 	root string
 	dirs sync.Map // directories known to exist (string -> struct{})
+}
+
+func init() { backend.Register("file", openLocation) }
+
+// openLocation opens "file:///abs/path" or a plain path.
+func openLocation(_ context.Context, location string) (backend.Backend, error) {
+	if !strings.HasPrefix(location, "file://") {
+		return Open(location)
+	}
+	u, err := url.Parse(location)
+	if err != nil {
+		return nil, fmt.Errorf("repository location %q: %v", location, err)
+	}
+	if u.Host != "" && u.Host != "localhost" {
+		return nil, fmt.Errorf("repository location %q: file:// URLs must name a local path (file:///path), not host %q", location, u.Host)
+	}
+	if u.Path == "" {
+		return nil, fmt.Errorf("repository location %q: no path", location)
+	}
+	return Open(u.Path)
 }
 
 // Open returns the backend for directory path. The directory need not
@@ -58,11 +79,8 @@ func Open(path string) (*Backend, error) {
 // String returns the directory.
 func (b *Backend) String() string { return b.root }
 
-// Root returns the directory.
-func (b *Backend) Root() string { return b.root }
-
 func (b *Backend) path(name string) (string, error) {
-	if err := common.ValidName(name); err != nil {
+	if err := backend.ValidName(name); err != nil {
 		return "", fmt.Errorf("repository %s: %w", b.root, err)
 	}
 	return filepath.Join(b.root, filepath.FromSlash(name)), nil
@@ -245,7 +263,7 @@ func (b *Backend) Get(ctx context.Context, name string) ([]byte, error) {
 	}
 	data, err := os.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-		return nil, common.NotFound(b.root, name)
+		return nil, backend.NotFound(b.root, name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("repository %s: reading %s: %w", b.root, name, err)
@@ -275,24 +293,16 @@ func (b *Backend) Exists(ctx context.Context, name string) (bool, error) {
 
 // List implements backend.Backend.
 func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
-	infos, err := b.ListInfo(ctx, prefix)
-	if err != nil {
-		return nil, err
-	}
-	names := make([]string, len(infos))
-	for i, in := range infos {
-		names[i] = in.Name
-	}
-	return names, nil
+	return backend.Names(b.ListInfo(ctx, prefix))
 }
 
 // ListInfo implements backend.Backend.
-func (b *Backend) ListInfo(ctx context.Context, prefix string) ([]common.ObjectInfo, error) {
+func (b *Backend) ListInfo(ctx context.Context, prefix string) ([]backend.ObjectInfo, error) {
 	start := b.root
 	if i := strings.LastIndexByte(prefix, '/'); i > 0 {
 		start = filepath.Join(b.root, filepath.FromSlash(prefix[:i]))
 	}
-	var out []common.ObjectInfo
+	var out []backend.ObjectInfo
 	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if p == start && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)) {
@@ -321,7 +331,7 @@ func (b *Backend) ListInfo(ctx context.Context, prefix string) ([]common.ObjectI
 		if err != nil {
 			return err
 		}
-		out = append(out, common.ObjectInfo{Name: name, Size: info.Size()})
+		out = append(out, backend.ObjectInfo{Name: name, Size: info.Size()})
 		return nil
 	})
 	if err != nil {

@@ -36,7 +36,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/stillpoint/stillpoint/internal/repo/backend/internal/common"
+	"github.com/stillpoint/stillpoint/internal/repo/backend"
 )
 
 // Environment variables holding the credentials.
@@ -122,6 +122,10 @@ func redact(s string) string {
 	return s
 }
 
+func init() {
+	backend.Register("s3", func(ctx context.Context, location string) (backend.Backend, error) { return Open(ctx, location) })
+}
+
 // Open connects to the location, checks that it is reachable and the
 // credentials work, and creates the bucket if it does not exist.
 func Open(ctx context.Context, location string) (*Backend, error) {
@@ -200,14 +204,8 @@ func (b *Backend) String() string {
 	return b.location + " (endpoint " + b.endpoint + ")"
 }
 
-// Client returns the underlying client (for tests and tools).
-func (b *Backend) Client() *minio.Client { return b.client }
-
-// Bucket returns the bucket name.
-func (b *Backend) Bucket() string { return b.bucket }
-
 func (b *Backend) key(name string) (string, error) {
-	if err := common.ValidName(name); err != nil {
+	if err := backend.ValidName(name); err != nil {
 		return "", fmt.Errorf("repository %s: %w", b, err)
 	}
 	return b.prefix + name, nil
@@ -313,7 +311,7 @@ func (b *Backend) Get(ctx context.Context, name string) ([]byte, error) {
 		}
 	}
 	if isNotFound(err) {
-		return nil, common.NotFound(b.String(), name)
+		return nil, backend.NotFound(b.String(), name)
 	}
 	return nil, b.wrap("reading", name, err)
 }
@@ -337,22 +335,14 @@ func (b *Backend) Exists(ctx context.Context, name string) (bool, error) {
 
 // List implements backend.Backend.
 func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
-	infos, err := b.ListInfo(ctx, prefix)
-	if err != nil {
-		return nil, err
-	}
-	names := make([]string, len(infos))
-	for i, in := range infos {
-		names[i] = in.Name
-	}
-	return names, nil
+	return backend.Names(b.ListInfo(ctx, prefix))
 }
 
 // ListInfo implements backend.Backend.
-func (b *Backend) ListInfo(ctx context.Context, prefix string) ([]common.ObjectInfo, error) {
+func (b *Backend) ListInfo(ctx context.Context, prefix string) ([]backend.ObjectInfo, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // stops the listing goroutine on an early return
-	var out []common.ObjectInfo
+	var out []backend.ObjectInfo
 	for obj := range b.client.ListObjects(ctx, b.bucket, minio.ListObjectsOptions{Prefix: b.prefix + prefix, Recursive: true}) {
 		if obj.Err != nil {
 			return nil, b.wrap("listing", fmt.Sprintf("%q", prefix), obj.Err)
@@ -361,7 +351,7 @@ func (b *Backend) ListInfo(ctx context.Context, prefix string) ([]common.ObjectI
 		if name == "" || strings.HasSuffix(name, "/") {
 			continue // a "directory" marker some tools create
 		}
-		out = append(out, common.ObjectInfo{Name: name, Size: obj.Size})
+		out = append(out, backend.ObjectInfo{Name: name, Size: obj.Size})
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

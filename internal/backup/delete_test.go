@@ -1,0 +1,119 @@
+package backup_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/stillpoint/stillpoint/internal/backup"
+	"github.com/stillpoint/stillpoint/internal/repo"
+	"github.com/stillpoint/stillpoint/internal/repo/backend"
+	"github.com/stillpoint/stillpoint/internal/repo/backend/mem"
+	"github.com/stillpoint/stillpoint/internal/storage"
+)
+
+// failing fails Delete of chunks, or List of manifests, when told to.
+type failing struct {
+	backend.Backend
+	chunkDeletes, manifestLists bool
+}
+
+var errInjected = errors.New("injected backend failure")
+
+func (b *failing) Delete(ctx context.Context, name string) error {
+	if b.chunkDeletes && strings.HasPrefix(name, "data/") {
+		return errInjected
+	}
+	return b.Backend.Delete(ctx, name)
+}
+
+func (b *failing) List(ctx context.Context, prefix string) ([]string, error) {
+	if b.manifestLists && prefix == "backups/" {
+		return nil, errInjected
+	}
+	return b.Backend.List(ctx, prefix)
+}
+
+// TestDelete: delete is all or nothing up to the prune, a failed prune
+// says the backup is gone, a damaged backup can be deleted, and a damaged
+// other backup stops the prune.
+func TestDelete(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name         string
+		damage       string // "target", "other" or ""
+		chunkDeletes bool   // prune fails
+		listFails    bool   // reading the catalog fails
+		wantErr      string
+		wantGone     bool // the target's manifest is gone
+		wantBlocked  bool
+		wantPruned   bool
+	}{
+		{name: "plain", wantGone: true, wantPruned: true},
+		{name: "damaged target", damage: "target", wantGone: true, wantPruned: true},
+		{name: "damaged other", damage: "other", wantGone: true, wantBlocked: true},
+		{name: "prune fails", chunkDeletes: true, wantErr: "was deleted, but removing the chunks", wantGone: true},
+		{name: "catalog unreadable", listFails: true, wantErr: "nothing deleted"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			be := &failing{Backend: mem.New()}
+			r, err := repo.Init(ctx, be, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lk, err := r.Lock(ctx, "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer lk.Unlock()
+			for i, id := range []string{"target", "other"} {
+				st, err := r.SaveStream(ctx, bytes.NewReader(bytes.Repeat([]byte{byte(i)}, 1<<20)), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m := &backup.Manifest{ID: id, Stores: []backup.StoreBackup{{Name: "s", Tables: []backup.TableBackup{{Metadata: storage.TableMetadata{}, Chunks: st.Chunks}}}}}
+				data, _ := m.Encode()
+				if err := r.SaveManifest(ctx, lk, id, data); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if c.damage != "" {
+				obj, _ := be.Get(ctx, repo.ManifestName(c.damage))
+				obj[len(obj)-1] ^= 1
+				be.Put(ctx, repo.ManifestName(c.damage), obj)
+			}
+			be.chunkDeletes, be.manifestLists = c.chunkDeletes, c.listFails
+			chunksBefore, _ := be.List(ctx, "data/")
+
+			res, err := backup.Delete(ctx, r, lk, "target", true)
+			var pe *backup.PruneError
+			switch {
+			case c.wantErr == "" && err != nil:
+				t.Fatalf("Delete: %v", err)
+			case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
+				t.Fatalf("Delete: %v, want an error saying %q", err, c.wantErr)
+			case c.chunkDeletes && (!errors.As(err, &pe) || res.Deleted != "target"):
+				t.Fatalf("Delete with a failing prune: %v, %+v; want a *PruneError and the result naming the deleted backup", err, res)
+			}
+			be.chunkDeletes, be.manifestLists = false, false
+			gone, _ := be.Exists(ctx, repo.ManifestName("target"))
+			if gone == c.wantGone {
+				t.Fatalf("target manifest exists = %v, want gone = %v", gone, c.wantGone)
+			}
+			if c.damage == "target" && !res.WasDamaged {
+				t.Fatalf("result %+v does not say the backup was damaged", res)
+			}
+			chunksAfter, _ := be.List(ctx, "data/")
+			pruned := len(chunksAfter) < len(chunksBefore)
+			if pruned != c.wantPruned {
+				t.Fatalf("chunks %d -> %d, want pruned = %v", len(chunksBefore), len(chunksAfter), c.wantPruned)
+			}
+			if blocked := res.Prune != nil && len(res.Prune.Blocked) > 0; blocked != c.wantBlocked {
+				t.Fatalf("prune %+v: blocked = %v, want %v", res.Prune, blocked, c.wantBlocked)
+			}
+		})
+	}
+}

@@ -1,0 +1,91 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Connection says where a store is: a server's DSN, or an embedded
+// engine's file.
+type Connection struct {
+	DSN  string
+	Path string
+}
+
+// Engine is what an engine package registers about itself (in its init,
+// as database/sql drivers do), so that the layers above open stores and
+// check names without a switch on engine names.
+type Engine struct {
+	Name string
+	// Open connects to one store.
+	Open func(ctx context.Context, name string, c Connection) (Store, error)
+	// Limits are the names and values the engine can hold.
+	Limits Limits
+}
+
+// Limits are what an engine can hold. Names beyond them would be
+// truncated, refused half-way through creating a schema, or collide, so
+// they are checked before anything is created.
+type Limits struct {
+	// MaxName is the longest identifier (schema, table, column, index), in
+	// bytes; 0: no limit.
+	MaxName int
+	// FoldsCase: names that differ only in case are one name.
+	FoldsCase bool
+	// NamespaceSeparator joins namespace and table into one table name
+	// where namespaces are not schemas (SQLite: "$"); "" otherwise.
+	NamespaceSeparator string
+	// MaxFullTableName is the width of scalardb.metadata's full_table_name
+	// ("namespace.table"); 0: no limit.
+	MaxFullTableName int
+	// MaxKeyLength bounds TEXT (characters) and BLOB (bytes) values of key
+	// and indexed columns; 0: no limit.
+	MaxKeyLength int
+}
+
+var (
+	enginesMu sync.RWMutex
+	engines   = map[string]Engine{}
+)
+
+// RegisterEngine makes an engine known by its name. Registering a name
+// twice is a programming error.
+func RegisterEngine(e Engine) {
+	enginesMu.Lock()
+	defer enginesMu.Unlock()
+	if _, dup := engines[e.Name]; dup {
+		panic("storage: engine " + e.Name + " registered twice")
+	}
+	engines[e.Name] = e
+}
+
+// LookupEngine returns a registered engine.
+func LookupEngine(name string) (Engine, error) {
+	enginesMu.RLock()
+	defer enginesMu.RUnlock()
+	e, ok := engines[name]
+	if !ok {
+		names := make([]string, 0, len(engines))
+		for n := range engines {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		return Engine{}, fmt.Errorf("unknown engine %q (known: %s)", name, strings.Join(names, ", "))
+	}
+	return e, nil
+}
+
+// Opener adapts an engine's Open that returns its own store type, so a
+// failed open gives a nil Store, not a Store holding a nil pointer.
+func Opener[S Store](open func(ctx context.Context, name string, c Connection) (S, error)) func(context.Context, string, Connection) (Store, error) {
+	return func(ctx context.Context, name string, c Connection) (Store, error) {
+		s, err := open(ctx, name, c)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+}
