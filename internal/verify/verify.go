@@ -17,6 +17,7 @@ import (
 
 	"github.com/stillpoint/stillpoint/internal/config"
 	"github.com/stillpoint/stillpoint/internal/cut"
+	"github.com/stillpoint/stillpoint/internal/hint"
 	"github.com/stillpoint/stillpoint/internal/restore"
 	"github.com/stillpoint/stillpoint/internal/schema"
 	"github.com/stillpoint/stillpoint/internal/storage"
@@ -98,7 +99,7 @@ func Run(ctx context.Context, st storage.Store, m *txn.Manager, opts Options) (*
 		if id, err := restore.Unfinished(ctx, st); err != nil {
 			return nil, err
 		} else if id != "" {
-			return nil, fmt.Errorf("%w: these stores hold an unfinished restore of backup %s: run 'stillpoint restore %s' again to finish it", ErrUnfinishedRestore, id, id)
+			return nil, hint.Run(fmt.Errorf("%w: these stores hold an unfinished restore of backup %s: run the restore again, from the same repository, to finish it", ErrUnfinishedRestore, id), "restore", id)
 		}
 	}
 	r := &Report{Recovered: map[string]int{}, Bank: map[string]*bank.Invariants{}}
