@@ -94,13 +94,7 @@ func (s *source) backupUnderLoad(t testing.TB) *backup.Manifest {
 // awaitCommitted waits until at least n transfers committed.
 func awaitCommitted(t testing.TB, committed *atomic.Int64, n int64) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for committed.Load() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("the workload committed %d transfers in 2 minutes, want %d", committed.Load(), n)
-		}
-		time.Sleep(5 * time.Millisecond) // polling, with the deadline above
-	}
+	testenv.Await(t, fmt.Sprintf("the workload to commit %d transfers", n), func() bool { return committed.Load() >= n })
 }
 
 // dump is every row of every table of a backup as restored into st, in a

@@ -219,7 +219,7 @@ func TestGracefulShutdownDrains(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.cancel() // SIGTERM
-	time.Sleep(200 * time.Millisecond)
+	testenv.Await(t, "the server to start draining", func() bool { return f.srv.Gate().Stats().ShuttingDown })
 	if _, err := c.Begin(ctx, consensus.Snapshot, ""); err == nil {
 		t.Fatal("a new transaction was accepted during shutdown")
 	}
