@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stillpoint/stillpoint/internal/backup"
 	"github.com/stillpoint/stillpoint/internal/repo"
@@ -115,5 +117,40 @@ func TestDelete(t *testing.T) {
 				t.Fatalf("prune %+v: blocked = %v, want %v", res.Prune, blocked, c.wantBlocked)
 			}
 		})
+	}
+}
+
+// TestLoadAllInStartOrder: backups taken within one second have ids that
+// differ only in a random suffix; the catalog lists them in the order they
+// were taken, not in the suffixes' order.
+func TestLoadAllInStartOrder(t *testing.T) {
+	ctx := context.Background()
+	r, err := repo.Init(ctx, mem.New(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk, err := r.Lock(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Unlock()
+	at := time.Date(2026, 11, 25, 8, 35, 33, 0, time.UTC)
+	taken := []string{"20261125T083533Z-c28bc8e0", "20261125T083533Z-9c8e62ed", "20261125T083533Z-733448c7"}
+	for i, id := range taken {
+		data, _ := (&backup.Manifest{ID: id, Started: at.Add(time.Duration(i) * time.Millisecond)}).Encode()
+		if err := r.SaveManifest(ctx, lk, id, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, _, err := backup.LoadAll(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range all {
+		got = append(got, m.ID)
+	}
+	if !slices.Equal(got, taken) {
+		t.Fatalf("catalog order %v, want the order taken %v", got, taken)
 	}
 }

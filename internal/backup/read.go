@@ -53,6 +53,9 @@ func LoadAll(ctx context.Context, r *repo.Repository) (all []*Manifest, damaged 
 			return nil, nil, err
 		}
 	}
+	// Ids order by the second a backup started; within one second only
+	// the start time itself tells which came first.
+	slices.SortStableFunc(all, func(a, b *Manifest) int { return a.Started.Compare(b.Started) })
 	return all, damaged, nil
 }
 
