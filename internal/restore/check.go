@@ -9,6 +9,7 @@ import (
 
 	"github.com/stillpoint/stillpoint/internal/backup"
 	"github.com/stillpoint/stillpoint/internal/repo"
+	"github.com/stillpoint/stillpoint/internal/schema"
 	"github.com/stillpoint/stillpoint/internal/storage"
 )
 
@@ -36,9 +37,17 @@ func sameLayout(got, want *storage.TableMetadata) bool {
 
 // validateTargetTables is where every check that a backup's tables fit the
 // target stores belongs; it runs before anything is created, so a backup
-// that cannot be held restores nothing. Identifier checks (lengths, case
-// collisions per engine) go here too.
-func validateTargetTables(ctx context.Context, r *repo.Repository, p *plan) error {
+// that cannot be held restores nothing: names (lengths, generated index
+// names, case collisions per engine, as a schema load checks them) and the
+// lengths of key values.
+func validateTargetTables(ctx context.Context, r *repo.Repository, target Target, p *plan) error {
+	layouts := make([]*storage.TableMetadata, len(p.tables))
+	for i, t := range p.tables {
+		layouts[i] = &t.backup.Metadata
+	}
+	if err := schema.CheckLimits(ctx, target, layouts); err != nil {
+		return fmt.Errorf("restore: the backup's tables do not fit the target stores, nothing was restored: %w", err)
+	}
 	var errs []error
 	for _, t := range p.tables {
 		if err := checkKeyLengths(ctx, r, t); err != nil {
@@ -52,8 +61,8 @@ func validateTargetTables(ctx context.Context, r *repo.Repository, p *plan) erro
 // a table with its target engine's bounds. Manifests record them; for one
 // written before they did, the table's stream is read once to measure.
 func checkKeyLengths(ctx context.Context, r *repo.Repository, t *table) error {
-	lim := t.d.Limits()
-	if lim.KeyChars == 0 && lim.KeyBytes == 0 {
+	limit := t.limits.MaxKeyLength
+	if limit == 0 {
 		return nil
 	}
 	lengths := t.backup.KeyLengths
@@ -71,12 +80,12 @@ func checkKeyLengths(ctx context.Context, r *repo.Repository, t *table) error {
 			continue
 		}
 		switch {
-		case c.Type == storage.Text && lim.KeyChars > 0 && l.Chars > lim.KeyChars:
+		case c.Type == storage.Text && l.Chars > limit:
 			errs = append(errs, fmt.Errorf("restore: table %s column %s holds a TEXT key of %d characters; store %s keeps at most %d in key and indexed columns: restore into another engine",
-				t.full, c.Name, l.Chars, t.store, lim.KeyChars))
-		case c.Type == storage.Blob && lim.KeyBytes > 0 && l.Bytes > lim.KeyBytes:
+				t.full, c.Name, l.Chars, t.store, limit))
+		case c.Type == storage.Blob && l.Bytes > limit:
 			errs = append(errs, fmt.Errorf("restore: table %s column %s holds a BLOB key of %d bytes; store %s keeps at most %d in key and indexed columns: restore into another engine",
-				t.full, c.Name, l.Bytes, t.store, lim.KeyBytes))
+				t.full, c.Name, l.Bytes, t.store, limit))
 		}
 	}
 	return errors.Join(errs...)

@@ -80,6 +80,7 @@ type journal struct {
 	st      storage.Store
 	name    string
 	d       Destination
+	limits  storage.Limits
 	writers *writers
 	backup  string
 }
@@ -88,7 +89,7 @@ type journal struct {
 // remains of one whose creation or removal was interrupted) with a new
 // one saying the restore of backup is in progress.
 func (j *journal) start(ctx context.Context) error {
-	defer j.writers.lock(j.name, j.d)()
+	defer j.writers.lock(j.name, j.limits)()
 	err := retried(ctx, func() error {
 		if err := j.d.PurgeTable(ctx, journalNamespace, journalTable); err != nil {
 			return err
@@ -105,7 +106,7 @@ func (j *journal) start(ctx context.Context) error {
 // the table (with some, all or none of its metadata) and the namespace
 // (with or without its schema: it is made whole, then dropped).
 func (j *journal) clear(ctx context.Context) error {
-	defer j.writers.lock(j.name, j.d)()
+	defer j.writers.lock(j.name, j.limits)()
 	return retried(ctx, func() error {
 		if err := j.d.PurgeTable(ctx, journalNamespace, journalTable); err != nil {
 			return err
@@ -123,7 +124,7 @@ func (j *journal) clear(ctx context.Context) error {
 
 // mark records the state of an item.
 func (j *journal) mark(ctx context.Context, item, state string, rows int64) error {
-	defer j.writers.lock(j.name, j.d)()
+	defer j.writers.lock(j.name, j.limits)()
 	return j.put(ctx, item, state, rows)
 }
 
@@ -136,7 +137,7 @@ func (j *journal) put(ctx context.Context, item, state string, rows int64) error
 // after the journal says COMPLETE, so a run stopped part way is finished by
 // the next run.
 func (j *journal) remove(ctx context.Context) error {
-	defer j.writers.lock(j.name, j.d)()
+	defer j.writers.lock(j.name, j.limits)()
 	if err := j.d.DropTable(ctx, journalNamespace, journalTable); err != nil {
 		return err
 	}

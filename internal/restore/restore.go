@@ -50,6 +50,7 @@ type table struct {
 	full   string
 	store  string
 	d      Destination
+	limits storage.Limits
 }
 
 // plan is a restore's tables and the journal's store.
@@ -68,17 +69,26 @@ func newPlan(ctx context.Context, t Target, m *backup.Manifest, w *writers) (*pl
 				errs = append(errs, err)
 				continue
 			}
-			p.tables = append(p.tables, &table{backup: tb, full: tb.Metadata.FullName(), store: name, d: d})
+			limits, err := t.Limits(tb.Metadata.Namespace)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			p.tables = append(p.tables, &table{backup: tb, full: tb.Metadata.FullName(), store: name, d: d, limits: limits})
 		}
 	}
 	name, d, err := t.Destination(ctx, config.StillpointNamespace)
 	if err != nil {
 		errs = append(errs, err)
 	}
+	limits, err := t.Limits(config.StillpointNamespace)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
-	p.journal = &journal{st: t, name: name, d: d, writers: w, backup: m.ID}
+	p.journal = &journal{st: t, name: name, d: d, limits: limits, writers: w, backup: m.ID}
 	return p, nil
 }
 
@@ -103,7 +113,7 @@ func Run(ctx context.Context, r *repo.Repository, m *backup.Manifest, t Target, 
 	if err := errors.Join(problems...); err != nil {
 		return nil, fmt.Errorf("restore: backup %s is damaged, nothing was restored: %w", m.ID, err)
 	}
-	if err := validateTargetTables(ctx, r, p); err != nil {
+	if err := validateTargetTables(ctx, r, t, p); err != nil {
 		return nil, err
 	}
 	res := &Result{Backup: m.ID, Tables: len(p.tables)}
@@ -201,7 +211,7 @@ func loadTables(ctx context.Context, r *repo.Repository, p *plan, w *writers, to
 	var mu sync.Mutex
 	for _, t := range todo {
 		g.Go(func() error {
-			unlock := w.lock(t.store, t.d)
+			unlock := w.lock(t.store, t.limits)
 			n, err := loadTable(gctx, r, t, opts.Progress)
 			unlock()
 			if err != nil {

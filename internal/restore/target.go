@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/stillpoint/stillpoint/internal/schema"
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
-	"github.com/stillpoint/stillpoint/internal/storage/sqlstore"
 )
 
 // Target is the stores a restore writes into, routed by namespace.
@@ -15,6 +15,9 @@ type Target interface {
 	// Store reads and writes records of any namespace: the journal, the
 	// checks, and the recovery that finishes the cut.
 	storage.Store
+	// Target routes namespaces to stores and knows their engines' limits,
+	// so the names a backup brings are checked as a schema load checks them.
+	schema.Target
 	// Destination returns the store that will hold a namespace, and its
 	// name (stores are shared by namespaces; writer locks are per store).
 	Destination(ctx context.Context, namespace string) (name string, d Destination, err error)
@@ -24,9 +27,6 @@ type Target interface {
 type Destination interface {
 	TableAdmin
 	BulkLoader
-	// Limits are the engine's: key lengths it can hold, and whether it
-	// takes one writer at a time.
-	Limits() sqlstore.Limits
 }
 
 // TableAdmin creates namespaces and tables with their metadata, and gets
@@ -81,8 +81,8 @@ type writers struct {
 
 // lock takes the writer lock of a store if its engine needs one, and
 // returns its release.
-func (w *writers) lock(name string, d Destination) (unlock func()) {
-	if !d.Limits().SingleWriter {
+func (w *writers) lock(name string, limits storage.Limits) (unlock func()) {
+	if !limits.SingleWriter {
 		return func() {}
 	}
 	w.mu.Lock()

@@ -44,6 +44,9 @@ type Limits struct {
 	// MaxKeyLength bounds TEXT (characters) and BLOB (bytes) values of key
 	// and indexed columns; 0: no limit.
 	MaxKeyLength int
+	// SingleWriter: one writer per database at a time (SQLite); concurrent
+	// writers queue on a lock and may fail busy, so bulk loads take turns.
+	SingleWriter bool
 }
 
 var (

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"fmt"
-	"unicode/utf8"
 )
 
 // These checks are shared by every engine so that bad input gets the same
@@ -139,27 +138,4 @@ func BoundColumns(m *TableMetadata, b *Bound) []string {
 		cols[i] = m.ClusteringKey[i].Name
 	}
 	return cols
-}
-
-// CheckKeyLengths checks a record's key and indexed TEXT and BLOB values
-// against an engine's MaxKeyLength, so data that a target engine cannot
-// hold is found before loading starts, not half-way through.
-func (l Limits) CheckKeyLengths(m *TableMetadata, r Record) error {
-	if l.MaxKeyLength <= 0 {
-		return nil
-	}
-	for _, c := range append(m.KeyColumns(), m.Indexes...) {
-		n := 0
-		switch v := r[c].(type) {
-		case string:
-			n = utf8.RuneCountInString(v)
-		case []byte:
-			n = len(v)
-		}
-		if n > l.MaxKeyLength {
-			return fmt.Errorf("%s column %q: a value of length %d is longer than the %d the engine holds in a key or indexed column",
-				m.FullName(), c, n, l.MaxKeyLength)
-		}
-	}
-	return nil
 }

@@ -113,11 +113,6 @@ func (Dialect) Placeholder(int) string { return "?" }
 // key column size does.
 const keyLength = 128
 
-// Limits: key and indexed TEXT/BLOB columns are VARCHAR/VARBINARY(keyLength).
-func (Dialect) Limits() sqlstore.Limits {
-	return sqlstore.Limits{KeyChars: keyLength, KeyBytes: keyLength}
-}
-
 func (Dialect) ColumnType(t storage.DataType, key, indexed bool) string {
 	switch t {
 	case storage.Boolean:

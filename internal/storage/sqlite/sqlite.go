@@ -29,7 +29,7 @@ func init() {
 
 // Limits: no length limit worth the name, but table and column names are
 // compared without case, and a namespace is a prefix of its tables' names.
-var Limits = storage.Limits{FoldsCase: true, NamespaceSeparator: separator}
+var Limits = storage.Limits{FoldsCase: true, NamespaceSeparator: separator, SingleWriter: true}
 
 // separator joins namespace and table, as ScalarDB names SQLite tables.
 const separator = "$"
@@ -69,9 +69,6 @@ func Open(ctx context.Context, name, path string) (*sqlstore.Store, error) {
 type Dialect struct{}
 
 func (Dialect) Engine() string { return "sqlite" }
-
-// Limits: a database file has one writer at a time.
-func (Dialect) Limits() sqlstore.Limits { return sqlstore.Limits{SingleWriter: true} }
 
 func (Dialect) Quote(ident string) string { return `"` + strings.ReplaceAll(ident, `"`, `""`) + `"` }
 

@@ -341,23 +341,3 @@ func (s *Store) PurgeTable(ctx context.Context, namespace, table string) error {
 	_, err := s.db.ExecContext(ctx, "DROP TABLE IF EXISTS "+s.dialect.Table(namespace, table))
 	return s.wrap(err, "drop table "+full)
 }
-
-// Limits are what an engine can hold and how it takes writes, so that a
-// restore can check a backup fits before it creates anything.
-type Limits struct {
-	// SingleWriter: one writer per database at a time (SQLite); concurrent
-	// writers queue on a lock and may fail busy.
-	SingleWriter bool
-	// KeyChars and KeyBytes bound TEXT (in characters) and BLOB (in bytes)
-	// values of key and indexed columns; 0 is no bound.
-	KeyChars, KeyBytes int
-}
-
-// Limits returns the engine's limits: dialects with any implement
-// interface{ Limits() Limits }.
-func (s *Store) Limits() Limits {
-	if l, ok := s.dialect.(interface{ Limits() Limits }); ok {
-		return l.Limits()
-	}
-	return Limits{}
-}
