@@ -9,9 +9,10 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
-	"time"
 
 	_ "modernc.org/sqlite"
+
+	"github.com/stillpoint/stillpoint/internal/testenv"
 )
 
 // bigBank makes a bank of n accounts per namespace on the embedded
@@ -110,18 +111,14 @@ func bankLine(t *testing.T, out string) string {
 // coordinator's database) says a table is loaded.
 func waitForTableRestored(t *testing.T, path string) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
+	testenv.Await(t, "the restore to load a table", func() bool {
 		db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
-		if err == nil {
-			var n int
-			err = db.QueryRowContext(context.Background(), `SELECT count(*) FROM "stillpoint$restore_journal" WHERE state = 'DONE'`).Scan(&n)
-			db.Close()
-			if err == nil && n > 0 {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(5 * time.Millisecond) // polling, with the deadline above
-	}
-	t.Fatal("the restore never loaded a table")
+		defer db.Close()
+		var n int
+		err = db.QueryRowContext(context.Background(), `SELECT count(*) FROM "stillpoint$restore_journal" WHERE state = 'DONE'`).Scan(&n)
+		return err == nil && n > 0
+	})
 }

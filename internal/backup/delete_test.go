@@ -38,6 +38,21 @@ func (b *failing) List(ctx context.Context, prefix string) ([]string, error) {
 	return b.Backend.List(ctx, prefix)
 }
 
+// lockedRepo is a new unencrypted repository on be, locked for the test.
+func lockedRepo(t *testing.T, be backend.Backend) (*repo.Repository, *repo.Lock) {
+	t.Helper()
+	r, err := repo.Init(context.Background(), be, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk, err := r.Lock(context.Background(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lk.Unlock() })
+	return r, lk
+}
+
 // TestDelete: delete is all or nothing up to the prune, a failed prune
 // says the backup is gone, a damaged backup can be deleted, and a damaged
 // other backup stops the prune.
@@ -62,15 +77,7 @@ func TestDelete(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			be := &failing{Backend: mem.New()}
-			r, err := repo.Init(ctx, be, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			lk, err := r.Lock(ctx, "test")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer lk.Unlock()
+			r, lk := lockedRepo(t, be)
 			for i, id := range []string{"target", "other"} {
 				st, err := r.SaveStream(ctx, bytes.NewReader(bytes.Repeat([]byte{byte(i)}, 1<<20)), nil)
 				if err != nil {
@@ -125,15 +132,7 @@ func TestDelete(t *testing.T) {
 // were taken, not in the suffixes' order.
 func TestLoadAllInStartOrder(t *testing.T) {
 	ctx := context.Background()
-	r, err := repo.Init(ctx, mem.New(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lk, err := r.Lock(ctx, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lk.Unlock()
+	r, lk := lockedRepo(t, mem.New())
 	at := time.Date(2026, 11, 25, 8, 35, 33, 0, time.UTC)
 	taken := []string{"20261125T083533Z-c28bc8e0", "20261125T083533Z-9c8e62ed", "20261125T083533Z-733448c7"}
 	for i, id := range taken {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stillpoint/stillpoint/internal/backup"
 	"github.com/stillpoint/stillpoint/internal/config"
@@ -264,25 +263,18 @@ func TestSessionOfAKilledRun(t *testing.T) {
 		done <- err
 	}()
 	// Commit the ghost's statement once the run waits on it.
-	deadline := time.Now().Add(time.Minute)
-	for {
+	testenv.Await(t, "the restore to wait on the other session's CREATE TABLE", func() bool {
 		var waiting int
 		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks WHERE NOT granted`).Scan(&waiting); err != nil {
 			t.Fatal(err)
-		}
-		if waiting > 0 {
-			break
 		}
 		select {
 		case err := <-done:
 			t.Fatalf("the restore ended (%v) without waiting on the other session's CREATE TABLE", err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the restore never waited on the other session")
-		}
-		time.Sleep(5 * time.Millisecond) // polling, with the deadline above
-	}
+		return waiting > 0
+	})
 	if err := ghost.Commit(); err != nil {
 		t.Fatal(err)
 	}

@@ -137,25 +137,6 @@ func Run(ctx context.Context, st storage.Store, m *txn.Manager, opts Options) (*
 	return r, nil
 }
 
-// Settle runs lazy recovery once over every pending record of every
-// transactional table, with m's lifetime: after a restore, where no
-// writer is alive, a manager with a negative Lifetime settles everything.
-// It returns what it did by action and how many records it left
-// undecided; tables it cannot read are left alone (Run reports them).
-func Settle(ctx context.Context, st storage.Store, m *txn.Manager) (recovered map[string]int, left int, err error) {
-	namespaces, err := st.Namespaces(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
-	inv, err := inventory(ctx, st, namespaces, &Report{})
-	if err != nil {
-		return nil, 0, err
-	}
-	recovered = map[string]int{}
-	ids, err := settle(ctx, m, inv.tables, recovered)
-	return recovered, len(ids), err
-}
-
 // stores is what verify found: the transactional tables it can read
 // whole, the banks, and whether there is a coordinator table.
 type stores struct {

@@ -252,27 +252,6 @@ func TestVerifyReportsMalformedData(t *testing.T) {
 	}
 }
 
-// Settle is what a restore runs after loading, when no writer can exist:
-// everything pending is settled, and a read-only verify then finds nothing
-// undecided.
-func TestSettleLeavesNothingUndecided(t *testing.T) {
-	ctx := context.Background()
-	for _, decision := range []consensus.State{consensus.Committed, consensus.Aborted, 0} {
-		t.Run(fmt.Sprint(decision), func(t *testing.T) {
-			f := newFixture(t)
-			f.halfTransfer(t, decision)
-			recovered, left, err := verify.Settle(ctx, f.st, txn.NewManager(f.st, txn.Options{Lifetime: -1, Now: func() time.Time { return f.clock }}))
-			if err != nil || left != 0 || recovered["roll forward"]+recovered["roll back"] != 2 {
-				t.Fatalf("Settle = %v, %d left, %v", recovered, left, err)
-			}
-			rep, err := verify.Run(ctx, f.st, f.m, verify.Options{})
-			if err != nil || !rep.OK() || rep.InFlight != 0 {
-				t.Fatalf("after Settle: %+v, %v", rep, err)
-			}
-		})
-	}
-}
-
 // Verifying an empty data directory creates nothing in it.
 func TestVerifyOfNothingCreatesNothing(t *testing.T) {
 	cfg := testenv.Embedded(t)
