@@ -73,9 +73,11 @@ func TestRestoreKilledAndRunAgain(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitForTableRestored(t, filepath.Join(target, "coordinator.db"))
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	waitForTableRestored(t, filepath.Join(target, "coordinator.db"), exited)
 	cmd.Process.Signal(syscall.SIGKILL)
-	if err := cmd.Wait(); err == nil {
+	if err := <-exited; err == nil {
 		t.Fatal("the restore finished before it could be killed: make the data bigger")
 	}
 	if out, code := tc.run("verify"); code != exitViolation {
@@ -108,10 +110,17 @@ func bankLine(t *testing.T, out string) string {
 }
 
 // waitForTableRestored waits until the restore journal (in the
-// coordinator's database) says a table is loaded.
-func waitForTableRestored(t *testing.T, path string) {
+// coordinator's database) says a table is loaded, or the restore exited
+// (which the caller reports: the journal goes when a restore completes).
+func waitForTableRestored(t *testing.T, path string, exited chan error) {
 	t.Helper()
 	testenv.Await(t, "the restore to load a table", func() bool {
+		select {
+		case err := <-exited:
+			exited <- err
+			return true
+		default:
+		}
 		db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
 		if err != nil {
 			return false
