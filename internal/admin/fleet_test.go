@@ -100,14 +100,16 @@ func TestService(t *testing.T) {
 	c := adminpb.NewAdminClient(cc)
 	ctx := context.Background()
 
-	if _, err := c.Pause(ctx, &adminpb.PauseRequest{MaxPauseWaitTime: proto.Int64(-1)}); status.Code(err) != codes.InvalidArgument {
-		t.Errorf("negative max_pause_wait_time: %v, want InvalidArgument", err)
+	// A negative max_pause_wait_time is accepted as ScalarDB Server takes
+	// it, as no wait: with a transaction in flight, the pause fails at once.
+	release := enter(t, srv.gate)
+	_, err = c.Pause(ctx, &adminpb.PauseRequest{WaitOutstanding: true, MaxPauseWaitTime: proto.Int64(-1)})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "no wait") {
+		t.Errorf("negative max_pause_wait_time with 1 in flight: %v, want FailedPrecondition saying there was no wait", err)
 	}
 	if srv.gate.Paused() {
-		t.Fatal("a rejected Pause paused the gate")
+		t.Fatal("the gate stayed closed after a no-wait pause found a transaction in flight")
 	}
-
-	release := enter(t, srv.gate)
 	_, err = c.Pause(ctx, &adminpb.PauseRequest{WaitOutstanding: true, MaxPauseWaitTime: proto.Int64(100)})
 	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "1 transaction(s) still in flight") {
 		t.Errorf("drain timeout: %v, want FailedPrecondition naming 1 transaction", err)
@@ -117,7 +119,8 @@ func TestService(t *testing.T) {
 	}
 	release()
 
-	if _, err := c.Pause(ctx, &adminpb.PauseRequest{WaitOutstanding: true}); err != nil {
+	// Nothing in flight: a no-wait pause holds.
+	if _, err := c.Pause(ctx, &adminpb.PauseRequest{WaitOutstanding: true, MaxPauseWaitTime: proto.Int64(-1)}); err != nil {
 		t.Fatal(err)
 	}
 	if r, err := c.CheckPaused(ctx, &emptypb.Empty{}); err != nil || !r.GetPaused() {
@@ -131,7 +134,7 @@ func TestService(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.GetStats()), &st); err != nil {
 		t.Fatalf("Stats is not JSON: %v: %q", err, r.GetStats())
 	}
-	if st["paused"] != true || st["pauses"] != 2.0 || st["drain_timeouts"] != 1.0 || st["paused_since"] == nil || st["in_flight"] != 0.0 {
+	if st["paused"] != true || st["pauses"] != 3.0 || st["drain_timeouts"] != 2.0 || st["paused_since"] == nil || st["in_flight"] != 0.0 {
 		t.Errorf("Stats = %s", r.GetStats())
 	}
 	for range 2 {
