@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -101,38 +100,10 @@ func startServer(t *testing.T, c cli, extra ...string) *serverProc {
 	}
 }
 
-// designAdminProto is rpc.Admin written from DESIGN.md section 6 alone,
-// not from Stillpoint's own .proto: what a third-party client knows.
-const designAdminProto = `syntax = "proto3";
-package rpc;
-import "google/protobuf/empty.proto";
-service Admin {
-  rpc Pause(PauseRequest) returns (google.protobuf.Empty);
-  rpc Unpause(google.protobuf.Empty) returns (google.protobuf.Empty);
-  rpc CheckPaused(google.protobuf.Empty) returns (CheckPausedResponse);
-}
-message PauseRequest {
-  bool wait_outstanding = 1;
-  optional int64 max_pause_wait_time = 2;
-}
-message CheckPausedResponse { bool paused = 1; }
-`
-
-// grpcurl calls a method with the generic client grpcurl, which knows the
-// service only from designAdminProto.
-func grpcurl(t *testing.T, addr, method, body string) (string, error) {
-	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "admin.proto"), []byte(designAdminProto), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return grpcurlProto(dir, "admin.proto", addr, method, body)
-}
-
-// grpcurlProto calls a method with grpcurl, which knows the service only
-// from the .proto file in dir.
-func grpcurlProto(dir, file, addr, method, body string) (string, error) {
-	cmd := exec.Command("go", "tool", "grpcurl", "-plaintext", "-import-path", dir, "-proto", file, "-d", body, addr, method)
+// scalarAdmin calls the admin service as scalar-admin's tools do: through
+// their own admin.proto (testdata/scalar-admin.proto), with no token.
+func scalarAdmin(addr, method, body string) (string, error) {
+	cmd := exec.Command("go", "tool", "grpcurl", "-plaintext", "-import-path", "testdata", "-proto", "scalar-admin.proto", "-d", body, addr, "rpc.Admin/"+method)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -146,17 +117,17 @@ func TestAdminProtocolWithGenericClient(t *testing.T) {
 	steps := []struct {
 		method, body, want string
 	}{
-		{"rpc.Admin/CheckPaused", "{}", `{}`}, // paused=false is the default value, omitted
-		{"rpc.Admin/Pause", `{"wait_outstanding": true, "max_pause_wait_time": 5000}`, `{}`},
-		{"rpc.Admin/CheckPaused", "{}", `"paused": true`},
-		{"rpc.Admin/Unpause", "{}", `{}`},
-		{"rpc.Admin/Unpause", "{}", `{}`}, // idempotent
-		{"rpc.Admin/CheckPaused", "{}", `{}`},
-		{"rpc.Admin/Pause", `{}`, `{}`}, // no drain, server default wait
-		{"rpc.Admin/CheckPaused", "{}", `"paused": true`},
+		{"CheckPaused", "{}", `{}`}, // paused=false is the default value, omitted
+		{"Pause", `{"wait_outstanding": true, "max_pause_wait_time": 5000}`, `{}`},
+		{"CheckPaused", "{}", `"paused": true`},
+		{"Unpause", "{}", `{}`},
+		{"Unpause", "{}", `{}`}, // idempotent
+		{"CheckPaused", "{}", `{}`},
+		{"Pause", `{}`, `{}`}, // no drain, server default wait
+		{"CheckPaused", "{}", `"paused": true`},
 	}
 	for _, st := range steps {
-		out, err := grpcurl(t, s.addr, st.method, st.body)
+		out, err := scalarAdmin(s.addr, st.method, st.body)
 		if err != nil || !strings.Contains(out, st.want) {
 			t.Fatalf("grpcurl %s %s = %q, %v; want %q", st.method, st.body, out, err, st.want)
 		}
@@ -328,12 +299,6 @@ func loadConfig(t *testing.T, c cli) *config.Config {
 		t.Fatal(err)
 	}
 	return cfg
-}
-
-// scalarAdmin calls the admin service as scalar-admin's tools do: through
-// their own admin.proto (testdata/scalar-admin.proto), with no token.
-func scalarAdmin(addr, method, body string) (string, error) {
-	return grpcurlProto("testdata", "scalar-admin.proto", addr, "rpc.Admin/"+method, body)
 }
 
 // freePortOn is a free port on the loopback address host.
