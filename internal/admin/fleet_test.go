@@ -2,16 +2,8 @@ package admin
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -29,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/stillpoint/stillpoint/internal/testenv/testcert"
 	adminpb "github.com/stillpoint/stillpoint/proto/rpc"
 )
 
@@ -394,7 +387,7 @@ func TestToken(t *testing.T) {
 
 func TestTLS(t *testing.T) {
 	dir := t.TempDir()
-	cert, caFile := selfSigned(t, dir, "admin.stillpoint.test")
+	cert, caFile, _ := testcert.SelfSigned(t, dir, "admin.stillpoint.test")
 	srv := startServer(t, GateOptions{}, grpc.Creds(credentials.NewServerTLSFromCert(&cert)))
 
 	ok := newFleet(t, []string{srv.addr}, DialOptions{TLS: true, CACert: caFile, ServerName: "admin.stillpoint.test"})
@@ -414,35 +407,6 @@ func TestTLS(t *testing.T) {
 			t.Errorf("GRPCOptions(%+v): %v, want a CA certificate error", o, err)
 		}
 	}
-}
-
-// selfSigned makes a certificate for name, and writes it as a CA file.
-func selfSigned(t *testing.T, dir, name string) (tls.Certificate, string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		DNSNames:              []string{name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, file
 }
 
 func TestParseTargets(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"github.com/stillpoint/stillpoint/internal/client"
 	"github.com/stillpoint/stillpoint/internal/server"
 	"github.com/stillpoint/stillpoint/internal/testenv"
+	"github.com/stillpoint/stillpoint/internal/testenv/testcert"
 	"github.com/stillpoint/stillpoint/internal/txn"
 	"github.com/stillpoint/stillpoint/internal/txn/consensus"
 	adminpb "github.com/stillpoint/stillpoint/proto/rpc"
@@ -65,6 +66,44 @@ func TestAdminListenerAllowList(t *testing.T) {
 			}
 			if !tt.allowed && status.Code(err) != codes.Unavailable {
 				t.Fatalf("refused connection: %v, want UNAVAILABLE (closed before any RPC)", err)
+			}
+		})
+	}
+}
+
+// The admin listener serves TLS with its own certificate, or the main
+// listener's when it has none; clients need no certificate or token.
+func TestAdminListenerTLS(t *testing.T) {
+	dir := t.TempDir()
+	_, mainCert, mainKey := testcert.SelfSigned(t, dir, "main.stillpoint.test")
+	_, adminCert, adminKey := testcert.SelfSigned(t, dir, "admin.stillpoint.test")
+	tests := []struct {
+		name             string
+		adminCert, key   string
+		trust, trustName string // the CA and name the client checks
+	}{
+		{name: "the main listener's certificate", trust: mainCert, trustName: "main.stillpoint.test"},
+		{name: "its own certificate", adminCert: adminCert, key: adminKey, trust: adminCert, trustName: "admin.stillpoint.test"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := start(t, server.Options{Token: "s3cret", TLSCert: mainCert, TLSKey: mainKey, AdminListen: "127.0.0.1:0", AdminTLSCert: tt.adminCert, AdminTLSKey: tt.key})
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			opts, err := admin.DialOptions{CACert: tt.trust, ServerName: tt.trustName}.GRPCOptions()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cc, err := grpc.NewClient(f.srv.AdminAddr(), opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cc.Close()
+			if _, err := adminpb.NewAdminClient(cc).Pause(ctx, &adminpb.PauseRequest{WaitOutstanding: true}); err != nil || !f.srv.Gate().Paused() {
+				t.Fatalf("Pause over TLS without a token: %v", err)
+			}
+			if _, err := adminClient(t, f.srv.AdminAddr(), "127.0.0.1").Unpause(ctx, &emptypb.Empty{}); status.Code(err) != codes.Unavailable || !f.srv.Gate().Paused() {
+				t.Fatalf("Unpause in clear text on a TLS listener: %v, want UNAVAILABLE and still paused", err)
 			}
 		})
 	}
