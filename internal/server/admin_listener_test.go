@@ -38,6 +38,21 @@ func adminClient(t *testing.T, addr, from string) adminpb.AdminClient {
 	return adminpb.NewAdminClient(cc)
 }
 
+// stillpointAdmin is an rpc.Admin client dialled as Stillpoint's own.
+func stillpointAdmin(t *testing.T, addr string, o admin.DialOptions) adminpb.AdminClient {
+	t.Helper()
+	opts, err := o.GRPCOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return adminpb.NewAdminClient(cc)
+}
+
 // The allow-list is checked against the connection's source: 127.0.0.2
 // stands for a non-loopback client (loopback addresses only, so the test
 // reaches nothing outside this machine).
@@ -90,16 +105,8 @@ func TestAdminListenerTLS(t *testing.T) {
 			f := start(t, server.Options{Token: "s3cret", TLSCert: mainCert, TLSKey: mainKey, AdminListen: "127.0.0.1:0", AdminTLSCert: tt.adminCert, AdminTLSKey: tt.key})
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			opts, err := admin.DialOptions{CACert: tt.trust, ServerName: tt.trustName}.GRPCOptions()
-			if err != nil {
-				t.Fatal(err)
-			}
-			cc, err := grpc.NewClient(f.srv.AdminAddr(), opts...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cc.Close()
-			if _, err := adminpb.NewAdminClient(cc).Pause(ctx, &adminpb.PauseRequest{WaitOutstanding: true}); err != nil || !f.srv.Gate().Paused() {
+			c := stillpointAdmin(t, f.srv.AdminAddr(), admin.DialOptions{CACert: tt.trust, ServerName: tt.trustName})
+			if _, err := c.Pause(ctx, &adminpb.PauseRequest{WaitOutstanding: true}); err != nil || !f.srv.Gate().Paused() {
 				t.Fatalf("Pause over TLS without a token: %v", err)
 			}
 			if _, err := adminClient(t, f.srv.AdminAddr(), "127.0.0.1").Unpause(ctx, &emptypb.Empty{}); status.Code(err) != codes.Unavailable || !f.srv.Gate().Paused() {
@@ -196,16 +203,7 @@ func TestAdminListenerPauseHoldsUntilUnpause(t *testing.T) {
 	if _, err := mainNoToken.Pause(ctx, &adminpb.PauseRequest{}); status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("Pause on the main listener without the token: %v, want UNAUTHENTICATED", err)
 	}
-	opts, err := admin.DialOptions{Token: "s3cret"}.GRPCOptions()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := grpc.NewClient(f.srv.Addr(), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	if _, err := adminpb.NewAdminClient(cc).Pause(ctx, &adminpb.PauseRequest{}); err != nil {
+	if _, err := stillpointAdmin(t, f.srv.Addr(), admin.DialOptions{Token: "s3cret"}).Pause(ctx, &adminpb.PauseRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(lease)
