@@ -198,7 +198,7 @@ command prints when the pause began.`,
 	af.add(cmd)
 	fl := cmd.Flags()
 	fl.BoolVar(&noWait, "no-wait", false, "do not wait for the transactions in flight (wait_outstanding=false)")
-	fl.DurationVar(&maxWait, "max-pause-wait-time", 0, "how long each server waits for its transactions in flight before giving up (0: the server's default, 10s)")
+	fl.DurationVar(&maxWait, "max-pause-wait-time", 0, "how long each server waits for its transactions in flight before giving up (0: the server's default, 30s)")
 	fl.DurationVar(&hold, "duration", 0, "hold the pause this long, then unpause and print the window as JSON")
 	fl.DurationVar(&renew, "renew-every", 5*time.Second, "with --duration, renew the servers' pause leases this often (0: never)")
 	fl.StringVar(&timezone, "timezone", "Local", "IANA time zone of the printed date-times, e.g. UTC or Asia/Tokyo")

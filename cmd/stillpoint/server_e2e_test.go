@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/stillpoint/stillpoint/internal/admin"
 	"github.com/stillpoint/stillpoint/internal/client"
 	"github.com/stillpoint/stillpoint/internal/config"
 	"github.com/stillpoint/stillpoint/internal/schema"
@@ -100,32 +100,10 @@ func startServer(t *testing.T, c cli, extra ...string) *serverProc {
 	}
 }
 
-// designAdminProto is rpc.Admin written from DESIGN.md section 6 alone,
-// not from Stillpoint's own .proto: what a third-party client knows.
-const designAdminProto = `syntax = "proto3";
-package rpc;
-import "google/protobuf/empty.proto";
-service Admin {
-  rpc Pause(PauseRequest) returns (google.protobuf.Empty);
-  rpc Unpause(google.protobuf.Empty) returns (google.protobuf.Empty);
-  rpc CheckPaused(google.protobuf.Empty) returns (CheckPausedResponse);
-}
-message PauseRequest {
-  bool wait_outstanding = 1;
-  optional int64 max_pause_wait_time = 2;
-}
-message CheckPausedResponse { bool paused = 1; }
-`
-
-// grpcurl calls a method with the generic client grpcurl, which knows the
-// service only from designAdminProto.
-func grpcurl(t *testing.T, addr, method, body string) (string, error) {
-	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "admin.proto"), []byte(designAdminProto), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("go", "tool", "grpcurl", "-plaintext", "-import-path", dir, "-proto", "admin.proto", "-d", body, addr, method)
+// scalarAdmin calls the admin service as scalar-admin's tools do: through
+// their own admin.proto (testdata/scalar-admin.proto), with no token.
+func scalarAdmin(addr, method, body string) (string, error) {
+	cmd := exec.Command("go", "tool", "grpcurl", "-plaintext", "-import-path", "testdata", "-proto", "scalar-admin.proto", "-d", body, addr, "rpc.Admin/"+method)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -139,17 +117,17 @@ func TestAdminProtocolWithGenericClient(t *testing.T) {
 	steps := []struct {
 		method, body, want string
 	}{
-		{"rpc.Admin/CheckPaused", "{}", `{}`}, // paused=false is the default value, omitted
-		{"rpc.Admin/Pause", `{"wait_outstanding": true, "max_pause_wait_time": 5000}`, `{}`},
-		{"rpc.Admin/CheckPaused", "{}", `"paused": true`},
-		{"rpc.Admin/Unpause", "{}", `{}`},
-		{"rpc.Admin/Unpause", "{}", `{}`}, // idempotent
-		{"rpc.Admin/CheckPaused", "{}", `{}`},
-		{"rpc.Admin/Pause", `{}`, `{}`}, // no drain, server default wait
-		{"rpc.Admin/CheckPaused", "{}", `"paused": true`},
+		{"CheckPaused", "{}", `{}`}, // paused=false is the default value, omitted
+		{"Pause", `{"wait_outstanding": true, "max_pause_wait_time": 5000}`, `{}`},
+		{"CheckPaused", "{}", `"paused": true`},
+		{"Unpause", "{}", `{}`},
+		{"Unpause", "{}", `{}`}, // idempotent
+		{"CheckPaused", "{}", `{}`},
+		{"Pause", `{}`, `{}`}, // no drain, server default wait
+		{"CheckPaused", "{}", `"paused": true`},
 	}
 	for _, st := range steps {
-		out, err := grpcurl(t, s.addr, st.method, st.body)
+		out, err := scalarAdmin(s.addr, st.method, st.body)
 		if err != nil || !strings.Contains(out, st.want) {
 			t.Fatalf("grpcurl %s %s = %q, %v; want %q", st.method, st.body, out, err, st.want)
 		}
@@ -321,4 +299,141 @@ func loadConfig(t *testing.T, c cli) *config.Config {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// freePortOn is a free port on the loopback address host.
+func freePortOn(t *testing.T, host string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// scalar-admin's own admin.proto, through grpcurl, pauses (with drain),
+// checks and unpauses a server through its admin listener, on 127.0.0.2
+// (a stand-in for a non-loopback address: tests reach nothing beyond
+// loopback), while the main listener keeps requiring the token. grpcurl
+// connects to 127.0.0.2 from 127.0.0.1, the source the allow-list names.
+func TestScalarAdminThroughTheAdminListener(t *testing.T) {
+	c := cli{t: t, bin: build(t), args: []string{"--data-dir", t.TempDir()}}
+	if out, code := c.run("workload", "bank", "--count", "1"); code != 0 {
+		t.Fatalf("create bank: %s", out)
+	}
+	adminAddr := freePortOn(t, "127.0.0.2")
+	s := startServer(t, c, "--token", "s3cret", "--pause-lease", "1s", "--admin-listen", adminAddr, "--admin-allow", "127.0.0.1/32")
+	opts, err := admin.DialOptions{Token: "s3cret"}.GRPCOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := client.Dial(s.addr, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	ctx := context.Background()
+	transfer := func() error {
+		tx, err := app.Begin(ctx, consensus.Snapshot, "")
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Get(ctx, storage.Get{Namespace: "bank_0", Table: "accounts", Key: storage.Key{"account_id": 1}}); err != nil {
+			return err
+		}
+		return tx.Commit(ctx)
+	}
+	check := func(method, body, want string) {
+		t.Helper()
+		out, err := scalarAdmin(adminAddr, method, body)
+		if err != nil || !strings.Contains(out, want) || (want == "{}" && strings.Contains(out, "paused")) {
+			t.Fatalf("scalar-admin %s %s = %q, %v; want %q", method, body, out, err, want)
+		}
+	}
+	if err := transfer(); err != nil {
+		t.Fatalf("a transaction with the token before the pause: %v", err)
+	}
+	check("CheckPaused", "{}", "{}")
+
+	// Pause with drain waits for the transaction in flight.
+	tx, err := app.Begin(ctx, consensus.Snapshot, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	paused := make(chan string, 1)
+	go func() {
+		out, err := scalarAdmin(adminAddr, "Pause", `{"wait_outstanding": true}`)
+		if err != nil {
+			out += err.Error()
+		}
+		paused <- out
+	}()
+	testenv.Await(t, "the pause to close the gate", func() bool {
+		out, _ := scalarAdmin(adminAddr, "CheckPaused", "{}")
+		return strings.Contains(out, `"paused": true`)
+	})
+	select {
+	case out := <-paused:
+		t.Fatalf("Pause returned before the transaction in flight finished: %s", out)
+	default:
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatalf("the transaction in flight could not commit during the drain: %v", err)
+	}
+	if out := <-paused; strings.TrimSpace(out) != "{}" {
+		t.Fatalf("Pause with drain = %q, want {}", out)
+	}
+
+	// Never renewed, the pause holds past several leases (1s each).
+	pausedAt, checks := time.Now(), 0
+	for time.Since(pausedAt) < 3*time.Second {
+		check("CheckPaused", "{}", `"paused": true`)
+		checks++
+	}
+	t.Logf("paused through %d checks over %v, past a 1s lease", checks, time.Since(pausedAt).Round(time.Millisecond))
+	if err := transfer(); !errors.Is(err, client.ErrPaused) {
+		t.Fatalf("a transaction while paused: %v, want refused as paused", err)
+	}
+	check("Unpause", "{}", "{}")
+	check("Unpause", "{}", "{}") // idempotent: scalar-admin-for-kubernetes retries
+	check("CheckPaused", "{}", "{}")
+	if err := transfer(); err != nil {
+		t.Fatalf("a transaction with the token after Unpause: %v", err)
+	}
+
+	// A negative max_pause_wait_time is no wait: with a transaction in
+	// flight the pause fails, and the server stays open.
+	tx, err = app.Begin(ctx, consensus.Snapshot, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := scalarAdmin(adminAddr, "Pause", `{"wait_outstanding": true, "max_pause_wait_time": -1}`); err == nil || !strings.Contains(out, "FailedPrecondition") {
+		t.Fatalf("Pause with a negative wait and a transaction in flight = %q, %v; want FailedPrecondition", out, err)
+	}
+	check("CheckPaused", "{}", "{}")
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// The main listener still requires the token for rpc.Admin.
+	if out, err := scalarAdmin(s.addr, "Pause", "{}"); err == nil || !strings.Contains(out, "Unauthenticated") {
+		t.Fatalf("Pause on the main listener without the token = %q, %v; want Unauthenticated", out, err)
+	}
+}
+
+// An admin listener whose allow-list excludes the client's source refuses
+// it before any RPC.
+func TestAdminListenerRefusesSourcesOutsideTheAllowList(t *testing.T) {
+	c := cli{t: t, bin: build(t), args: []string{"--data-dir", t.TempDir()}}
+	adminAddr := freePortOn(t, "127.0.0.2")
+	s := startServer(t, c, "--admin-listen", adminAddr, "--admin-allow", "127.0.0.2/32")
+	out, err := scalarAdmin(adminAddr, "Pause", "{}")
+	if err == nil {
+		t.Fatalf("Pause from 127.0.0.1, outside --admin-allow 127.0.0.2/32, succeeded: %s", out)
+	}
+	if out, code := c.run("--json", "admin", "check-paused", "-a", s.addr); code != 0 || strings.Contains(out, "true") {
+		t.Fatalf("check-paused after a refused Pause = %d %s", code, out)
+	}
+	testenv.Await(t, "the server to log the refused connection", func() bool { return strings.Contains(s.logs(), "refused a connection from outside --admin-allow") })
 }

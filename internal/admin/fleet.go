@@ -305,7 +305,7 @@ func rpcError(err error) string {
 
 // PauseAll pauses every target in parallel: each closes to new
 // transactions and, with waitOutstanding, waits for those in flight, for
-// at most maxWait (0: the server's default, 10s for Stillpoint).
+// at most maxWait (0: the server's default, 30s for Stillpoint).
 //
 // If any target fails, every target (those that paused, those that failed,
 // which may have paused anyway) is sent an Unpause, even if ctx has been

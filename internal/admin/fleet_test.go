@@ -2,16 +2,8 @@ package admin
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -29,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/stillpoint/stillpoint/internal/testenv/testcert"
 	adminpb "github.com/stillpoint/stillpoint/proto/rpc"
 )
 
@@ -100,14 +93,16 @@ func TestService(t *testing.T) {
 	c := adminpb.NewAdminClient(cc)
 	ctx := context.Background()
 
-	if _, err := c.Pause(ctx, &adminpb.PauseRequest{MaxPauseWaitTime: proto.Int64(-1)}); status.Code(err) != codes.InvalidArgument {
-		t.Errorf("negative max_pause_wait_time: %v, want InvalidArgument", err)
+	// A negative max_pause_wait_time is accepted as ScalarDB Server takes
+	// it, as no wait: with a transaction in flight, the pause fails at once.
+	release := enter(t, srv.gate)
+	_, err = c.Pause(ctx, &adminpb.PauseRequest{WaitOutstanding: true, MaxPauseWaitTime: proto.Int64(-1)})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "no wait") {
+		t.Errorf("negative max_pause_wait_time with 1 in flight: %v, want FailedPrecondition saying there was no wait", err)
 	}
 	if srv.gate.Paused() {
-		t.Fatal("a rejected Pause paused the gate")
+		t.Fatal("the gate stayed closed after a no-wait pause found a transaction in flight")
 	}
-
-	release := enter(t, srv.gate)
 	_, err = c.Pause(ctx, &adminpb.PauseRequest{WaitOutstanding: true, MaxPauseWaitTime: proto.Int64(100)})
 	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "1 transaction(s) still in flight") {
 		t.Errorf("drain timeout: %v, want FailedPrecondition naming 1 transaction", err)
@@ -117,7 +112,8 @@ func TestService(t *testing.T) {
 	}
 	release()
 
-	if _, err := c.Pause(ctx, &adminpb.PauseRequest{WaitOutstanding: true}); err != nil {
+	// Nothing in flight: a no-wait pause holds.
+	if _, err := c.Pause(ctx, &adminpb.PauseRequest{WaitOutstanding: true, MaxPauseWaitTime: proto.Int64(-1)}); err != nil {
 		t.Fatal(err)
 	}
 	if r, err := c.CheckPaused(ctx, &emptypb.Empty{}); err != nil || !r.GetPaused() {
@@ -131,7 +127,7 @@ func TestService(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.GetStats()), &st); err != nil {
 		t.Fatalf("Stats is not JSON: %v: %q", err, r.GetStats())
 	}
-	if st["paused"] != true || st["pauses"] != 2.0 || st["drain_timeouts"] != 1.0 || st["paused_since"] == nil || st["in_flight"] != 0.0 {
+	if st["paused"] != true || st["pauses"] != 3.0 || st["drain_timeouts"] != 2.0 || st["paused_since"] == nil || st["in_flight"] != 0.0 {
 		t.Errorf("Stats = %s", r.GetStats())
 	}
 	for range 2 {
@@ -391,7 +387,7 @@ func TestToken(t *testing.T) {
 
 func TestTLS(t *testing.T) {
 	dir := t.TempDir()
-	cert, caFile := selfSigned(t, dir, "admin.stillpoint.test")
+	cert, caFile, _ := testcert.SelfSigned(t, dir, "admin.stillpoint.test")
 	srv := startServer(t, GateOptions{}, grpc.Creds(credentials.NewServerTLSFromCert(&cert)))
 
 	ok := newFleet(t, []string{srv.addr}, DialOptions{TLS: true, CACert: caFile, ServerName: "admin.stillpoint.test"})
@@ -411,35 +407,6 @@ func TestTLS(t *testing.T) {
 			t.Errorf("GRPCOptions(%+v): %v, want a CA certificate error", o, err)
 		}
 	}
-}
-
-// selfSigned makes a certificate for name, and writes it as a CA file.
-func selfSigned(t *testing.T, dir, name string) (tls.Certificate, string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		DNSNames:              []string{name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, file
 }
 
 func TestParseTargets(t *testing.T) {

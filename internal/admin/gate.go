@@ -19,8 +19,9 @@ import (
 )
 
 // DefaultMaxWait is how long Pause waits for the transactions in flight
-// when neither the call nor GateOptions says (scalar-admin's default).
-const DefaultMaxWait = 10 * time.Second
+// when neither the call nor GateOptions says (ScalarDB Server 3.6 to 3.13,
+// the last open-source one).
+const DefaultMaxWait = 30 * time.Second
 
 // ErrPaused is what Enter returns while the gate is closed.
 var ErrPaused = errors.New("the server is paused for a backup: no new transactions are accepted; retry later")
@@ -43,24 +44,30 @@ func (shuttingDown) Is(target error) bool { return target == ErrPaused }
 var ErrDrainTimeout = errors.New("the transactions in flight did not finish in time; the pause was abandoned and the server unpaused")
 
 // ErrPauseInterrupted is returned by a Pause that was still waiting for
-// transactions when the gate was reopened by Unpause or an expired lease.
+// transactions when the gate was reopened by Unpause, an expired lease or
+// the maximum hold.
 var ErrPauseInterrupted = errors.New("the pause was cancelled while waiting for transactions in flight (unpaused, or its lease expired)")
 
 // GateOptions configure a Gate.
 type GateOptions struct {
 	// DefaultMaxWait bounds Pause's wait for transactions in flight when
-	// the call gives 0. Zero means DefaultMaxWait (10s).
+	// the call gives 0. Zero means DefaultMaxWait (30s).
 	DefaultMaxWait time.Duration
 	// Lease, if positive, is how long a pause lasts without being renewed
 	// by another Pause: when it runs out, the gate reopens by itself and
 	// logs a warning, so an orchestrator that died never leaves the server
-	// paused. Zero means pauses last until Unpause.
+	// paused. Zero means pauses last until Unpause. PauseUntilUnpause
+	// makes pauses without a lease.
 	Lease time.Duration
+	// MaxHold, if positive, ends a pause made by PauseUntilUnpause this
+	// long after it was made (renewals do not extend it), logging a
+	// warning. Zero means such a pause lasts until Unpause.
+	MaxHold time.Duration
 	// Logger receives a line each time the gate pauses or unpauses (with
 	// the pause's id and the instant), and the lease warnings; nil means
 	// slog.Default().
 	Logger *slog.Logger
-	// Clock runs the lease; nil means the system clock.
+	// Clock runs the lease and the maximum hold; nil means the system clock.
 	Clock Clock
 }
 
@@ -71,6 +78,7 @@ type GateOptions struct {
 type Gate struct {
 	maxWait  time.Duration
 	lease    time.Duration
+	maxHold  time.Duration
 	log      *slog.Logger
 	clock    Clock
 	instance string // tells this gate's pause ids from another's (or a restarted server's)
@@ -84,7 +92,8 @@ type Gate struct {
 	reopened    chan struct{} // closed when the current pause ends
 	pausedSince time.Time
 	pauseID     string
-	stopTimer   func() bool // the lease timer's, nil when none runs
+	held        bool        // the current pause has no lease (PauseUntilUnpause)
+	stopTimer   func() bool // the lease's or maximum hold's timer, nil when none runs
 	leaseGen    uint64
 	stats       Stats
 }
@@ -103,6 +112,8 @@ type Stats struct {
 	DrainTimeouts uint64 `json:"drain_timeouts"`
 	// LeaseExpiries counts the pauses ended by their lease running out.
 	LeaseExpiries uint64 `json:"lease_expiries"`
+	// HoldExpiries counts the pauses without a lease ended by MaxHold.
+	HoldExpiries uint64 `json:"hold_expiries"`
 	// PausedSince is when the current pause closed the gate; nil when open.
 	PausedSince *time.Time `json:"paused_since"`
 	// PauseID names the current uninterrupted pause ("" when open): every
@@ -111,13 +122,14 @@ type Stats struct {
 	// the start and at the end of a window knows the server stayed paused
 	// throughout.
 	PauseID string `json:"pause_id,omitempty"`
-	// LeaseMs is the pause lease in milliseconds (0: none).
+	// LeaseMs is the pause lease in milliseconds (0: none). It is 0 while
+	// the current pause is held without a lease.
 	LeaseMs int64 `json:"lease_ms"`
 }
 
 // NewGate returns an open gate.
 func NewGate(o GateOptions) *Gate {
-	g := &Gate{maxWait: o.DefaultMaxWait, lease: o.Lease, log: o.Logger, clock: o.Clock, idle: make(chan struct{})}
+	g := &Gate{maxWait: o.DefaultMaxWait, lease: o.Lease, maxHold: o.MaxHold, log: o.Logger, clock: o.Clock, idle: make(chan struct{})}
 	if g.maxWait <= 0 {
 		g.maxWait = DefaultMaxWait
 	}
@@ -165,15 +177,30 @@ func (g *Gate) leave() {
 
 // Pause closes the gate to new transactions. With waitOutstanding it then
 // waits until none is in flight, for at most maxWait (0: the gate's
-// default); if they do not finish in time it reopens the gate and returns
-// an error wrapping ErrDrainTimeout. If ctx ends first, the caller has
-// gone and cannot learn of the pause, so a gate this call closed reopens
-// (a pause already in force is left alone) and ctx.Err() is returned.
+// default; negative: not at all, as ScalarDB Server, so the pause holds
+// only if none is in flight right now); if they do not finish in time it
+// reopens the gate and returns an error wrapping ErrDrainTimeout. If ctx
+// ends first, the caller has gone and cannot learn of the pause, so a gate
+// this call closed reopens (a pause already in force is left alone) and
+// ctx.Err() is returned.
 //
 // Pausing a paused gate succeeds (waiting again if asked) and renews the
 // lease. After Drain, Pause returns ErrShuttingDown.
 func (g *Gate) Pause(ctx context.Context, waitOutstanding bool, maxWait time.Duration) error {
-	if maxWait <= 0 {
+	return g.pause(ctx, waitOutstanding, maxWait, false)
+}
+
+// PauseUntilUnpause is Pause for clients that never renew (scalar-admin's
+// tools): the pause has no lease and holds until Unpause, or until
+// GateOptions.MaxHold. A pause in force, leased or not, becomes one
+// without a lease and keeps its pause_id; a later Pause does not give it
+// a lease back, since whoever made it will not renew it.
+func (g *Gate) PauseUntilUnpause(ctx context.Context, waitOutstanding bool, maxWait time.Duration) error {
+	return g.pause(ctx, waitOutstanding, maxWait, true)
+}
+
+func (g *Gate) pause(ctx context.Context, waitOutstanding bool, maxWait time.Duration, hold bool) error {
+	if maxWait == 0 {
 		maxWait = g.maxWait
 	}
 	g.mu.Lock()
@@ -188,7 +215,10 @@ func (g *Gate) Pause(ctx context.Context, waitOutstanding bool, maxWait time.Dur
 		g.reopened = make(chan struct{})
 		g.stats.Pauses++
 		g.pauseID = fmt.Sprintf("%s-%d", g.instance, g.stats.Pauses)
-		g.log.Info("admin: paused", "pause_id", g.pauseID, "at", g.pausedSince, "wait_outstanding", waitOutstanding)
+		g.log.Info("admin: paused", "pause_id", g.pauseID, "at", g.pausedSince, "wait_outstanding", waitOutstanding, "lease", !hold)
+	}
+	if hold {
+		g.hold()
 	}
 	g.armLease()
 	epoch, idle, reopened := g.epoch, g.idle, g.reopened
@@ -197,8 +227,16 @@ func (g *Gate) Pause(ctx context.Context, waitOutstanding bool, maxWait time.Dur
 		return nil
 	}
 
-	timer := time.NewTimer(maxWait)
-	defer timer.Stop()
+	var expired <-chan time.Time
+	if maxWait > 0 {
+		timer := time.NewTimer(maxWait)
+		defer timer.Stop()
+		expired = timer.C
+	} else {
+		now := make(chan time.Time)
+		close(now) // no wait: only what is in flight right now counts
+		expired = now
+	}
 	var cause error
 	select {
 	case <-idle:
@@ -211,7 +249,7 @@ func (g *Gate) Pause(ctx context.Context, waitOutstanding bool, maxWait time.Dur
 		return nil
 	case <-reopened:
 		return ErrPauseInterrupted
-	case <-timer.C:
+	case <-expired:
 	case <-ctx.Done():
 		cause = ctx.Err()
 	}
@@ -223,7 +261,7 @@ func (g *Gate) Pause(ctx context.Context, waitOutstanding bool, maxWait time.Dur
 	}
 	left := g.inFlight
 	if left == 0 && cause == nil {
-		// They finished just as the timer fired.
+		// They finished just as the timer fired (or none was in flight).
 		g.armLease()
 		return nil
 	}
@@ -235,6 +273,9 @@ func (g *Gate) Pause(ctx context.Context, waitOutstanding bool, maxWait time.Dur
 	}
 	g.reopen("drain timeout")
 	g.stats.DrainTimeouts++
+	if maxWait < 0 {
+		return fmt.Errorf("%w: %d transaction(s) in flight and max_pause_wait_time is negative (no wait)", ErrDrainTimeout, left)
+	}
 	return fmt.Errorf("%w: %d transaction(s) still in flight after %v", ErrDrainTimeout, left, maxWait)
 }
 
@@ -254,19 +295,35 @@ func (g *Gate) reopen(why string) {
 	g.paused = false
 	g.pausedSince = time.Time{}
 	g.pauseID = ""
+	g.held = false
 	g.epoch++
 	close(g.reopened)
 	g.stopLease()
 }
 
-// armLease (re)starts the lease of the current pause. g.mu is held.
+// armLease (re)starts the lease of the current pause, unless it is held
+// without one. g.mu is held.
 func (g *Gate) armLease() {
-	if g.lease <= 0 {
+	if g.lease <= 0 || g.held {
 		return
 	}
 	g.stopLease()
 	gen := g.leaseGen
 	g.stopTimer = g.clock.AfterFunc(g.lease, func() { g.expire(gen) })
+}
+
+// hold takes the current pause off its lease, starting the MaxHold timer
+// the first time. g.mu is held.
+func (g *Gate) hold() {
+	if g.held {
+		return
+	}
+	g.held = true
+	g.stopLease()
+	if g.maxHold > 0 {
+		gen := g.leaseGen
+		g.stopTimer = g.clock.AfterFunc(g.maxHold, func() { g.expire(gen) })
+	}
 }
 
 // stopLease cancels the lease timer; a callback already running sees a
@@ -286,6 +343,13 @@ func (g *Gate) expire(gen uint64) {
 		return
 	}
 	since, id := g.pausedSince, g.pauseID
+	if g.held {
+		g.stats.HoldExpiries++
+		g.reopen("maximum hold reached")
+		g.log.Warn("admin: a pause without a lease reached --admin-max-pause without an unpause; the server unpaused itself (a backup taken across this pause is not consistent)",
+			"pause_id", id, "max_hold", g.maxHold, "paused_since", since, "paused_for", g.clock.Now().Sub(since).Round(time.Millisecond))
+		return
+	}
 	g.stats.LeaseExpiries++
 	g.reopen("lease expired")
 	g.log.Warn("admin: pause lease expired without renewal or unpause; the server unpaused itself (the orchestrator that paused it may have died; a backup taken across this pause is not consistent)",
@@ -316,7 +380,10 @@ func (g *Gate) Stats() Stats {
 		t := g.pausedSince
 		s.PausedSince = &t
 	}
-	s.PauseID, s.LeaseMs = g.pauseID, g.lease.Milliseconds()
+	s.PauseID = g.pauseID
+	if !g.held {
+		s.LeaseMs = g.lease.Milliseconds()
+	}
 	return s
 }
 

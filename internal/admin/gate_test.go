@@ -64,6 +64,10 @@ func TestGatePause(t *testing.T) {
 		{name: "wait, nothing in flight", wait: true, maxWait: time.Second, wantPaused: true},
 		{name: "wait, drained in time", inFlight: 3, finishAt: 50 * time.Millisecond, wait: true, maxWait: 5 * time.Second, wantPaused: true},
 		{name: "wait, drain timeout reopens", inFlight: 2, finishAt: -1, wait: true, maxWait: 100 * time.Millisecond, wantErr: ErrDrainTimeout, wantPaused: false},
+		// A negative wait is no wait, as in ScalarDB Server: the pause holds
+		// only if nothing is in flight.
+		{name: "negative wait, nothing in flight", wait: true, maxWait: -time.Millisecond, wantPaused: true},
+		{name: "negative wait, transactions in flight reopens", inFlight: 2, finishAt: -1, wait: true, maxWait: -time.Millisecond, wantErr: ErrDrainTimeout, wantPaused: false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,7 +88,7 @@ func TestGatePause(t *testing.T) {
 			if !errors.Is(err, tt.wantErr) || (err != nil) != (tt.wantErr != nil) {
 				t.Fatalf("Pause: %v, want %v", err, tt.wantErr)
 			}
-			if tt.wantErr == ErrDrainTimeout && !strings.Contains(err.Error(), "2 transaction(s) still in flight") {
+			if tt.wantErr == ErrDrainTimeout && !strings.Contains(err.Error(), "2 transaction(s)") {
 				t.Errorf("drain timeout error does not say how many are in flight: %v", err)
 			}
 			if g.Paused() != tt.wantPaused {
@@ -221,6 +225,75 @@ func TestGateLease(t *testing.T) {
 	clock.Advance(10 * lease)
 	if s := g.Stats(); s.LeaseExpiries != 1 || s.Pauses != 2 {
 		t.Errorf("Stats after unpause = %+v, want still 1 lease expiry, 2 pauses", s)
+	}
+}
+
+// A pause from a client that never renews (PauseUntilUnpause) holds past
+// the lease until Unpause, or until MaxHold; a leased pause it joins loses
+// its lease and keeps its id. Runs on a ManualClock.
+func TestGatePauseUntilUnpause(t *testing.T) {
+	const lease = time.Minute
+	tests := []struct {
+		name       string
+		maxHold    time.Duration
+		leaseFirst bool // a leased Pause made the pause first
+		advance    time.Duration
+		wantPaused bool
+	}{
+		{name: "no maximum, 3 minutes", advance: 3 * time.Minute, wantPaused: true},
+		{name: "no maximum, a day", advance: 24 * time.Hour, wantPaused: true},
+		{name: "joins a leased pause, 3 minutes", leaseFirst: true, advance: 3 * time.Minute, wantPaused: true},
+		{name: "maximum 15m, just before", maxHold: 15 * time.Minute, advance: 15*time.Minute - time.Millisecond, wantPaused: true},
+		{name: "maximum 15m, reached", maxHold: 15 * time.Minute, advance: 15 * time.Minute, wantPaused: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logs := &syncBuffer{}
+			clock := NewManualClock(time.Now())
+			g := NewGate(GateOptions{Lease: lease, MaxHold: tt.maxHold, Clock: clock, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+			defer g.Close()
+			ctx := context.Background()
+			if tt.leaseFirst {
+				if err := g.Pause(ctx, true, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := g.PauseUntilUnpause(ctx, true, 0); err != nil {
+				t.Fatal(err)
+			}
+			id := g.Stats().PauseID
+			// A leased renewal (Stillpoint's own client) gives it no lease back.
+			clock.Advance(lease / 2)
+			if err := g.Pause(ctx, false, 0); err != nil {
+				t.Fatal(err)
+			}
+			clock.Advance(tt.advance - lease/2)
+			s := g.Stats()
+			if s.Paused != tt.wantPaused || s.LeaseExpiries != 0 || s.Pauses != 1 {
+				t.Fatalf("after %v: Stats = %+v, want paused=%v, no lease expiry, 1 pause", tt.advance, s, tt.wantPaused)
+			}
+			if !tt.wantPaused {
+				if s.HoldExpiries != 1 || !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "maximum hold reached") {
+					t.Fatalf("ended by the maximum hold without counting or logging it: %+v %q", s, logs.String())
+				}
+				return
+			}
+			if s.PauseID != id || s.LeaseMs != 0 {
+				t.Fatalf("Stats = %+v, want pause id %q kept and lease_ms 0 (no lease)", s, id)
+			}
+			g.Unpause()
+			if g.Paused() {
+				t.Fatal("Unpause left the gate paused")
+			}
+			// The next leased pause has its lease again.
+			if err := g.Pause(ctx, false, 0); err != nil {
+				t.Fatal(err)
+			}
+			clock.Advance(lease)
+			if s := g.Stats(); s.Paused || s.LeaseExpiries != 1 {
+				t.Fatalf("a leased pause after a held one: Stats = %+v, want ended by its lease", s)
+			}
+		})
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"time"
 
 	"google.golang.org/grpc"
@@ -17,27 +18,32 @@ import (
 // Service is scalar-admin's rpc.Admin service over a Gate.
 type Service struct {
 	adminpb.UnimplementedAdminServer
-	gate *Gate
+	gate  *Gate
+	pause func(ctx context.Context, waitOutstanding bool, maxWait time.Duration) error
 }
 
-// NewService returns the rpc.Admin service pausing g.
-func NewService(g *Gate) *Service { return &Service{gate: g} }
+// NewService returns the rpc.Admin service pausing g with leased pauses
+// (Gate.Pause), for clients that renew: Stillpoint's own.
+func NewService(g *Gate) *Service { return &Service{gate: g, pause: g.Pause} }
 
-// Register registers the rpc.Admin service over g on s (a *grpc.Server).
+// Register registers NewService(g) on s (a *grpc.Server).
 func Register(s grpc.ServiceRegistrar, g *Gate) { adminpb.RegisterAdminServer(s, NewService(g)) }
 
-// Pause closes the gate; see Gate.Pause. A drain timeout is
-// FAILED_PRECONDITION (the gate has been reopened), as in scalar-admin.
+// RegisterUntilUnpause registers on s the rpc.Admin service pausing g with
+// pauses that hold until Unpause or the gate's MaxHold
+// (Gate.PauseUntilUnpause), for scalar-admin's tools, which never renew.
+func RegisterUntilUnpause(s grpc.ServiceRegistrar, g *Gate) {
+	adminpb.RegisterAdminServer(s, &Service{gate: g, pause: g.PauseUntilUnpause})
+}
+
+// Pause closes the gate; see Gate.Pause. max_pause_wait_time is taken as
+// ScalarDB Server takes it: unset or 0 is the gate's default, negative is
+// no wait. A drain timeout is FAILED_PRECONDITION (the gate has been
+// reopened), as in ScalarDB Server.
 func (s *Service) Pause(ctx context.Context, req *adminpb.PauseRequest) (*emptypb.Empty, error) {
-	var maxWait time.Duration
-	if req.MaxPauseWaitTime != nil {
-		ms := req.GetMaxPauseWaitTime()
-		if ms < 0 {
-			return nil, status.Errorf(codes.InvalidArgument, "max_pause_wait_time is %d ms: it must be positive, or 0 for the server's default", ms)
-		}
-		maxWait = time.Duration(ms) * time.Millisecond
-	}
-	err := s.gate.Pause(ctx, req.GetWaitOutstanding(), maxWait)
+	ms := min(req.GetMaxPauseWaitTime(), math.MaxInt64/int64(time.Millisecond)) // no overflow into a negative wait
+	maxWait := time.Duration(ms) * time.Millisecond
+	err := s.pause(ctx, req.GetWaitOutstanding(), maxWait)
 	switch {
 	case err == nil:
 		return &emptypb.Empty{}, nil

@@ -15,6 +15,8 @@ import (
 type metrics struct {
 	outcomes *prometheus.CounterVec
 	commit   prometheus.Histogram
+	// adminRefused counts connections the admin listener's allow-list closed.
+	adminRefused prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, gate *admin.Gate) *metrics {
@@ -28,12 +30,16 @@ func newMetrics(reg prometheus.Registerer, gate *admin.Gate) *metrics {
 			Help:    "Time to commit (prepare, validate, decide, commit records).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		adminRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "stillpoint", Name: "admin_connections_refused_total",
+			Help: "Connections to the admin listener from outside --admin-allow, closed before any RPC.",
+		}),
 	}
 	gauge := func(name, help string, f func(admin.Stats) float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "stillpoint", Name: name, Help: help},
 			func() float64 { return f(gate.Stats()) })
 	}
-	reg.MustRegister(m.outcomes, m.commit,
+	reg.MustRegister(m.outcomes, m.commit, m.adminRefused,
 		gauge("paused", "1 while the pause gate is closed.", func(s admin.Stats) float64 {
 			if s.Paused {
 				return 1
@@ -42,6 +48,7 @@ func newMetrics(reg prometheus.Registerer, gate *admin.Gate) *metrics {
 		}),
 		gauge("transactions_in_flight", "Transactions begun and not yet finished.", func(s admin.Stats) float64 { return float64(s.InFlight) }),
 		gauge("pause_lease_expiries", "Pauses ended by their lease (an orchestrator that did not unpause).", func(s admin.Stats) float64 { return float64(s.LeaseExpiries) }),
+		gauge("pause_max_hold_expiries", "Pauses without a lease (admin listener) ended by --admin-max-pause.", func(s admin.Stats) float64 { return float64(s.HoldExpiries) }),
 		gauge("pause_drain_timeouts", "Pauses abandoned because in-flight transactions did not finish.", func(s admin.Stats) float64 { return float64(s.DrainTimeouts) }),
 	)
 	return m

@@ -1,5 +1,6 @@
 // Package server serves Stillpoint's transaction service and scalar-admin's
-// rpc.Admin service on one gRPC port, with a pause gate between them.
+// rpc.Admin service on one gRPC port, with a pause gate between them, and
+// optionally rpc.Admin alone on an admin port without call credentials.
 package server
 
 import (
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -43,6 +45,23 @@ type Options struct {
 	PauseLease time.Duration
 	// MaxPauseWait is the drain limit when a Pause request gives none.
 	MaxPauseWait time.Duration
+	// AdminListen, when set, serves rpc.Admin (and health) alone on a
+	// second address without call credentials, for scalar-admin's tools,
+	// which can send neither a token nor a client certificate. Its pauses
+	// have no lease: they hold until Unpause or AdminMaxPause.
+	AdminListen string
+	// AdminAllow are the source networks (CIDRs, or single addresses)
+	// whose connections the admin listener accepts; others are closed
+	// before any RPC. Required when AdminListen is beyond loopback.
+	AdminAllow []string
+	// AdminTLSCert and AdminTLSKey turn on TLS on the admin listener;
+	// when unset it uses TLSCert and TLSKey.
+	AdminTLSCert, AdminTLSKey string
+	// AdminMaxPause, if positive, ends a pause made through the admin
+	// listener this long after it was made. Zero: it holds until Unpause.
+	AdminMaxPause time.Duration
+	// Clock runs the pause lease and AdminMaxPause; nil means the system clock.
+	Clock admin.Clock
 	// IdleTimeout aborts transactions left idle this long.
 	IdleTimeout time.Duration
 	// DrainTimeout bounds the wait for in-flight transactions at shutdown.
@@ -61,6 +80,9 @@ type Server struct {
 	txs    *transactions
 	lis    net.Listener
 	reg    *prometheus.Registry
+	// admin and adminLis serve the admin listener; nil without one.
+	admin    *grpc.Server
+	adminLis net.Listener
 }
 
 // New checks the options, listens, and registers the services.
@@ -74,7 +96,11 @@ func New(m *txn.Manager, opts Options) (*Server, error) {
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 30 * time.Second
 	}
-	loopback, err := isLoopback(opts.Listen)
+	loopback, err := isLoopback("--listen", opts.Listen)
+	if err != nil {
+		return nil, err
+	}
+	allow, err := checkAdmin(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -84,13 +110,9 @@ func New(m *txn.Manager, opts Options) (*Server, error) {
 	if !loopback && opts.TLSCert == "" {
 		opts.Logger.Warn("serving beyond loopback without TLS: the token travels in clear text", "listen", opts.Listen)
 	}
-	var serverOpts []grpc.ServerOption
-	if opts.TLSCert != "" || opts.TLSKey != "" {
-		cert, err := tls.LoadX509KeyPair(opts.TLSCert, opts.TLSKey)
-		if err != nil {
-			return nil, fmt.Errorf("TLS: load --tls-cert %s and --tls-key %s: %w", opts.TLSCert, opts.TLSKey, err)
-		}
-		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})))
+	serverOpts, err := tlsOptions("--tls-cert", opts.TLSCert, "--tls-key", opts.TLSKey)
+	if err != nil {
+		return nil, err
 	}
 	if opts.Token != "" {
 		a := auth{token: opts.Token}
@@ -101,17 +123,146 @@ func New(m *txn.Manager, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("listen on %s: %w", opts.Listen, err)
 	}
 	s := &Server{opts: opts, grpc: grpc.NewServer(serverOpts...), health: health.NewServer(), lis: lis, reg: prometheus.NewRegistry()}
-	s.gate = admin.NewGate(admin.GateOptions{DefaultMaxWait: opts.MaxPauseWait, Lease: opts.PauseLease, Logger: opts.Logger})
-	s.txs = newTransactions(m, s.gate, opts.IdleTimeout, opts.Logger, newMetrics(s.reg, s.gate))
+	s.gate = admin.NewGate(admin.GateOptions{DefaultMaxWait: opts.MaxPauseWait, Lease: opts.PauseLease, MaxHold: opts.AdminMaxPause, Logger: opts.Logger, Clock: opts.Clock})
+	met := newMetrics(s.reg, s.gate)
+	s.txs = newTransactions(m, s.gate, opts.IdleTimeout, opts.Logger, met)
 	pb.RegisterTransactionServer(s.grpc, s.txs)
 	admin.Register(s.grpc, s.gate)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
+	if opts.AdminListen != "" {
+		if err := s.listenAdmin(allow, met); err != nil {
+			lis.Close()
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// listenAdmin opens the admin listener: rpc.Admin with pauses that hold
+// until Unpause, and health, behind the source allow-list.
+func (s *Server) listenAdmin(allow []netip.Prefix, met *metrics) error {
+	cert, key := s.opts.AdminTLSCert, s.opts.AdminTLSKey
+	certFlag, keyFlag := "--admin-tls-cert", "--admin-tls-key"
+	if cert == "" && key == "" {
+		cert, key, certFlag, keyFlag = s.opts.TLSCert, s.opts.TLSKey, "--tls-cert", "--tls-key"
+	}
+	serverOpts, err := tlsOptions(certFlag, cert, keyFlag, key)
+	if err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", s.opts.AdminListen)
+	if err != nil {
+		return fmt.Errorf("listen on --admin-listen %s: %w", s.opts.AdminListen, err)
+	}
+	if len(allow) > 0 {
+		lis = &allowListener{Listener: lis, allow: allow, log: s.opts.Logger, refused: met.adminRefused}
+	}
+	s.admin, s.adminLis = grpc.NewServer(serverOpts...), lis
+	admin.RegisterUntilUnpause(s.admin, s.gate)
+	healthpb.RegisterHealthServer(s.admin, s.health)
+	return nil
+}
+
+// checkAdmin checks the admin listener's options and parses its
+// allow-list.
+func checkAdmin(opts Options) ([]netip.Prefix, error) {
+	if opts.AdminListen == "" {
+		if len(opts.AdminAllow) > 0 || opts.AdminTLSCert != "" || opts.AdminTLSKey != "" || opts.AdminMaxPause != 0 {
+			return nil, errors.New("--admin-allow, --admin-tls-cert, --admin-tls-key and --admin-max-pause configure the admin listener: set --admin-listen HOST:PORT too")
+		}
+		return nil, nil
+	}
+	if opts.AdminMaxPause < 0 {
+		return nil, fmt.Errorf("--admin-max-pause is %v: want a positive duration, or 0 for pauses that hold until Unpause", opts.AdminMaxPause)
+	}
+	var allow []netip.Prefix
+	for _, a := range opts.AdminAllow {
+		a = strings.TrimSpace(a)
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(a)
+			if aerr != nil {
+				return nil, fmt.Errorf("--admin-allow %q: want a network such as 10.0.0.0/8 or an address such as 10.1.2.3: %w", a, err)
+			}
+			p = netip.PrefixFrom(addr.Unmap(), addr.Unmap().BitLen())
+		}
+		allow = append(allow, p.Masked())
+	}
+	loopback, err := isLoopback("--admin-listen", opts.AdminListen)
+	if err != nil {
+		return nil, err
+	}
+	if !loopback && len(allow) == 0 {
+		return nil, fmt.Errorf("--admin-listen %s is beyond loopback and takes no credentials: set --admin-allow to the networks scalar-admin's tools connect from (e.g. 10.0.0.0/8)", opts.AdminListen)
+	}
+	return allow, nil
+}
+
+// tlsOptions loads a server certificate; none when both paths are empty.
+func tlsOptions(certFlag, cert, keyFlag, key string) ([]grpc.ServerOption, error) {
+	if cert == "" && key == "" {
+		return nil, nil
+	}
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("TLS: load %s %s and %s %s: %w", certFlag, cert, keyFlag, key, err)
+	}
+	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}))}, nil
+}
+
+// allowListener closes connections from outside its allow-list as they
+// are accepted, before TLS or any RPC.
+type allowListener struct {
+	net.Listener
+	allow   []netip.Prefix
+	log     *slog.Logger
+	refused prometheus.Counter
+}
+
+func (l *allowListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.allowed(c.RemoteAddr()) {
+			return c, nil
+		}
+		l.refused.Inc()
+		l.log.Warn("admin listener: refused a connection from outside --admin-allow", "from", c.RemoteAddr().String())
+		c.Close()
+	}
+}
+
+func (l *allowListener) allowed(a net.Addr) bool {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	ip, ok := netip.AddrFromSlice(tcp.IP)
+	if !ok {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range l.allow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // Addr is the address the server listens on (useful with port 0).
 func (s *Server) Addr() string { return s.lis.Addr().String() }
+
+// AdminAddr is the admin listener's address, "" without one.
+func (s *Server) AdminAddr() string {
+	if s.adminLis == nil {
+		return ""
+	}
+	return s.adminLis.Addr().String()
+}
 
 // Gate is the server's pause gate.
 func (s *Server) Gate() *admin.Gate { return s.gate }
@@ -122,8 +273,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	reapCtx, stopReap := context.WithCancel(context.Background())
 	defer stopReap()
 	go s.txs.reap(reapCtx)
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- s.grpc.Serve(s.lis) }()
+	if s.admin != nil {
+		go func() { errc <- s.admin.Serve(s.adminLis) }()
+		// Stop, not GracefulStop: a Pause waiting for a drain would hold
+		// the shutdown; stopping cancels it and reopens what it closed.
+		defer s.admin.Stop()
+	}
 	if s.opts.MetricsListen != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
@@ -136,6 +293,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		defer hs.Close()
 	}
 	s.opts.Logger.Info("serving", "listen", s.Addr(), "tls", s.opts.TLSCert != "", "token", s.opts.Token != "")
+	if s.admin != nil {
+		s.opts.Logger.Warn("serving rpc.Admin without credentials: whoever reaches it from --admin-allow can pause this server", "admin_listen", s.AdminAddr(), "admin_allow", s.opts.AdminAllow, "admin_max_pause", s.opts.AdminMaxPause)
+	}
 	select {
 	case err := <-errc:
 		s.grpc.Stop()
@@ -160,10 +320,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	return nil
 }
 
-func isLoopback(listen string) (bool, error) {
+func isLoopback(flag, listen string) (bool, error) {
 	host, _, err := net.SplitHostPort(listen)
 	if err != nil {
-		return false, fmt.Errorf("--listen %q: want host:port (e.g. 127.0.0.1:50051 or [::1]:50051): %w", listen, err)
+		return false, fmt.Errorf("%s %q: want host:port (e.g. 127.0.0.1:50051 or [::1]:50051): %w", flag, listen, err)
 	}
 	if host == "localhost" {
 		return true, nil
