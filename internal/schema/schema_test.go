@@ -49,7 +49,7 @@ func expectedColumns() []string {
 }
 
 func TestParseAllTypes(t *testing.T) {
-	tables, err := schema.Parse([]byte(allTypes("sample")))
+	tables, err := schema.Parse([]byte(allTypes("sample")), schema.Latest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func engineConfigs(t *testing.T, ns string) map[string]*config.Config {
 func TestLoadYieldsDesignColumns(t *testing.T) {
 	ctx := context.Background()
 	ns := testenv.UniqueName("sample")
-	tables, err := schema.Parse([]byte(allTypes(ns)))
+	tables, err := schema.Parse([]byte(allTypes(ns)), schema.Latest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,14 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"missing partition key", `{` + valid + `, "shop.items": {"columns": {"id": "INT"}}}`, []string{"shop.items", "partition key"}, ""},
 		{"partition key not a column", `{"shop.items": {"partition-key": ["sku"], "columns": {"id": "INT"}}}`, []string{"shop.items", `"sku"`}, ""},
 		{"reserved tx_id", `{` + valid + `, "shop.items": {"transaction": true, "partition-key": ["id"], "columns": {"id": "INT", "tx_id": "TEXT"}}}`, []string{"shop.items", `"tx_id"`, "reserved"}, ""},
-		{"reserved before_x", `{"shop.items": {"partition-key": ["id"], "columns": {"id": "INT", "before_x": "INT"}}}`, []string{"shop.items", `"before_x"`, "reserved"}, ""},
+		{"before_x beside a column x", `{"shop.items": {"partition-key": ["id"], "columns": {"id": "INT", "x": "INT", "before_x": "INT"}}}`, []string{"shop.items", `"before_x"`, "reserved"}, ""},
+		{"before_x beside a key column x", `{"shop.items": {"partition-key": ["x"], "columns": {"x": "INT", "before_x": "INT"}}}`, []string{"shop.items", `"before_x"`, "reserved"}, ""},
+		{"before_before_tx_id", `{"shop.items": {"partition-key": ["id"], "columns": {"id": "INT", "before_before_tx_id": "INT"}}}`, []string{"shop.items", `"before_before_tx_id"`, "reserved"}, ""},
+		{"encrypted column", `{` + valid + `, "shop.items": {"partition-key": ["id"], "columns": {"id": "INT", "card": "TEXT ENCRYPTED"}}}`, []string{"shop.items", `"card"`, "Enterprise", "open-source loader refuses it too"}, ""},
+		{"index listed twice", `{"shop.items": {"partition-key": ["id"], "secondary-index": ["v", "v"], "columns": {"id": "INT", "v": "INT"}}}`, []string{"shop.items", `"v"`, "twice"}, ""},
+		{"quote in a name", `{"shop.it\"ems": {"partition-key": ["id"], "columns": {"id": "INT"}}}`, []string{`it\"ems`, "quotes"}, ""},
+		{"slash in a namespace", `{"etc/shop.items": {"partition-key": ["id"], "columns": {"id": "INT"}}}`, []string{"etc/shop", "slashes"}, ""},
+		{"dollar in an SQLite namespace", `{"sh$op.items": {"partition-key": ["id"], "columns": {"id": "INT"}}}`, []string{"sh$op", `may not contain "$"`}, ""},
 		{"bad clustering order", `{"shop.items": {"partition-key": ["id"], "clustering-key": ["c UP"], "columns": {"id": "INT", "c": "INT"}}}`, []string{"shop.items", "c UP"}, ""},
 		{"not JSON", `{"shop.items": {"partition-key": ["id"],`, []string{"JSON"}, ""},
 		{"namespace with no store", `{` + valid + `}`, []string{"good.t", "namespace good has no store"}, "nostore"},
@@ -201,7 +208,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 			}
 			path := filepath.Join(t.TempDir(), "schema.json")
 			os.WriteFile(path, []byte(tt.file), 0o644)
-			tables, err := schema.ReadFile(path)
+			tables, err := schema.ReadFile(path, schema.Latest)
 			if err == nil {
 				st := multistorage.New(cfg)
 				_, err = schema.Create(context.Background(), st, tables)
