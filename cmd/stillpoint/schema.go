@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stillpoint/stillpoint/internal/config"
 	"github.com/stillpoint/stillpoint/internal/schema"
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
@@ -22,8 +23,27 @@ func newSchemaCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// readSchemaFile parses a schema file by the loader rules of the ScalarDB
+// version the flag names, else the configuration (scalardb_version).
+func readSchemaFile(g *globals, path, flagVersion string) ([]schema.Table, error) {
+	version := flagVersion
+	if version == "" {
+		cfg, err := config.Load(g.configFile, g.dataDir)
+		if err != nil {
+			return nil, err
+		}
+		version = cfg.ScalarDBVersion
+	}
+	v, err := schema.ParseVersion(version)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return schema.ReadFile(path, v)
+}
+
 func newSchemaLoadCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var version string
+	cmd := &cobra.Command{
 		Use:   "load FILE",
 		Short: "Create the namespaces and tables of a ScalarDB schema file, and the coordinator table",
 		Long: `Reads a ScalarDB schema-loader JSON file unchanged and creates its tables in
@@ -33,10 +53,15 @@ is created in the coordinator store. Table metadata goes to scalardb.metadata.
 
 Everything is checked before anything is created: types, keys, reserved column
 names, that every namespace has a store and that every store answers. Tables
-that already exist with the same layout are left alone.`,
+that already exist with the same layout are left alone.
+
+The file is read as the schema loader of one ScalarDB version reads it
+(--scalardb-version, else scalardb_version in the configuration, else the
+newest 3.x): a table without "transaction" is transactional from 3.7 on and
+not transactional up to 3.6.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			tables, err := schema.ReadFile(args[0])
+			tables, err := readSchemaFile(g, args[0], version)
 			if err != nil {
 				return err
 			}
@@ -52,16 +77,23 @@ that already exist with the same layout are left alone.`,
 			return g.print(cmd.OutOrStdout(), actions, func(w io.Writer) { printActions(w, actions) })
 		},
 	}
+	versionFlag(cmd, &version)
+	return cmd
+}
+
+func versionFlag(cmd *cobra.Command, version *string) {
+	cmd.Flags().StringVar(version, "scalardb-version", "", "read the file as this ScalarDB version's schema loader does, e.g. 3.6 (default: scalardb_version in the configuration, else "+schema.Latest.String()+")")
 }
 
 func newSchemaDropCmd(g *globals) *cobra.Command {
 	var yes, coordinator bool
+	var version string
 	cmd := &cobra.Command{
 		Use:   "drop FILE",
 		Short: "Drop the tables of a ScalarDB schema file, with their data",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			tables, err := schema.ReadFile(args[0])
+			tables, err := readSchemaFile(g, args[0], version)
 			if err != nil {
 				return err
 			}
@@ -91,6 +123,7 @@ func newSchemaDropCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&yes, "yes", false, "confirm that the tables and their data are to be deleted")
 	cmd.Flags().BoolVar(&coordinator, "coordinator", false, "also drop coordinator.state (forgets every commit decision)")
+	versionFlag(cmd, &version)
 	return cmd
 }
 

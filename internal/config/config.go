@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/stillpoint/stillpoint/internal/schema"
 )
 
 // DefaultDataDir is where the embedded default keeps its SQLite files.
@@ -46,6 +48,9 @@ type Config struct {
 	Repository string `yaml:"repository,omitempty" json:"repository,omitempty"`
 	// RepositoryKeyFile holds the repository's encryption key.
 	RepositoryKeyFile string `yaml:"repository_key_file,omitempty" json:"repository_key_file,omitempty"`
+	// ScalarDBVersion is the ScalarDB release whose schema-loader rules
+	// apply ("3.6", "3.7.2"); empty: the newest (schema.Latest).
+	ScalarDBVersion string `yaml:"scalardb_version,omitempty" json:"scalardb_version,omitempty"`
 
 	// Embedded is true when no stores are configured: each namespace is
 	// then its own SQLite file under DataDir.
@@ -130,6 +135,7 @@ func distinctEnvKeys(what string, names []string) error {
 //	STILLPOINT_NAMESPACE_<NAMESPACE>=<store>
 //	STILLPOINT_COORDINATOR=<store>
 //	STILLPOINT_REPOSITORY, STILLPOINT_REPOSITORY_KEY_FILE
+//	STILLPOINT_SCALARDB_VERSION
 //
 // so secrets such as passwords in a DSN need not be written in the file.
 func (c *Config) applyEnv(environ []string) error {
@@ -154,6 +160,8 @@ func (c *Config) applyEnv(environ []string) error {
 			c.Repository = v
 		case k == "STILLPOINT_REPOSITORY_KEY_FILE":
 			c.RepositoryKeyFile = v
+		case k == "STILLPOINT_SCALARDB_VERSION":
+			c.ScalarDBVersion = v
 		case strings.HasPrefix(k, "STILLPOINT_STORE_"):
 			rest := strings.TrimPrefix(k, "STILLPOINT_STORE_")
 			i := strings.LastIndex(rest, "_")
@@ -202,6 +210,9 @@ func (c *Config) applyEnv(environ []string) error {
 }
 
 func (c *Config) normalize() error {
+	if _, err := schema.ParseVersion(c.ScalarDBVersion); err != nil {
+		return fmt.Errorf("scalardb_version: %w", err)
+	}
 	c.Embedded = len(c.Stores) == 0
 	if c.Embedded {
 		if len(c.Namespaces) > 0 || c.Coordinator != "" {

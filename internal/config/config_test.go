@@ -35,10 +35,12 @@ namespaces:
   orders: pg
   stock: maria
 coordinator: pg
+scalardb_version: "3.6"
 `), 0o600)
 	t.Setenv("STILLPOINT_STORE_PG_DSN", "postgres://app:s3cret@db9/app")
 	t.Setenv("STILLPOINT_NAMESPACE_AUDIT", "local")
 	t.Setenv("STILLPOINT_DATA_DIR", "/var/lib/sp")
+	t.Setenv("STILLPOINT_SCALARDB_VERSION", "3.7.1")
 	cfg, err := Load(path, "")
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +51,7 @@ coordinator: pg
 		{cfg.Stores["local"].Path, "/var/lib/sp/local.db"},
 		{cfg.Namespaces["audit"], "local"},
 		{cfg.Coordinator, "pg"},
+		{cfg.ScalarDBVersion, "3.7.1"},
 		{must(cfg.StoreFor(StillpointNamespace)), "pg"}, // the restore journal lives with the coordinator
 	}
 	for _, tt := range tests {
@@ -79,6 +82,7 @@ func TestInvalidConfig(t *testing.T) {
 		{"stores:\n  x: {engine: sqlite}\nnamespaces: {a: z}\ncoordinator: x\n", `namespace a: no store named "z"`},
 		{"storez: {}\n", "field storez not found"},
 		{"namespaces: {a: x}\n", "no stores are defined"},
+		{"scalardb_version: \"3.2\"\n", `scalardb_version: ScalarDB version "3.2": want a release from 3.4 on`},
 	}
 	for _, tt := range tests {
 		path := filepath.Join(t.TempDir(), "c.yaml")

@@ -29,26 +29,59 @@ func (t Table) Layout() *storage.TableMetadata {
 	return t.User
 }
 
+// Version is the ScalarDB 3.x release whose schema loader's rules apply
+// (scalardb_version): 3.<Minor>.
+type Version struct{ Minor int }
+
+// Latest is the newest ScalarDB release whose loader rules were checked;
+// it is the default.
+var Latest = Version{Minor: 19}
+
+func (v Version) String() string { return fmt.Sprintf("3.%d", v.Minor) }
+
+// TransactionDefault is what an absent "transaction" means: false up to
+// ScalarDB 3.6, true from 3.7.
+func (v Version) TransactionDefault() bool { return v.Minor >= 7 }
+
+// ParseVersion reads "3.N" or "3.N.P" (the patch release does not change
+// the loader's rules); "" is Latest.
+func ParseVersion(s string) (Version, error) {
+	if s == "" {
+		return Latest, nil
+	}
+	var minor, patch int
+	n, err := fmt.Sscanf(s, "3.%d.%d", &minor, &patch)
+	if err != nil && n == 1 && strings.Count(s, ".") == 1 {
+		err = nil
+	}
+	if err != nil || minor < 4 || fmt.Sprintf("3.%d", minor) != s && fmt.Sprintf("3.%d.%d", minor, patch) != s {
+		return Version{}, fmt.Errorf("ScalarDB version %q: want a release from 3.4 on, such as 3.6 or %s (Stillpoint reads the layouts of ScalarDB 3.4 and later)", s, Latest)
+	}
+	return Version{Minor: minor}, nil
+}
+
 // Options of ScalarDB's schema loader that concern other storages
 // (Cassandra, Cosmos DB, DynamoDB); accepted so a file loads unchanged.
 var foreignOptions = []string{"compaction-strategy", "ru", "replication-factor", "network-strategy"}
 
-// ReadFile parses a ScalarDB schema-loader JSON file.
-func ReadFile(path string) ([]Table, error) {
+// ReadFile parses a ScalarDB schema-loader JSON file by the rules of
+// ScalarDB version v's loader.
+func ReadFile(path string, v Version) ([]Table, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read schema file: %w", err)
 	}
-	tables, err := Parse(data)
+	tables, err := Parse(data, v)
 	if err != nil {
 		return nil, fmt.Errorf("schema file %s: %w", path, err)
 	}
 	return tables, nil
 }
 
-// Parse reads schema-loader JSON. Every table is checked and every problem
-// reported, naming the table and column, before anything is created.
-func Parse(data []byte) ([]Table, error) {
+// Parse reads schema-loader JSON by the rules of ScalarDB version v's
+// loader. Every table is checked and every problem reported, naming the
+// table and column, before anything is created.
+func Parse(data []byte, v Version) ([]Table, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := expectDelim(dec, '{', "the file must be a JSON object mapping \"namespace.table\" to a table definition"); err != nil {
 		return nil, err
@@ -71,7 +104,7 @@ func Parse(data []byte) ([]Table, error) {
 			continue
 		}
 		seen[full] = true
-		t, err := parseTable(full, raw)
+		t, err := parseTable(full, raw, v)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -90,7 +123,7 @@ func Parse(data []byte) ([]Table, error) {
 	return tables, nil
 }
 
-func parseTable(full string, raw json.RawMessage) (Table, error) {
+func parseTable(full string, raw json.RawMessage, v Version) (Table, error) {
 	ns, tbl, err := storage.SplitFullName(full)
 	if err != nil {
 		return Table{}, fmt.Errorf("table %s: %w", full, err)
@@ -124,7 +157,7 @@ func parseTable(full string, raw json.RawMessage) (Table, error) {
 	if len(def.Columns) == 0 {
 		return Table{}, fmt.Errorf("table %s: missing \"columns\"", full)
 	}
-	cols, err := orderedColumns(full, def.Columns)
+	cols, err := orderedColumns(full, def.Columns, v)
 	if err != nil {
 		return Table{}, err
 	}
@@ -146,14 +179,27 @@ func parseTable(full string, raw json.RawMessage) (Table, error) {
 		}
 		m.ClusteringKey = append(m.ClusteringKey, storage.ClusteringKey{Name: f[0], Order: order})
 	}
-	// ScalarDB's schema loader makes a table transactional unless told not to.
-	transactional := def.Transaction == nil || *def.Transaction
+	transactional := v.TransactionDefault()
+	if def.Transaction != nil {
+		transactional = *def.Transaction
+	}
 	if transactional {
+		// Checked against the full layout, so a user column is refused
+		// exactly when reading the table back would take it for
+		// transaction metadata (ScalarDB would hide it from the user).
+		layout := Transactional(m)
 		for _, c := range m.Columns {
-			if IsReserved(c.Name) {
-				return Table{}, fmt.Errorf("table %s: column %q is reserved by the transaction layout (tx_* metadata columns and before_* image columns); rename it", full, c.Name)
+			if IsReserved(layout, c.Name) {
+				return Table{}, fmt.Errorf("table %s: column %q is reserved by the transaction layout: the tx_* and before_tx_* columns, and before_<x> where the table has a column <x> (its before image); rename it", full, c.Name)
 			}
 		}
+	}
+	seenIndex := map[string]bool{}
+	for _, ix := range m.Indexes {
+		if seenIndex[ix] {
+			return Table{}, fmt.Errorf("table %s: secondary index on %q listed twice", full, ix)
+		}
+		seenIndex[ix] = true
 	}
 	if err := m.Validate(); err != nil {
 		return Table{}, err
@@ -163,7 +209,7 @@ func parseTable(full string, raw json.RawMessage) (Table, error) {
 
 // orderedColumns keeps the file's column order, which becomes the ordinal
 // position in scalardb.metadata.
-func orderedColumns(full string, raw json.RawMessage) ([]storage.Column, error) {
+func orderedColumns(full string, raw json.RawMessage, v Version) ([]storage.Column, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := expectDelim(dec, '{', "\"columns\" must map column names to types"); err != nil {
 		return nil, fmt.Errorf("table %s: %w", full, err)
@@ -178,7 +224,7 @@ func orderedColumns(full string, raw json.RawMessage) ([]storage.Column, error) 
 		if err := dec.Decode(&typ); err != nil {
 			return nil, fmt.Errorf("table %s: column %q: the type must be a string such as \"INT\"", full, name)
 		}
-		t, err := storage.ParseDataType(typ)
+		t, err := columnType(typ, v)
 		if err != nil {
 			return nil, fmt.Errorf("table %s: column %q: %w", full, name, err)
 		}
@@ -186,6 +232,26 @@ func orderedColumns(full string, raw json.RawMessage) ([]storage.Column, error) 
 	}
 	return cols, nil
 }
+
+// columnType reads a column's type as version v's loader does.
+func columnType(typ string, v Version) (storage.DataType, error) {
+	if f := strings.Fields(typ); len(f) == 2 && strings.EqualFold(f[1], "ENCRYPTED") {
+		return 0, fmt.Errorf("type %q asks for an encrypted column (Transparent Data Encryption), which only ScalarDB Enterprise provides: ScalarDB's open-source loader refuses it too, and Stillpoint does not encrypt columns; declare it as %q only if the values may be stored in plain text", typ, f[0])
+	}
+	t, err := storage.ParseDataType(typ)
+	if err != nil {
+		return 0, fmt.Errorf("%w; ScalarDB's loader refuses it too", err)
+	}
+	if slices.Contains(timeTypes, t) && v.Minor < timeTypesSince {
+		return 0, fmt.Errorf("type %s came with ScalarDB 3.%d, and the loader of ScalarDB %s (scalardb_version) refuses it: use a ScalarDB %s type, or set scalardb_version to 3.%d or later", t, timeTypesSince, v, v, timeTypesSince)
+	}
+	return t, nil
+}
+
+// The date and time types, which ScalarDB's loader knows from 3.15.
+var timeTypes = []storage.DataType{storage.Date, storage.Time, storage.Timestamp, storage.TimestampTZ}
+
+const timeTypesSince = 15
 
 func expectDelim(dec *json.Decoder, want json.Delim, msg string) error {
 	tok, err := dec.Token()

@@ -50,18 +50,24 @@ func Coordinator() *storage.TableMetadata {
 	}
 }
 
-// IsReserved reports whether a user column name collides with the
-// transaction layout.
-func IsReserved(column string) bool {
-	if strings.HasPrefix(column, BeforePrefix) {
-		return true
-	}
+// IsReserved reports whether a column of table m belongs to the
+// transaction layout rather than to the user, by ScalarDB's rule: the ten
+// metadata columns (tx_* and before_tx_*), and before_<x> where m has a
+// column x (its before image). A user column before_x with no column x is
+// the user's own, and its twin is before_before_x. m may be the user's
+// table (as a schema file declares it) or its full layout.
+func IsReserved(m *storage.TableMetadata, column string) bool {
 	for _, c := range TxColumns {
-		if c.Name == column {
+		if column == c.Name || column == BeforePrefix+c.Name {
 			return true
 		}
 	}
-	return false
+	x, ok := strings.CutPrefix(column, BeforePrefix)
+	if !ok {
+		return false
+	}
+	_, ok = m.Column(x)
+	return ok
 }
 
 // Transactional returns the full layout of a transactional table, in
@@ -97,7 +103,7 @@ func UserColumns(m *storage.TableMetadata) []storage.Column {
 	}
 	var out []storage.Column
 	for _, c := range m.Columns {
-		if !IsReserved(c.Name) {
+		if !IsReserved(m, c.Name) {
 			out = append(out, c)
 		}
 	}

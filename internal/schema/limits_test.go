@@ -68,7 +68,7 @@ func TestNamesBeyondEngineLimits(t *testing.T) {
 				f := tt.make(testenv.UniqueName("lim"))
 				st := multistorage.New(oneStore(t, engine, f.namespaces))
 				defer st.Close()
-				tables, err := schema.Parse([]byte(f.json))
+				tables, err := schema.Parse([]byte(f.json), schema.Latest)
 				if err != nil {
 					t.Fatalf("the generic check must accept the file: %v", err)
 				}
@@ -115,7 +115,7 @@ func TestCaseCollisionWithAnExistingTable(t *testing.T) {
 			})
 			var errs []error
 			for _, name := range []string{"T", "t"} {
-				tables, err := schema.Parse([]byte(fmt.Sprintf(`{%q: {"partition-key": ["id"], "columns": {"id": "INT"}}}`, ns+"."+name)))
+				tables, err := schema.Parse([]byte(fmt.Sprintf(`{%q: {"partition-key": ["id"], "columns": {"id": "INT"}}}`, ns+"."+name)), schema.Latest)
 				if err != nil {
 					t.Fatal(err)
 				}

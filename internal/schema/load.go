@@ -148,6 +148,9 @@ func (c *limitCheck) table(m *storage.TableMetadata, isNew bool) {
 			c.fail("%s %s and %s differ only in case: store %s compares names without case; rename one", what, prev, name, store)
 		}
 	}
+	if l.NamespaceSeparator != "" && strings.Contains(m.Namespace, l.NamespaceSeparator) {
+		c.fail("namespace %s: store %s names its tables namespace%stable, so a namespace may not contain %q: rename it", m.Namespace, store, l.NamespaceSeparator, l.NamespaceSeparator)
+	}
 	unique("namespace", "namespaces", m.Namespace)
 	unique("table", "tables", m.Namespace+"."+m.Table)
 	if !isNew {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Order is a clustering order.
@@ -146,36 +148,34 @@ func (m *TableMetadata) Validate() error {
 		if !seen[ix] {
 			return fmt.Errorf("table %s: secondary index column %q is not defined in \"columns\"", name, ix)
 		}
-		if keys[ix] {
-			return fmt.Errorf("table %s: secondary index on key column %q is not allowed", name, ix)
-		}
 	}
 	return nil
 }
 
-// MaxIdentifier is the longest name any engine is asked to hold; engines
-// declare their own, smaller, limits (Limits).
+// MaxIdentifier is the longest name, in characters, any engine is asked
+// to hold (MySQL's 64); engines declare their own limits (Limits).
 const MaxIdentifier = 64
 
 func checkIdentifier(what, s string) error {
-	if len(s) > MaxIdentifier {
-		return fmt.Errorf("%s %q is %d characters, more than the %d any engine holds: shorten it", what, s, len(s), MaxIdentifier)
+	if n := utf8.RuneCountInString(s); n > MaxIdentifier {
+		return fmt.Errorf("%s %q is %d characters, more than the %d any engine holds: shorten it", what, s, n, MaxIdentifier)
 	}
 	if !validIdentifier(s) {
-		return fmt.Errorf("%s %q must be letters, digits and underscores, starting with a letter or underscore", what, s)
+		return fmt.Errorf("%s %q: names may hold letters of any script, digits, spaces and punctuation such as - and _, but not quotes (\" ' `), dots, slashes, control characters or spaces at either end", what, s)
 	}
 	return nil
 }
 
+// validIdentifier accepts what ScalarDB accepts (it quotes every name)
+// except what breaks it or us: quotes, which ScalarDB does not escape;
+// dots, which separate namespace and table; slashes, which would make an
+// embedded namespace's file name a path; and names an engine trims.
 func validIdentifier(s string) bool {
-	if s == "" {
+	if s == "" || !utf8.ValidString(s) || strings.TrimSpace(s) != s {
 		return false
 	}
-	for i, r := range s {
-		switch {
-		case r == '_', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
-		case r >= '0' && r <= '9' && i > 0:
-		default:
+	for _, r := range s {
+		if unicode.IsControl(r) || strings.ContainsRune("\"'`./\\", r) {
 			return false
 		}
 	}

@@ -99,7 +99,7 @@ func (t *Transaction) view(ref consensus.Ref, stored storage.Record) storage.Rec
 			out[k] = v
 		}
 		for _, c := range ref.Table.NonKeyColumns() {
-			if !schema.IsReserved(c.Name) {
+			if !schema.IsReserved(ref.Table, c.Name) {
 				out[c.Name] = nil
 			}
 		}
@@ -207,7 +207,7 @@ func (t *Transaction) Put(ctx context.Context, p storage.Put) error {
 		return invalid(err)
 	}
 	for c := range values {
-		if schema.IsReserved(c) {
+		if schema.IsReserved(tbl, c) {
 			return invalid(fmt.Errorf("put into %s: column %q belongs to the transaction layout and cannot be written", tbl.FullName(), c))
 		}
 	}

@@ -208,7 +208,7 @@ func meantTransactional(m *storage.TableMetadata) bool {
 // checked nor repaired.
 func layoutProblem(m *storage.TableMetadata) string {
 	user := *m
-	user.Columns = slices.DeleteFunc(slices.Clone(m.Columns), func(c storage.Column) bool { return schema.IsReserved(c.Name) })
+	user.Columns = slices.DeleteFunc(slices.Clone(m.Columns), func(c storage.Column) bool { return schema.IsReserved(m, c.Name) })
 	want := schema.Transactional(&user)
 	var problems []string
 	for _, c := range want.Columns {

@@ -238,3 +238,25 @@ func TestValidation(t *testing.T) {
 		t.Error("deleted record reported unchanged")
 	}
 }
+
+// A user column before_x with no column x is the user's own (ScalarDB's
+// rule): rollback restores it from its twin before_before_x.
+func TestRollbackRestoresUserBeforeColumn(t *testing.T) {
+	notes := schema.Transactional(&storage.TableMetadata{
+		Namespace: "app", Table: "notes",
+		Columns:      []storage.Column{{Name: "id", Type: storage.Int}, {Name: "before_note", Type: storage.Text}},
+		PartitionKey: []string{"id"},
+	})
+	r := Ref{Table: notes, Key: storage.Key{"id": int32(1)}}
+	tx := NewTx("t1", Snapshot)
+	tx.Read(r, storage.Record{"id": int32(1), "before_note": "old", schema.TxID: "a", schema.TxState: int32(Committed), schema.TxVersion: int32(1)})
+	tx.Put(r, storage.Record{"before_note": "new"})
+	prepared := tx.PrepareMutations(5000)[0].(storage.Put).Values
+	if prepared["before_before_note"] != "old" {
+		t.Fatalf("prepare: before_before_note = %v, want the old value", prepared["before_before_note"])
+	}
+	back := RollbackRecord(r, prepared).(storage.Put).Values
+	if back["before_note"] != "old" || back["before_before_note"] != nil {
+		t.Errorf("rollback: before_note = %v (want old), before_before_note = %v (want cleared)", back["before_note"], back["before_before_note"])
+	}
+}

@@ -175,7 +175,7 @@ func RollbackRecord(ref Ref, stored storage.Record) storage.Mutation {
 	}
 	values := storage.Record{}
 	for _, c := range ref.Table.NonKeyColumns() {
-		if strings.HasPrefix(c.Name, schema.BeforePrefix) {
+		if strings.HasPrefix(c.Name, schema.BeforePrefix) && schema.IsReserved(ref.Table, c.Name) {
 			values[c.Name] = nil
 			continue
 		}
