@@ -21,6 +21,9 @@ type Dialect interface {
 	// where a namespace is only a table-name prefix).
 	CreateNamespace(namespace string) []string
 	DropNamespace(namespace string) []string
+	// CreateMetadataSchema returns the DDL of the metadata table's schema,
+	// ScalarDB's plain CREATE SCHEMA IF NOT EXISTS (none on SQLite).
+	CreateMetadataSchema(schema string) []string
 	// Upsert writes cols, updating update when the key exists.
 	Upsert(table string, cols, keyCols, update []string) string
 	// InsertIfNotExists inserts cols unless the key exists. When
