@@ -3,6 +3,7 @@ package multistorage_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -29,18 +30,30 @@ type layoutEngine struct {
 	driver string
 	dsn    string
 	quote  func(string) string
+	table  func(schema, table string) string // quoted
+	// text is ScalarDB's text type of n characters on the engine.
+	text func(n int) string
 	// tables lists "schema.table" of the schemas named (SQLite: every
 	// table, named as stored).
 	tables func(t *testing.T, db *sql.DB, schemas ...string) []string
 	// columns describes a table's columns and primary key, as the catalog
-	// has them; nil where there is no catalog to compare (SQLite).
+	// has them.
 	columns func(t *testing.T, db *sql.DB, schema, table string) []string
 }
 
 // The metadata table as ScalarDB 3.x's JDBC admin creates it.
-func scalarDBMetadataDDL(q func(string) string, schema string) string {
-	return "CREATE TABLE " + q(schema) + "." + q("metadata") + "(" + q("full_table_name") + " VARCHAR(128)," + q("column_name") + " VARCHAR(128)," + q("data_type") + " VARCHAR(20) NOT NULL," + q("key_type") + " VARCHAR(20)," + q("clustering_order") + " VARCHAR(10)," + q("indexed") + " BOOLEAN NOT NULL," + q("ordinal_position") + " INTEGER NOT NULL,PRIMARY KEY (" + q("full_table_name") + ", " + q("column_name") + "))"
+func scalarDBMetadataDDL(e layoutEngine, schema string) string {
+	q := e.quote
+	return "CREATE TABLE " + e.table(schema, "metadata") + "(" + q("full_table_name") + " " + e.text(128) + "," + q("column_name") + " " + e.text(128) + "," + q("data_type") + " " + e.text(20) + " NOT NULL," + q("key_type") + " " + e.text(20) + "," + q("clustering_order") + " " + e.text(10) + "," + q("indexed") + " BOOLEAN NOT NULL," + q("ordinal_position") + " INTEGER NOT NULL,PRIMARY KEY (" + q("full_table_name") + ", " + q("column_name") + "))"
 }
+
+func varchar(n int) string { return fmt.Sprintf("VARCHAR(%d)", n) }
+
+func dotted(q func(string) string) func(string, string) string {
+	return func(schema, table string) string { return q(schema) + "." + q(table) }
+}
+
+func doubleQuote(s string) string { return `"` + s + `"` }
 
 func queryStrings(t *testing.T, db *sql.DB, q string, args ...any) []string {
 	t.Helper()
@@ -68,7 +81,7 @@ func layoutEngines(t *testing.T) map[string]func(t *testing.T) layoutEngine {
 		"postgres": func(t *testing.T) layoutEngine {
 			dsn := testenv.PostgresDSN(t)
 			return layoutEngine{store: config.Store{Engine: "postgres", DSN: dsn}, driver: "pgx", dsn: dsn,
-				quote: func(s string) string { return `"` + s + `"` },
+				quote: doubleQuote, table: dotted(doubleQuote), text: varchar,
 				tables: func(t *testing.T, db *sql.DB, schemas ...string) []string {
 					// A fresh database: schemas without tables count too.
 					return queryStrings(t, db, "SELECT s.schema_name || '.' || coalesce(t.table_name, '') FROM information_schema.schemata s LEFT JOIN information_schema.tables t ON t.table_schema = s.schema_name WHERE s.schema_name NOT IN ('pg_catalog', 'information_schema') AND s.schema_name NOT LIKE 'pg_toast%' ORDER BY 1")
@@ -80,8 +93,9 @@ func layoutEngines(t *testing.T) map[string]func(t *testing.T) layoutEngine {
 		},
 		"mariadb": func(t *testing.T) layoutEngine {
 			dsn := testenv.MySQLDSN(t)
+			backquote := func(s string) string { return "`" + s + "`" }
 			return layoutEngine{store: config.Store{Engine: "mysql", DSN: dsn}, driver: "mysql", dsn: dsn,
-				quote: func(s string) string { return "`" + s + "`" },
+				quote: backquote, table: dotted(backquote), text: varchar,
 				tables: func(t *testing.T, db *sql.DB, schemas ...string) []string {
 					args := make([]any, len(schemas))
 					for i, s := range schemas {
@@ -97,9 +111,13 @@ func layoutEngines(t *testing.T) map[string]func(t *testing.T) layoutEngine {
 		"sqlite": func(t *testing.T) layoutEngine {
 			path := filepath.Join(t.TempDir(), "s.db")
 			return layoutEngine{store: config.Store{Engine: "sqlite", Path: path}, driver: "sqlite", dsn: path,
-				quote: func(s string) string { return `"` + s + `"` },
+				quote: doubleQuote, table: func(schema, table string) string { return doubleQuote(schema + "$" + table) },
+				text: func(int) string { return "TEXT" },
 				tables: func(t *testing.T, db *sql.DB, _ ...string) []string {
 					return queryStrings(t, db, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1")
+				},
+				columns: func(t *testing.T, db *sql.DB, schema, table string) []string {
+					return queryStrings(t, db, "SELECT name || ' ' || type || ' ' || \"notnull\" || ' ' || pk FROM pragma_table_info(?) ORDER BY cid", schema+"$"+table)
 				},
 			}
 		},
@@ -162,9 +180,9 @@ func TestLayout(t *testing.T) {
 			if nss, err := st.Namespaces(ctx); err != nil || !slices.Equal(nss, []string{schema.CoordinatorNamespace, ns}) {
 				t.Errorf("Namespaces() = %v, %v; want the coordinator's (as Stillpoint names it) and %s", nss, err, ns)
 			}
-			sep, metadata := ".", e.quote(meta)+"."+e.quote("metadata")
+			sep, metadata := ".", e.table(meta, "metadata")
 			if name == "sqlite" {
-				sep, metadata = "$", e.quote(meta+"$metadata")
+				sep = "$"
 			}
 			want := append(slices.Clone(before), coord+sep+"state", meta+sep+"metadata", ns+sep+"t")
 			slices.Sort(want)
@@ -177,11 +195,12 @@ func TestLayout(t *testing.T) {
 			}
 
 			// The metadata table's DDL is ScalarDB's, column for column.
-			if e.columns == nil {
-				return
-			}
 			ref := meta + "_ref"
-			for _, q := range []string{"CREATE SCHEMA " + e.quote(ref), scalarDBMetadataDDL(e.quote, ref)} {
+			ddl := []string{scalarDBMetadataDDL(e, ref)}
+			if name != "sqlite" {
+				ddl = append([]string{"CREATE SCHEMA " + e.quote(ref)}, ddl...)
+			}
+			for _, q := range ddl {
 				if _, err := db.Exec(q); err != nil {
 					t.Fatalf("%s: %v", q, err)
 				}

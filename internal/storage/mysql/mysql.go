@@ -112,6 +112,8 @@ func (d Dialect) Table(namespace, table string) string {
 	return d.Quote(namespace) + "." + d.Quote(table)
 }
 
+func (Dialect) TextType(n int) string { return fmt.Sprintf("VARCHAR(%d)", n) }
+
 func (Dialect) Placeholder(int) string { return "?" }
 
 // keyLength bounds indexed text and binary columns, as ScalarDB's default
@@ -132,7 +134,7 @@ func (Dialect) ColumnType(t storage.DataType, key, indexed bool) string {
 		return "DOUBLE"
 	case storage.Text:
 		if key || indexed {
-			return fmt.Sprintf("VARCHAR(%d)", keyLength)
+			return Dialect{}.TextType(keyLength)
 		}
 		return "LONGTEXT"
 	case storage.Blob:

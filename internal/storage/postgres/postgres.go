@@ -60,6 +60,8 @@ func (d Dialect) Table(namespace, table string) string {
 	return d.Quote(namespace) + "." + d.Quote(table)
 }
 
+func (Dialect) TextType(n int) string { return fmt.Sprintf("VARCHAR(%d)", n) }
+
 func (Dialect) Placeholder(n int) string { return fmt.Sprintf("$%d", n) }
 
 // ColumnType uses the "C" collation for text so keys order by bytes, as

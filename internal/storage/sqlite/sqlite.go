@@ -79,6 +79,9 @@ func (Dialect) Quote(ident string) string { return `"` + strings.ReplaceAll(iden
 
 func (d Dialect) Table(namespace, table string) string { return d.Quote(namespace + separator + table) }
 
+// TextType is TEXT, as in ScalarDB's SQLite engine (RdbEngineSqlite).
+func (Dialect) TextType(int) string { return "TEXT" }
+
 func (Dialect) Placeholder(n int) string { return fmt.Sprintf("?%d", n) }
 
 // ColumnType follows ScalarDB's SQLite mapping: dates and times are integers

@@ -27,12 +27,11 @@ func (s *Store) metadataTable() string { return s.dialect.Table(s.layout.Metadat
 func (s *Store) ensureMetadataTable(ctx context.Context) error {
 	d := s.dialect
 	q := d.Quote
-	name := fmt.Sprintf("VARCHAR(%d)", MetadataNameWidth)
 	stmts := append(d.CreateMetadataSchema(s.layout.MetadataSchema),
 		"CREATE TABLE IF NOT EXISTS "+s.metadataTable()+"("+
-			q("full_table_name")+" "+name+","+q("column_name")+" "+name+","+
-			q("data_type")+" VARCHAR(20) NOT NULL,"+q("key_type")+" VARCHAR(20),"+
-			q("clustering_order")+" VARCHAR(10),"+q("indexed")+" BOOLEAN NOT NULL,"+
+			q("full_table_name")+" "+d.TextType(MetadataNameWidth)+","+q("column_name")+" "+d.TextType(MetadataNameWidth)+","+
+			q("data_type")+" "+d.TextType(20)+" NOT NULL,"+q("key_type")+" "+d.TextType(20)+","+
+			q("clustering_order")+" "+d.TextType(10)+","+q("indexed")+" "+d.ColumnType(storage.Boolean, false, false)+" NOT NULL,"+
 			q("ordinal_position")+" INTEGER NOT NULL,"+
 			"PRIMARY KEY ("+q("full_table_name")+", "+q("column_name")+"))")
 	for _, stmt := range stmts {
