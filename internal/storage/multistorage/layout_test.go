@@ -177,6 +177,13 @@ func TestLayout(t *testing.T) {
 					t.Fatalf("CreateTable(%s): %v", m.FullName(), err)
 				}
 			}
+			// The layout's own schemas take no user tables.
+			for _, own := range []string{meta, coord} {
+				m := &storage.TableMetadata{Namespace: own, Table: "u", Columns: []storage.Column{{Name: "id", Type: storage.Int}}, PartitionKey: []string{"id"}}
+				if err := st.CreateTable(ctx, m); err == nil || !strings.Contains(err.Error(), "use another name") {
+					t.Errorf("CreateTable(%s.u) = %v, want a refusal naming the layout's schema", own, err)
+				}
+			}
 			if nss, err := st.Namespaces(ctx); err != nil || !slices.Equal(nss, []string{schema.CoordinatorNamespace, ns}) {
 				t.Errorf("Namespaces() = %v, %v; want the coordinator's (as Stillpoint names it) and %s", nss, err, ns)
 			}
