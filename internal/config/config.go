@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/stillpoint/stillpoint/internal/schema"
+	"github.com/stillpoint/stillpoint/internal/storage"
 )
 
 // DefaultDataDir is where the embedded default keeps its SQLite files.
@@ -51,6 +52,12 @@ type Config struct {
 	// ScalarDBVersion is the ScalarDB release whose schema-loader rules
 	// apply ("3.6", "3.7.2"); empty: the newest (schema.Latest).
 	ScalarDBVersion string `yaml:"scalardb_version,omitempty" json:"scalardb_version,omitempty"`
+	// MetadataSchema is ScalarDB's scalar.db.jdbc.table_metadata.schema,
+	// the schema of the metadata table (default scalardb).
+	MetadataSchema string `yaml:"metadata_schema,omitempty" json:"metadata_schema"`
+	// CoordinatorNamespace is ScalarDB's
+	// scalar.db.consensus_commit.coordinator.namespace (default coordinator).
+	CoordinatorNamespace string `yaml:"coordinator_namespace,omitempty" json:"coordinator_namespace"`
 
 	// Embedded is true when no stores are configured: each namespace is
 	// then its own SQLite file under DataDir.
@@ -136,6 +143,7 @@ func distinctEnvKeys(what string, names []string) error {
 //	STILLPOINT_COORDINATOR=<store>
 //	STILLPOINT_REPOSITORY, STILLPOINT_REPOSITORY_KEY_FILE
 //	STILLPOINT_SCALARDB_VERSION
+//	STILLPOINT_METADATA_SCHEMA, STILLPOINT_COORDINATOR_NAMESPACE
 //
 // so secrets such as passwords in a DSN need not be written in the file.
 func (c *Config) applyEnv(environ []string) error {
@@ -162,6 +170,10 @@ func (c *Config) applyEnv(environ []string) error {
 			c.RepositoryKeyFile = v
 		case k == "STILLPOINT_SCALARDB_VERSION":
 			c.ScalarDBVersion = v
+		case k == "STILLPOINT_METADATA_SCHEMA":
+			c.MetadataSchema = v
+		case k == "STILLPOINT_COORDINATOR_NAMESPACE":
+			c.CoordinatorNamespace = v
 		case strings.HasPrefix(k, "STILLPOINT_STORE_"):
 			rest := strings.TrimPrefix(k, "STILLPOINT_STORE_")
 			i := strings.LastIndex(rest, "_")
@@ -213,6 +225,9 @@ func (c *Config) normalize() error {
 	if _, err := schema.ParseVersion(c.ScalarDBVersion); err != nil {
 		return fmt.Errorf("scalardb_version: %w", err)
 	}
+	if err := c.normalizeLayout(); err != nil {
+		return err
+	}
 	c.Embedded = len(c.Stores) == 0
 	if c.Embedded {
 		if len(c.Namespaces) > 0 || c.Coordinator != "" {
@@ -254,6 +269,37 @@ func (c *Config) normalize() error {
 		errs = append(errs, errors.New("no coordinator store: set \"coordinator\" to the store that holds coordinator.state"))
 	} else if _, ok := c.Stores[c.Coordinator]; !ok {
 		errs = append(errs, fmt.Errorf("coordinator: no store named %q (stores: %s)", c.Coordinator, strings.Join(c.StoreNames(), ", ")))
+	}
+	return errors.Join(errs...)
+}
+
+// normalizeLayout applies ScalarDB's defaults to metadata_schema and
+// coordinator_namespace and refuses names that would make one schema
+// serve two roles: a user table there would be read as metadata or as the
+// coordinator.
+func (c *Config) normalizeLayout() error {
+	if c.MetadataSchema == "" {
+		c.MetadataSchema = storage.DefaultMetadataSchema
+	}
+	if c.CoordinatorNamespace == "" {
+		c.CoordinatorNamespace = storage.DefaultCoordinatorNamespace
+	}
+	var errs []error
+	for key, v := range map[string]string{"metadata_schema": c.MetadataSchema, "coordinator_namespace": c.CoordinatorNamespace} {
+		if strings.Contains(v, ".") {
+			errs = append(errs, fmt.Errorf("%s %q: a dot would split the metadata's full_table_name (namespace.table) in the wrong place; choose a name without one", key, v))
+		}
+	}
+	if c.MetadataSchema == c.CoordinatorNamespace {
+		errs = append(errs, fmt.Errorf("metadata_schema and coordinator_namespace are both %q; they must differ, as in ScalarDB", c.MetadataSchema))
+	}
+	for _, ns := range slices.Sorted(maps.Keys(c.Namespaces)) {
+		switch {
+		case ns == c.MetadataSchema:
+			errs = append(errs, fmt.Errorf("namespace %s is the metadata schema (metadata_schema); rename the namespace or set metadata_schema", ns))
+		case ns == c.CoordinatorNamespace && ns != storage.DefaultCoordinatorNamespace:
+			errs = append(errs, fmt.Errorf("namespace %s is the coordinator namespace (coordinator_namespace); the coordinator's store is set by \"coordinator\", so remove the namespace's mapping", ns))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -178,3 +178,58 @@ func must(s string, err error) string {
 	}
 	return s
 }
+
+// TestLayoutNames: metadata_schema and coordinator_namespace default to
+// ScalarDB's names, come from the file or the environment, and are refused
+// where one schema would serve two roles.
+func TestLayoutNames(t *testing.T) {
+	const stores = "stores:\n  pg: {engine: postgres, dsn: \"postgres://app@db1/app\"}\ncoordinator: pg\n"
+	tests := []struct {
+		name, file          string
+		env                 map[string]string
+		wantMeta, wantCoord string
+		wantErr             string // a part of the error; "" for none
+	}{
+		{name: "defaults", file: stores, wantMeta: "scalardb", wantCoord: "coordinator"},
+		{name: "file", file: stores + "metadata_schema: meta\ncoordinator_namespace: coord\n", wantMeta: "meta", wantCoord: "coord"},
+		{name: "environment wins", file: stores + "metadata_schema: meta\n",
+			env:      map[string]string{"STILLPOINT_METADATA_SCHEMA": "m2", "STILLPOINT_COORDINATOR_NAMESPACE": "c2"},
+			wantMeta: "m2", wantCoord: "c2"},
+		{name: "embedded", env: map[string]string{"STILLPOINT_COORDINATOR_NAMESPACE": "c3"}, wantMeta: "scalardb", wantCoord: "c3"},
+		{name: "one name for both", file: stores + "metadata_schema: x\ncoordinator_namespace: x\n", wantErr: "must differ"},
+		{name: "dot", file: stores + "metadata_schema: a.b\n", wantErr: "without one"},
+		{name: "namespace is the metadata schema", file: stores + "namespaces: {scalardb: pg}\n", wantErr: "namespace scalardb is the metadata schema"},
+		{name: "namespace is the coordinator namespace", file: stores + "coordinator_namespace: coord\nnamespaces: {coord: pg}\n", wantErr: "namespace coord is the coordinator namespace"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("STILLPOINT_CONFIG", "")
+			for _, k := range []string{"STILLPOINT_METADATA_SCHEMA", "STILLPOINT_COORDINATOR_NAMESPACE"} {
+				t.Setenv(k, tt.env[k])
+				if tt.env[k] == "" {
+					os.Unsetenv(k)
+				}
+			}
+			path := ""
+			if tt.file != "" {
+				path = filepath.Join(t.TempDir(), "stillpoint.yaml")
+				if err := os.WriteFile(path, []byte(tt.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg, err := Load(path, t.TempDir())
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Load() error = %v, want one saying %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.MetadataSchema != tt.wantMeta || cfg.CoordinatorNamespace != tt.wantCoord {
+				t.Errorf("metadata_schema %q, coordinator_namespace %q; want %q, %q", cfg.MetadataSchema, cfg.CoordinatorNamespace, tt.wantMeta, tt.wantCoord)
+			}
+		})
+	}
+}

@@ -55,7 +55,7 @@ type sqlEngine struct {
 }
 
 func (e sqlEngine) AcquireFence(ctx context.Context, timeout time.Duration) (Fence, error) {
-	return e.m.AcquireFence(ctx, e.st, e.st.Dialect().Table(schema.CoordinatorNamespace, schema.CoordinatorTable), timeout)
+	return e.m.AcquireFence(ctx, e.st, e.st.Table(schema.CoordinatorNamespace, schema.CoordinatorTable), timeout)
 }
 
 func (e sqlEngine) OpenSnapshot(ctx context.Context) (Snapshot, error) {

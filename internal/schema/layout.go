@@ -31,7 +31,9 @@ var TxColumns = []storage.Column{
 
 // The coordinator table: one row per decided transaction.
 const (
-	CoordinatorNamespace = "coordinator"
+	// CoordinatorNamespace is the coordinator's namespace as Stillpoint names
+	// it; a store maps it to the configured one (storage.Layout).
+	CoordinatorNamespace = storage.DefaultCoordinatorNamespace
 	CoordinatorTable     = "state"
 	CoordinatorCreatedAt = "tx_created_at"
 )

@@ -11,8 +11,39 @@ import (
 // Connection says where a store is: a server's DSN, or an embedded
 // engine's file.
 type Connection struct {
-	DSN  string
-	Path string
+	DSN    string
+	Path   string
+	Layout Layout
+}
+
+// Layout names the schemas a ScalarDB deployment chose, with ScalarDB's
+// settings: scalar.db.jdbc.table_metadata.schema and
+// scalar.db.consensus_commit.coordinator.namespace. Empty fields are
+// ScalarDB's defaults.
+type Layout struct {
+	// MetadataSchema holds the metadata table; default "scalardb".
+	MetadataSchema string
+	// CoordinatorNamespace is where the coordinator table is in the
+	// database; default "coordinator". The layers above always call it
+	// "coordinator" (schema.CoordinatorNamespace); the store maps the name.
+	CoordinatorNamespace string
+}
+
+// ScalarDB's defaults.
+const (
+	DefaultMetadataSchema       = "scalardb"
+	DefaultCoordinatorNamespace = "coordinator"
+)
+
+// WithDefaults fills the empty fields with ScalarDB's defaults.
+func (l Layout) WithDefaults() Layout {
+	if l.MetadataSchema == "" {
+		l.MetadataSchema = DefaultMetadataSchema
+	}
+	if l.CoordinatorNamespace == "" {
+		l.CoordinatorNamespace = DefaultCoordinatorNamespace
+	}
+	return l
 }
 
 // Engine is what an engine package registers about itself (in its init,
@@ -39,7 +70,8 @@ type Limits struct {
 	// where namespaces are not schemas (SQLite: "$"); "" otherwise.
 	NamespaceSeparator string
 	// MaxFullTableName is the width of scalardb.metadata's full_table_name
-	// ("namespace.table"); 0: no limit.
+	// ("namespace.table"), VARCHAR(128) as ScalarDB declares it; 0: no
+	// limit.
 	MaxFullTableName int
 	// MaxKeyLength bounds TEXT (characters) and BLOB (bytes) values of key
 	// and indexed columns; 0: no limit.

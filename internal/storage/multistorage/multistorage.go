@@ -40,13 +40,14 @@ func New(cfg *config.Config) *Storage {
 func (s *Storage) Config() *config.Config { return s.cfg }
 
 // OpenStore connects to one configured store through its registered
-// engine. Its errors never show a password of the DSN.
-func OpenStore(ctx context.Context, name string, sc config.Store) (storage.Store, error) {
+// engine, with the layout's metadata schema and coordinator namespace.
+// Its errors never show a password of the DSN.
+func OpenStore(ctx context.Context, name string, sc config.Store, l storage.Layout) (storage.Store, error) {
 	e, err := storage.LookupEngine(sc.Engine)
 	if err != nil {
 		return nil, fmt.Errorf("store %s: %w", name, err)
 	}
-	st, err := e.Open(ctx, name, storage.Connection{DSN: sc.DSN, Path: sc.Path})
+	st, err := e.Open(ctx, name, storage.Connection{DSN: sc.DSN, Path: sc.Path, Layout: l})
 	if err != nil {
 		return nil, redactedError{msg: config.Redact(err.Error(), sc.DSN), err: err}
 	}
@@ -91,7 +92,7 @@ func (s *Storage) Store(ctx context.Context, name string) (storage.Store, error)
 	if err != nil {
 		return nil, err
 	}
-	st, err := OpenStore(ctx, name, sc)
+	st, err := OpenStore(ctx, name, sc, storage.Layout{MetadataSchema: s.cfg.MetadataSchema, CoordinatorNamespace: s.cfg.CoordinatorNamespace})
 	if err != nil {
 		return nil, err
 	}

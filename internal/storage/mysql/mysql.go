@@ -19,7 +19,7 @@ import (
 func init() {
 	storage.RegisterEngine(storage.Engine{Name: "mysql", Limits: Limits,
 		Open: storage.Opener(func(ctx context.Context, name string, c storage.Connection) (*sqlstore.Store, error) {
-			return Open(ctx, name, c.DSN)
+			return open(ctx, name, c.DSN, c.Layout)
 		})})
 }
 
@@ -27,11 +27,16 @@ func init() {
 // compare case, and database and table names do not on servers with
 // lower_case_table_names (the default on Windows and macOS), so names are
 // held to be case-insensitive wherever the backup may be restored. Keys
-// and the metadata's full_table_name are VARCHAR(keyLength).
-var Limits = storage.Limits{MaxName: 64, FoldsCase: true, MaxFullTableName: keyLength, MaxKeyLength: keyLength}
+// are VARCHAR(keyLength), the metadata's full_table_name VARCHAR(128).
+var Limits = storage.Limits{MaxName: 64, FoldsCase: true, MaxFullTableName: sqlstore.MetadataNameWidth, MaxKeyLength: keyLength}
 
-// Open connects to the server a DSN (user:pass@tcp(host:port)/) names.
+// Open connects to the server a DSN (user:pass@tcp(host:port)/) names,
+// with ScalarDB's default layout.
 func Open(ctx context.Context, name, dsn string) (*sqlstore.Store, error) {
+	return open(ctx, name, dsn, storage.Layout{})
+}
+
+func open(ctx context.Context, name, dsn string, layout storage.Layout) (*sqlstore.Store, error) {
 	cfg, err := driver.ParseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store %s (mysql): bad dsn (want user:password@tcp(host:port)/): %w", name, err)
@@ -58,7 +63,7 @@ func Open(ctx context.Context, name, dsn string) (*sqlstore.Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store %s (mysql at %s): list collations: %w", name, cfg.Addr, err)
 	}
-	return sqlstore.New(db, Dialect{Collation: collation}, name), nil
+	return sqlstore.New(db, Dialect{Collation: collation}, name, layout), nil
 }
 
 // binaryCollation picks the utf8mb4 collation of namespaces: one comparing
@@ -107,6 +112,8 @@ func (d Dialect) Table(namespace, table string) string {
 	return d.Quote(namespace) + "." + d.Quote(table)
 }
 
+func (Dialect) TextType(n int) string { return fmt.Sprintf("VARCHAR(%d)", n) }
+
 func (Dialect) Placeholder(int) string { return "?" }
 
 // keyLength bounds indexed text and binary columns, as ScalarDB's default
@@ -127,7 +134,7 @@ func (Dialect) ColumnType(t storage.DataType, key, indexed bool) string {
 		return "DOUBLE"
 	case storage.Text:
 		if key || indexed {
-			return fmt.Sprintf("VARCHAR(%d)", keyLength)
+			return Dialect{}.TextType(keyLength)
 		}
 		return "LONGTEXT"
 	case storage.Blob:
@@ -156,6 +163,12 @@ func (d Dialect) CreateNamespace(ns string) []string {
 }
 
 func (d Dialect) DropNamespace(ns string) []string { return []string{"DROP DATABASE " + d.Quote(ns)} }
+
+// CreateMetadataSchema has no character set clause: ScalarDB never gives
+// the metadata schema one, whatever it gives namespaces.
+func (d Dialect) CreateMetadataSchema(schema string) []string {
+	return []string{"CREATE SCHEMA IF NOT EXISTS " + d.Quote(schema)}
+}
 
 func (Dialect) Upsert(table string, cols, keyCols, update []string) string {
 	q := sqlstore.Insert(Dialect{}, table, cols) + " ON DUPLICATE KEY UPDATE "

@@ -18,16 +18,22 @@ import (
 func init() {
 	storage.RegisterEngine(storage.Engine{Name: "postgres", Limits: Limits,
 		Open: storage.Opener(func(ctx context.Context, name string, c storage.Connection) (*sqlstore.Store, error) {
-			return Open(ctx, name, c.DSN)
+			return open(ctx, name, c.DSN, c.Layout)
 		})})
 }
 
 // Limits: PostgreSQL truncates identifiers to NAMEDATALEN-1 = 63 bytes,
-// which would make two long names one, so longer ones are refused.
-var Limits = storage.Limits{MaxName: 63}
+// which would make two long names one, so longer ones are refused. The
+// metadata's full_table_name is VARCHAR(128).
+var Limits = storage.Limits{MaxName: 63, MaxFullTableName: sqlstore.MetadataNameWidth}
 
-// Open connects to the database a DSN (URL or key=value form) names.
+// Open connects to the database a DSN (URL or key=value form) names, with
+// ScalarDB's default layout.
 func Open(ctx context.Context, name, dsn string) (*sqlstore.Store, error) {
+	return open(ctx, name, dsn, storage.Layout{})
+}
+
+func open(ctx context.Context, name, dsn string, layout storage.Layout) (*sqlstore.Store, error) {
 	cfg, err := pgxConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store %s (postgres): bad dsn: %w", name, err)
@@ -40,7 +46,7 @@ func Open(ctx context.Context, name, dsn string) (*sqlstore.Store, error) {
 		return nil, fmt.Errorf("store %s (postgres at %s:%d/%s): cannot connect: %w; check the store's dsn in the config file or its environment override",
 			name, cfg.Host, cfg.Port, cfg.Database, err)
 	}
-	return sqlstore.New(db, Dialect{}, name), nil
+	return sqlstore.New(db, Dialect{}, name, layout), nil
 }
 
 // Dialect is PostgreSQL's SQL.
@@ -53,6 +59,8 @@ func (Dialect) Quote(ident string) string { return `"` + strings.ReplaceAll(iden
 func (d Dialect) Table(namespace, table string) string {
 	return d.Quote(namespace) + "." + d.Quote(table)
 }
+
+func (Dialect) TextType(n int) string { return fmt.Sprintf("VARCHAR(%d)", n) }
 
 func (Dialect) Placeholder(n int) string { return fmt.Sprintf("$%d", n) }
 
@@ -89,6 +97,8 @@ func (Dialect) ColumnType(t storage.DataType, key, indexed bool) string {
 func (d Dialect) CreateNamespace(ns string) []string {
 	return []string{"CREATE SCHEMA IF NOT EXISTS " + d.Quote(ns)}
 }
+
+func (d Dialect) CreateMetadataSchema(schema string) []string { return d.CreateNamespace(schema) }
 
 func (d Dialect) DropNamespace(ns string) []string { return []string{"DROP SCHEMA " + d.Quote(ns)} }
 

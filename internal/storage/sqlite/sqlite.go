@@ -23,7 +23,7 @@ import (
 func init() {
 	storage.RegisterEngine(storage.Engine{Name: "sqlite", Limits: Limits,
 		Open: storage.Opener(func(ctx context.Context, name string, c storage.Connection) (*sqlstore.Store, error) {
-			return Open(ctx, name, c.Path)
+			return open(ctx, name, c.Path, c.Layout)
 		})})
 }
 
@@ -37,8 +37,13 @@ const separator = "$"
 // busyTimeout is how long a writer waits for the write lock.
 const busyTimeout = 30 * time.Second
 
-// Open opens (creating it if needed) the database file at path.
+// Open opens (creating it if needed) the database file at path, with
+// ScalarDB's default layout.
 func Open(ctx context.Context, name, path string) (*sqlstore.Store, error) {
+	return open(ctx, name, path, storage.Layout{})
+}
+
+func open(ctx context.Context, name, path string, layout storage.Layout) (*sqlstore.Store, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("store %s (sqlite): create directory for %s: %w", name, path, err)
@@ -61,7 +66,7 @@ func Open(ctx context.Context, name, path string) (*sqlstore.Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store %s (sqlite): open %s: %w", name, path, err)
 	}
-	return sqlstore.New(db, Dialect{}, name), nil
+	return sqlstore.New(db, Dialect{}, name, layout), nil
 }
 
 // Dialect is SQLite's SQL. SQLite has no schemas, so, as in ScalarDB, a
@@ -73,6 +78,9 @@ func (Dialect) Engine() string { return "sqlite" }
 func (Dialect) Quote(ident string) string { return `"` + strings.ReplaceAll(ident, `"`, `""`) + `"` }
 
 func (d Dialect) Table(namespace, table string) string { return d.Quote(namespace + separator + table) }
+
+// TextType is TEXT, as in ScalarDB's SQLite engine (RdbEngineSqlite).
+func (Dialect) TextType(int) string { return "TEXT" }
 
 func (Dialect) Placeholder(n int) string { return fmt.Sprintf("?%d", n) }
 
@@ -100,6 +108,9 @@ func (Dialect) ColumnType(t storage.DataType, key, indexed bool) string {
 
 func (Dialect) CreateNamespace(string) []string { return nil }
 func (Dialect) DropNamespace(string) []string   { return nil }
+
+// CreateMetadataSchema: none, the metadata table is scalardb$metadata.
+func (Dialect) CreateMetadataSchema(string) []string { return nil }
 
 func (Dialect) Upsert(table string, cols, keyCols, update []string) string {
 	q := sqlstore.Insert(Dialect{}, table, cols) + " ON CONFLICT (" + strings.Join(keyCols, ", ") + ")"

@@ -10,44 +10,61 @@ import (
 	"github.com/stillpoint/stillpoint/internal/storage"
 )
 
-// The metadata tables follow ScalarDB's JDBC layout, so a database ScalarDB
-// manages can be read, and one we create can be read by ScalarDB.
+// The metadata table follows ScalarDB's JDBC layout (the same DDL in every
+// 3.x release), so a database ScalarDB manages can be read, and one we
+// create can be read by ScalarDB. No 3.x release has a namespaces table
+// for JDBC: namespaces are the ones the metadata table names (docs/layout.md).
 
-func (s *Store) metadataTable() string   { return s.dialect.Table(MetadataNamespace, "metadata") }
-func (s *Store) namespacesTable() string { return s.dialect.Table(MetadataNamespace, "namespaces") }
+// MetadataNameWidth is the width of the metadata table's full_table_name
+// and column_name, VARCHAR(128) in ScalarDB's DDL.
+const MetadataNameWidth = 128
 
-func (s *Store) ensureMetadataTables(ctx context.Context) error {
+func (s *Store) metadataTable() string { return s.dialect.Table(s.layout.MetadataSchema, "metadata") }
+
+// ensureMetadataTable creates the metadata schema and table as ScalarDB
+// does, with ScalarDB's exact DDL. Only commands that change data get
+// here (through CreateTable): reading never creates it.
+func (s *Store) ensureMetadataTable(ctx context.Context) error {
 	d := s.dialect
-	keyText := d.ColumnType(storage.Text, true, false)
-	stmts := d.CreateNamespace(MetadataNamespace)
-	stmts = append(stmts,
-		"CREATE TABLE IF NOT EXISTS "+s.metadataTable()+" ("+
-			"full_table_name "+keyText+", column_name "+keyText+", data_type "+keyText+" NOT NULL, "+
-			"key_type "+keyText+", clustering_order "+keyText+", indexed BOOLEAN NOT NULL, "+
-			"ordinal_position INTEGER NOT NULL, PRIMARY KEY (full_table_name, column_name))",
-		"CREATE TABLE IF NOT EXISTS "+s.namespacesTable()+" (namespace_name "+keyText+", PRIMARY KEY (namespace_name))",
-	)
-	for _, q := range stmts {
-		if _, err := s.db.ExecContext(ctx, q); err != nil {
-			return s.wrap(err, "create metadata tables")
+	q := d.Quote
+	stmts := append(d.CreateMetadataSchema(s.layout.MetadataSchema),
+		"CREATE TABLE IF NOT EXISTS "+s.metadataTable()+"("+
+			q("full_table_name")+" "+d.TextType(MetadataNameWidth)+","+q("column_name")+" "+d.TextType(MetadataNameWidth)+","+
+			q("data_type")+" "+d.TextType(20)+" NOT NULL,"+q("key_type")+" "+d.TextType(20)+","+
+			q("clustering_order")+" "+d.TextType(10)+","+q("indexed")+" "+d.ColumnType(storage.Boolean, false, false)+" NOT NULL,"+
+			q("ordinal_position")+" INTEGER NOT NULL,"+
+			"PRIMARY KEY ("+q("full_table_name")+", "+q("column_name")+"))")
+	for _, stmt := range stmts {
+		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
+			return s.wrap(err, "create metadata table "+s.layout.MetadataSchema+".metadata")
 		}
 	}
 	return nil
 }
 
+// CreateNamespace creates the namespace's schema, as ScalarDB's
+// createNamespace does; nothing is recorded about it.
 func (s *Store) CreateNamespace(ctx context.Context, namespace string) error {
-	if err := s.ensureMetadataTables(ctx); err != nil {
+	if err := s.checkNamespace(namespace); err != nil {
 		return err
 	}
-	for _, q := range s.dialect.CreateNamespace(namespace) {
+	for _, q := range s.dialect.CreateNamespace(s.PhysicalNamespace(namespace)) {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {
 			return s.wrap(err, "create namespace "+namespace)
 		}
 	}
-	q, dupIsErr := s.dialect.InsertIfNotExists(s.namespacesTable(), []string{"namespace_name"}, []string{"namespace_name"})
-	_, err := s.db.ExecContext(ctx, q, namespace)
-	if err != nil && !(dupIsErr && s.dialect.IsDuplicateKey(err)) {
-		return s.wrap(err, "record namespace "+namespace)
+	return nil
+}
+
+// checkNamespace refuses the names of the layout's own schemas for user
+// namespaces: a table there would be mistaken for the metadata or the
+// coordinator.
+func (s *Store) checkNamespace(namespace string) error {
+	switch {
+	case namespace == s.layout.MetadataSchema:
+		return fmt.Errorf("store %s: namespace %s is the metadata schema (metadata_schema); use another name", s.name, namespace)
+	case namespace != storage.DefaultCoordinatorNamespace && namespace == s.layout.CoordinatorNamespace:
+		return fmt.Errorf("store %s: namespace %s is the coordinator namespace (coordinator_namespace); use another name", s.name, namespace)
 	}
 	return nil
 }
@@ -60,47 +77,74 @@ func (s *Store) DropNamespace(ctx context.Context, namespace string) error {
 	if len(tables) > 0 {
 		return fmt.Errorf("store %s: namespace %s still has tables %v; drop them first", s.name, namespace, tables)
 	}
-	for _, q := range s.dialect.DropNamespace(namespace) {
+	for _, q := range s.dialect.DropNamespace(s.PhysicalNamespace(namespace)) {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {
 			return s.wrap(err, "drop namespace "+namespace)
 		}
 	}
-	_, err = s.db.ExecContext(ctx, "DELETE FROM "+s.namespacesTable()+" WHERE namespace_name = "+s.dialect.Placeholder(1), namespace)
-	return s.wrap(err, "forget namespace "+namespace)
+	return nil
 }
 
+// Namespaces lists the namespaces that hold a table in the metadata, as
+// ScalarDB 3.x's JdbcAdmin.getNamespaceNames does: a namespace created
+// with no table yet is not listed.
 func (s *Store) Namespaces(ctx context.Context) ([]string, error) {
+	fulls, err := s.fullTableNames(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, full := range fulls {
+		ns, _, err := storage.SplitFullName(full)
+		if err != nil {
+			continue // not a name of ours to list
+		}
+		switch {
+		case ns == s.layout.CoordinatorNamespace:
+			ns = storage.DefaultCoordinatorNamespace
+		case ns == storage.DefaultCoordinatorNamespace:
+			continue // another deployment's coordinator, not this layout's
+		}
+		if !slices.Contains(out, ns) {
+			out = append(out, ns)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// fullTableNames lists the tables the metadata table names, sorted; none
+// when there is no metadata table.
+func (s *Store) fullTableNames(ctx context.Context) ([]string, error) {
 	if ok, err := s.hasMetadata(ctx); err != nil || !ok {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, "SELECT namespace_name FROM "+s.namespacesTable()+" ORDER BY namespace_name")
+	rows, err := s.db.QueryContext(ctx, "SELECT DISTINCT full_table_name FROM "+s.metadataTable()+" ORDER BY full_table_name")
 	if err != nil {
-		return nil, s.wrap(err, "list namespaces")
+		return nil, s.wrap(err, "list tables")
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
-		var ns string
-		if err := rows.Scan(&ns); err != nil {
-			return nil, s.wrap(err, "list namespaces")
+		var full string
+		if err := rows.Scan(&full); err != nil {
+			return nil, s.wrap(err, "list tables")
 		}
-		if ns != MetadataNamespace {
-			out = append(out, ns)
-		}
+		out = append(out, full)
 	}
-	return out, s.wrap(rows.Err(), "list namespaces")
+	return out, s.wrap(rows.Err(), "list tables")
 }
 
-// hasMetadata tells whether scalardb.metadata exists, without creating it:
-// reading a store must not write to it.
+// hasMetadata tells whether the metadata table exists, without creating
+// it: reading a store must not write to it.
 func (s *Store) hasMetadata(ctx context.Context) (bool, error) {
-	return s.exists(ctx, s.namespacesTable())
+	return s.exists(ctx, s.metadataTable())
 }
 
 // HasTable tells whether a table exists in the database, whatever its
 // metadata rows say.
 func (s *Store) HasTable(ctx context.Context, namespace, table string) (bool, error) {
-	return s.exists(ctx, s.dialect.Table(namespace, table))
+	return s.exists(ctx, s.Table(namespace, table))
 }
 
 func (s *Store) exists(ctx context.Context, table string) (bool, error) {
@@ -129,8 +173,11 @@ func (s *Store) CreateTable(ctx context.Context, m *storage.TableMetadata) error
 	if err := s.CreateNamespace(ctx, m.Namespace); err != nil {
 		return err
 	}
+	if err := s.ensureMetadataTable(ctx); err != nil { // before the table, as ScalarDB 3.13+ does
+		return err
+	}
 	d := s.dialect
-	table := d.Table(m.Namespace, m.Table)
+	table := s.Table(m.Namespace, m.Table)
 	var defs []string
 	for _, c := range m.Columns {
 		defs = append(defs, d.Quote(c.Name)+" "+d.ColumnType(c.Type, m.IsKey(c.Name), slices.Contains(m.Indexes, c.Name)))
@@ -207,7 +254,7 @@ func (s *Store) insertMetadata(ctx context.Context, tx *sql.Tx, m *storage.Table
 		} else if o, ok := m.ClusteringOrder(c.Name); ok {
 			keyType, order = "CLUSTERING", o.String()
 		}
-		if _, err := tx.ExecContext(ctx, q, m.FullName(), c.Name, c.Type.String(), keyType, order, slices.Contains(m.Indexes, c.Name), i+1); err != nil {
+		if _, err := tx.ExecContext(ctx, q, s.fullName(m.Namespace, m.Table), c.Name, c.Type.String(), keyType, order, slices.Contains(m.Indexes, c.Name), i+1); err != nil {
 			return s.wrap(err, "record metadata of "+m.FullName())
 		}
 	}
@@ -224,10 +271,10 @@ func (s *Store) DropTable(ctx context.Context, namespace, table string) error {
 		return s.wrap(err, "begin")
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	if _, err := tx.ExecContext(ctx, "DELETE FROM "+s.metadataTable()+" WHERE full_table_name = "+s.dialect.Placeholder(1), m.FullName()); err != nil {
+	if _, err := tx.ExecContext(ctx, "DELETE FROM "+s.metadataTable()+" WHERE full_table_name = "+s.dialect.Placeholder(1), s.fullName(namespace, table)); err != nil {
 		return s.wrap(err, "forget metadata of "+m.FullName())
 	}
-	if _, err := tx.ExecContext(ctx, "DROP TABLE "+s.dialect.Table(namespace, table)); err != nil {
+	if _, err := tx.ExecContext(ctx, "DROP TABLE "+s.Table(namespace, table)); err != nil {
 		return s.wrap(err, "drop table "+m.FullName())
 	}
 	if err := tx.Commit(); err != nil {
@@ -259,7 +306,7 @@ func (s *Store) TableMetadata(ctx context.Context, namespace, table string) (*st
 		return nil, err
 	}
 	rows, err := s.db.QueryContext(ctx, "SELECT column_name, data_type, key_type, clustering_order, indexed FROM "+
-		s.metadataTable()+" WHERE full_table_name = "+s.dialect.Placeholder(1)+" ORDER BY ordinal_position", full)
+		s.metadataTable()+" WHERE full_table_name = "+s.dialect.Placeholder(1)+" ORDER BY ordinal_position", s.fullName(namespace, table))
 	if err != nil {
 		return nil, s.wrap(err, "read metadata of "+full)
 	}
@@ -302,25 +349,17 @@ func (s *Store) TableMetadata(ctx context.Context, namespace, table string) (*st
 }
 
 func (s *Store) Tables(ctx context.Context, namespace string) ([]string, error) {
-	if ok, err := s.hasMetadata(ctx); err != nil || !ok {
+	fulls, err := s.fullTableNames(ctx)
+	if err != nil {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, "SELECT DISTINCT full_table_name FROM "+s.metadataTable()+" ORDER BY full_table_name")
-	if err != nil {
-		return nil, s.wrap(err, "list tables")
-	}
-	defer rows.Close()
 	var out []string
-	for rows.Next() {
-		var full string
-		if err := rows.Scan(&full); err != nil {
-			return nil, s.wrap(err, "list tables")
-		}
-		if ns, tbl, err := storage.SplitFullName(full); err == nil && ns == namespace {
+	for _, full := range fulls {
+		if ns, tbl, err := storage.SplitFullName(full); err == nil && ns == s.PhysicalNamespace(namespace) {
 			out = append(out, tbl)
 		}
 	}
-	return out, s.wrap(rows.Err(), "list tables")
+	return out, nil
 }
 
 // PurgeTable removes a table and its metadata rows in whatever state an
@@ -333,11 +372,11 @@ func (s *Store) PurgeTable(ctx context.Context, namespace, table string) error {
 	if ok, err := s.hasMetadata(ctx); err != nil {
 		return err
 	} else if ok {
-		if _, err := s.db.ExecContext(ctx, "DELETE FROM "+s.metadataTable()+" WHERE full_table_name = "+s.dialect.Placeholder(1), full); err != nil {
+		if _, err := s.db.ExecContext(ctx, "DELETE FROM "+s.metadataTable()+" WHERE full_table_name = "+s.dialect.Placeholder(1), s.fullName(namespace, table)); err != nil {
 			return s.wrap(err, "forget metadata of "+full)
 		}
 	}
 	s.cache(full, nil)
-	_, err := s.db.ExecContext(ctx, "DROP TABLE IF EXISTS "+s.dialect.Table(namespace, table))
+	_, err := s.db.ExecContext(ctx, "DROP TABLE IF EXISTS "+s.Table(namespace, table))
 	return s.wrap(err, "drop table "+full)
 }

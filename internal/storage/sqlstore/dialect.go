@@ -21,6 +21,12 @@ type Dialect interface {
 	// where a namespace is only a table-name prefix).
 	CreateNamespace(namespace string) []string
 	DropNamespace(namespace string) []string
+	// TextType is ScalarDB's getTextType: the metadata table's text column
+	// of n characters (VARCHAR(n); TEXT on SQLite).
+	TextType(n int) string
+	// CreateMetadataSchema returns the DDL of the metadata table's schema,
+	// ScalarDB's plain CREATE SCHEMA IF NOT EXISTS (none on SQLite).
+	CreateMetadataSchema(schema string) []string
 	// Upsert writes cols, updating update when the key exists.
 	Upsert(table string, cols, keyCols, update []string) string
 	// InsertIfNotExists inserts cols unless the key exists. When

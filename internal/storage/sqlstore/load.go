@@ -69,7 +69,7 @@ func (s *Store) insertAll(ctx context.Context, m *storage.TableMetadata, next fu
 			if rows == 0 {
 				break
 			}
-			q := "INSERT INTO " + s.dialect.Table(m.Namespace, m.Table) + " (" + strings.Join(quoteAll(s.dialect, cols), ", ") + ") VALUES " + numbered(s.dialect, row, rows, len(cols))
+			q := "INSERT INTO " + s.Table(m.Namespace, m.Table) + " (" + strings.Join(quoteAll(s.dialect, cols), ", ") + ") VALUES " + numbered(s.dialect, row, rows, len(cols))
 			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 				tx.Rollback()
 				return total, err

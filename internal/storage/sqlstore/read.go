@@ -21,7 +21,7 @@ func (s *Store) ReadTable(ctx context.Context, q Querier, m *storage.TableMetada
 		cols[i] = c.Name
 	}
 	keys := quoteAll(s.dialect, m.KeyColumns())
-	query := "SELECT " + strings.Join(quoteAll(s.dialect, cols), ", ") + " FROM " + s.dialect.Table(m.Namespace, m.Table) + " ORDER BY " + strings.Join(keys, ", ")
+	query := "SELECT " + strings.Join(quoteAll(s.dialect, cols), ", ") + " FROM " + s.Table(m.Namespace, m.Table) + " ORDER BY " + strings.Join(keys, ", ")
 	rows, err := q.QueryContext(ctx, query)
 	if err != nil {
 		return s.wrap(err, "read "+m.FullName())

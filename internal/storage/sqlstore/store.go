@@ -11,14 +11,15 @@ import (
 	"github.com/stillpoint/stillpoint/internal/storage"
 )
 
-// MetadataNamespace holds scalardb.metadata and scalardb.namespaces.
-const MetadataNamespace = "scalardb"
+// MetadataNamespace is the default schema of the metadata table.
+const MetadataNamespace = storage.DefaultMetadataSchema
 
 // Store is a storage.Store over database/sql.
 type Store struct {
 	db      *sql.DB
 	dialect Dialect
 	name    string // for error messages: the store's name in the config
+	layout  storage.Layout
 
 	mu       sync.Mutex
 	metadata map[string]*storage.TableMetadata
@@ -26,9 +27,31 @@ type Store struct {
 
 var _ storage.Store = (*Store)(nil)
 
-// New wraps an open database. name identifies the store in errors.
-func New(db *sql.DB, d Dialect, name string) *Store {
-	return &Store{db: db, dialect: d, name: name, metadata: map[string]*storage.TableMetadata{}}
+// New wraps an open database. name identifies the store in errors; l
+// names the metadata schema and the coordinator namespace (empty fields:
+// ScalarDB's defaults).
+func New(db *sql.DB, d Dialect, name string, l storage.Layout) *Store {
+	return &Store{db: db, dialect: d, name: name, layout: l.WithDefaults(), metadata: map[string]*storage.TableMetadata{}}
+}
+
+// PhysicalNamespace is the namespace's name in the database: the
+// coordinator's is configurable, as in ScalarDB, while the layers above
+// always call it storage.DefaultCoordinatorNamespace.
+func (s *Store) PhysicalNamespace(namespace string) string {
+	if namespace == storage.DefaultCoordinatorNamespace {
+		return s.layout.CoordinatorNamespace
+	}
+	return namespace
+}
+
+// Table is the quoted name of a table in the database.
+func (s *Store) Table(namespace, table string) string {
+	return s.dialect.Table(s.PhysicalNamespace(namespace), table)
+}
+
+// fullName is a table's key in the metadata table.
+func (s *Store) fullName(namespace, table string) string {
+	return s.PhysicalNamespace(namespace) + "." + table
 }
 
 // DB exposes the pool, for engine-specific work such as snapshots.
@@ -178,7 +201,7 @@ func (s *Store) query(ctx context.Context, m *storage.TableMetadata, projection 
 	for i, c := range cols {
 		quoted[i] = s.dialect.Quote(c)
 	}
-	q := "SELECT " + strings.Join(quoted, ", ") + " FROM " + s.dialect.Table(m.Namespace, m.Table) + w.sql()
+	q := "SELECT " + strings.Join(quoted, ", ") + " FROM " + s.Table(m.Namespace, m.Table) + w.sql()
 	if orderBy != "" {
 		q += " ORDER BY " + orderBy
 	}
@@ -303,7 +326,7 @@ func (s *Store) build(ctx context.Context, mu storage.Mutation) (statement, erro
 	if err != nil {
 		return statement{}, err
 	}
-	table := s.dialect.Table(ns, tbl)
+	table := s.Table(ns, tbl)
 	switch mu := mu.(type) {
 	case storage.Put:
 		return s.buildPut(m, table, mu)

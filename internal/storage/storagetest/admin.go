@@ -139,8 +139,10 @@ func testAdmin(t *testing.T, h Harness) {
 		if err != nil {
 			t.Fatalf("Namespaces: %v", err)
 		}
-		if !slices.Contains(nss, ns1) || slices.Contains(nss, ns2) {
-			t.Errorf("Namespaces() = %v, want it to hold %s and not %s", nss, ns1, ns2)
+		// As ScalarDB 3.x's JDBC admin lists namespaces, from the tables in
+		// the metadata: an empty namespace is not listed (docs/layout.md).
+		if slices.Contains(nss, ns1) || slices.Contains(nss, ns2) {
+			t.Errorf("Namespaces() = %v, want neither the empty %s nor the absent %s", nss, ns1, ns2)
 		}
 		if slices.Contains(nss, "scalardb") {
 			t.Errorf("Namespaces() = %v lists the metadata namespace scalardb", nss)
@@ -255,7 +257,7 @@ func testAdmin(t *testing.T, h Harness) {
 		for _, m := range []*storage.TableMetadata{
 			{Namespace: ns, Table: "nokey", Columns: []storage.Column{col("id", storage.Int)}},
 			{Namespace: ns, Table: "badkey", Columns: []storage.Column{col("id", storage.Int)}, PartitionKey: []string{"nope"}},
-			{Namespace: ns, Table: "bad-name", Columns: []storage.Column{col("id", storage.Int)}, PartitionKey: []string{"id"}},
+			{Namespace: ns, Table: "bad.name", Columns: []storage.Column{col("id", storage.Int)}, PartitionKey: []string{"id"}},
 			{Namespace: ns, Table: "badtype", Columns: []storage.Column{col("id", storage.Int), col("x", storage.DataType(99))}, PartitionKey: []string{"id"}},
 		} {
 			if err := f.s.CreateTable(f.ctx, m); err == nil {
