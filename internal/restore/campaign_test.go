@@ -68,8 +68,7 @@ func dropMariaNamespaces(t *testing.T, cfg *config.Config) {
 		}
 		db := d.(*sqlstore.Store).DB()
 		for _, q := range []string{"DROP DATABASE IF EXISTS `" + ns + "`",
-			"DELETE FROM scalardb.metadata WHERE full_table_name LIKE '" + ns + ".%'",
-			"DELETE FROM scalardb.namespaces WHERE namespace_name = '" + ns + "'"} {
+			"DELETE FROM scalardb.metadata WHERE full_table_name LIKE '" + ns + ".%'"} {
 			if _, err := db.ExecContext(ctx, q); err != nil {
 				t.Errorf("cleanup: %s: %v", q, err)
 			}
