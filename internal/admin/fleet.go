@@ -504,6 +504,14 @@ func (f *Fleet) Hold(ctx context.Context, p *Pause, renew time.Duration, work fu
 	workDone := make(chan error, 1)
 	started := false
 	fail := func(reason string) (Window, error) {
+		if ctx.Err() != nil {
+			// Whatever call failed last, it failed because the hold was
+			// interrupted: say so, not what the cancelled call reported.
+			reason = fmt.Sprintf("interrupted (%v)", context.Cause(ctx))
+			if !w.Start.IsZero() {
+				reason = fmt.Sprintf("interrupted after %v (%v)", time.Since(w.Start).Round(time.Millisecond), context.Cause(ctx))
+			}
+		}
 		cancel()
 		w.End = time.Now()
 		err := &InvalidWindowError{Reason: reason, Window: w, Unpause: f.unpauseEvery(context.WithoutCancel(ctx))}
@@ -511,9 +519,6 @@ func (f *Fleet) Hold(ctx context.Context, p *Pause, renew time.Duration, work fu
 			<-workDone
 		}
 		return w, err
-	}
-	interrupted := func() (Window, error) {
-		return fail(fmt.Sprintf("interrupted after %v (%v)", time.Since(w.Start).Round(time.Millisecond), context.Cause(ctx)))
 	}
 
 	ids, at, reason := f.pauseIDs(ctx, nil, p.waitOutstanding, renew)
@@ -532,11 +537,11 @@ func (f *Fleet) Hold(ctx context.Context, p *Pause, renew time.Duration, work fu
 	for {
 		select {
 		case <-ctx.Done():
-			return interrupted()
+			return fail("")
 		case err := <-workDone:
 			started = false
 			if ctx.Err() != nil {
-				return interrupted()
+				return fail("")
 			}
 			if err != nil {
 				w.End = time.Now()

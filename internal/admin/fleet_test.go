@@ -206,6 +206,34 @@ func TestPauseAllFailures(t *testing.T) {
 	})
 }
 
+// TestHoldInterruptedBeforeTheWindow: an interruption that lands while
+// Hold reads the pause ids is reported as an interruption, not as the
+// cancelled call's failure, and every target is unpaused.
+func TestHoldInterruptedBeforeTheWindow(t *testing.T) {
+	servers := startServers(t, 2, GateOptions{Lease: 2 * time.Second})
+	f := newFleet(t, addrsOf(servers), DialOptions{})
+	p, err := f.PauseAll(context.Background(), true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = f.Hold(ctx, p, 0, HoldFor(time.Minute))
+	var iw *InvalidWindowError
+	if !errors.As(err, &iw) || !strings.HasPrefix(iw.Reason, "interrupted (") {
+		t.Fatalf("Hold with an interrupted context = %v, want an invalid window that says it was interrupted", err)
+	}
+	paused, err := f.CheckAll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, ok := range paused {
+		if ok {
+			t.Errorf("%s still paused after an interrupted hold", addr)
+		}
+	}
+}
+
 func TestHold(t *testing.T) {
 	servers := startServers(t, 3, GateOptions{Lease: 2 * time.Second})
 	f := newFleet(t, addrsOf(servers), DialOptions{})
