@@ -14,6 +14,7 @@ import (
 
 	"github.com/stillpoint/stillpoint/internal/backup"
 	"github.com/stillpoint/stillpoint/internal/config"
+	"github.com/stillpoint/stillpoint/internal/cut"
 	"github.com/stillpoint/stillpoint/internal/hint"
 	"github.com/stillpoint/stillpoint/internal/repo"
 	"github.com/stillpoint/stillpoint/internal/repo/backend"
@@ -154,7 +155,7 @@ The manifest is written last: a backup that fails is never listed.`,
 	f := cmd.Flags()
 	f.StringVar(&mode, "mode", "fence", "fence, pause or independent")
 	f.DurationVar(&fenceTimeout, "fence-timeout", 5*time.Second, "give up (and release everything) if the fence is not granted within this")
-	f.DurationVar(&fenceMaxHold, "fence-max-hold", backup.DefaultFenceMaxHold, "hold the fence (which blocks every commit), or in pause mode the paused servers, at most this long while the snapshots open; past it, release them and fail, naming the slow stores")
+	f.DurationVar(&fenceMaxHold, "fence-max-hold", cut.DefaultMaxHold, "hold the fence (which blocks every commit), or in pause mode the paused servers, at most this long while the snapshots open; past it, release them and fail, naming the slow stores")
 	f.IntVar(&parallel, "parallel", 4, "tables streamed at once")
 	f.DurationVar(&pauseWait, "max-pause-wait-time", 0, "pause mode: how long servers wait for in-flight transactions (0: their default)")
 	f.DurationVar(&pauseRenew, "renew-every", 5*time.Second, "pause mode: renew the servers' pause leases this often while the snapshots open (0: never)")

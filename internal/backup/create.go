@@ -30,7 +30,7 @@ type Options struct {
 	FenceTimeout time.Duration
 	// FenceMaxHold bounds how long the fence blocks commit decisions (in
 	// pause mode, how long the paused servers wait) while the snapshots
-	// open (0: DefaultFenceMaxHold); past it the backup releases the fence
+	// open (0: cut.DefaultMaxHold); past it the backup releases the fence
 	// (unpauses), fails naming the slow stores, and records nothing.
 	FenceMaxHold time.Duration
 	// Parallel is how many tables stream at once.
@@ -44,9 +44,6 @@ type Options struct {
 	// Progress is told of bytes streamed, and the total rows expected.
 	Progress func(bytes int64)
 }
-
-// DefaultFenceMaxHold is the fence's bound when Options give none.
-const DefaultFenceMaxHold = cut.DefaultMaxHold
 
 // job is one table to stream.
 type job struct {
@@ -62,7 +59,7 @@ func Create(ctx context.Context, st *multistorage.Storage, r *repo.Repository, o
 		opts.FenceTimeout = 5 * time.Second
 	}
 	if opts.FenceMaxHold <= 0 {
-		opts.FenceMaxHold = DefaultFenceMaxHold
+		opts.FenceMaxHold = cut.DefaultMaxHold
 	}
 	if opts.Parallel <= 0 {
 		opts.Parallel = 4
