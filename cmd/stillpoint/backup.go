@@ -31,8 +31,17 @@ func (f *repoFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.keyFile, "key-file", "", "file holding the repository's encryption key (default: repository_key_file in the config, or the key in $STILLPOINT_REPO_KEY); a new repository is encrypted when a key is given")
 }
 
-// open opens (or, with create, initialises) the repository.
-func (f *repoFlags) open(ctx context.Context, cfg *config.Config, create bool) (*repo.Repository, error) {
+// repoAccess is what a command may do to a repository location.
+type repoAccess int
+
+const (
+	repoExisting     repoAccess = iota // open it; a missing one is an error saying how to create it
+	repoCreateIfNone                   // open it, or create it there (backup create --init)
+	repoCreate                         // create it; an existing one is an error (init)
+)
+
+// open opens the repository of --repo (or the config's), as access says.
+func (f *repoFlags) open(ctx context.Context, cfg *config.Config, access repoAccess) (*repo.Repository, error) {
 	url := f.url
 	if url == "" {
 		url = cfg.Repository
@@ -52,11 +61,19 @@ func (f *repoFlags) open(ctx context.Context, cfg *config.Config, create bool) (
 	if err != nil {
 		return nil, err
 	}
-	if create {
+	switch access {
+	case repoCreate:
+		return repo.Init(ctx, be, key)
+	case repoCreateIfNone:
 		r, _, err := repo.OpenOrInit(ctx, be, key)
 		return r, err
 	}
-	return repo.Open(ctx, be, key)
+	r, err := repo.Open(ctx, be, key)
+	if errors.Is(err, repo.ErrNoRepository) {
+		// A mistyped --repo must not become a new, empty repository.
+		return nil, usageError{hint.Run(fmt.Errorf("%w; if this is the right location, create the repository", err), "init")}
+	}
+	return r, err
 }
 
 // existing opens the repository of an existing backup set.
@@ -65,7 +82,7 @@ func (f *repoFlags) existing(ctx context.Context, g *globals) (*repo.Repository,
 	if err != nil {
 		return nil, err
 	}
-	return f.open(ctx, cfg, false)
+	return f.open(ctx, cfg, repoExisting)
 }
 
 func newBackupCmd(g *globals) *cobra.Command {
@@ -87,6 +104,7 @@ func newBackupCreateCmd(g *globals) *cobra.Command {
 		servers      adminFlags
 		pauseWait    time.Duration
 		pauseRenew   time.Duration
+		initRepo     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "create",
@@ -116,18 +134,16 @@ The manifest is written last: a backup that fails is never listed.`,
 			if err != nil {
 				return usageError{err}
 			}
-			switch {
-			case fenceMaxHold <= 0:
-				return usageError{fmt.Errorf("--fence-max-hold must be positive, not %v", fenceMaxHold)}
-			case pauseRenew < 0:
-				return usageError{fmt.Errorf("--renew-every must not be negative (0 disables renewal), not %v", pauseRenew)}
-			}
 			st, err := g.storage()
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			r, err := rf.open(ctx, st.Config(), true)
+			access := repoExisting
+			if initRepo {
+				access = repoCreateIfNone
+			}
+			r, err := rf.open(ctx, st.Config(), access)
 			if err != nil {
 				return err
 			}
@@ -154,11 +170,12 @@ The manifest is written last: a backup that fails is never listed.`,
 	rf.add(cmd)
 	f := cmd.Flags()
 	f.StringVar(&mode, "mode", "fence", "fence, pause or independent")
-	f.DurationVar(&fenceTimeout, "fence-timeout", 5*time.Second, "give up (and release everything) if the fence is not granted within this")
-	f.DurationVar(&fenceMaxHold, "fence-max-hold", cut.DefaultMaxHold, "hold the fence (which blocks every commit), or in pause mode the paused servers, at most this long while the snapshots open; past it, release them and fail, naming the slow stores")
-	f.IntVar(&parallel, "parallel", 4, "tables streamed at once")
+	f.BoolVar(&initRepo, "init", false, "create the repository first if there is none at --repo (encrypted when a key is given); without it a missing repository is an error")
+	durationPositive(f, &fenceTimeout, "fence-timeout", 5*time.Second, "give up (and release everything) if the fence is not granted within this")
+	durationPositive(f, &fenceMaxHold, "fence-max-hold", cut.DefaultMaxHold, "hold the fence (which blocks every commit), or in pause mode the paused servers, at most this long while the snapshots open; past it, release them and fail, naming the slow stores")
+	intAtLeast(f, &parallel, "parallel", 4, 1, "tables streamed at once")
 	f.DurationVar(&pauseWait, "max-pause-wait-time", 0, "pause mode: how long servers wait for in-flight transactions (0: their default)")
-	f.DurationVar(&pauseRenew, "renew-every", 5*time.Second, "pause mode: renew the servers' pause leases this often while the snapshots open (0: never)")
+	durationAtLeast(f, &pauseRenew, "renew-every", 5*time.Second, 0, "pause mode: renew the servers' pause leases this often while the snapshots open (0: never)")
 	servers.add(cmd)
 	return cmd
 }
@@ -262,7 +279,7 @@ listed all the same.`,
 func newBackupShowCmd(g *globals) *cobra.Command {
 	var rf repoFlags
 	cmd := &cobra.Command{
-		Use:   "show ID",
+		Use:   "show ID|latest",
 		Short: "Show a backup's manifest: stores, tables, cut points, fence hold time",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -271,9 +288,13 @@ func newBackupShowCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			m, err := backup.Load(ctx, r, args[0])
+			id, err := backup.Resolve(ctx, r, args[0])
+			if err != nil {
+				return err
+			}
+			m, err := backup.Load(ctx, r, id)
 			if backup.Unreadable(err) {
-				return violationError{hint.Run(fmt.Errorf("%w: deleting it removes it from the catalog", err), "backup", "delete", args[0])}
+				return violationError{hint.Run(fmt.Errorf("%w: deleting it removes it from the catalog", err), "backup", "delete", id)}
 			}
 			if err != nil {
 				return err
@@ -335,12 +356,15 @@ and ` + "`stillpoint backup prune`" + ` finishes the job.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			id := args[0]
 			r, lk, err := rf.locked(ctx, g, "backup delete")
 			if err != nil {
 				return err
 			}
 			defer lk.Unlock()
+			id, err := backup.Resolve(ctx, r, args[0])
+			if err != nil {
+				return err
+			}
 			res, err := backup.Delete(ctx, r, lk, id, doPrune)
 			var pe *backup.PruneError
 			if err != nil && !errors.As(err, &pe) {

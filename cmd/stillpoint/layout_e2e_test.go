@@ -231,7 +231,7 @@ func TestScalarDBDatabaseReadOnly(t *testing.T) {
 			}
 			assertUnchanged(t, "verify", before, f.state(t, db))
 
-			if out, code := c.run("backup", "create", "--repo", t.TempDir()); code != 0 {
+			if out, code := c.run("backup", "create", "--init", "--repo", t.TempDir()); code != 0 {
 				t.Errorf("backup create: exit %d: %s", code, out)
 			}
 			assertUnchanged(t, "backup create", before, f.state(t, db))

@@ -17,7 +17,7 @@ func newRestoreCmd(g *globals) *cobra.Command {
 		parallel int
 	)
 	cmd := &cobra.Command{
-		Use:   "restore ID",
+		Use:   "restore ID|latest",
 		Short: "Restore a backup into the stores of --config/--data-dir",
 		Long: `Recreates the schema and metadata of every table of the backup in the stores
 the target configuration maps their namespaces to (which may be other engines
@@ -42,11 +42,15 @@ removed once the restore is complete.`,
 				return err
 			}
 			defer st.Close()
-			r, err := rf.open(ctx, st.Config(), false)
+			r, err := rf.open(ctx, st.Config(), repoExisting)
 			if err != nil {
 				return err
 			}
-			m, err := backup.Load(ctx, r, args[0])
+			id, err := backup.Resolve(ctx, r, args[0])
+			if err != nil {
+				return err
+			}
+			m, err := backup.Load(ctx, r, id)
 			if err != nil {
 				return err
 			}
@@ -75,6 +79,6 @@ removed once the restore is complete.`,
 	}
 	rf.add(cmd)
 	cmd.Flags().BoolVar(&force, "force", false, "replace tables that hold data or are half made, or another backup's unfinished restore")
-	cmd.Flags().IntVar(&parallel, "parallel", 4, "tables loaded at once")
+	intAtLeast(cmd.Flags(), &parallel, "parallel", 4, 1, "tables loaded at once")
 	return cmd
 }

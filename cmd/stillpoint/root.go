@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -36,7 +37,10 @@ Environment: STILLPOINT_CONFIG, STILLPOINT_DATA_DIR, STILLPOINT_STORE_<NAME>_DSN
 STILLPOINT_REPOSITORY, STILLPOINT_REPOSITORY_KEY_FILE, STILLPOINT_REPO_KEY (the
 repository key itself), STILLPOINT_TOKEN (servers' token). Secrets are never printed.
 
-Exit codes: 0 success, 1 failure, 2 bad usage, 3 a check found a violation.`,
+Exit codes: 0 success, 1 failure, 2 bad usage (unknown command, bad flag or
+value, missing argument, a backup id that names no single backup), 3 a check
+found a violation, 130 interrupted (SIGINT or SIGTERM; the command stops
+cleanly: locks released, nothing half-recorded).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, args []string) {
@@ -55,8 +59,40 @@ Exit codes: 0 success, 1 failure, 2 bad usage, 3 a check found a violation.`,
 	pf.StringVar(&g.dataDir, "data-dir", "", "directory of the embedded SQLite stores (default ./stillpoint-data)")
 	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "log progress and details to stderr")
-	root.AddCommand(newSchemaCmd(g), newConfigCmd(g), newWorkloadCmd(g), newVerifyCmd(g), newServerCmd(g), newBackupCmd(g), newRestoreCmd(g), newDemoCmd(g), newAdminCmd(g))
+	root.AddCommand(newSchemaCmd(g), newConfigCmd(g), newWorkloadCmd(g), newVerifyCmd(g), newServerCmd(g), newBackupCmd(g), newRestoreCmd(g), newDemoCmd(g), newAdminCmd(g), newInitCmd(g))
+	refuseUnknownSubcommands(root)
 	return root
+}
+
+// refuseUnknownSubcommands makes every command that only groups others
+// fail with a usage error (exit 2) on a word that names none of them, where
+// cobra would print help and succeed; given no word at all, a group prints
+// its help and fails too (a subcommand is missing), and the root prints it
+// and succeeds.
+func refuseUnknownSubcommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		refuseUnknownSubcommands(sub)
+	}
+	if !c.HasSubCommands() || c.Runnable() {
+		return
+	}
+	c.Args = cobra.ArbitraryArgs
+	c.SuggestionsMinimumDistance = 2
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			if !cmd.HasParent() {
+				return cmd.Help()
+			}
+			cmd.SetOut(cmd.ErrOrStderr())
+			_ = cmd.Help()
+			return usageError{fmt.Errorf("%s: missing subcommand", cmd.CommandPath())}
+		}
+		err := fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			err = fmt.Errorf("%w: did you mean %s?", err, strings.Join(s, " or "))
+		}
+		return usageError{fmt.Errorf("%w (see %s --help)", err, cmd.CommandPath())}
+	}
 }
 
 // storage loads the configuration and routes to its stores.

@@ -69,9 +69,10 @@ Exit code 3 names each violation or unsettled record; 0 means consistent.`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&repair, "repair", false, "settle PREPARED and DELETED records by lazy recovery before checking (writes to the stores)")
-	f.DurationVar(&lifetime, "lifetime", txn.DefaultLifetime, "transaction lifetime: pending records older than this belong to no live transaction; --repair aborts undecided ones (0: all of them, as after a restore, when no writer is alive)")
-	f.DurationVar(&wait, "wait", -1, "with --repair, how long to wait for undecided records to expire (default: the lifetime plus 1s)")
-	f.DurationVar(&fenceTimeout, "fence-timeout", verify.DefaultFenceTimeout, "how long to wait for the coordinator fence that fixes the cut")
+	durationAtLeast(f, &lifetime, "lifetime", txn.DefaultLifetime, 0, "transaction lifetime: pending records older than this belong to no live transaction; --repair aborts undecided ones (0: all of them, as after a restore, when no writer is alive)")
+	// -1: not given; the default depends on --lifetime, so help says it in words.
+	durationAtLeast(f, &wait, "wait", -1, 0, "with --repair, how long to wait for undecided records to expire (default: the lifetime plus 1s)").DefValue = ""
+	durationPositive(f, &fenceTimeout, "fence-timeout", verify.DefaultFenceTimeout, "how long to wait for the coordinator fence that fixes the cut")
 	// Scripts written when verify recovered by default keep working.
 	f.Bool("no-recover", false, "")
 	_ = f.MarkDeprecated("no-recover", "verify is read-only unless --repair")

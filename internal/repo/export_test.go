@@ -18,7 +18,6 @@ func init() {
 }
 
 // ID returns the repository's random id.
-func (r *Repository) ID() string { return r.cfg.ID }
 
 // Chunker returns the chunking parameters.
 func (r *Repository) Chunker() ChunkerParams { return r.chunk }

@@ -50,7 +50,7 @@ import (
 // Errors matched with errors.Is; the returned errors name the repository.
 var (
 	// ErrNoRepository: the location holds no repository (no config).
-	ErrNoRepository = errors.New("no Stillpoint repository here (no config object): create one with init")
+	ErrNoRepository = errors.New("no Stillpoint repository here (no config object)")
 	// ErrRepositoryExists: Init over an existing repository.
 	ErrRepositoryExists = errors.New("a Stillpoint repository already exists here")
 	// ErrKeyRequired: the repository is encrypted and no key was given.
@@ -315,6 +315,9 @@ func newRepository(be backend.Backend, cfg configFile, params ChunkerParams, c *
 }
 
 // Encrypted reports whether objects are encrypted.
+// ID is the repository's random id, fixed when it was created.
+func (r *Repository) ID() string { return r.cfg.ID }
+
 func (r *Repository) Encrypted() bool { return r.cfg.Encrypted }
 
 // String returns the location.
