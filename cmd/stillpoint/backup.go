@@ -216,14 +216,17 @@ func humanBytes(n int64) string {
 // backupSummary is a line of backup list; a damaged backup has only ID
 // and Damaged.
 type backupSummary struct {
-	ID        string          `json:"id"`
-	Damaged   string          `json:"damaged,omitempty"`
-	Mode      backup.Mode     `json:"mode,omitempty"`
-	Started   time.Time       `json:"started,omitzero"`
-	Rows      int64           `json:"rows,omitempty"`
-	Bytes     int64           `json:"bytes,omitempty"`
-	FenceHold backup.Duration `json:"fence_hold,omitzero"`
-	Stores    int             `json:"stores,omitempty"`
+	ID      string      `json:"id"`
+	Damaged string      `json:"damaged,omitempty"`
+	Mode    backup.Mode `json:"mode,omitempty"`
+	// Consistent: the backup has a cut (fence or pause); an independent
+	// one may hold half-applied transactions.
+	Consistent bool            `json:"consistent"`
+	Started    time.Time       `json:"started,omitzero"`
+	Rows       int64           `json:"rows,omitempty"`
+	Bytes      int64           `json:"bytes,omitempty"`
+	FenceHold  backup.Duration `json:"fence_hold,omitzero"`
+	Stores     int             `json:"stores,omitempty"`
 }
 
 func newBackupListCmd(g *globals) *cobra.Command {
@@ -247,7 +250,7 @@ listed all the same.`,
 			}
 			list := []backupSummary{}
 			for _, m := range all {
-				list = append(list, backupSummary{ID: m.ID, Mode: m.Mode, Started: m.Started, Rows: m.Rows, Bytes: m.Bytes, FenceHold: m.FenceHold, Stores: len(m.Stores)})
+				list = append(list, backupSummary{ID: m.ID, Mode: m.Mode, Consistent: m.Mode != backup.Independent, Started: m.Started, Rows: m.Rows, Bytes: m.Bytes, FenceHold: m.FenceHold, Stores: len(m.Stores)})
 			}
 			var damagedIDs []string
 			for _, d := range damaged {
@@ -263,7 +266,11 @@ listed all the same.`,
 					if b.Mode == backup.Fence {
 						hold = time.Duration(b.FenceHold).String()
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", b.ID, b.Mode, b.Started.Format(time.RFC3339), b.Stores, b.Rows, humanBytes(b.Bytes), hold)
+					mode := string(b.Mode)
+					if !b.Consistent {
+						mode += " (INCONSISTENT: no cut)"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", b.ID, mode, b.Started.Format(time.RFC3339), b.Stores, b.Rows, humanBytes(b.Bytes), hold)
 				}
 				tw.Flush()
 			}); err != nil {

@@ -12,9 +12,10 @@ import (
 
 func newRestoreCmd(g *globals) *cobra.Command {
 	var (
-		rf       repoFlags
-		force    bool
-		parallel int
+		rf                repoFlags
+		force             bool
+		allowInconsistent bool
+		parallel          int
 	)
 	cmd := &cobra.Command{
 		Use:   "restore ID|latest",
@@ -37,7 +38,7 @@ removed once the restore is complete.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			st, err := g.storage()
+			st, err := g.storageCreating()
 			if err != nil {
 				return err
 			}
@@ -53,6 +54,9 @@ removed once the restore is complete.`,
 			m, err := backup.Load(ctx, r, id)
 			if err != nil {
 				return err
+			}
+			if m.Mode == backup.Independent && !allowInconsistent {
+				return usageError{fmt.Errorf("backup %s is independent: its stores were copied one after another with no cut, so it may hold half-applied transactions; restore a fence or pause backup (latest picks one), or pass --allow-inconsistent to restore this one anyway", m.ID)}
 			}
 			opts := restore.Options{Force: force, Parallel: parallel}
 			if bar := g.newProgress(m.Rows, "restoring"); bar != nil {
@@ -78,6 +82,7 @@ removed once the restore is complete.`,
 		},
 	}
 	rf.add(cmd)
+	cmd.Flags().BoolVar(&allowInconsistent, "allow-inconsistent", false, "restore an independent backup, which has no cut and may hold half-applied transactions")
 	cmd.Flags().BoolVar(&force, "force", false, "replace tables that hold data or are half made, or another backup's unfinished restore")
 	intAtLeast(cmd.Flags(), &parallel, "parallel", 4, 1, "tables loaded at once")
 	return cmd

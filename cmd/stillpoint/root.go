@@ -95,8 +95,26 @@ func refuseUnknownSubcommands(c *cobra.Command) {
 	}
 }
 
-// storage loads the configuration and routes to its stores.
+// storage loads the configuration and routes to its stores, which must
+// exist: a mistyped --data-dir or SQLite path is an error, never a new,
+// empty store that a check would then call consistent.
 func (g *globals) storage() (*multistorage.Storage, error) {
+	cfg, err := config.Load(g.configFile, g.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Embedded {
+		if fi, err := os.Stat(cfg.DataDir); err != nil || !fi.IsDir() {
+			return nil, usageError{fmt.Errorf("data directory %s does not exist: check --data-dir (stores are created by schema load, workload bank and restore)", cfg.DataDir)}
+		}
+	}
+	return multistorage.New(cfg).OnlyExisting(), nil
+}
+
+// storageCreating is storage for the commands that create stores (schema
+// load, workload bank, restore): an embedded store's file, and its
+// directory, are created when missing, but not the directory's parent.
+func (g *globals) storageCreating() (*multistorage.Storage, error) {
 	cfg, err := config.Load(g.configFile, g.dataDir)
 	if err != nil {
 		return nil, err

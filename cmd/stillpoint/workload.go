@@ -82,7 +82,7 @@ Transfers refused because the servers are paused are retried, and counted.`,
 			if slices.Contains(nss, "") || len(nss) < 2 || len(nss) != len(slices.Compact(slices.Sorted(slices.Values(nss)))) {
 				return usageError{fmt.Errorf("--namespaces %q: give at least two different namespaces, comma-separated, so transfers cross stores", namespaces)}
 			}
-			st, err := g.storage()
+			st, err := g.storageCreating()
 			if err != nil {
 				return err
 			}

@@ -71,7 +71,7 @@ func latest(ctx context.Context, r *repo.Repository) (string, error) {
 	why := "it holds no backup"
 	switch {
 	case len(all) > 0:
-		why = fmt.Sprintf("it holds only independent backups (%d), which have no cut; name one by its id to restore it anyway", len(all))
+		why = fmt.Sprintf("it holds only independent backups (%d), which have no cut; name one by its id, with restore --allow-inconsistent, to restore it anyway", len(all))
 	case len(damaged) > 0:
 		why = fmt.Sprintf("its only backups are damaged (%d)", len(damaged))
 	}
