@@ -118,7 +118,8 @@ func newAdminPauseCmd(g *globals) *cobra.Command {
 		Short: "Pause every server; with --duration, hold the pause, unpause, and print the window",
 		Long: `Pauses every server in parallel: each stops accepting new transactions and,
 unless --no-wait, waits up to --max-pause-wait-time for those in flight to
-finish. If any server fails to pause, every server is unpaused and the command
+finish (a negative value means no wait: the pause holds only on a server with
+nothing in flight at that moment, as ScalarDB's servers take it). If any server fails to pause, every server is unpaused and the command
 fails: that window must not be used for a backup.
 
 With --duration D, the pause is held for D (renewing the servers' pause
@@ -151,8 +152,6 @@ command prints when the pause began.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
-			case maxWait < 0:
-				return usageError{fmt.Errorf("--max-pause-wait-time must not be negative, not %v", maxWait)}
 			case hold < 0:
 				return usageError{fmt.Errorf("--duration must not be negative, not %v", hold)}
 			case renew < 0:
@@ -198,7 +197,7 @@ command prints when the pause began.`,
 	af.add(cmd)
 	fl := cmd.Flags()
 	fl.BoolVar(&noWait, "no-wait", false, "do not wait for the transactions in flight (wait_outstanding=false)")
-	fl.DurationVar(&maxWait, "max-pause-wait-time", 0, "how long each server waits for its transactions in flight before giving up (0: the server's default, 30s)")
+	fl.DurationVar(&maxWait, "max-pause-wait-time", 0, "how long each server waits for its transactions in flight before giving up (0: the server's default, 30s; negative: no wait, as ScalarDB's servers take it, so the pause fails on a server with a transaction in flight)")
 	fl.DurationVar(&hold, "duration", 0, "hold the pause this long, then unpause and print the window as JSON")
 	fl.DurationVar(&renew, "renew-every", 5*time.Second, "with --duration, renew the servers' pause leases this often (0: never)")
 	fl.StringVar(&timezone, "timezone", "Local", "IANA time zone of the printed date-times, e.g. UTC or Asia/Tokyo")

@@ -200,3 +200,35 @@ func TestAdminUsage(t *testing.T) {
 		}
 	}
 }
+
+// A negative --max-pause-wait-time is sent as ScalarDB's servers take it:
+// no wait, so the pause holds only if nothing is in flight at that moment.
+func TestAdminPauseNegativeMaxWait(t *testing.T) {
+	tests := []struct {
+		name     string
+		inFlight bool
+		wantErr  string // "" = the pause holds
+	}{
+		{"nothing in flight", false, ""},
+		{"a transaction in flight", true, "max_pause_wait_time is negative (no wait)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gates, addrs := adminServers(t, 1)
+			if tt.inFlight {
+				release, err := gates[0].Enter()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer release()
+			}
+			_, err := runAdmin(t, "admin", "pause", "--max-pause-wait-time", "-1ms", "-a", addrs[0])
+			switch {
+			case tt.wantErr == "" && (err != nil || !gates[0].Paused()):
+				t.Fatalf("pause --max-pause-wait-time -1ms with nothing in flight: %v, paused=%v; want it held", err, gates[0].Paused())
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr) || gates[0].Paused()):
+				t.Fatalf("pause --max-pause-wait-time -1ms with a transaction in flight: %v, paused=%v; want a failure saying %q and the server open", err, gates[0].Paused(), tt.wantErr)
+			}
+		})
+	}
+}

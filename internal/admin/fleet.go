@@ -305,7 +305,9 @@ func rpcError(err error) string {
 
 // PauseAll pauses every target in parallel: each closes to new
 // transactions and, with waitOutstanding, waits for those in flight, for
-// at most maxWait (0: the server's default, 30s for Stillpoint).
+// at most maxWait (0: the server's default, 30s for Stillpoint; negative:
+// no wait, as ScalarDB's servers take it, so a target with a transaction
+// in flight fails the pause).
 //
 // If any target fails, every target (those that paused, those that failed,
 // which may have paused anyway) is sent an Unpause, even if ctx has been
@@ -327,8 +329,14 @@ func (f *Fleet) PauseAll(ctx context.Context, waitOutstanding bool, maxWait time
 // pauseEach sends Pause to every target in parallel.
 func (f *Fleet) pauseEach(ctx context.Context, waitOutstanding bool, maxWait time.Duration) []TargetResult {
 	req := &adminpb.PauseRequest{WaitOutstanding: waitOutstanding}
-	if maxWait > 0 {
+	switch {
+	case maxWait > 0:
 		ms := (maxWait + time.Millisecond - 1).Milliseconds()
+		req.MaxPauseWaitTime = &ms
+	case maxWait < 0:
+		// Any negative value is "no wait" to ScalarDB's servers and ours;
+		// -1ns must not round to 0, which is the server's default.
+		ms := min(maxWait.Milliseconds(), -1)
 		req.MaxPauseWaitTime = &ms
 	}
 	timeout := f.timeout
