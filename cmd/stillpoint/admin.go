@@ -112,6 +112,7 @@ func newAdminPauseCmd(g *globals) *cobra.Command {
 		maxWait, hold time.Duration
 		renew         time.Duration
 		timezone      string
+		checkProof    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "pause",
@@ -140,6 +141,13 @@ again) is found open or under another id. Renewals pause as the pause did
 without draining. Keep --renew-every well under the servers' --pause-lease
 (half or less; the command warns otherwise).
 
+ScalarDB Server (3.6 to 3.13) reports no pause id and has no lease. With
+--allow-check-paused-proof such servers are sent no renewal and are checked
+with CheckPaused at the start, every --renew-every and at the end: that
+proves each was paused at every check, not that no Unpause and re-Pause
+(another operator, a restart and a re-pause) fell between two checks.
+Servers without CheckPaused (ScalarDB Server 3.4, 3.5) are refused.
+
 The start is when the last server answered with its pause id, the end is
 taken before the last check and before any unpause is sent, both rounded
 inwards to the millisecond: restore the stores to a point inside it. If
@@ -166,6 +174,9 @@ command prints when the pause began.`,
 				return err
 			}
 			defer f.Close()
+			if checkProof {
+				f.AllowCheckPausedProof()
+			}
 			ctx := cmd.Context()
 			// On failure or interruption PauseAll and Hold unpause every
 			// server with a context that ignores ctx's cancellation.
@@ -200,6 +211,7 @@ command prints when the pause began.`,
 	fl.DurationVar(&maxWait, "max-pause-wait-time", 0, "how long each server waits for its transactions in flight before giving up (0: the server's default, 30s; negative: no wait, as ScalarDB's servers take it, so the pause fails on a server with a transaction in flight)")
 	fl.DurationVar(&hold, "duration", 0, "hold the pause this long, then unpause and print the window as JSON")
 	fl.DurationVar(&renew, "renew-every", 5*time.Second, "with --duration, renew the servers' pause leases this often (0: never)")
+	fl.BoolVar(&checkProof, "allow-check-paused-proof", false, "with --duration, accept servers that report no pause id (ScalarDB Server 3.6 to 3.13), checked by CheckPaused alone (see above)")
 	fl.StringVar(&timezone, "timezone", "Local", "IANA time zone of the printed date-times, e.g. UTC or Asia/Tokyo")
 	return cmd
 }

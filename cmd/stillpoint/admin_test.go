@@ -232,3 +232,33 @@ func TestAdminPauseNegativeMaxWait(t *testing.T) {
 		})
 	}
 }
+
+// admin pause --duration against ScalarDB Server (3.9 to 3.13: no Stats, no
+// pause_id) makes a window only with --allow-check-paused-proof, and
+// unpauses it either way.
+func TestAdminPauseScalarDBServer(t *testing.T) {
+	tests := []struct {
+		name    string
+		flags   []string
+		wantErr string // "" = a window is printed
+	}{
+		{"without the flag", nil, "--allow-check-paused-proof"},
+		{"with the flag", []string{"--allow-check-paused-proof"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr, sdb := testenv.ScalarDBAdminServer(t, testenv.ScalarDB39)
+			args := append([]string{"admin", "pause", "--duration", "200ms", "--renew-every", "50ms", "-a", addr}, tt.flags...)
+			out, err := runAdmin(t, args...)
+			switch {
+			case tt.wantErr == "" && (err != nil || !strings.Contains(out, `"targets":["`+addr+`"]`)):
+				t.Fatalf("%v: %q, %v; want a window", args, out, err)
+			case tt.wantErr != "" && (err == nil || out != "" || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("%v: %q, %v; want no window and an error saying %q", args, out, err, tt.wantErr)
+			}
+			if sdb.Paused() || sdb.Pauses() != 1 {
+				t.Errorf("the ScalarDB server: paused=%v after %d Pause calls; want unpaused after 1", sdb.Paused(), sdb.Pauses())
+			}
+		})
+	}
+}
