@@ -105,6 +105,7 @@ func newBackupCreateCmd(g *globals) *cobra.Command {
 		pauseWait    time.Duration
 		pauseRenew   time.Duration
 		initRepo     bool
+		checkProof   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "create",
@@ -154,6 +155,9 @@ The manifest is written last: a backup that fails is never listed.`,
 					return err
 				}
 				defer fleet.Close()
+				if checkProof {
+					fleet.AllowCheckPausedProof()
+				}
 				opts.Fleet = fleet
 			}
 			if bar := g.newProgress(-1, "backing up"); bar != nil {
@@ -174,7 +178,8 @@ The manifest is written last: a backup that fails is never listed.`,
 	durationPositive(f, &fenceTimeout, "fence-timeout", 5*time.Second, "give up (and release everything) if the fence is not granted within this")
 	durationPositive(f, &fenceMaxHold, "fence-max-hold", cut.DefaultMaxHold, "hold the fence (which blocks every commit), or in pause mode the paused servers, at most this long while the snapshots open; past it, release them and fail, naming the slow stores")
 	intAtLeast(f, &parallel, "parallel", 4, 1, "tables streamed at once")
-	f.DurationVar(&pauseWait, "max-pause-wait-time", 0, "pause mode: how long servers wait for in-flight transactions (0: their default)")
+	f.DurationVar(&pauseWait, "max-pause-wait-time", 0, "pause mode: how long servers wait for in-flight transactions (0: their default; negative: no wait, as ScalarDB's servers take it)")
+	f.BoolVar(&checkProof, "allow-check-paused-proof", false, "pause mode: accept servers that report no pause id (ScalarDB Server), whose pause is checked by CheckPaused alone (docs/pause.md)")
 	durationAtLeast(f, &pauseRenew, "renew-every", 5*time.Second, 0, "pause mode: renew the servers' pause leases this often while the snapshots open (0: never)")
 	servers.add(cmd)
 	return cmd

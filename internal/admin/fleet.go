@@ -718,7 +718,7 @@ func (f *Fleet) pauseIDs(ctx context.Context, want []string, drained bool, renew
 		reasons = append(reasons, fmt.Sprintf("%s paused with transactions still in flight, though the pause drained them (its lease ran out and something paused it again without draining)", strings.Join(busy, ", ")))
 	}
 	if len(unproven) > 0 {
-		reasons = append(reasons, fmt.Sprintf("%s reports no pause_id in its Stats (not a Stillpoint server: ScalarDB Server?), so its pause cannot be proven uninterrupted; a window checked by CheckPaused alone must be asked for (admin pause --allow-check-paused-proof)", strings.Join(unproven, ", ")))
+		reasons = append(reasons, fmt.Sprintf("%s reports no pause_id in its Stats (not a Stillpoint server: ScalarDB Server?), so its pause cannot be proven uninterrupted; a window checked by CheckPaused alone must be asked for (--allow-check-paused-proof)", strings.Join(unproven, ", ")))
 	}
 	if len(unchecked) > 0 {
 		reasons = append(reasons, fmt.Sprintf("%s reports no pause_id and has no CheckPaused (ScalarDB Server 3.4 or 3.5?), so nothing can show that its pause held to the window's end; pause it without --duration, take the backup, then unpause it (as scalar-admin does), or upgrade it to 3.6 or later", strings.Join(unchecked, ", ")))
