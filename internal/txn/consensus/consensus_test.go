@@ -161,7 +161,7 @@ func TestPrepareMutations(t *testing.T) {
 		t.Errorf("prepare of insert = %+v", insert)
 	}
 	del := ms[2].(storage.Put)
-	if del.Values[schema.TxState] != int32(Deleted) || del.Condition.Exprs[0].Op != storage.IsNull || del.Values["before_tx_state"] != int32(Committed) {
+	if del.Values[schema.TxState] != int32(Deleted) || del.Condition.Exprs[0].Op != storage.IsNull || del.Values["before_tx_version"] != int32(0) {
 		t.Errorf("prepare of delete over imported data = %+v", del)
 	}
 }
