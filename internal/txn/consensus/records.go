@@ -199,29 +199,3 @@ func RollbackRecord(ref Ref, stored storage.Record) storage.Mutation {
 func HasBeforeImage(stored storage.Record) bool {
 	return stored[schema.BeforePrefix+schema.TxID] != nil || stored[schema.BeforePrefix+schema.TxVersion] != nil
 }
-
-// CoordinatorPut records a decision: the single insert that is the commit
-// point (or the abort point) of a transaction.
-func CoordinatorPut(id string, state State, now int64) storage.Put {
-	return storage.Put{
-		Namespace: schema.CoordinatorNamespace, Table: schema.CoordinatorTable,
-		Values:    storage.Record{schema.TxID: id, schema.TxState: int32(state), schema.CoordinatorCreatedAt: now},
-		Condition: storage.Condition{Kind: storage.PutIfNotExists},
-	}
-}
-
-// CoordinatorGet reads a decision.
-func CoordinatorGet(id string) storage.Get {
-	return storage.Get{Namespace: schema.CoordinatorNamespace, Table: schema.CoordinatorTable, Key: storage.Key{schema.TxID: id}}
-}
-
-// DecisionOf reads the state in a coordinator row; absent (nil) is 0.
-func DecisionOf(row storage.Record) State {
-	if row == nil {
-		return 0
-	}
-	if v, ok := row[schema.TxState].(int32); ok {
-		return State(v)
-	}
-	return 0
-}
