@@ -67,6 +67,14 @@ func TestVerifyJudgesCommittedRecordsAsScalarDB(t *testing.T) {
 					wantNoRow++
 				}
 			}
+			// A record a normal group left PREPARED long ago, the group's
+			// row listing it: --repair rolls it forward (not: aborts it).
+			txntest.PutRows(t, st, row{ID: "Pend5gH7jK9mN1pQ3sT5vW7x", State: consensus.Committed, Children: child})
+			err := st.Put(ctx, storage.Put{Namespace: ns, Table: tbl.Table, Values: storage.Record{"id": int32(len(tests)), "balance": int64(1),
+				schema.TxID: "Pend5gH7jK9mN1pQ3sT5vW7x$" + child, schema.TxState: int32(consensus.Prepared), schema.TxVersion: int32(1), schema.TxPreparedAt: int64(1)}})
+			if err != nil {
+				t.Fatal(err)
+			}
 			rep, err := verify.Run(ctx, st, txn.NewManager(st, txn.Options{}), verify.Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -85,8 +93,11 @@ func TestVerifyJudgesCommittedRecordsAsScalarDB(t *testing.T) {
 			if len(found) != 0 {
 				t.Errorf("other violations: %v", rep.Violations)
 			}
-			if rep.CommittedWithoutDecision != wantNoRow || rep.Records != len(tests) {
-				t.Errorf("%d of %d records counted committed without a coordinator row, want %d of %d", rep.CommittedWithoutDecision, rep.Records, wantNoRow, len(tests))
+			if rep.CommittedWithoutDecision != wantNoRow || rep.Records != len(tests)+1 {
+				t.Errorf("%d of %d records counted committed without a coordinator row, want %d of %d", rep.CommittedWithoutDecision, rep.Records, wantNoRow, len(tests)+1)
+			}
+			if len(rep.Pending) != 1 || !strings.Contains(rep.Pending[0].Detail, "the coordinator says COMMITTED") || !strings.Contains(rep.Pending[0].Detail, "roll forward") {
+				t.Errorf("pending = %+v, want the group member to be rolled forward", rep.Pending)
 			}
 		})
 	}
