@@ -8,7 +8,6 @@ import (
 
 	"github.com/stillpoint/stillpoint/internal/schema"
 	"github.com/stillpoint/stillpoint/internal/storage"
-	"github.com/stillpoint/stillpoint/internal/testenv"
 	"github.com/stillpoint/stillpoint/internal/txn/consensus"
 	"github.com/stillpoint/stillpoint/internal/txn/txntest"
 )
@@ -123,9 +122,8 @@ func TestRecoverScalarDBRecords(t *testing.T) {
 		}{{"3.4 coordinator", txntest.Coordinator34}, {"3.13 group-commit coordinator", txntest.Coordinator313}} {
 			t.Run(engine+"/"+layout.name, func(t *testing.T) {
 				ctx := context.Background()
-				ns := testenv.UniqueName("gc")
-				st := txntest.Stores(t, engine, layout.coord, ns)
-				tbl := txntest.Accounts(t, st, ns)
+				st, tbl := txntest.Accounts(t, engine, layout.coord)
+				ns := tbl.Namespace
 				now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 				m := NewManager(st, Options{Now: func() time.Time { return now }})
 				for i, tt := range tests {
@@ -195,9 +193,8 @@ func TestPrepareOverImportedRow(t *testing.T) {
 	for _, engine := range txntest.Engines {
 		t.Run(engine, func(t *testing.T) {
 			ctx := context.Background()
-			ns := testenv.UniqueName("imp")
-			st := txntest.Stores(t, engine, txntest.Coordinator34, ns)
-			tbl := txntest.Accounts(t, st, ns)
+			st, tbl := txntest.Accounts(t, engine, txntest.Coordinator34)
+			ns := tbl.Namespace
 			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			m := NewManager(st, Options{Now: func() time.Time { return now }})
 			key := storage.Key{"id": int32(1)}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/stillpoint/stillpoint/internal/schema"
 	"github.com/stillpoint/stillpoint/internal/storage"
-	"github.com/stillpoint/stillpoint/internal/testenv"
 	"github.com/stillpoint/stillpoint/internal/txn"
 	"github.com/stillpoint/stillpoint/internal/txn/consensus"
 	"github.com/stillpoint/stillpoint/internal/txn/txntest"
@@ -47,9 +46,8 @@ func TestVerifyJudgesCommittedRecordsAsScalarDB(t *testing.T) {
 	for _, engine := range txntest.Engines {
 		t.Run(engine, func(t *testing.T) {
 			ctx := context.Background()
-			ns := testenv.UniqueName("v")
-			st := txntest.Stores(t, engine, txntest.Coordinator313, ns)
-			tbl := txntest.Accounts(t, st, ns)
+			st, tbl := txntest.Accounts(t, engine, txntest.Coordinator313)
+			ns := tbl.Namespace
 			wantNoRow := 0
 			for i, tt := range tests {
 				txntest.PutRows(t, st, tt.rows...)

@@ -81,10 +81,13 @@ func Stores(t *testing.T, engine string, coordinator *storage.TableMetadata, nam
 	return st
 }
 
-// Accounts creates a transactional table ns.accounts (id INT, balance
-// BIGINT) in ScalarDB's layout and returns its metadata.
-func Accounts(t *testing.T, st storage.Store, ns string) *storage.TableMetadata {
+// Accounts opens engine (Stores) and creates a transactional table
+// accounts (id INT, balance BIGINT) in a namespace of its own, in
+// ScalarDB's layout.
+func Accounts(t *testing.T, engine string, coordinator *storage.TableMetadata) (*multistorage.Storage, *storage.TableMetadata) {
 	t.Helper()
+	ns := testenv.UniqueName("acct")
+	st := Stores(t, engine, coordinator, ns)
 	m := schema.Transactional(&storage.TableMetadata{
 		Namespace: ns, Table: "accounts",
 		Columns:      []storage.Column{{Name: "id", Type: storage.Int}, {Name: "balance", Type: storage.BigInt}},
@@ -93,7 +96,7 @@ func Accounts(t *testing.T, st storage.Store, ns string) *storage.TableMetadata 
 	if err := st.CreateTable(context.Background(), m); err != nil {
 		t.Fatalf("create %s: %v", m.FullName(), err)
 	}
-	return m
+	return st, m
 }
 
 // Row is a coordinator row as ScalarDB writes it; Children "" leaves
