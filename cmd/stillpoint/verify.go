@@ -84,6 +84,9 @@ func printVerify(w io.Writer, r *verify.Report) {
 	if r.InFlight > 0 {
 		fmt.Fprintf(w, "in flight: %d records of transactions that may still be running\n", r.InFlight)
 	}
+	if r.CommittedWithoutDecision > 0 {
+		fmt.Fprintf(w, "committed without a coordinator row: %d records (one-phase commit; see docs/recovery-compat.md)\n", r.CommittedWithoutDecision)
+	}
 	for action, n := range r.Recovered {
 		fmt.Fprintf(w, "recovered: %d records (%s)\n", n, action)
 	}
