@@ -66,9 +66,8 @@ cleanly: locks released, nothing half-recorded).`,
 
 // refuseUnknownSubcommands makes every command that only groups others
 // fail with a usage error (exit 2) on a word that names none of them, where
-// cobra would print help and succeed; given no word at all, a group prints
-// its help and fails too (a subcommand is missing), and the root prints it
-// and succeeds.
+// cobra would print help and succeed; given no word at all, a group fails
+// too, naming its subcommands, and the root prints its help and succeeds.
 func refuseUnknownSubcommands(c *cobra.Command) {
 	for _, sub := range c.Commands() {
 		refuseUnknownSubcommands(sub)
@@ -83,9 +82,13 @@ func refuseUnknownSubcommands(c *cobra.Command) {
 			if !cmd.HasParent() {
 				return cmd.Help()
 			}
-			cmd.SetOut(cmd.ErrOrStderr())
-			_ = cmd.Help()
-			return usageError{fmt.Errorf("%s: missing subcommand", cmd.CommandPath())}
+			var names []string
+			for _, sub := range cmd.Commands() {
+				if sub.IsAvailableCommand() {
+					names = append(names, sub.Name())
+				}
+			}
+			return usageError{fmt.Errorf("%s: missing subcommand: one of %s (see %s --help)", cmd.CommandPath(), strings.Join(names, ", "), cmd.CommandPath())}
 		}
 		err := fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())
 		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
@@ -133,12 +136,17 @@ func (g *globals) print(w io.Writer, v any, text func(io.Writer)) error {
 	return nil
 }
 
-// exactArgs is cobra.ExactArgs reporting a usage error.
+// exactArgs is cobra.ExactArgs reporting a usage error that says what the
+// command takes (the words after its name in Use).
 func exactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
-			return usageError{fmt.Errorf("%s: %w", cmd.CommandPath(), err)}
+		if len(args) == n {
+			return nil
 		}
-		return nil
+		want := strings.Join(strings.Fields(cmd.Use)[1:], " ")
+		if n == 0 {
+			return usageError{fmt.Errorf("%s takes no arguments, not %q (see %s --help)", cmd.CommandPath(), strings.Join(args, " "), cmd.CommandPath())}
+		}
+		return usageError{fmt.Errorf("%s takes %s, got %d arguments (see %s --help)", cmd.CommandPath(), want, len(args), cmd.CommandPath())}
 	}
 }
