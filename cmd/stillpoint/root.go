@@ -19,7 +19,8 @@ type globals struct {
 	configFile string
 	dataDir    string
 	json       bool
-	verbose    bool
+	verbose    int
+	logFormat  string
 }
 
 func newRootCmd() *cobra.Command {
@@ -43,12 +44,13 @@ found a violation, 130 interrupted (SIGINT or SIGTERM; the command stops
 cleanly: locks released, nothing half-recorded).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPreRun: func(cmd *cobra.Command, args []string) {
-			level := slog.LevelWarn
-			if g.verbose {
-				level = slog.LevelDebug
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			h, err := logHandler(cmd.ErrOrStderr(), g.verbose, g.logFormat)
+			if err != nil {
+				return err
 			}
-			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+			slog.SetDefault(slog.New(h))
+			return nil
 		},
 	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
@@ -58,8 +60,9 @@ cleanly: locks released, nothing half-recorded).`,
 	pf.StringVar(&g.configFile, "config", "", "YAML config file naming the stores (default: $STILLPOINT_CONFIG, else the embedded SQLite default)")
 	pf.StringVar(&g.dataDir, "data-dir", "", "directory of the embedded SQLite stores (default ./stillpoint-data)")
 	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON")
-	pf.BoolVarP(&g.verbose, "verbose", "v", false, "log progress and details to stderr")
-	root.AddCommand(newSchemaCmd(g), newConfigCmd(g), newWorkloadCmd(g), newVerifyCmd(g), newServerCmd(g), newBackupCmd(g), newRestoreCmd(g), newDemoCmd(g), newAdminCmd(g), newInitCmd(g))
+	pf.CountVarP(&g.verbose, "verbose", "v", "log to stderr: -v what the command does (the cut, each table), -vv details too")
+	pf.StringVar(&g.logFormat, "log-format", "text", "log line format: text or json (one JSON object per line)")
+	root.AddCommand(newSchemaCmd(g), newConfigCmd(g), newWorkloadCmd(g), newVerifyCmd(g), newServerCmd(g), newBackupCmd(g), newRestoreCmd(g), newDemoCmd(g), newAdminCmd(g), newInitCmd(g), newVersionCmd(g))
 	refuseUnknownSubcommands(root)
 	return root
 }
@@ -96,6 +99,26 @@ func refuseUnknownSubcommands(c *cobra.Command) {
 		}
 		return usageError{fmt.Errorf("%w (see %s --help)", err, cmd.CommandPath())}
 	}
+}
+
+// logHandler logs warnings, with -v also info and with -vv debug lines,
+// to w in the format asked for.
+func logHandler(w io.Writer, verbose int, format string) (slog.Handler, error) {
+	level := slog.LevelWarn
+	switch {
+	case verbose >= 2:
+		level = slog.LevelDebug
+	case verbose == 1:
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "text":
+		return slog.NewTextHandler(w, opts), nil
+	case "json":
+		return slog.NewJSONHandler(w, opts), nil
+	}
+	return nil, usageError{fmt.Errorf("--log-format %q: use text or json", format)}
 }
 
 // storage loads the configuration and routes to its stores, which must

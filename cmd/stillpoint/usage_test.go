@@ -38,7 +38,7 @@ func usageCases(cmd *cobra.Command) []usageCase {
 	cmd.LocalFlags().VisitAll(func(f *pflag.Flag) {
 		switch f.Value.Type() {
 		case "int", "int64", "duration", "bool":
-			cases = append(cases, usageCase{"bad value of --" + f.Name, at("--"+f.Name+"=x"), []string{`invalid argument "x" for "--` + f.Name + `"`, help}})
+			cases = append(cases, usageCase{"bad value of --" + f.Name, at("--" + f.Name + "=x"), []string{`invalid argument "x" for "--` + f.Name + `"`, help}})
 		}
 	})
 	if words := strings.Fields(cmd.Use)[1:]; len(words) > 0 {
