@@ -20,10 +20,12 @@ import (
 	"github.com/stillpoint/stillpoint/internal/repo/backend"
 )
 
-// repoFlags say which repository, and its key.
+// repoFlags say which repository, and its key; and for commands that
+// take its lock, how long to wait for it.
 type repoFlags struct {
-	url     string
-	keyFile string
+	url       string
+	keyFile   string
+	retryLock time.Duration
 }
 
 func (f *repoFlags) add(cmd *cobra.Command) {
@@ -39,6 +41,11 @@ const (
 	repoCreateIfNone                   // open it, or create it there (backup create --init)
 	repoCreate                         // create it; an existing one is an error (init)
 )
+
+// addRetryLock adds --retry-lock to a command that takes the lock.
+func (f *repoFlags) addRetryLock(cmd *cobra.Command) {
+	durationAtLeast(cmd.Flags(), &f.retryLock, "retry-lock", 0, 0, "if another process holds the repository's lock, try again for up to this long (e.g. 5m) instead of failing at once")
+}
 
 // open opens the repository of --repo (or the config's), as access says.
 func (f *repoFlags) open(ctx context.Context, cfg *config.Config, access repoAccess) (*repo.Repository, error) {
@@ -148,7 +155,7 @@ The manifest is written last: a backup that fails is never listed.`,
 			if err != nil {
 				return err
 			}
-			opts := backup.Options{Mode: m, FenceTimeout: fenceTimeout, FenceMaxHold: fenceMaxHold, Parallel: parallel, PauseWait: pauseWait, PauseRenew: pauseRenew}
+			opts := backup.Options{Mode: m, FenceTimeout: fenceTimeout, FenceMaxHold: fenceMaxHold, Parallel: parallel, PauseWait: pauseWait, PauseRenew: pauseRenew, RetryLock: rf.retryLock}
 			if m == backup.Pause {
 				fleet, err := servers.fleet(cmd)
 				if err != nil {
@@ -172,6 +179,7 @@ The manifest is written last: a backup that fails is never listed.`,
 		},
 	}
 	rf.add(cmd)
+	rf.addRetryLock(cmd)
 	f := cmd.Flags()
 	f.StringVar(&mode, "mode", "fence", "fence, pause or independent")
 	f.BoolVar(&initRepo, "init", false, "create the repository first if there is none at --repo (encrypted when a key is given); without it a missing repository is an error")
@@ -333,7 +341,7 @@ func (f *repoFlags) locked(ctx context.Context, g *globals, command string) (*re
 		return nil, nil, err
 	}
 	host, _ := os.Hostname()
-	lk, err := r.Lock(ctx, fmt.Sprintf("stillpoint %s (%s, pid %d)", command, host, os.Getpid()))
+	lk, err := r.LockWaiting(ctx, fmt.Sprintf("stillpoint %s (%s, pid %d)", command, host, os.Getpid()), f.retryLock)
 	return r, lk, err
 }
 
@@ -355,7 +363,7 @@ func damagedError(ids []string) error {
 
 func newBackupDeleteCmd(g *globals) *cobra.Command {
 	var rf repoFlags
-	var doPrune bool
+	var doPrune, dryRun bool
 	cmd := &cobra.Command{
 		Use:   "delete ID",
 		Short: "Delete a backup, and (unless --prune=false) the chunks no other backup uses",
@@ -364,10 +372,40 @@ backup references. Everything that can fail is read before the backup is
 removed. While another backup is damaged nothing is pruned (it might reference
 any chunk): the damaged backups are named and the exit code is 3. If removing
 chunks fails after the backup is gone, the output says the backup was deleted
-and ` + "`stillpoint backup prune`" + ` finishes the job.`,
+and ` + "`stillpoint backup prune`" + ` finishes the job.
+
+With --dry-run it says what it would delete and free, writing nothing (not
+even the lock).`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if dryRun {
+				r, err := rf.existing(ctx, g)
+				if err != nil {
+					return err
+				}
+				id, err := backup.Resolve(ctx, r, args[0])
+				if err != nil {
+					return err
+				}
+				plan, err := backup.PlanDelete(ctx, r, id, doPrune)
+				if err != nil {
+					return err
+				}
+				return g.print(cmd.OutOrStdout(), struct {
+					DryRun bool `json:"dry_run"`
+					backup.DeleteResult
+				}{true, plan}, func(w io.Writer) {
+					fmt.Fprintf(w, "would delete backup %s", id)
+					if plan.WasDamaged {
+						fmt.Fprint(w, " (it is damaged)")
+					}
+					if plan.Prune != nil {
+						fmt.Fprintf(w, "; %s", strings.Replace(pruneText(*plan.Prune), "pruned", "would prune", 1))
+					}
+					fmt.Fprintln(w, "\nnothing was changed (--dry-run)")
+				})
+			}
 			r, lk, err := rf.locked(ctx, g, "backup delete")
 			if err != nil {
 				return err
@@ -411,7 +449,9 @@ and ` + "`stillpoint backup prune`" + ` finishes the job.`,
 		},
 	}
 	rf.add(cmd)
+	rf.addRetryLock(cmd)
 	cmd.Flags().BoolVar(&doPrune, "prune", true, "also remove chunks no remaining backup uses")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be deleted and freed; change nothing")
 	return cmd
 }
 
@@ -442,6 +482,7 @@ exit code is 3.`,
 		},
 	}
 	rf.add(cmd)
+	rf.addRetryLock(cmd)
 	return cmd
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -48,14 +49,15 @@ func main() {
 	}
 	// Hints name the same stores, repository and servers as the command.
 	err = hint.Rendered(err, func(args []string) string { return nextCommand(cmd, args...) })
-	os.Exit(exitCode(err))
+	os.Exit(exitCode(os.Stderr, err))
 }
 
-func exitCode(err error) int {
+// exitCode prints err (if any) to w and returns the exit code it means.
+func exitCode(w io.Writer, err error) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(os.Stderr, "stillpoint:", err)
+	fmt.Fprintln(w, "stillpoint:", err)
 	var u usageError
 	var v violationError
 	switch {

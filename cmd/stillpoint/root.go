@@ -19,7 +19,8 @@ type globals struct {
 	configFile string
 	dataDir    string
 	json       bool
-	verbose    bool
+	verbose    int
+	logFormat  string
 }
 
 func newRootCmd() *cobra.Command {
@@ -43,12 +44,13 @@ found a violation, 130 interrupted (SIGINT or SIGTERM; the command stops
 cleanly: locks released, nothing half-recorded).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPreRun: func(cmd *cobra.Command, args []string) {
-			level := slog.LevelWarn
-			if g.verbose {
-				level = slog.LevelDebug
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			h, err := logHandler(cmd.ErrOrStderr(), g.verbose, g.logFormat)
+			if err != nil {
+				return err
 			}
-			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+			slog.SetDefault(slog.New(h))
+			return nil
 		},
 	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
@@ -58,17 +60,17 @@ cleanly: locks released, nothing half-recorded).`,
 	pf.StringVar(&g.configFile, "config", "", "YAML config file naming the stores (default: $STILLPOINT_CONFIG, else the embedded SQLite default)")
 	pf.StringVar(&g.dataDir, "data-dir", "", "directory of the embedded SQLite stores (default ./stillpoint-data)")
 	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON")
-	pf.BoolVarP(&g.verbose, "verbose", "v", false, "log progress and details to stderr")
-	root.AddCommand(newSchemaCmd(g), newConfigCmd(g), newWorkloadCmd(g), newVerifyCmd(g), newServerCmd(g), newBackupCmd(g), newRestoreCmd(g), newDemoCmd(g), newAdminCmd(g), newInitCmd(g))
+	pf.CountVarP(&g.verbose, "verbose", "v", "log to stderr: -v what the command does (the cut, each table), -vv details too")
+	pf.StringVar(&g.logFormat, "log-format", "text", "log line format: text or json (one JSON object per line)")
+	root.AddCommand(newSchemaCmd(g), newConfigCmd(g), newWorkloadCmd(g), newVerifyCmd(g), newServerCmd(g), newBackupCmd(g), newRestoreCmd(g), newDemoCmd(g), newAdminCmd(g), newInitCmd(g), newVersionCmd(g))
 	refuseUnknownSubcommands(root)
 	return root
 }
 
 // refuseUnknownSubcommands makes every command that only groups others
 // fail with a usage error (exit 2) on a word that names none of them, where
-// cobra would print help and succeed; given no word at all, a group prints
-// its help and fails too (a subcommand is missing), and the root prints it
-// and succeeds.
+// cobra would print help and succeed; given no word at all, a group fails
+// too, naming its subcommands, and the root prints its help and succeeds.
 func refuseUnknownSubcommands(c *cobra.Command) {
 	for _, sub := range c.Commands() {
 		refuseUnknownSubcommands(sub)
@@ -83,9 +85,13 @@ func refuseUnknownSubcommands(c *cobra.Command) {
 			if !cmd.HasParent() {
 				return cmd.Help()
 			}
-			cmd.SetOut(cmd.ErrOrStderr())
-			_ = cmd.Help()
-			return usageError{fmt.Errorf("%s: missing subcommand", cmd.CommandPath())}
+			var names []string
+			for _, sub := range cmd.Commands() {
+				if sub.IsAvailableCommand() {
+					names = append(names, sub.Name())
+				}
+			}
+			return usageError{fmt.Errorf("%s: missing subcommand: one of %s (see %s --help)", cmd.CommandPath(), strings.Join(names, ", "), cmd.CommandPath())}
 		}
 		err := fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())
 		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
@@ -93,6 +99,26 @@ func refuseUnknownSubcommands(c *cobra.Command) {
 		}
 		return usageError{fmt.Errorf("%w (see %s --help)", err, cmd.CommandPath())}
 	}
+}
+
+// logHandler logs warnings, with -v also info and with -vv debug lines,
+// to w in the format asked for.
+func logHandler(w io.Writer, verbose int, format string) (slog.Handler, error) {
+	level := slog.LevelWarn
+	switch {
+	case verbose >= 2:
+		level = slog.LevelDebug
+	case verbose == 1:
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "text":
+		return slog.NewTextHandler(w, opts), nil
+	case "json":
+		return slog.NewJSONHandler(w, opts), nil
+	}
+	return nil, usageError{fmt.Errorf("--log-format %q: use text or json", format)}
 }
 
 // storage loads the configuration and routes to its stores, which must
@@ -133,12 +159,17 @@ func (g *globals) print(w io.Writer, v any, text func(io.Writer)) error {
 	return nil
 }
 
-// exactArgs is cobra.ExactArgs reporting a usage error.
+// exactArgs is cobra.ExactArgs reporting a usage error that says what the
+// command takes (the words after its name in Use).
 func exactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
-			return usageError{fmt.Errorf("%s: %w", cmd.CommandPath(), err)}
+		if len(args) == n {
+			return nil
 		}
-		return nil
+		want := strings.Join(strings.Fields(cmd.Use)[1:], " ")
+		if n == 0 {
+			return usageError{fmt.Errorf("%s takes no arguments, not %q (see %s --help)", cmd.CommandPath(), strings.Join(args, " "), cmd.CommandPath())}
+		}
+		return usageError{fmt.Errorf("%s takes %s, got %d arguments (see %s --help)", cmd.CommandPath(), want, len(args), cmd.CommandPath())}
 	}
 }

@@ -796,6 +796,22 @@ func (r *Repository) Prune(ctx context.Context, lk *Lock, referenced map[string]
 	return removed, freed, err
 }
 
+// Unreferenced counts the chunks Prune would remove given referenced, and
+// their stored size, changing nothing.
+func (r *Repository) Unreferenced(ctx context.Context, referenced map[string]bool) (chunks int, bytes int64, err error) {
+	infos, err := r.be.ListInfo(ctx, dataPrefix)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, in := range infos {
+		if id := chunkIDFromName(in.Name); id != "" && !referenced[id] {
+			chunks++
+			bytes += in.Size
+		}
+	}
+	return chunks, bytes, nil
+}
+
 // sortErrors orders problems by the object they name.
 func sortErrors(errs []error) {
 	name := func(err error) string {
