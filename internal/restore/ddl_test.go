@@ -15,6 +15,7 @@ import (
 
 	"github.com/stillpoint/stillpoint/internal/backup"
 	"github.com/stillpoint/stillpoint/internal/config"
+	"github.com/stillpoint/stillpoint/internal/repo"
 	"github.com/stillpoint/stillpoint/internal/restore"
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
@@ -159,6 +160,19 @@ func (f *era34) config(t *testing.T) *config.Config {
 		Namespaces: map[string]string{f.ns: "db"}, Coordinator: "db", MetadataSchema: f.meta, CoordinatorNamespace: f.coord, Source: "test"}
 }
 
+// backup takes a fence backup of the fixture into a new repository.
+func (f *era34) backup(t *testing.T) (*multistorage.Storage, *repo.Repository, *backup.Manifest) {
+	t.Helper()
+	st := multistorage.New(f.config(t))
+	t.Cleanup(func() { st.Close() })
+	r, _ := newRepo(t)
+	m, err := backup.Create(context.Background(), st, r, backup.Options{Mode: backup.Fence})
+	if err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	return st, r, m
+}
+
 // catalog is what must be equal after a restore: every schema (with its
 // character set), table, column (type, length, collation, nullability,
 // default), index and constraint definition, each table's SHOW CREATE
@@ -286,13 +300,7 @@ func TestRestoreReproducesScalarDB34DDL(t *testing.T) {
 				extra = imported("sample_db", "scalardb")
 			}
 			f := newEra34(t, engine, extra...)
-			st := multistorage.New(f.config(t))
-			defer st.Close()
-			r, _ := newRepo(t)
-			m, err := backup.Create(ctx, st, r, backup.Options{Mode: backup.Fence})
-			if err != nil {
-				t.Fatalf("backup: %v", err)
-			}
+			_, r, m := f.backup(t)
 			want := f.catalog(t)
 			// An empty database: a fresh one on PostgreSQL; on the shared
 			// MariaDB, the same names once the source's databases are gone.
@@ -359,16 +367,10 @@ func TestRestoreIntoAnotherEngine(t *testing.T) {
 				extra = imported("sample_db", "scalardb")
 			}
 			f := newEra34(t, tc.source, extra...)
-			src := multistorage.New(f.config(t))
-			defer src.Close()
-			r, _ := newRepo(t)
-			m, err := backup.Create(ctx, src, r, backup.Options{Mode: backup.Fence})
-			if err != nil {
-				t.Fatalf("backup: %v", err)
-			}
+			src, r, m := f.backup(t)
 			target := multistorage.New(tc.target(t, f))
 			defer target.Close()
-			_, err = restore.Run(ctx, r, m, restore.Stores(target), restore.Options{})
+			_, err := restore.Run(ctx, r, m, restore.Stores(target), restore.Options{})
 			if tc.refused != nil {
 				if err == nil {
 					t.Fatal("restore succeeded, want a refusal")
