@@ -311,8 +311,12 @@ func TestRestoreReproducesScalarDB34DDL(t *testing.T) {
 			}
 			target := multistorage.New(f.config(t))
 			defer target.Close()
-			if _, err := restore.Run(ctx, r, m, restore.Stores(target), restore.Options{}); err != nil {
+			res, err := restore.Run(ctx, r, m, restore.Stores(target), restore.Options{})
+			if err != nil {
 				t.Fatalf("restore: %v", err)
+			}
+			if want := (restore.DDLCounts{Replayed: res.Tables}); res.DDL != want {
+				t.Errorf("tables created %+v, want %+v", res.DDL, want)
 			}
 			got := f.catalog(t)
 			if diffs := diffCatalogs(got, want); len(diffs) > 0 {
@@ -370,7 +374,7 @@ func TestRestoreIntoAnotherEngine(t *testing.T) {
 			src, r, m := f.backup(t)
 			target := multistorage.New(tc.target(t, f))
 			defer target.Close()
-			_, err := restore.Run(ctx, r, m, restore.Stores(target), restore.Options{})
+			res, err := restore.Run(ctx, r, m, restore.Stores(target), restore.Options{})
 			if tc.refused != nil {
 				if err == nil {
 					t.Fatal("restore succeeded, want a refusal")
@@ -387,6 +391,9 @@ func TestRestoreIntoAnotherEngine(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatalf("restore: %v", err)
+			}
+			if want := (restore.DDLCounts{Mapped: res.Tables}); res.DDL != want {
+				t.Errorf("tables created %+v, want %+v", res.DDL, want)
 			}
 			if diff := sameDump(dump(t, target, m), dump(t, src, m)); diff != "" {
 				t.Fatalf("restored records differ: %s", diff)
@@ -450,7 +457,7 @@ func TestManifestDDLFormats(t *testing.T) {
 			tc.change(old)
 			target := multistorage.New(testenv.Embedded(t))
 			defer target.Close()
-			_, err = restore.Run(ctx, src.repo, old, restore.Stores(target), restore.Options{})
+			res, err := restore.Run(ctx, src.repo, old, restore.Stores(target), restore.Options{})
 			if tc.want != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
 					t.Fatalf("restore = %v, want %q", err, tc.want)
@@ -462,6 +469,9 @@ func TestManifestDDLFormats(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatalf("restore: %v", err)
+			}
+			if want := (restore.DDLCounts{FromMetadata: res.Tables}); res.DDL != want {
+				t.Errorf("tables created %+v, want %+v", res.DDL, want)
 			}
 			if diff := sameDump(dump(t, target, m), dump(t, src.st, m)); diff != "" {
 				t.Fatalf("restored records differ: %s", diff)

@@ -42,6 +42,17 @@ type Result struct {
 	// AlreadyComplete: an earlier run completed this restore and was
 	// stopped while it removed its journal; this run only removed it.
 	AlreadyComplete bool `json:"already_complete,omitempty"`
+	// DDL says how the backup's tables are created (docs/ddl.md).
+	DDL DDLCounts `json:"ddl"`
+}
+
+// DDLCounts counts the tables created from the DDL the backup captured
+// (same engine), by the type mapping (another engine), and from the
+// metadata alone (a manifest written before DDL was captured).
+type DDLCounts struct {
+	Replayed     int `json:"replayed"`
+	Mapped       int `json:"mapped"`
+	FromMetadata int `json:"from_metadata"`
 }
 
 // table is one table of the backup and the store it goes to.
@@ -141,6 +152,16 @@ func Run(ctx context.Context, r *repo.Repository, m *backup.Manifest, t Target, 
 		return nil, err
 	}
 	res := &Result{Backup: m.ID, Tables: len(p.tables)}
+	for _, t := range p.tables {
+		switch {
+		case t.replay:
+			res.DDL.Replayed++
+		case t.backup.Definition != nil:
+			res.DDL.Mapped++
+		default:
+			res.DDL.FromMetadata++
+		}
+	}
 	j, err := readJournal(ctx, t)
 	if err != nil {
 		return nil, err
