@@ -293,40 +293,68 @@ func diffCatalogs(got, want map[string][]string) []string {
 // its NUMERIC column.
 func TestRestoreReproducesScalarDB34DDL(t *testing.T) {
 	for _, engine := range []string{"postgres", "mysql"} {
-		t.Run(engine, func(t *testing.T) {
-			ctx := context.Background()
-			var extra []string
-			if engine == "postgres" {
-				extra = imported("sample_db", "scalardb")
+		for _, renamed := range []bool{false, true} {
+			name := engine
+			if renamed {
+				name += " with another coordinator namespace and metadata schema"
 			}
-			f := newEra34(t, engine, extra...)
-			_, r, m := f.backup(t)
-			want := f.catalog(t)
-			// An empty database: a fresh one on PostgreSQL; on the shared
-			// MariaDB, the same names once the source's databases are gone.
-			if engine == "postgres" {
-				f.dsn = testenv.PostgresDSN(t)
-			} else {
-				f.dropAll(t)
-			}
-			target := multistorage.New(f.config(t))
-			defer target.Close()
-			res, err := restore.Run(ctx, r, m, restore.Stores(target), restore.Options{})
-			if err != nil {
-				t.Fatalf("restore: %v", err)
-			}
-			if want := (restore.DDLCounts{Replayed: res.Tables}); res.DDL != want {
-				t.Errorf("tables created %+v, want %+v", res.DDL, want)
-			}
-			got := f.catalog(t)
-			if diffs := diffCatalogs(got, want); len(diffs) > 0 {
-				t.Fatalf("the restored catalog differs from the source's (%d differences):\n%s", len(diffs), strings.Join(diffs, "\n"))
-			}
-			if len(want["indexes"]) == 0 || len(want["rows "+f.table(f.ns, "sample_table")]) != 4 {
-				t.Fatalf("the comparison saw no indexes or not the 4 rows: %v", want)
-			}
-		})
+			t.Run(name, func(t *testing.T) { testRestoreReproducesDDL(t, engine, renamed) })
+		}
 	}
+}
+
+// testRestoreReproducesDDL restores a 3.4 fixture into an empty database,
+// renamed: into a target configured with other names for the coordinator
+// namespace and the metadata schema, whose catalog must then be the
+// source's with those names replaced.
+func testRestoreReproducesDDL(t *testing.T, engine string, renamed bool) {
+	ctx := context.Background()
+	var extra []string
+	if engine == "postgres" {
+		extra = imported("sample_db", "scalardb")
+	}
+	f := newEra34(t, engine, extra...)
+	_, r, m := f.backup(t)
+	want := f.catalog(t)
+	// An empty database: a fresh one on PostgreSQL; on the shared MariaDB,
+	// the same names once the source's databases are gone.
+	if engine == "postgres" {
+		f.dsn = testenv.PostgresDSN(t)
+	} else {
+		f.dropAll(t)
+	}
+	if renamed {
+		coord, meta := testenv.UniqueName("txcoord"), testenv.UniqueName("txmeta")
+		want = renameCatalog(want, strings.NewReplacer(f.coord, coord, f.meta, meta))
+		f.coord, f.meta = coord, meta
+	}
+	target := multistorage.New(f.config(t))
+	defer target.Close()
+	res, err := restore.Run(ctx, r, m, restore.Stores(target), restore.Options{})
+	if err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	if want := (restore.DDLCounts{Replayed: res.Tables}); res.DDL != want {
+		t.Errorf("tables created %+v, want %+v", res.DDL, want)
+	}
+	got := f.catalog(t)
+	if diffs := diffCatalogs(got, want); len(diffs) > 0 {
+		t.Fatalf("the restored catalog differs from the source's (%d differences):\n%s", len(diffs), strings.Join(diffs, "\n"))
+	}
+	if len(want["indexes"]) == 0 || len(want["rows "+f.table(f.ns, "sample_table")]) != 4 {
+		t.Fatalf("the comparison saw no indexes or not the 4 rows: %v", want)
+	}
+}
+
+// renameCatalog replaces schema names in a catalog, keys and rows.
+func renameCatalog(c map[string][]string, r *strings.Replacer) map[string][]string {
+	out := map[string][]string{}
+	for k, rows := range c {
+		for _, row := range rows {
+			out[r.Replace(k)] = append(out[r.Replace(k)], r.Replace(row))
+		}
+	}
+	return out
 }
 
 // imported is a table ScalarDB imported (3.10+ importTable keeps the
