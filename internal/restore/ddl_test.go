@@ -344,6 +344,11 @@ func testRestoreReproducesDDL(t *testing.T, engine string, renamed bool) {
 	if len(want["indexes"]) == 0 || len(want["rows "+f.table(f.ns, "sample_table")]) != 4 {
 		t.Fatalf("the comparison saw no indexes or not the 4 rows: %v", want)
 	}
+	var compared []string
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		compared = append(compared, fmt.Sprintf("%s %d", k, len(want[k])))
+	}
+	t.Logf("equal: %s", strings.Join(compared, ", "))
 }
 
 // renameCatalog replaces schema names in a catalog, keys and rows.
