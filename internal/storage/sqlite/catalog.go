@@ -31,7 +31,7 @@ func (d Dialect) DescribeTable(ctx context.Context, q sqlstore.Querier, namespac
 				return err
 			}
 			if typ == "table" {
-				body, err := sqlstore.CutPrefix(text, named("CREATE TABLE ", name)...)
+				body, err := sqlstore.CutPrefix(text, named("CREATE TABLE ", name, "", "IF NOT EXISTS ")...)
 				def.Body = strings.TrimLeft(body, " ")
 				return err
 			}
@@ -41,8 +41,8 @@ func (d Dialect) DescribeTable(ctx context.Context, q sqlstore.Querier, namespac
 				head = "CREATE UNIQUE INDEX "
 			}
 			var prefixes []string
-			for _, p := range named(head, obj) {
-				prefixes = append(prefixes, named(p+" ON ", name)...)
+			for _, p := range named(head, obj, "", "IF NOT EXISTS ") {
+				prefixes = append(prefixes, named(p+" ON ", name, "")...)
 			}
 			body, err := sqlstore.CutPrefix(text, prefixes...)
 			ix.Def = strings.TrimLeft(body, " ")
@@ -56,10 +56,10 @@ func (d Dialect) DescribeTable(ctx context.Context, q sqlstore.Querier, namespac
 }
 
 // named are the ways a statement SQLite keeps can name an object after
-// head: quoted or bare, with or without IF NOT EXISTS.
-func named(head, name string) []string {
+// head: quoted or bare, after each of conds (IF NOT EXISTS or nothing).
+func named(head, name string, conds ...string) []string {
 	var out []string
-	for _, cond := range []string{"", "IF NOT EXISTS "} {
+	for _, cond := range conds {
 		for _, n := range []string{Dialect{}.Quote(name), name} {
 			out = append(out, head+cond+n)
 		}
