@@ -75,6 +75,8 @@ removed once the restore is complete.`,
 				case res.Resumed > 0:
 					fmt.Fprintf(w, " (%d tables were already restored by an earlier run)", res.Resumed)
 				}
+				fmt.Fprintf(w, "\ntables created: %d with the source's DDL, %d by the type mapping into another engine, %d from metadata (docs/ddl.md)",
+					res.DDL.Replayed, res.DDL.Mapped, res.DDL.FromMetadata)
 				fmt.Fprintf(w, "\ncut finished: %d records rolled forward, %d rolled back\n", res.Recovery.RolledForward, res.Recovery.RolledBack)
 				// Only the flags that name the stores: verify takes no --repo.
 				fmt.Fprintf(w, "check (read-only): %s\n", nextCommand(cmd.Root(), "verify"))

@@ -90,6 +90,7 @@ func Create(ctx context.Context, st *multistorage.Storage, r *repo.Repository, o
 		}
 	}
 	results := map[job]TableBackup{}
+	defs := map[job]*storage.TableDefinition{}
 	switch opts.Mode {
 	case Fence, Pause:
 		c, err := takeCut(ctx, m, engines, opts)
@@ -98,7 +99,11 @@ func Create(ctx context.Context, st *multistorage.Storage, r *repo.Repository, o
 		}
 		defer c.Close()
 		for i := range m.Stores {
-			m.Stores[i].CutPoint = c.Snapshots[m.Stores[i].Name].Point()
+			s := &m.Stores[i]
+			s.CutPoint = c.Snapshots[s.Name].Point()
+			if err := capture(ctx, c.Snapshots[s.Name], s, jobsOf(jobs, s.Name), defs); err != nil {
+				return nil, err
+			}
 		}
 		if err := stream(ctx, r, c.Snapshots, jobs, opts, results); err != nil {
 			return nil, err
@@ -111,7 +116,10 @@ func Create(ctx context.Context, st *multistorage.Storage, r *repo.Repository, o
 				return nil, err
 			}
 			m.Stores[i].CutPoint = c.Snapshots[s.Name].Point()
-			err = stream(ctx, r, c.Snapshots, jobsOf(jobs, s.Name), opts, results)
+			err = capture(ctx, c.Snapshots[s.Name], &m.Stores[i], jobsOf(jobs, s.Name), defs)
+			if err == nil {
+				err = stream(ctx, r, c.Snapshots, jobsOf(jobs, s.Name), opts, results)
+			}
 			c.Close()
 			if err != nil {
 				return nil, err
@@ -124,6 +132,10 @@ func Create(ctx context.Context, st *multistorage.Storage, r *repo.Repository, o
 		s := &m.Stores[i]
 		for _, j := range jobsOf(jobs, s.Name) {
 			tb := results[j]
+			tb.Definition = defs[j]
+			if tb.Definition != nil {
+				m.DDLFormat = storage.DefinitionFormat
+			}
 			s.Tables = append(s.Tables, tb)
 			s.Rows += tb.Rows
 			s.Bytes += tb.Bytes
@@ -255,6 +267,44 @@ func takeCut(ctx context.Context, m *Manifest, engines map[string]cut.Engine, op
 	m.CutAt = w.End.UTC()
 	m.PausedWindow = &Window{Start: w.Start.UTC(), End: w.End.UTC(), Targets: w.Targets}
 	return c, nil
+}
+
+// capture records the definitions of a store's namespaces, tables and
+// metadata table as its catalog has them, read in its snapshot (see
+// docs/ddl.md for what each engine's catalog shows there). Engines that
+// cannot read their catalog through the snapshot record none, and restore
+// as before.
+func capture(ctx context.Context, snap cut.Snapshot, s *StoreBackup, jobs []job, defs map[job]*storage.TableDefinition) error {
+	cs, ok := snap.(storage.CatalogSnapshot)
+	if !ok {
+		return nil
+	}
+	err := cs.Catalog(ctx, func(c storage.Catalog) error {
+		var err error
+		if s.MetadataTable, s.MetadataSchema, err = c.DescribeMetadata(ctx); err != nil {
+			return err
+		}
+		s.Namespaces = map[string]*storage.NamespaceDefinition{}
+		for _, j := range jobs {
+			ns := j.table.Namespace
+			if _, ok := s.Namespaces[ns]; !ok {
+				if s.Namespaces[ns], err = c.DescribeNamespace(ctx, ns); err != nil {
+					return err
+				}
+			}
+			if defs[j], err = c.DescribeTable(ctx, ns, j.table.Table); err != nil {
+				return err
+			}
+			if defs[j] == nil {
+				return fmt.Errorf("table %s has metadata rows but does not exist", j.table.FullName())
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("back up store %s: capture its DDL: %w", s.Name, err)
+	}
+	return nil
 }
 
 // stream writes every job's table from its snapshot into the repository.

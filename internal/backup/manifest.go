@@ -59,6 +59,10 @@ type Manifest struct {
 	Bytes        int64         `json:"bytes"`     // table streams, uncompressed
 	NewBytes     int64         `json:"new_bytes"` // stored by this backup (compressed), after dedup
 	Encrypted    bool          `json:"encrypted"`
+	// DDLFormat is the storage.DefinitionFormat of the definitions the
+	// stores and tables carry (docs/ddl.md); 0 in manifests written before
+	// they were captured, which restore as they always did.
+	DDLFormat int `json:"ddl_format,omitempty"`
 }
 
 // Window is a paused window.
@@ -77,6 +81,12 @@ type StoreBackup struct {
 	Tables   []TableBackup `json:"tables"`
 	Rows     int64         `json:"rows"`
 	Bytes    int64         `json:"bytes"`
+	// Namespaces are the definitions of the store's namespaces (MariaDB:
+	// character set and collation), by namespace.
+	Namespaces map[string]*storage.NamespaceDefinition `json:"namespaces,omitempty"`
+	// MetadataTable and MetadataSchema are the metadata table's own DDL.
+	MetadataTable  *storage.TableDefinition     `json:"metadata_table,omitempty"`
+	MetadataSchema *storage.NamespaceDefinition `json:"metadata_schema,omitempty"`
 }
 
 // TableBackup is one table: its metadata and the chunks of its stream.
@@ -90,6 +100,9 @@ type TableBackup struct {
 	// column. Nil in manifests written before it was recorded; restore then
 	// measures while it checks the chunks.
 	KeyLengths map[string]KeyLength `json:"key_lengths"`
+	// Definition is the table as its engine's catalog had it; nil in
+	// manifests written before it was captured.
+	Definition *storage.TableDefinition `json:"definition,omitempty"`
 }
 
 // Duration prints as a Go duration in JSON.

@@ -38,8 +38,8 @@ func sameLayout(got, want *storage.TableMetadata) bool {
 // validateTargetTables is where every check that a backup's tables fit the
 // target stores belongs; it runs before anything is created, so a backup
 // that cannot be held restores nothing: names (lengths, generated index
-// names, case collisions per engine, as a schema load checks them) and the
-// lengths of key values.
+// names, case collisions per engine, as a schema load checks them), the
+// cross-engine type mapping, and the lengths of key values.
 func validateTargetTables(ctx context.Context, r *repo.Repository, target Target, p *plan) error {
 	layouts := make([]*storage.TableMetadata, len(p.tables))
 	for i, t := range p.tables {
@@ -50,6 +50,14 @@ func validateTargetTables(ctx context.Context, r *repo.Repository, target Target
 	}
 	var errs []error
 	for _, t := range p.tables {
+		if err := checkMapping(t); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 { // before key lengths, which may read the backup again
+		return errors.Join(errs...)
+	}
+	for _, t := range p.tables {
 		if err := checkKeyLengths(ctx, r, t); err != nil {
 			errs = append(errs, err)
 		}
@@ -59,10 +67,11 @@ func validateTargetTables(ctx context.Context, r *repo.Repository, target Target
 
 // checkKeyLengths compares the longest TEXT/BLOB key and indexed values of
 // a table with its target engine's bounds. Manifests record them; for one
-// written before they did, the table's stream is read once to measure.
+// written before they did, the table's stream is read once to measure. A
+// table whose DDL is replayed gets the source's widths, and needs no check.
 func checkKeyLengths(ctx context.Context, r *repo.Repository, t *table) error {
 	limit := t.limits.MaxKeyLength
-	if limit == 0 {
+	if limit == 0 || t.replay { // replayed, the columns are as wide as the source's
 		return nil
 	}
 	lengths := t.backup.KeyLengths

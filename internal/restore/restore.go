@@ -42,6 +42,17 @@ type Result struct {
 	// AlreadyComplete: an earlier run completed this restore and was
 	// stopped while it removed its journal; this run only removed it.
 	AlreadyComplete bool `json:"already_complete,omitempty"`
+	// DDL says how the backup's tables are created (docs/ddl.md).
+	DDL DDLCounts `json:"ddl"`
+}
+
+// DDLCounts counts the tables created from the DDL the backup captured
+// (same engine), by the type mapping (another engine), and from the
+// metadata alone (a manifest written before DDL was captured).
+type DDLCounts struct {
+	Replayed     int `json:"replayed"`
+	Mapped       int `json:"mapped"`
+	FromMetadata int `json:"from_metadata"`
 }
 
 // table is one table of the backup and the store it goes to.
@@ -51,16 +62,33 @@ type table struct {
 	store  string
 	d      Destination
 	limits storage.Limits
+	// namespace is the definition of the table's namespace in the backup;
+	// replay says the table and its namespace are recreated from the
+	// captured DDL (same engine), else from the metadata.
+	namespace *storage.NamespaceDefinition
+	replay    bool
 }
 
 // plan is a restore's tables and the journal's store.
 type plan struct {
 	tables  []*table
 	journal *journal
+	// metadata is, per target store, the metadata table's captured DDL to
+	// create it with (from a source store of the same engine).
+	metadata map[string]metadataDDL
+}
+
+type metadataDDL struct {
+	d      Destination
+	table  *storage.TableDefinition
+	schema *storage.NamespaceDefinition
 }
 
 func newPlan(ctx context.Context, t Target, m *backup.Manifest, w *writers) (*plan, error) {
-	p := &plan{}
+	if m.DDLFormat > storage.DefinitionFormat {
+		return nil, fmt.Errorf("restore: backup %s records its DDL in format %d; this Stillpoint reads up to %d: restore it with a newer Stillpoint", m.ID, m.DDLFormat, storage.DefinitionFormat)
+	}
+	p := &plan{metadata: map[string]metadataDDL{}}
 	var errs []error
 	for _, s := range m.Stores {
 		for _, tb := range s.Tables {
@@ -74,7 +102,14 @@ func newPlan(ctx context.Context, t Target, m *backup.Manifest, w *writers) (*pl
 				errs = append(errs, err)
 				continue
 			}
-			p.tables = append(p.tables, &table{backup: tb, full: tb.Metadata.FullName(), store: name, d: d, limits: limits})
+			ns := s.Namespaces[tb.Metadata.Namespace]
+			replay := tb.Definition != nil && tb.Definition.Engine == d.Engine() && (ns == nil || ns.Engine == d.Engine())
+			p.tables = append(p.tables, &table{backup: tb, full: tb.Metadata.FullName(), store: name, d: d, limits: limits, namespace: ns, replay: replay})
+			// The first source store of the same engine gives the metadata
+			// table's DDL.
+			if _, ok := p.metadata[name]; !ok && s.MetadataTable != nil && s.MetadataTable.Engine == d.Engine() {
+				p.metadata[name] = metadataDDL{d: d, table: s.MetadataTable, schema: s.MetadataSchema}
+			}
 		}
 	}
 	name, d, err := t.Destination(ctx, config.StillpointNamespace)
@@ -117,6 +152,16 @@ func Run(ctx context.Context, r *repo.Repository, m *backup.Manifest, t Target, 
 		return nil, err
 	}
 	res := &Result{Backup: m.ID, Tables: len(p.tables)}
+	for _, t := range p.tables {
+		switch {
+		case t.replay:
+			res.DDL.Replayed++
+		case t.backup.Definition != nil:
+			res.DDL.Mapped++
+		default:
+			res.DDL.FromMetadata++
+		}
+	}
 	j, err := readJournal(ctx, t)
 	if err != nil {
 		return nil, err
@@ -139,6 +184,11 @@ func Run(ctx context.Context, r *repo.Repository, m *backup.Manifest, t Target, 
 		}
 		j = nil
 		if err := checkTargets(ctx, t, p, opts.Force); err != nil {
+			return nil, err
+		}
+		// Before the journal, which would create the metadata table with
+		// Stillpoint's own DDL.
+		if err := createMetadataTables(ctx, p); err != nil {
 			return nil, err
 		}
 		if err := p.journal.start(ctx); err != nil {
@@ -185,13 +235,16 @@ func createTables(ctx context.Context, p *plan, j map[string]entry, res *Result)
 		}
 		err := retried(ctx, func() error {
 			if !namespaces[meta.Namespace] {
-				if err := t.d.CreateNamespace(ctx, meta.Namespace); err != nil {
+				if err := createNamespace(ctx, t); err != nil {
 					return err
 				}
 				namespaces[meta.Namespace] = true
 			}
 			if err := t.d.PurgeTable(ctx, meta.Namespace, meta.Table); err != nil {
 				return err
+			}
+			if t.replay {
+				return t.d.CreateTableFrom(ctx, meta, t.backup.Definition)
 			}
 			return t.d.CreateTable(ctx, meta)
 		})
@@ -201,6 +254,26 @@ func createTables(ctx context.Context, p *plan, j map[string]entry, res *Result)
 		todo = append(todo, t)
 	}
 	return todo, nil
+}
+
+// createNamespace creates a table's namespace as the backup's DDL says on
+// the same engine, else as Stillpoint creates namespaces.
+func createNamespace(ctx context.Context, t *table) error {
+	if t.replay && t.namespace != nil {
+		return t.d.CreateNamespaceFrom(ctx, t.backup.Metadata.Namespace, t.namespace)
+	}
+	return t.d.CreateNamespace(ctx, t.backup.Metadata.Namespace)
+}
+
+// createMetadataTables creates each target store's metadata table with the
+// DDL the backup captured on the same engine, unless it exists.
+func createMetadataTables(ctx context.Context, p *plan) error {
+	for name, md := range p.metadata {
+		if err := retried(ctx, func() error { return md.d.CreateMetadataFrom(ctx, md.table, md.schema) }); err != nil {
+			return fmt.Errorf("restore: the metadata table of store %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // loadTables loads tables in parallel, one writer at a time in stores

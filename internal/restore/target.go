@@ -27,6 +27,8 @@ type Target interface {
 type Destination interface {
 	TableAdmin
 	BulkLoader
+	// DefinitionAdmin replays the DDL a backup captured on the same engine.
+	storage.DefinitionAdmin
 }
 
 // TableAdmin creates namespaces and tables with their metadata, and gets

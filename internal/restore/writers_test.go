@@ -39,11 +39,22 @@ type watchedDest struct {
 }
 
 func (d *watchedDest) CreateNamespace(ctx context.Context, ns string) error {
+	d.created(ns)
+	return d.Destination.CreateNamespace(ctx, ns)
+}
+
+// CreateNamespaceFrom is how a namespace is created from the DDL a backup
+// captured on the same engine.
+func (d *watchedDest) CreateNamespaceFrom(ctx context.Context, ns string, def *storage.NamespaceDefinition) error {
+	d.created(ns)
+	return d.Destination.CreateNamespaceFrom(ctx, ns, def)
+}
+
+func (d *watchedDest) created(ns string) {
 	d.w.mu.Lock()
 	d.w.namespaces[ns]++
 	d.w.nsAfterLoading = d.w.nsAfterLoading || len(d.w.most) > 0
 	d.w.mu.Unlock()
-	return d.Destination.CreateNamespace(ctx, ns)
 }
 
 // Load holds the first load of a store until a second one starts there, or

@@ -89,6 +89,17 @@ func (s *Snapshot) Point() string { return fmt.Sprintf("snapshot %s, WAL %s", s.
 
 // ReadTable reads a table in the snapshot, on a connection of its own.
 func (s *Snapshot) ReadTable(ctx context.Context, m *storage.TableMetadata, fn func(storage.Record) error) error {
+	return s.in(ctx, func(tx *sql.Tx) error { return s.st.ReadTable(ctx, tx, m, fn) })
+}
+
+// Catalog reads definitions with the catalog's rows as of the snapshot
+// (format_type and pg_get_indexdef deparse from the current catalog).
+func (s *Snapshot) Catalog(ctx context.Context, fn func(storage.Catalog) error) error {
+	return s.in(ctx, func(tx *sql.Tx) error { return fn(s.st.Catalog(tx)) })
+}
+
+// in runs fn in a read-only transaction that imports the snapshot.
+func (s *Snapshot) in(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.st.DB().BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("store %s: %w", s.st.Name(), err)
@@ -97,7 +108,7 @@ func (s *Snapshot) ReadTable(ctx context.Context, m *storage.TableMetadata, fn f
 	if _, err := tx.ExecContext(ctx, "SET TRANSACTION SNAPSHOT '"+s.id+"'"); err != nil {
 		return fmt.Errorf("store %s: import snapshot %s: %w", s.st.Name(), s.id, err)
 	}
-	return s.st.ReadTable(ctx, tx, m, fn)
+	return fn(tx)
 }
 
 // Close ends the snapshot.

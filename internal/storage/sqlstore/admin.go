@@ -159,25 +159,13 @@ func (s *Store) exists(ctx context.Context, table string) (bool, error) {
 }
 
 func (s *Store) CreateTable(ctx context.Context, m *storage.TableMetadata) error {
-	if err := m.Validate(); err != nil {
-		return err
-	}
-	m = keysFirst(m)
-	existing, err := s.TableMetadata(ctx, m.Namespace, m.Table)
-	if err != nil {
-		return err
-	}
-	if existing != nil {
-		return fmt.Errorf("store %s: table %s already exists", s.name, m.FullName())
-	}
-	if err := s.CreateNamespace(ctx, m.Namespace); err != nil {
-		return err
-	}
-	if err := s.ensureMetadataTable(ctx); err != nil { // before the table, as ScalarDB 3.13+ does
-		return err
-	}
+	return s.createTable(ctx, m, s.tableDDL)
+}
+
+// tableDDL is Stillpoint's own DDL for a table: ScalarDB's shape, with the
+// types of the engine's dialect.
+func (s *Store) tableDDL(m *storage.TableMetadata, table string) []string {
 	d := s.dialect
-	table := s.Table(m.Namespace, m.Table)
 	var defs []string
 	for _, c := range m.Columns {
 		defs = append(defs, d.Quote(c.Name)+" "+d.ColumnType(c.Type, m.IsKey(c.Name), slices.Contains(m.Indexes, c.Name)))
@@ -197,6 +185,30 @@ func (s *Store) CreateTable(ctx context.Context, m *storage.TableMetadata) error
 	for _, ix := range m.Indexes {
 		stmts = append(stmts, "CREATE INDEX "+d.Quote(m.IndexName(ix))+" ON "+table+" ("+d.Quote(ix)+")")
 	}
+	return stmts
+}
+
+// createTable creates a table with the DDL ddl gives for it (keys first)
+// and its quoted name, then records its metadata rows.
+func (s *Store) createTable(ctx context.Context, m *storage.TableMetadata, ddl func(m *storage.TableMetadata, table string) []string) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	m = keysFirst(m)
+	existing, err := s.TableMetadata(ctx, m.Namespace, m.Table)
+	if err != nil {
+		return err
+	}
+	if existing != nil {
+		return fmt.Errorf("store %s: table %s already exists", s.name, m.FullName())
+	}
+	if err := s.CreateNamespace(ctx, m.Namespace); err != nil {
+		return err
+	}
+	if err := s.ensureMetadataTable(ctx); err != nil { // before the table, as ScalarDB 3.13+ does
+		return err
+	}
+	stmts := ddl(m, s.Table(m.Namespace, m.Table))
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return s.wrap(err, "begin")

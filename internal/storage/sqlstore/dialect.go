@@ -43,6 +43,7 @@ type Dialect interface {
 	ScanTarget(t storage.DataType) (dest any, value func() (any, error))
 	// VersionQuery returns the server's version as one text value.
 	VersionQuery() string
+	CatalogDialect
 }
 
 // NativeTemporal is the value handling of engines with native date and time

@@ -51,5 +51,14 @@ func (s *ConnSnapshot) ReadTable(ctx context.Context, m *storage.TableMetadata, 
 	return s.st.ReadTable(ctx, s.held.conn, m, fn)
 }
 
+// Catalog reads definitions in the snapshot's session: in its transaction
+// where the engine's catalog is transactional (SQLite), else as the
+// catalog is at the moment of the read (MariaDB's data dictionary).
+func (s *ConnSnapshot) Catalog(ctx context.Context, fn func(storage.Catalog) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fn(s.st.Catalog(s.held.conn))
+}
+
 // Close ends the snapshot.
 func (s *ConnSnapshot) Close() error { return s.held.Release() }
