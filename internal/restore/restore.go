@@ -227,7 +227,7 @@ func loadTables(ctx context.Context, r *repo.Repository, p *plan, w *writers, to
 }
 
 func loadTable(ctx context.Context, r *repo.Repository, t *table, progress func(int64)) (int64, error) {
-	next, closeStream, err := openTable(ctx, r, t.backup)
+	next, closeStream, err := backup.OpenTable(ctx, r, t.backup)
 	if err != nil {
 		return 0, err
 	}
