@@ -148,4 +148,3 @@ func readTable(ctx context.Context, r *repo.Repository, t backup.TableBackup, fn
 	}
 	return err
 }
-
