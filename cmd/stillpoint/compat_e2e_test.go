@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/stillpoint/stillpoint/internal/compat"
+	"github.com/stillpoint/stillpoint/internal/testenv"
+	"github.com/stillpoint/stillpoint/internal/verify"
+)
+
+// compatSite is where a fixture lives and where its backup is restored.
+type compatSite struct {
+	names compat.Names
+	dsn   string
+	// watch are the schemas a read-only command must leave as they were:
+	// the fixture's, and those Stillpoint would create (the journal's).
+	watch []string
+	// target returns the DSN of an empty database to restore into; it
+	// may drop the source (on the shared MariaDB the names are the
+	// source's, so the source must go first).
+	target func(t *testing.T, db *sql.DB) string
+}
+
+func compatSites(t *testing.T, engine compat.Engine) compatSite {
+	if engine == compat.Postgres {
+		// A fresh database each, with ScalarDB's default names.
+		n := compat.Names{Namespace: "sample", Metadata: "scalardb", Coordinator: "coordinator"}
+		return compatSite{names: n, dsn: testenv.PostgresDSN(t), watch: []string{n.Namespace, n.Metadata, n.Coordinator, "stillpoint", "public"},
+			target: func(t *testing.T, _ *sql.DB) string { return testenv.PostgresDSN(t) }}
+	}
+	// The shared server: names of their own, set as ScalarDB's settings
+	// would set them.
+	n := compat.Names{Namespace: testenv.UniqueName("sample"), Metadata: testenv.UniqueName("meta"), Coordinator: testenv.UniqueName("coord")}
+	dsn := testenv.MySQLDSN(t)
+	drop := func(t *testing.T, db *sql.DB) {
+		for _, s := range []string{n.Namespace, n.Metadata, n.Coordinator} {
+			if _, err := db.Exec("DROP DATABASE IF EXISTS " + engine.Q(s)); err != nil {
+				t.Errorf("drop %s: %v", s, err)
+			}
+		}
+	}
+	return compatSite{names: n, dsn: dsn, watch: []string{n.Namespace, n.Metadata, n.Coordinator, "stillpoint"},
+		target: func(t *testing.T, db *sql.DB) string {
+			drop(t, db)
+			t.Cleanup(func() { drop(t, db) })
+			return dsn
+		}}
+}
+
+// compatCLI is the CLI configured for one database holding the fixture.
+func compatCLI(t *testing.T, engine compat.Engine, dsn string, n compat.Names) cli {
+	path := filepath.Join(t.TempDir(), "stillpoint.yaml")
+	yaml := fmt.Sprintf("stores:\n  db: {engine: %s, dsn: %q}\nnamespaces:\n  %s: db\ncoordinator: db\nmetadata_schema: %s\ncoordinator_namespace: %s\n",
+		engine.Name, dsn, n.Namespace, n.Metadata, n.Coordinator)
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cli{t: t, bin: build(t), args: []string{"--config", path}}
+}
+
+// TestScalarDBCompat runs every ScalarDB era's fixture on every engine
+// through show, a read-only verify, backup, lazy recovery on the source,
+// restore into an empty database, a DDL comparison, and checks that every
+// record settles as ScalarDB settles it (internal/compat, docs/compat.md).
+func TestScalarDBCompat(t *testing.T) {
+	for _, era := range compat.Eras {
+		for _, engine := range compat.Engines {
+			t.Run(era.Name+"/"+engine.Name, func(t *testing.T) { runCompat(t, era, engine) })
+		}
+	}
+}
+
+func runCompat(t *testing.T, era compat.Era, engine compat.Engine) {
+	ctx := context.Background()
+	site := compatSites(t, engine)
+	f := compat.Build(era, engine, site.names)
+	src, err := sql.Open(engine.Driver, site.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() }) // after the cleanups below, which use it
+	if engine == compat.MariaDB {
+		t.Cleanup(func() {
+			for _, s := range f.Schemas() {
+				src.Exec("DROP DATABASE IF EXISTS " + engine.Q(s))
+			}
+		})
+	}
+	if err := f.Apply(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	c := compatCLI(t, engine, site.dsn, site.names)
+	state := func(db *sql.DB) map[string]string {
+		t.Helper()
+		s, err := compat.State(ctx, db, engine, site.watch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	before := state(src)
+	ddl, err := compat.Catalog(ctx, src, engine, f.Schemas())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("show", func(t *testing.T) {
+		out, code := c.run("--json", "schema", "show")
+		var views []tableView
+		if code != 0 || json.Unmarshal([]byte(out), &views) != nil {
+			t.Fatalf("schema show: exit %d: %s", code, out)
+		}
+		var shown []string
+		for _, v := range views {
+			shown = append(shown, v.Table)
+		}
+		for _, want := range f.TableNames() {
+			if !slices.Contains(shown, want) {
+				t.Errorf("schema show lists %v, want %s among them", shown, want)
+			}
+		}
+		assertUnchanged(t, "schema show", before, state(src))
+	})
+
+	t.Run("read-only verify", func(t *testing.T) {
+		out, code := c.run("--json", "verify")
+		var rep verify.Report
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("verify: exit %d: %s", code, out)
+		}
+		for _, v := range rep.Violations {
+			t.Errorf("violation where ScalarDB sees none: %+v", v)
+		}
+		var want, got []string
+		for _, r := range f.Records {
+			if r.Pending {
+				want = append(want, r.TxID)
+			}
+		}
+		for _, p := range rep.Pending {
+			got = append(got, p.TxID)
+		}
+		slices.Sort(want)
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("verify lists unsettled transactions\n  %v\nwant (every PREPARED or DELETED record)\n  %v", got, want)
+		}
+		if wantCode := exitViolation; code != wantCode {
+			t.Errorf("verify: exit %d, want %d (records to settle)", code, wantCode)
+		}
+		assertUnchanged(t, "a read-only verify", before, state(src))
+	})
+
+	repo := t.TempDir()
+	var id string
+	if !t.Run("backup", func(t *testing.T) {
+		out, code := c.run("--json", "backup", "create", "--repo", repo)
+		var m struct{ ID string }
+		if code != 0 || json.Unmarshal([]byte(out), &m) != nil || m.ID == "" {
+			t.Fatalf("backup create: exit %d: %s", code, out)
+		}
+		id = m.ID
+		assertUnchanged(t, "backup create", before, state(src))
+	}) {
+		return
+	}
+
+	t.Run("lazy recovery on the source", func(t *testing.T) {
+		if out, code := c.run("--json", "verify", "--repair"); code != 0 {
+			t.Errorf("verify --repair: exit %d: %s", code, out)
+		}
+		checkSettled(t, f, src)
+	})
+
+	target := site.target(t, src)
+	dst, err := sql.Open(engine.Driver, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dst.Close() })
+	tc := compatCLI(t, engine, target, site.names)
+	if !t.Run("restore", func(t *testing.T) {
+		if out, code := tc.run("restore", id, "--repo", repo); code != 0 {
+			t.Fatalf("restore into an empty database: exit %d: %s", code, out)
+		}
+	}) {
+		return
+	}
+	t.Run("restored DDL", func(t *testing.T) {
+		got, err := compat.Catalog(ctx, dst, engine, f.Schemas())
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertUnchanged(t, "restore (the source's DDL)", ddl, got)
+		meta := "rows " + site.names.Metadata + ".metadata"
+		if now := state(dst)[meta]; now != before[meta] {
+			t.Errorf("restored metadata rows %s, the source's %s", now, before[meta])
+		}
+	})
+	t.Run("restored records settled", func(t *testing.T) {
+		checkSettled(t, f, dst)
+		if out, code := tc.run("verify"); code != 0 {
+			t.Errorf("read-only verify of the restored database: exit %d: %s", code, out)
+		}
+	})
+}
+
+// checkSettled compares every record and its coordinator decision with
+// how ScalarDB settles it.
+func checkSettled(t *testing.T, f *compat.Fixture, db *sql.DB) {
+	t.Helper()
+	ctx := context.Background()
+	for _, r := range f.Records {
+		if err := f.Check(ctx, db, r); err != nil {
+			t.Error(err)
+		}
+		if r.TxID == "" {
+			continue
+		}
+		got, err := f.Decision(ctx, db, r.TxID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != r.Decision {
+			t.Errorf("%s %v (%s): the coordinator says %s for %s, want %s", r.Table, r.Key, r.Name, got, r.TxID, r.Decision)
+		}
+	}
+}
