@@ -307,3 +307,28 @@ func State(ctx context.Context, db *sql.DB, engine Engine, schemas []string) (ma
 	maps.Copy(cat, sums)
 	return cat, nil
 }
+
+// Outcomes is the fixture's records and how ScalarDB settles each, as a
+// markdown table (internal/compat/testdata/outcomes.md holds every era's).
+func (f *Fixture) Outcomes() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "## ScalarDB %s (era %s)\n\n| table | key | written as | settled | coordinator says | rule |\n| --- | --- | --- | --- | --- | --- |\n", f.Era.Version, f.Era.Name)
+	for _, r := range f.Records {
+		keys := slices.Sorted(maps.Keys(r.Key))
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = fmt.Sprintf("%s=%v", k, r.Key[k])
+		}
+		settled := "gone"
+		if r.Want != nil {
+			cols := slices.Sorted(maps.Keys(r.Want))
+			vals := make([]string, 0, len(cols))
+			for _, c := range cols {
+				vals = append(vals, c+"="+text(r.Want[c]))
+			}
+			settled = strings.Join(vals, " ")
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", r.Table, strings.Join(parts, " "), r.Name, settled, r.Decision, r.Rule)
+	}
+	return b.String()
+}

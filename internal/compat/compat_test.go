@@ -1,6 +1,8 @@
 package compat
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -86,5 +88,33 @@ func TestFixturesHoldEveryState(t *testing.T) {
 				t.Errorf("%s: no record %q", era.Name, want)
 			}
 		}
+	}
+}
+
+// testdata/outcomes.md is the expected outcome of every record of every
+// era, written down beside the fixtures; it must say what the fixtures
+// say. STILLPOINT_UPDATE_GOLDEN=1 rewrites it.
+func TestOutcomesWrittenDown(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("# How ScalarDB settles every record of the compatibility fixtures\n\n" +
+		"Generated from internal/compat (TestOutcomesWrittenDown); see docs/compat.md. \"settled\" lists the\n" +
+		"checked columns once lazy recovery (or a restore) has settled the record; \"gone\" means it is deleted.\n" +
+		"Names are the PostgreSQL fixture's; MariaDB's are the same with unique schema names.\n\n")
+	for _, era := range Eras {
+		b.WriteString(Build(era, Postgres, Names{Namespace: "sample", Metadata: "scalardb", Coordinator: "coordinator"}).Outcomes())
+		b.WriteString("\n")
+	}
+	path := filepath.Join("testdata", "outcomes.md")
+	if os.Getenv("STILLPOINT_UPDATE_GOLDEN") == "1" {
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (STILLPOINT_UPDATE_GOLDEN=1 writes it)", err)
+	}
+	if string(want) != b.String() {
+		t.Errorf("%s differs from the fixtures' outcomes: run with STILLPOINT_UPDATE_GOLDEN=1 and review the diff", path)
 	}
 }
