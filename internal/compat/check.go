@@ -103,8 +103,8 @@ func (f *Fixture) Check(ctx context.Context, db *sql.DB, r Record) error {
 	for i, c := range cols {
 		// A settled record's before image is read by no ScalarDB version
 		// (only a PREPARED or DELETED record's is, and prepare overwrites
-		// it): 3.16+ clear it, earlier ones leave it, and NULL is read
-		// the same by every era (docs/compat.md).
+		// it): Want holds what 3.4 to 3.15 leave, and 3.16+'s NULL is
+		// accepted in every era (docs/compat.md).
 		if strings.HasPrefix(c, "before_") && !got[i].Valid {
 			continue
 		}

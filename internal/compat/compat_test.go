@@ -98,8 +98,8 @@ func TestOutcomesWrittenDown(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("# How ScalarDB settles every record of the compatibility fixtures\n\n" +
 		"Generated from internal/compat (TestOutcomesWrittenDown); see docs/compat.md. \"settled\" lists the\n" +
-		"checked columns once lazy recovery (or a restore) has settled the record (a before_ column may also be\n" +
-		"NULL, see docs/compat.md); \"gone\" means the record is deleted.\n" +
+		"checked columns once lazy recovery (or a restore) has settled the record (before_ columns as 3.4 to 3.15\n" +
+		"leave them; NULL, as 3.16+ leave them, is accepted too: docs/compat.md); \"gone\" means the record is deleted.\n" +
 		"Names are the PostgreSQL fixture's; MariaDB's are the same with unique schema names.\n\n")
 	for _, era := range Eras {
 		b.WriteString(Build(era, Postgres, Names{Namespace: "sample", Metadata: "scalardb", Coordinator: "coordinator"}).Outcomes())

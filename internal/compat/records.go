@@ -167,10 +167,12 @@ func (w *writer) committed(vals map[string]any) image {
 
 // settled is how a record ends once ScalarDB has settled it.
 type settled struct {
-	name     string
-	present  bool
-	a        image  // its after image then
-	b        *image // its before image then (nil: before_ columns NULL)
+	name    string
+	present bool
+	a       image // its after image then
+	// b is the before image it keeps then, as 3.4 to 3.15 keep it (nil:
+	// none). 3.16+ NULL it; Check accepts NULL in every era.
+	b        *image
 	decision string
 	rule     string
 }
@@ -239,8 +241,11 @@ func want(a image, b *image) map[string]any {
 	if a.meta != nil {
 		out["tx_id"], out["tx_state"], out["tx_version"] = a.meta.id, a.meta.state, a.meta.version
 	}
-	if b != nil && b.meta != nil {
+	switch {
+	case b != nil && b.meta != nil:
 		out["before_tx_id"], out["before_tx_version"] = b.meta.id, b.meta.version
+	case b != nil:
+		out["before_tx_version"] = 0 // the before image of a NULL-metadata row (§8)
 	}
 	return out
 }

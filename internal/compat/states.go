@@ -23,14 +23,6 @@ const (
 // how ScalarDB settles it.
 func (w *writer) records() {
 	e := w.f.Era
-	// kept is the before image a commit or rollback leaves: 3.4 to 3.15
-	// leave it, 3.16+ set it to NULL (§9).
-	kept := func(b image) *image {
-		if e.ClearBeforeImage {
-			return nil
-		}
-		return &b
-	}
 	key := func(id int) map[string]any { return map[string]any{"id": id} }
 	vals := func(id, balance int) map[string]any {
 		return map[string]any{"owner": fmt.Sprintf("owner-%d", id), "balance": balance}
@@ -59,7 +51,12 @@ func (w *writer) records() {
 	id := w.txID()
 	w.decide(id, stateCommitted)
 	second := image{vals: vals(2, 120), meta: &meta{id: id, state: stateCommitted, version: 2, prepared: t0 + 100, commited: t0 + 105}}
-	w.write(accounts, key(2), second, kept(old), settled{"committed over a committed version", true, second, kept(old), Committed, ruleCommitted})
+	// Its commit left the before image (3.4 to 3.15) or NULLed it (3.16+).
+	before := &old
+	if e.ClearBeforeImage {
+		before = nil
+	}
+	w.write(accounts, key(2), second, before, settled{"committed over a committed version", true, second, before, Committed, ruleCommitted})
 
 	for _, c := range []struct {
 		n        int
@@ -81,7 +78,7 @@ func (w *writer) records() {
 			v = old.vals // a delete keeps the user columns (§9)
 		}
 		p := prepare(old.meta, v, id, c.state)
-		s := settled{name: c.name, present: true, a: old, b: kept(old), decision: Aborted, rule: ruleBack}
+		s := settled{name: c.name, present: true, a: old, b: &old, decision: Aborted, rule: ruleBack}
 		switch {
 		case c.decision == stateCommitted && c.state == stateDeleted:
 			s.present, s.decision, s.rule = false, Committed, ruleDeleted
@@ -127,7 +124,7 @@ func (w *writer) records() {
 	}{{9, "prepared update, committed (clustering keys)", stateCommitted}, {8, "prepared update, undecided (clustering keys)", 0}} {
 		old := w.committed(evVals("first"))
 		p := prepare(old.meta, evVals("second"), w.txID(), statePrepared)
-		s := settled{c.name, true, old, kept(old), Aborted, ruleExpired}
+		s := settled{c.name, true, old, &old, Aborted, ruleExpired}
 		if c.decision != 0 {
 			w.decide(p.meta.id, c.decision)
 			s.a, s.decision, s.rule = forward(p), Committed, ruleForward
@@ -136,7 +133,7 @@ func (w *writer) records() {
 	}
 
 	if e.GroupCommit {
-		w.groupCommit(key, vals, prepare, forward, kept)
+		w.groupCommit(key, vals, prepare, forward)
 	}
 	if e.OnePhase {
 		id := w.txID()
@@ -158,13 +155,13 @@ func parentID(n int) string { return fmt.Sprintf("Grp%021d", n) }
 
 // groupCommit writes records of group-commit transactions (3.13+, §6).
 func (w *writer) groupCommit(key func(int) map[string]any, vals func(int, int) map[string]any,
-	prepare func(*meta, map[string]any, string, int) image, forward func(image) image, kept func(image) *image) {
+	prepare func(*meta, map[string]any, string, int) image, forward func(image) image) {
 	child := func(full string) string { _, c := parentOf(full); return c }
 	p1 := parentID(1)
 	// Two members of a normal group: the parent row lists both children.
 	old := w.committed(vals(30, 100))
 	upd := prepare(old.meta, vals(30, 130), w.groupID(p1), statePrepared)
-	w.write(accounts, key(30), upd, &old, settled{"group member update, group committed", true, forward(upd), kept(old), Committed, ruleGroup})
+	w.write(accounts, key(30), upd, &old, settled{"group member update, group committed", true, forward(upd), &old, Committed, ruleGroup})
 	ins := prepare(nil, vals(31, 31), w.groupID(p1), statePrepared)
 	w.write(accounts, key(31), ins, nil, settled{"group member insert, group committed", true, forward(ins), nil, Committed, ruleGroup})
 	w.coord[p1] = coordRow{state: stateCommitted, children: child(upd.meta.id) + "," + child(ins.meta.id)}
@@ -172,19 +169,19 @@ func (w *writer) groupCommit(key func(int) map[string]any, vals func(int, int) m
 	// A child of that parent the row does not list, undecided.
 	old = w.committed(vals(33, 100))
 	p := prepare(old.meta, vals(33, 133), w.groupID(p1), statePrepared)
-	w.write(accounts, key(33), p, &old, settled{"group child not listed by its parent's COMMITTED row, undecided", true, old, kept(old), Aborted, ruleNotListed})
+	w.write(accounts, key(33), p, &old, settled{"group child not listed by its parent's COMMITTED row, undecided", true, old, &old, Aborted, ruleNotListed})
 
 	// A delayed group: one row keyed by the full id.
 	old = w.committed(vals(32, 100))
 	p = prepare(old.meta, vals(32, 132), w.groupID(parentID(2)), statePrepared)
 	w.decide(p.meta.id, stateCommitted)
-	w.write(accounts, key(32), p, &old, settled{"delayed group, committed under the full id", true, forward(p), kept(old), Committed, ruleDelayed})
+	w.write(accounts, key(32), p, &old, settled{"delayed group, committed under the full id", true, forward(p), &old, Committed, ruleDelayed})
 
 	// Aborted explicitly: an ABORTED row keyed by the full id.
 	old = w.committed(vals(34, 100))
 	p = prepare(old.meta, vals(34, 134), w.groupID(parentID(3)), statePrepared)
 	w.decide(p.meta.id, stateAborted)
-	w.write(accounts, key(34), p, &old, settled{"group transaction aborted under the full id", true, old, kept(old), Aborted, ruleBack})
+	w.write(accounts, key(34), p, &old, settled{"group transaction aborted under the full id", true, old, &old, Aborted, ruleBack})
 
 	// A delayed commit beside a lazy recovery's parent-id ABORTED row with
 	// no children, which decides nothing for any child (§6, case C).
@@ -193,7 +190,7 @@ func (w *writer) groupCommit(key func(int) map[string]any, vals func(int, int) m
 	p = prepare(old.meta, vals(35, 135), w.groupID(p4), statePrepared)
 	w.coord[p4] = coordRow{state: stateAborted}
 	w.decide(p.meta.id, stateCommitted)
-	w.write(accounts, key(35), p, &old, settled{"delayed commit beside a childless ABORTED parent row", true, forward(p), kept(old), Committed, ruleDelayed})
+	w.write(accounts, key(35), p, &old, settled{"delayed commit beside a childless ABORTED parent row", true, forward(p), &old, Committed, ruleDelayed})
 }
 
 // imported writes the imported table's rows: NULL metadata, and writes
@@ -222,7 +219,7 @@ func (w *writer) imported(prepare func(*meta, map[string]any, string, int) image
 			v = imp.vals
 		}
 		p := prepare(nil, v, w.txID(), c.state)
-		s := settled{c.name, true, imp, nil, Aborted, ruleOverNull}
+		s := settled{c.name, true, imp, &imp, Aborted, ruleOverNull}
 		if c.decision != 0 {
 			w.decide(p.meta.id, c.decision)
 		}
