@@ -19,9 +19,10 @@ import (
 type compatSite struct {
 	names compat.Names
 	dsn   string
-	// watch are the schemas a read-only command must leave as they were:
-	// the fixture's, and those Stillpoint would create (the journal's).
-	watch []string
+	// watch lists the schemas a read-only command must leave as they
+	// were, and must not add to: every schema of a PostgreSQL database;
+	// on the shared MariaDB, the fixture's and the journal's.
+	watch func(ctx context.Context, db *sql.DB) ([]string, error)
 	// target returns the DSN of an empty database to restore into; it
 	// may drop the source (on the shared MariaDB the names are the
 	// source's, so the source must go first).
@@ -32,7 +33,23 @@ func compatSites(t *testing.T, engine compat.Engine) compatSite {
 	if engine == compat.Postgres {
 		// A fresh database each, with ScalarDB's default names.
 		n := compat.Names{Namespace: "sample", Metadata: "scalardb", Coordinator: "coordinator"}
-		return compatSite{names: n, dsn: testenv.PostgresDSN(t), watch: []string{n.Namespace, n.Metadata, n.Coordinator, "stillpoint", "public"},
+		all := func(ctx context.Context, db *sql.DB) ([]string, error) {
+			rows, err := db.QueryContext(ctx, `SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT LIKE 'pg\_%' AND schema_name <> 'information_schema'`)
+			if err != nil {
+				return nil, err
+			}
+			defer rows.Close()
+			var out []string
+			for rows.Next() {
+				var s string
+				if err := rows.Scan(&s); err != nil {
+					return nil, err
+				}
+				out = append(out, s)
+			}
+			return out, rows.Err()
+		}
+		return compatSite{names: n, dsn: testenv.PostgresDSN(t), watch: all,
 			target: func(t *testing.T, _ *sql.DB) string { return testenv.PostgresDSN(t) }}
 	}
 	// The shared server: names of their own, set as ScalarDB's settings
@@ -46,7 +63,10 @@ func compatSites(t *testing.T, engine compat.Engine) compatSite {
 			}
 		}
 	}
-	return compatSite{names: n, dsn: dsn, watch: []string{n.Namespace, n.Metadata, n.Coordinator, "stillpoint"},
+	listed := func(context.Context, *sql.DB) ([]string, error) {
+		return []string{n.Namespace, n.Metadata, n.Coordinator, "stillpoint"}, nil
+	}
+	return compatSite{names: n, dsn: dsn, watch: listed,
 		target: func(t *testing.T, db *sql.DB) string {
 			drop(t, db)
 			t.Cleanup(func() { drop(t, db) })
@@ -105,7 +125,11 @@ func runCompat(t *testing.T, era compat.Era, engine compat.Engine) {
 	c := compatCLI(t, f, site.dsn)
 	state := func(db *sql.DB) map[string]string {
 		t.Helper()
-		s, err := compat.State(ctx, db, engine, site.watch)
+		schemas, err := site.watch(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := compat.State(ctx, db, engine, schemas)
 		if err != nil {
 			t.Fatal(err)
 		}
