@@ -250,6 +250,9 @@ func runCompat(t *testing.T, era compat.Era, engine compat.Engine) {
 		}
 		assertUnchanged(t, "restore (the source's DDL)", ddl, got)
 		meta := "rows " + site.names.Metadata + ".metadata"
+		if before[meta] == "" {
+			t.Fatalf("no %q among the source's checksums", meta)
+		}
 		if now := state(dst)[meta]; now != before[meta] {
 			t.Errorf("restored metadata rows %s, the source's %s", now, before[meta])
 		}
