@@ -11,7 +11,10 @@ import (
 // The worked examples of docs/research/scalardb-layouts.md, read from
 // ScalarDB's source: the builders must produce them exactly.
 func TestDDLMatchesScalarDBExamples(t *testing.T) {
-	era := func(name string) Era { e, _ := EraByName(name); return e }
+	era := func(name string) Era {
+		i := slices.IndexFunc(Eras, func(e Era) bool { return e.Name == name })
+		return Eras[i]
+	}
 	// schema-loader/sample/schema_sample.json (3.4.9): sample_table1 is
 	// transactional, sample_table is not.
 	table1 := Table{Name: "sample_table1", Partition: []string{"c1"}, Clustering: []Order{{Name: "c4"}},

@@ -2,6 +2,7 @@ package compat
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -28,7 +29,7 @@ type Table struct {
 }
 
 func (t Table) isKey(col string) bool {
-	if contains(t.Partition, col) {
+	if slices.Contains(t.Partition, col) {
 		return true
 	}
 	for _, o := range t.Clustering {
@@ -202,7 +203,7 @@ func (f *Fixture) metadataRows(ns string, t Table, order []string, indexed []str
 	var out []string
 	for i, c := range order {
 		keyType, clustering := "NULL", "NULL"
-		if contains(t.Partition, c) {
+		if slices.Contains(t.Partition, c) {
 			keyType = "'PARTITION'"
 		}
 		for _, o := range t.Clustering {
@@ -214,7 +215,7 @@ func (f *Fixture) metadataRows(ns string, t Table, order []string, indexed []str
 			}
 		}
 		out = append(out, fmt.Sprintf("INSERT INTO %s VALUES ('%s.%s','%s','%s',%s,%s,%t,%d)",
-			f.Engine.Table(f.Names.Metadata, "metadata"), ns, t.Name, c, t.typeOf(c), keyType, clustering, contains(indexed, c), i+1))
+			f.Engine.Table(f.Names.Metadata, "metadata"), ns, t.Name, c, t.typeOf(c), keyType, clustering, slices.Contains(indexed, c), i+1))
 	}
 	return out
 }
@@ -236,7 +237,7 @@ func (f *Fixture) createTable(ns string, t Table, transactional bool) []string {
 	order := physicalOrder(t, metadata)
 	defs := make([]string, len(order))
 	for i, c := range order {
-		defs[i] = q(c) + " " + f.sqlType(t.typeOf(c), t.isKey(c) || contains(indexed, c))
+		defs[i] = q(c) + " " + f.sqlType(t.typeOf(c), t.isKey(c) || slices.Contains(indexed, c))
 	}
 	var stmts []string
 	if f.Era.MetadataFirst {
@@ -330,13 +331,4 @@ func (f *Fixture) createCoordinator() []string {
 	}
 	state := Table{Name: "state", Columns: cols, Partition: []string{"tx_id"}}
 	return append([]string{f.createNamespace(f.Names.Coordinator)}, f.createTable(f.Names.Coordinator, state, false)...)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -83,16 +83,6 @@ var Eras = []Era{
 		ClearBeforeImage: true, DeletePlaceholder: true, Imported: true},
 }
 
-// EraByName returns the era named name.
-func EraByName(name string) (Era, bool) {
-	for _, e := range Eras {
-		if e.Name == name {
-			return e, true
-		}
-	}
-	return Era{}, false
-}
-
 // Engine is a database engine a fixture is written for.
 type Engine struct {
 	Name   string // Stillpoint's engine name: "postgres" or "mariadb"

@@ -81,9 +81,9 @@ var (
 
 // meta is a record's transaction metadata; a nil *meta is NULL metadata.
 type meta struct {
-	id                 string
-	state, version     int
-	prepared, commited int64 // 0: NULL
+	id                  string
+	state, version      int
+	prepared, committed int64 // 0: NULL
 }
 
 // image is a record's after image: its non-key values and metadata.
@@ -162,7 +162,7 @@ func (w *writer) coordInsert(id string) string {
 func (w *writer) committed(vals map[string]any) image {
 	id := w.txID()
 	w.decide(id, stateCommitted)
-	return image{vals: vals, meta: &meta{id: id, state: stateCommitted, version: 1, prepared: t0, commited: t0 + 5}}
+	return image{vals: vals, meta: &meta{id: id, state: stateCommitted, version: 1, prepared: t0, committed: t0 + 5}}
 }
 
 // settled is how a record ends once ScalarDB has settled it.
@@ -221,8 +221,8 @@ func setMeta(cols map[string]any, prefix string, m *meta) {
 	}
 	cols[prefix+"tx_id"], cols[prefix+"tx_state"], cols[prefix+"tx_version"] = m.id, m.state, m.version
 	cols[prefix+"tx_prepared_at"] = m.prepared
-	if m.commited != 0 {
-		cols[prefix+"tx_committed_at"] = m.commited
+	if m.committed != 0 {
+		cols[prefix+"tx_committed_at"] = m.committed
 	}
 }
 

@@ -33,7 +33,7 @@ func (w *writer) records() {
 	prepare := func(old *meta, v map[string]any, id string, state int) image {
 		m := &meta{id: id, state: state, version: 1, prepared: t0 + 1000}
 		if old != nil {
-			m.version, m.commited = old.version+1, old.commited
+			m.version, m.committed = old.version+1, old.committed
 		}
 		return image{vals: v, meta: m}
 	}
@@ -50,7 +50,7 @@ func (w *writer) records() {
 	old = w.committed(vals(2, 100))
 	id := w.txID()
 	w.decide(id, stateCommitted)
-	second := image{vals: vals(2, 120), meta: &meta{id: id, state: stateCommitted, version: 2, prepared: t0 + 100, commited: t0 + 105}}
+	second := image{vals: vals(2, 120), meta: &meta{id: id, state: stateCommitted, version: 2, prepared: t0 + 100, committed: t0 + 105}}
 	// Its commit left the before image (3.4 to 3.15) or NULLed it (3.16+).
 	before := &old
 	if e.ClearBeforeImage {
@@ -137,12 +137,12 @@ func (w *writer) records() {
 	}
 	if e.OnePhase {
 		id := w.txID()
-		a := image{vals: vals(40, 40), meta: &meta{id: id, state: stateCommitted, version: 1, prepared: t0 + 2000, commited: t0 + 2000}}
+		a := image{vals: vals(40, 40), meta: &meta{id: id, state: stateCommitted, version: 1, prepared: t0 + 2000, committed: t0 + 2000}}
 		w.write(accounts, key(40), a, nil, settled{"one-phase insert, no coordinator row", true, a, nil, NoDecision, ruleOnePhase})
 		// Over an existing record, with a group-commit id (the slot is
 		// cancelled; CommitHandlerWithGroupCommit.onePhaseCommitRecords):
 		// before_ NULL, version +1.
-		a = image{vals: vals(41, 141), meta: &meta{id: w.groupID(parentID(5)), state: stateCommitted, version: 2, prepared: t0 + 2000, commited: t0 + 2000}}
+		a = image{vals: vals(41, 141), meta: &meta{id: w.groupID(parentID(5)), state: stateCommitted, version: 2, prepared: t0 + 2000, committed: t0 + 2000}}
 		w.write(accounts, key(41), a, nil, settled{"one-phase update with a group-commit id, no coordinator row", true, a, nil, NoDecision, ruleOnePhase})
 	}
 	if e.Imported {
