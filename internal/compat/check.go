@@ -250,7 +250,7 @@ func Checksums(ctx context.Context, db *sql.DB, engine Engine, catalog map[strin
 			continue
 		}
 		schema, table, _ := strings.Cut(name, ".")
-		sum, err := rowsChecksum(ctx, db, engine.Table(schema, table))
+		sum, err := rowsChecksum(ctx, db, "SELECT * FROM "+engine.Table(schema, table))
 		if err != nil {
 			return nil, err
 		}
@@ -259,10 +259,10 @@ func Checksums(ctx context.Context, db *sql.DB, engine Engine, catalog map[strin
 	return out, nil
 }
 
-func rowsChecksum(ctx context.Context, db *sql.DB, table string) (string, error) {
-	rows, err := db.QueryContext(ctx, "SELECT * FROM "+table)
+func rowsChecksum(ctx context.Context, db *sql.DB, query string) (string, error) {
+	rows, err := db.QueryContext(ctx, query)
 	if err != nil {
-		return "", fmt.Errorf("read %s: %w", table, err)
+		return "", fmt.Errorf("%s: %w", query, err)
 	}
 	defer rows.Close()
 	cols, err := rows.Columns()
@@ -331,4 +331,39 @@ func (f *Fixture) Outcomes() string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", r.Table, strings.Join(parts, " "), r.Name, settled, r.Decision, r.Rule)
 	}
 	return b.String()
+}
+
+// clockColumns hold the settling process's clock: a roll-forward's
+// tx_committed_at and an abort's tx_created_at (docs/restore.md).
+var clockColumns = []string{"tx_committed_at", "tx_created_at"}
+
+// Data is a checksum of the rows of each of the fixture's tables and its
+// coordinator table, every column but those holding the clock of
+// whoever settled them: two databases settled from the same state have
+// equal Data, byte for byte as the driver reads them.
+func (f *Fixture) Data(ctx context.Context, db *sql.DB) (map[string]string, error) {
+	tables := [][2]string{{f.Names.Coordinator, "state"}}
+	for _, t := range f.Tables {
+		tables = append(tables, [2]string{f.Names.Namespace, t.Name})
+	}
+	out := map[string]string{}
+	for _, tb := range tables {
+		name := f.Engine.Table(tb[0], tb[1])
+		rows, err := db.QueryContext(ctx, "SELECT * FROM "+name+" WHERE 1 = 0")
+		if err != nil {
+			return nil, err
+		}
+		cols, err := rows.Columns()
+		rows.Close()
+		if err != nil {
+			return nil, err
+		}
+		cols = slices.DeleteFunc(cols, func(c string) bool { return slices.Contains(clockColumns, c) })
+		sum, err := rowsChecksum(ctx, db, "SELECT "+f.Engine.quoteAll(cols)+" FROM "+name)
+		if err != nil {
+			return nil, err
+		}
+		out["rows "+tb[0]+"."+tb[1]] = sum
+	}
+	return out, nil
 }
