@@ -112,13 +112,15 @@ func newAdminPauseCmd(g *globals) *cobra.Command {
 		maxWait, hold time.Duration
 		renew         time.Duration
 		timezone      string
+		checkProof    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "pause",
 		Short: "Pause every server; with --duration, hold the pause, unpause, and print the window",
 		Long: `Pauses every server in parallel: each stops accepting new transactions and,
 unless --no-wait, waits up to --max-pause-wait-time for those in flight to
-finish. If any server fails to pause, every server is unpaused and the command
+finish (a negative value means no wait: the pause holds only on a server with
+nothing in flight at that moment, as ScalarDB's servers take it). If any server fails to pause, every server is unpaused and the command
 fails: that window must not be used for a backup.
 
 With --duration D, the pause is held for D (renewing the servers' pause
@@ -139,6 +141,13 @@ again) is found open or under another id. Renewals pause as the pause did
 without draining. Keep --renew-every well under the servers' --pause-lease
 (half or less; the command warns otherwise).
 
+ScalarDB Server (3.6 to 3.13) reports no pause id and has no lease. With
+--allow-check-paused-proof such servers are sent no renewal and are checked
+with CheckPaused at the start, every --renew-every and at the end: that
+proves each was paused at every check, not that no Unpause and re-Pause
+(another operator, a restart and a re-pause) fell between two checks.
+Servers without CheckPaused (ScalarDB Server 3.4, 3.5) are refused.
+
 The start is when the last server answered with its pause id, the end is
 taken before the last check and before any unpause is sent, both rounded
 inwards to the millisecond: restore the stores to a point inside it. If
@@ -151,8 +160,6 @@ command prints when the pause began.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
-			case maxWait < 0:
-				return usageError{fmt.Errorf("--max-pause-wait-time must not be negative, not %v", maxWait)}
 			case hold < 0:
 				return usageError{fmt.Errorf("--duration must not be negative, not %v", hold)}
 			case renew < 0:
@@ -167,6 +174,9 @@ command prints when the pause began.`,
 				return err
 			}
 			defer f.Close()
+			if checkProof {
+				f.AllowCheckPausedProof()
+			}
 			ctx := cmd.Context()
 			// On failure or interruption PauseAll and Hold unpause every
 			// server with a context that ignores ctx's cancellation.
@@ -198,9 +208,10 @@ command prints when the pause began.`,
 	af.add(cmd)
 	fl := cmd.Flags()
 	fl.BoolVar(&noWait, "no-wait", false, "do not wait for the transactions in flight (wait_outstanding=false)")
-	fl.DurationVar(&maxWait, "max-pause-wait-time", 0, "how long each server waits for its transactions in flight before giving up (0: the server's default, 30s)")
+	fl.DurationVar(&maxWait, "max-pause-wait-time", 0, "how long each server waits for its transactions in flight before giving up (0: the server's default, 30s; negative: no wait, as ScalarDB's servers take it, so the pause fails on a server with a transaction in flight)")
 	fl.DurationVar(&hold, "duration", 0, "hold the pause this long, then unpause and print the window as JSON")
 	fl.DurationVar(&renew, "renew-every", 5*time.Second, "with --duration, renew the servers' pause leases this often (0: never)")
+	fl.BoolVar(&checkProof, "allow-check-paused-proof", false, "with --duration, accept servers that report no pause id (ScalarDB Server 3.6 to 3.13), checked by CheckPaused alone (see above)")
 	fl.StringVar(&timezone, "timezone", "Local", "IANA time zone of the printed date-times, e.g. UTC or Asia/Tokyo")
 	return cmd
 }

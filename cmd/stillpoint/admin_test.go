@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"regexp"
 	"strings"
@@ -112,7 +113,7 @@ func TestAdminPauseTargetDown(t *testing.T) {
 	down := lis.Addr().String()
 	lis.Close()
 	out, err := runAdmin(t, "admin", "pause", "--duration", "5s", "--timeout", "3s", "-a", addrs[0]+","+down+","+addrs[1])
-	if err == nil || exitCode(err) != exitError || out != "" {
+	if err == nil || exitCode(io.Discard, err) != exitError || out != "" {
 		t.Fatalf("pause with a target down: out %q, err %v; want exit 1 and no window", out, err)
 	}
 	for _, want := range []string{down + ": Unavailable", "every reachable target was unpaused", "unreachable, so never paused: " + down, "this window must not be used for a backup"} {
@@ -198,5 +199,67 @@ func TestAdminUsage(t *testing.T) {
 		if !errors.As(err, &u) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%v: %v; want a usage error with %q", tt.args, err, tt.want)
 		}
+	}
+}
+
+// A negative --max-pause-wait-time is sent as ScalarDB's servers take it:
+// no wait, so the pause holds only if nothing is in flight at that moment.
+func TestAdminPauseNegativeMaxWait(t *testing.T) {
+	tests := []struct {
+		name     string
+		inFlight bool
+		wantErr  string // "" = the pause holds
+	}{
+		{"nothing in flight", false, ""},
+		{"a transaction in flight", true, "max_pause_wait_time is negative (no wait)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gates, addrs := adminServers(t, 1)
+			if tt.inFlight {
+				release, err := gates[0].Enter()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer release()
+			}
+			_, err := runAdmin(t, "admin", "pause", "--max-pause-wait-time", "-1ms", "-a", addrs[0])
+			switch {
+			case tt.wantErr == "" && (err != nil || !gates[0].Paused()):
+				t.Fatalf("pause --max-pause-wait-time -1ms with nothing in flight: %v, paused=%v; want it held", err, gates[0].Paused())
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr) || gates[0].Paused()):
+				t.Fatalf("pause --max-pause-wait-time -1ms with a transaction in flight: %v, paused=%v; want a failure saying %q and the server open", err, gates[0].Paused(), tt.wantErr)
+			}
+		})
+	}
+}
+
+// admin pause --duration against ScalarDB Server (3.9 to 3.13: no Stats, no
+// pause_id) makes a window only with --allow-check-paused-proof, and
+// unpauses it either way.
+func TestAdminPauseScalarDBServer(t *testing.T) {
+	tests := []struct {
+		name    string
+		flags   []string
+		wantErr string // "" = a window is printed
+	}{
+		{"without the flag", nil, "--allow-check-paused-proof"},
+		{"with the flag", []string{"--allow-check-paused-proof"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr, sdb := testenv.ScalarDBAdminServer(t, testenv.ScalarDB39)
+			args := append([]string{"admin", "pause", "--duration", "200ms", "--renew-every", "50ms", "-a", addr}, tt.flags...)
+			out, err := runAdmin(t, args...)
+			switch {
+			case tt.wantErr == "" && (err != nil || !strings.Contains(out, `"targets":["`+addr+`"]`)):
+				t.Fatalf("%v: %q, %v; want a window", args, out, err)
+			case tt.wantErr != "" && (err == nil || out != "" || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("%v: %q, %v; want no window and an error saying %q", args, out, err, tt.wantErr)
+			}
+			if sdb.Paused() || sdb.Pauses() != 1 {
+				t.Errorf("the ScalarDB server: paused=%v after %d Pause calls; want unpaused after 1", sdb.Paused(), sdb.Pauses())
+			}
+		})
 	}
 }

@@ -20,10 +20,12 @@ import (
 	"github.com/stillpoint/stillpoint/internal/repo/backend"
 )
 
-// repoFlags say which repository, and its key.
+// repoFlags say which repository, and its key; and for commands that
+// take its lock, how long to wait for it.
 type repoFlags struct {
-	url     string
-	keyFile string
+	url       string
+	keyFile   string
+	retryLock time.Duration
 }
 
 func (f *repoFlags) add(cmd *cobra.Command) {
@@ -31,8 +33,22 @@ func (f *repoFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.keyFile, "key-file", "", "file holding the repository's encryption key (default: repository_key_file in the config, or the key in $STILLPOINT_REPO_KEY); a new repository is encrypted when a key is given")
 }
 
-// open opens (or, with create, initialises) the repository.
-func (f *repoFlags) open(ctx context.Context, cfg *config.Config, create bool) (*repo.Repository, error) {
+// repoAccess is what a command may do to a repository location.
+type repoAccess int
+
+const (
+	repoExisting     repoAccess = iota // open it; a missing one is an error saying how to create it
+	repoCreateIfNone                   // open it, or create it there (backup create --init)
+	repoCreate                         // create it; an existing one is an error (init)
+)
+
+// addRetryLock adds --retry-lock to a command that takes the lock.
+func (f *repoFlags) addRetryLock(cmd *cobra.Command) {
+	durationAtLeast(cmd.Flags(), &f.retryLock, "retry-lock", 0, 0, "if another process holds the repository's lock, try again for up to this long (e.g. 5m) instead of failing at once")
+}
+
+// open opens the repository of --repo (or the config's), as access says.
+func (f *repoFlags) open(ctx context.Context, cfg *config.Config, access repoAccess) (*repo.Repository, error) {
 	url := f.url
 	if url == "" {
 		url = cfg.Repository
@@ -52,11 +68,19 @@ func (f *repoFlags) open(ctx context.Context, cfg *config.Config, create bool) (
 	if err != nil {
 		return nil, err
 	}
-	if create {
+	switch access {
+	case repoCreate:
+		return repo.Init(ctx, be, key)
+	case repoCreateIfNone:
 		r, _, err := repo.OpenOrInit(ctx, be, key)
 		return r, err
 	}
-	return repo.Open(ctx, be, key)
+	r, err := repo.Open(ctx, be, key)
+	if errors.Is(err, repo.ErrNoRepository) {
+		// A mistyped --repo must not become a new, empty repository.
+		return nil, usageError{hint.Run(fmt.Errorf("%w; if this is the right location, create the repository", err), "init")}
+	}
+	return r, err
 }
 
 // existing opens the repository of an existing backup set.
@@ -65,7 +89,7 @@ func (f *repoFlags) existing(ctx context.Context, g *globals) (*repo.Repository,
 	if err != nil {
 		return nil, err
 	}
-	return f.open(ctx, cfg, false)
+	return f.open(ctx, cfg, repoExisting)
 }
 
 func newBackupCmd(g *globals) *cobra.Command {
@@ -87,6 +111,8 @@ func newBackupCreateCmd(g *globals) *cobra.Command {
 		servers      adminFlags
 		pauseWait    time.Duration
 		pauseRenew   time.Duration
+		initRepo     bool
+		checkProof   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "create",
@@ -116,28 +142,29 @@ The manifest is written last: a backup that fails is never listed.`,
 			if err != nil {
 				return usageError{err}
 			}
-			switch {
-			case fenceMaxHold <= 0:
-				return usageError{fmt.Errorf("--fence-max-hold must be positive, not %v", fenceMaxHold)}
-			case pauseRenew < 0:
-				return usageError{fmt.Errorf("--renew-every must not be negative (0 disables renewal), not %v", pauseRenew)}
-			}
 			st, err := g.storage()
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			r, err := rf.open(ctx, st.Config(), true)
+			access := repoExisting
+			if initRepo {
+				access = repoCreateIfNone
+			}
+			r, err := rf.open(ctx, st.Config(), access)
 			if err != nil {
 				return err
 			}
-			opts := backup.Options{Mode: m, FenceTimeout: fenceTimeout, FenceMaxHold: fenceMaxHold, Parallel: parallel, PauseWait: pauseWait, PauseRenew: pauseRenew}
+			opts := backup.Options{Mode: m, FenceTimeout: fenceTimeout, FenceMaxHold: fenceMaxHold, Parallel: parallel, PauseWait: pauseWait, PauseRenew: pauseRenew, RetryLock: rf.retryLock}
 			if m == backup.Pause {
 				fleet, err := servers.fleet(cmd)
 				if err != nil {
 					return err
 				}
 				defer fleet.Close()
+				if checkProof {
+					fleet.AllowCheckPausedProof()
+				}
 				opts.Fleet = fleet
 			}
 			if bar := g.newProgress(-1, "backing up"); bar != nil {
@@ -152,13 +179,16 @@ The manifest is written last: a backup that fails is never listed.`,
 		},
 	}
 	rf.add(cmd)
+	rf.addRetryLock(cmd)
 	f := cmd.Flags()
 	f.StringVar(&mode, "mode", "fence", "fence, pause or independent")
-	f.DurationVar(&fenceTimeout, "fence-timeout", 5*time.Second, "give up (and release everything) if the fence is not granted within this")
-	f.DurationVar(&fenceMaxHold, "fence-max-hold", cut.DefaultMaxHold, "hold the fence (which blocks every commit), or in pause mode the paused servers, at most this long while the snapshots open; past it, release them and fail, naming the slow stores")
-	f.IntVar(&parallel, "parallel", 4, "tables streamed at once")
-	f.DurationVar(&pauseWait, "max-pause-wait-time", 0, "pause mode: how long servers wait for in-flight transactions (0: their default)")
-	f.DurationVar(&pauseRenew, "renew-every", 5*time.Second, "pause mode: renew the servers' pause leases this often while the snapshots open (0: never)")
+	f.BoolVar(&initRepo, "init", false, "create the repository first if there is none at --repo (encrypted when a key is given); without it a missing repository is an error")
+	durationPositive(f, &fenceTimeout, "fence-timeout", 5*time.Second, "give up (and release everything) if the fence is not granted within this")
+	durationPositive(f, &fenceMaxHold, "fence-max-hold", cut.DefaultMaxHold, "hold the fence (which blocks every commit), or in pause mode the paused servers, at most this long while the snapshots open; past it, release them and fail, naming the slow stores")
+	intAtLeast(f, &parallel, "parallel", 4, 1, "tables streamed at once")
+	f.DurationVar(&pauseWait, "max-pause-wait-time", 0, "pause mode: how long servers wait for in-flight transactions (0: their default; negative: no wait, as ScalarDB's servers take it)")
+	f.BoolVar(&checkProof, "allow-check-paused-proof", false, "pause mode: accept servers that report no pause id (ScalarDB Server), whose pause is checked by CheckPaused alone (docs/pause.md)")
+	durationAtLeast(f, &pauseRenew, "renew-every", 5*time.Second, 0, "pause mode: renew the servers' pause leases this often while the snapshots open (0: never)")
 	servers.add(cmd)
 	return cmd
 }
@@ -199,14 +229,17 @@ func humanBytes(n int64) string {
 // backupSummary is a line of backup list; a damaged backup has only ID
 // and Damaged.
 type backupSummary struct {
-	ID        string          `json:"id"`
-	Damaged   string          `json:"damaged,omitempty"`
-	Mode      backup.Mode     `json:"mode,omitempty"`
-	Started   time.Time       `json:"started,omitzero"`
-	Rows      int64           `json:"rows,omitempty"`
-	Bytes     int64           `json:"bytes,omitempty"`
-	FenceHold backup.Duration `json:"fence_hold,omitzero"`
-	Stores    int             `json:"stores,omitempty"`
+	ID      string      `json:"id"`
+	Damaged string      `json:"damaged,omitempty"`
+	Mode    backup.Mode `json:"mode,omitempty"`
+	// Consistent: the backup has a cut (fence or pause); an independent
+	// one may hold half-applied transactions.
+	Consistent bool            `json:"consistent"`
+	Started    time.Time       `json:"started,omitzero"`
+	Rows       int64           `json:"rows,omitempty"`
+	Bytes      int64           `json:"bytes,omitempty"`
+	FenceHold  backup.Duration `json:"fence_hold,omitzero"`
+	Stores     int             `json:"stores,omitempty"`
 }
 
 func newBackupListCmd(g *globals) *cobra.Command {
@@ -230,7 +263,7 @@ listed all the same.`,
 			}
 			list := []backupSummary{}
 			for _, m := range all {
-				list = append(list, backupSummary{ID: m.ID, Mode: m.Mode, Started: m.Started, Rows: m.Rows, Bytes: m.Bytes, FenceHold: m.FenceHold, Stores: len(m.Stores)})
+				list = append(list, backupSummary{ID: m.ID, Mode: m.Mode, Consistent: m.Mode != backup.Independent, Started: m.Started, Rows: m.Rows, Bytes: m.Bytes, FenceHold: m.FenceHold, Stores: len(m.Stores)})
 			}
 			var damagedIDs []string
 			for _, d := range damaged {
@@ -246,7 +279,11 @@ listed all the same.`,
 					if b.Mode == backup.Fence {
 						hold = time.Duration(b.FenceHold).String()
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", b.ID, b.Mode, b.Started.Format(time.RFC3339), b.Stores, b.Rows, humanBytes(b.Bytes), hold)
+					mode := string(b.Mode)
+					if !b.Consistent {
+						mode += " (INCONSISTENT: no cut)"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", b.ID, mode, b.Started.Format(time.RFC3339), b.Stores, b.Rows, humanBytes(b.Bytes), hold)
 				}
 				tw.Flush()
 			}); err != nil {
@@ -262,7 +299,7 @@ listed all the same.`,
 func newBackupShowCmd(g *globals) *cobra.Command {
 	var rf repoFlags
 	cmd := &cobra.Command{
-		Use:   "show ID",
+		Use:   "show ID|latest",
 		Short: "Show a backup's manifest: stores, tables, cut points, fence hold time",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -271,9 +308,13 @@ func newBackupShowCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			m, err := backup.Load(ctx, r, args[0])
+			id, err := backup.Resolve(ctx, r, args[0])
+			if err != nil {
+				return err
+			}
+			m, err := backup.Load(ctx, r, id)
 			if backup.Unreadable(err) {
-				return violationError{hint.Run(fmt.Errorf("%w: deleting it removes it from the catalog", err), "backup", "delete", args[0])}
+				return violationError{hint.Run(fmt.Errorf("%w: deleting it removes it from the catalog", err), "backup", "delete", id)}
 			}
 			if err != nil {
 				return err
@@ -300,7 +341,7 @@ func (f *repoFlags) locked(ctx context.Context, g *globals, command string) (*re
 		return nil, nil, err
 	}
 	host, _ := os.Hostname()
-	lk, err := r.Lock(ctx, fmt.Sprintf("stillpoint %s (%s, pid %d)", command, host, os.Getpid()))
+	lk, err := r.LockWaiting(ctx, fmt.Sprintf("stillpoint %s (%s, pid %d)", command, host, os.Getpid()), f.retryLock)
 	return r, lk, err
 }
 
@@ -322,7 +363,7 @@ func damagedError(ids []string) error {
 
 func newBackupDeleteCmd(g *globals) *cobra.Command {
 	var rf repoFlags
-	var doPrune bool
+	var doPrune, dryRun bool
 	cmd := &cobra.Command{
 		Use:   "delete ID",
 		Short: "Delete a backup, and (unless --prune=false) the chunks no other backup uses",
@@ -331,16 +372,49 @@ backup references. Everything that can fail is read before the backup is
 removed. While another backup is damaged nothing is pruned (it might reference
 any chunk): the damaged backups are named and the exit code is 3. If removing
 chunks fails after the backup is gone, the output says the backup was deleted
-and ` + "`stillpoint backup prune`" + ` finishes the job.`,
+and ` + "`stillpoint backup prune`" + ` finishes the job.
+
+With --dry-run it says what it would delete and free, writing nothing (not
+even the lock).`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			id := args[0]
+			if dryRun {
+				r, err := rf.existing(ctx, g)
+				if err != nil {
+					return err
+				}
+				id, err := backup.Resolve(ctx, r, args[0])
+				if err != nil {
+					return err
+				}
+				plan, err := backup.PlanDelete(ctx, r, id, doPrune)
+				if err != nil {
+					return err
+				}
+				return g.print(cmd.OutOrStdout(), struct {
+					DryRun bool `json:"dry_run"`
+					backup.DeleteResult
+				}{true, plan}, func(w io.Writer) {
+					fmt.Fprintf(w, "would delete backup %s", id)
+					if plan.WasDamaged {
+						fmt.Fprint(w, " (it is damaged)")
+					}
+					if plan.Prune != nil {
+						fmt.Fprintf(w, "; %s", strings.Replace(pruneText(*plan.Prune), "pruned", "would prune", 1))
+					}
+					fmt.Fprintln(w, "\nnothing was changed (--dry-run)")
+				})
+			}
 			r, lk, err := rf.locked(ctx, g, "backup delete")
 			if err != nil {
 				return err
 			}
 			defer lk.Unlock()
+			id, err := backup.Resolve(ctx, r, args[0])
+			if err != nil {
+				return err
+			}
 			res, err := backup.Delete(ctx, r, lk, id, doPrune)
 			var pe *backup.PruneError
 			if err != nil && !errors.As(err, &pe) {
@@ -375,7 +449,9 @@ and ` + "`stillpoint backup prune`" + ` finishes the job.`,
 		},
 	}
 	rf.add(cmd)
+	rf.addRetryLock(cmd)
 	cmd.Flags().BoolVar(&doPrune, "prune", true, "also remove chunks no remaining backup uses")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be deleted and freed; change nothing")
 	return cmd
 }
 
@@ -406,6 +482,7 @@ exit code is 3.`,
 		},
 	}
 	rf.add(cmd)
+	rf.addRetryLock(cmd)
 	return cmd
 }
 

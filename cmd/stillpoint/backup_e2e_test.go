@@ -15,7 +15,7 @@ func TestBackupCommands(t *testing.T) {
 	if out, code := c.run("workload", "bank", "--count", "200"); code != 0 {
 		t.Fatalf("workload: %s", out)
 	}
-	out, code := c.run("--json", "backup", "create", "--repo", repo)
+	out, code := c.run("--json", "backup", "create", "--init", "--repo", repo)
 	if code != 0 {
 		t.Fatalf("backup create: exit %d %s", code, out)
 	}
@@ -38,7 +38,7 @@ func TestBackupCommands(t *testing.T) {
 		t.Fatalf("backup show: %d %s", code, out)
 	}
 	// A backup that cannot run is refused and never listed.
-	if _, code := c.run("backup", "create", "--repo", repo, "--mode", "pause"); code != exitUsage {
+	if _, code := c.run("backup", "create", "--init", "--repo", repo, "--mode", "pause"); code != exitUsage {
 		t.Fatalf("pause mode without servers: exit %d, want %d", code, exitUsage)
 	}
 	var list []struct{ ID string }
@@ -63,7 +63,7 @@ func TestBackupVerifyNamesDamagedObjects(t *testing.T) {
 	for _, dir := range []string{"data", "backups"} {
 		t.Run(dir, func(t *testing.T) {
 			repo := filepath.Join(t.TempDir(), "repo")
-			out, code := c.run("--json", "backup", "create", "--repo", repo)
+			out, code := c.run("--json", "backup", "create", "--init", "--repo", repo)
 			if code != 0 {
 				t.Fatalf("backup: %s", out)
 			}
@@ -120,7 +120,7 @@ func TestDamagedManifest(t *testing.T) {
 		if out, code := c.run("workload", "bank", "--count", "100"); code != 0 {
 			t.Fatalf("workload: %s", out)
 		}
-		out, code := c.run("--json", "backup", "create", "--repo", repo)
+		out, code := c.run("--json", "backup", "create", "--init", "--repo", repo)
 		var m struct{ ID string }
 		if code != 0 || json.Unmarshal([]byte(out), &m) != nil {
 			t.Fatalf("backup create: exit %d %s", code, out)

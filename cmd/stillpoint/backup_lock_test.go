@@ -63,7 +63,7 @@ func TestCampaignUnlockDuringBackup(t *testing.T) {
 	for trial := range trials {
 		remote := trial%2 == 0
 		repoDir := filepath.Join(t.TempDir(), "repo")
-		out, code := c.run("--json", "backup", "create", "--repo", repoDir)
+		out, code := c.run("--json", "backup", "create", "--init", "--repo", repoDir)
 		var older struct{ ID string }
 		if code != 0 || json.Unmarshal([]byte(out), &older) != nil {
 			t.Fatalf("trial %d: backup create: exit %d %s", trial, code, out)
@@ -143,7 +143,7 @@ func TestKilledBackupLockTakenOver(t *testing.T) {
 		t.Fatalf("workload: %s", out)
 	}
 	repoDir := filepath.Join(t.TempDir(), "repo")
-	if out, code := c.run("backup", "create", "--repo", repoDir); code != 0 {
+	if out, code := c.run("backup", "create", "--init", "--repo", repoDir); code != 0 {
 		t.Fatalf("backup create: %s", out)
 	}
 
@@ -161,7 +161,7 @@ func TestKilledBackupLockTakenOver(t *testing.T) {
 	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
 		t.Fatal(err)
 	}
-	victim := exec.Command(c.bin, append(c.args, "backup", "create", "--repo", repoDir, "--fence-timeout", "10m")...)
+	victim := exec.Command(c.bin, append(c.args, "backup", "create", "--init", "--repo", repoDir, "--fence-timeout", "10m")...)
 	if err := victim.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestKilledBackupLockTakenOver(t *testing.T) {
 	conn.ExecContext(context.Background(), "ROLLBACK")
 	conn.Close()
 
-	next := exec.Command(c.bin, append(c.args, "backup", "create", "--repo", repoDir)...)
+	next := exec.Command(c.bin, append(c.args, "backup", "create", "--init", "--repo", repoDir)...)
 	var stderr strings.Builder
 	next.Stderr = &stderr
 	if err := next.Run(); err != nil {
@@ -201,7 +201,7 @@ func TestUnlockOtherHost(t *testing.T) {
 		t.Fatalf("workload: %s", out)
 	}
 	repoDir := filepath.Join(t.TempDir(), "repo")
-	if out, code := c.run("backup", "create", "--repo", repoDir); code != 0 {
+	if out, code := c.run("backup", "create", "--init", "--repo", repoDir); code != 0 {
 		t.Fatalf("backup create: %s", out)
 	}
 	lock, _ := json.Marshal(repo.LockInfo{Owner: "stillpoint backup create (db2, pid 4242)", Host: "db2", PID: 4242, Time: time.Now().UTC(), Nonce: "remote"})
@@ -211,7 +211,7 @@ func TestUnlockOtherHost(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(repoDir, "locks", "repository"), lock, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, code := c.run("backup", "create", "--repo", repoDir); code == 0 {
+	if _, code := c.run("backup", "create", "--init", "--repo", repoDir); code == 0 {
 		t.Fatal("backup create ran beside another host's fresh lock")
 	}
 	cases := []struct {
@@ -232,7 +232,7 @@ func TestUnlockOtherHost(t *testing.T) {
 			t.Fatalf("backup unlock: exit %d %s (%v); want removed=%v", code, out, err, want.removed)
 		}
 	}
-	if out, code := c.run("backup", "create", "--repo", repoDir); code != 0 {
+	if out, code := c.run("backup", "create", "--init", "--repo", repoDir); code != 0 {
 		t.Fatalf("backup create after unlock: %s", out)
 	}
 }

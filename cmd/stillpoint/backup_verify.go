@@ -22,7 +22,7 @@ func newBackupVerifyCmd(g *globals) *cobra.Command {
 		readData bool
 	)
 	cmd := &cobra.Command{
-		Use:   "verify ID",
+		Use:   "verify ID|latest",
 		Short: "Check a backup's manifest and that every chunk it needs is there (and intact, with --read-data)",
 		Long: `Reads the backup's manifest (whose checksum is verified) and checks that every
 chunk it references exists in the repository. With --read-data every chunk is
@@ -35,7 +35,11 @@ Exit code 3 names every missing or damaged object.`,
 			if err != nil {
 				return err
 			}
-			m, err := backup.Load(ctx, r, args[0])
+			id, err := backup.Resolve(ctx, r, args[0])
+			if err != nil {
+				return err
+			}
+			m, err := backup.Load(ctx, r, id)
 			if err != nil {
 				return violationError{err}
 			}

@@ -191,7 +191,7 @@ func runCompat(t *testing.T, era compat.Era, engine compat.Engine) {
 	repo := t.TempDir()
 	var id string
 	if !t.Run("backup", func(t *testing.T) {
-		out, code := c.run("--json", "backup", "create", "--repo", repo)
+		out, code := c.run("--json", "backup", "create", "--init", "--repo", repo)
 		var m struct{ ID string }
 		if code != 0 || json.Unmarshal([]byte(out), &m) != nil || m.ID == "" {
 			t.Fatalf("backup create: exit %d: %s", code, out)

@@ -121,8 +121,8 @@ read-only: nothing may be left undecided, and both bank invariants must hold. Ev
 	}
 	f := cmd.Flags()
 	f.StringVar(&dir, "dir", "./stillpoint-demo", "directory for the source stores, the repository and the restores")
-	f.DurationVar(&duration, "duration", 6*time.Second, "how long the transfers run")
-	f.IntVar(&accounts, "accounts", 100, "accounts per namespace")
+	durationPositive(f, &duration, "duration", 6*time.Second, "how long the transfers run")
+	intAtLeast(f, &accounts, "accounts", 100, 1, "accounts per namespace")
 	return cmd
 }
 

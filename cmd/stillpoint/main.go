@@ -6,10 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/stillpoint/stillpoint/internal/backup"
 	"github.com/stillpoint/stillpoint/internal/hint"
 )
 
@@ -19,32 +21,47 @@ const (
 	exitError     = 1 // the command failed; the message says why
 	exitUsage     = 2 // bad flags or arguments
 	exitViolation = 3 // a check ran and found a violation
+	// exitInterrupted: SIGINT or SIGTERM stopped the command, as a shell
+	// reports a process killed by SIGINT (128+2).
+	exitInterrupted = 130
 )
 
 // usageError marks errors in how the command was called.
 type usageError struct{ error }
 
+func (e usageError) Unwrap() error { return e.error }
+
 // violationError marks a check that ran and failed.
 type violationError struct{ error }
+
+func (e violationError) Unwrap() error { return e.error }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	cmd, err := newRootCmd().ExecuteContextC(ctx)
+	interrupted := ctx.Err() != nil
 	stop()
+	if err != nil && interrupted {
+		// The command has unwound (locks released, nothing recorded); what
+		// it was doing when the signal came is detail.
+		fmt.Fprintf(os.Stderr, "stillpoint: interrupted (%v)\n", err)
+		os.Exit(exitInterrupted)
+	}
 	// Hints name the same stores, repository and servers as the command.
 	err = hint.Rendered(err, func(args []string) string { return nextCommand(cmd, args...) })
-	os.Exit(exitCode(err))
+	os.Exit(exitCode(os.Stderr, err))
 }
 
-func exitCode(err error) int {
+// exitCode prints err (if any) to w and returns the exit code it means.
+func exitCode(w io.Writer, err error) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(os.Stderr, "stillpoint:", err)
+	fmt.Fprintln(w, "stillpoint:", err)
 	var u usageError
 	var v violationError
 	switch {
-	case errors.As(err, &u):
+	case errors.As(err, &u), backup.IsRefError(err):
 		return exitUsage
 	case errors.As(err, &v):
 		return exitViolation

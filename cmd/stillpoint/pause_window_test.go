@@ -182,8 +182,8 @@ func TestBackupCreateBoundFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"backup", "create", "--fence-max-hold", "0s"}, "--fence-max-hold must be positive"},
-		{[]string{"backup", "create", "--mode", "pause", "--renew-every", "-1s"}, "--renew-every must not be negative"},
+		{[]string{"backup", "create", "--fence-max-hold", "0s"}, `"--fence-max-hold" flag: must be above zero`},
+		{[]string{"backup", "create", "--mode", "pause", "--renew-every", "-1s"}, `"--renew-every" flag: must be at least 0s`},
 	}
 	for _, tt := range tests {
 		_, err := runAdmin(t, append(tt.args, "--data-dir", t.TempDir())...)

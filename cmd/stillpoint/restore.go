@@ -12,12 +12,13 @@ import (
 
 func newRestoreCmd(g *globals) *cobra.Command {
 	var (
-		rf       repoFlags
-		force    bool
-		parallel int
+		rf                repoFlags
+		force             bool
+		allowInconsistent bool
+		parallel          int
 	)
 	cmd := &cobra.Command{
-		Use:   "restore ID",
+		Use:   "restore ID|latest",
 		Short: "Restore a backup into the stores of --config/--data-dir",
 		Long: `Recreates the schema and metadata of every table of the backup in the stores
 the target configuration maps their namespaces to (which may be other engines
@@ -37,18 +38,25 @@ removed once the restore is complete.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			st, err := g.storage()
+			st, err := g.storageCreating()
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			r, err := rf.open(ctx, st.Config(), false)
+			r, err := rf.open(ctx, st.Config(), repoExisting)
 			if err != nil {
 				return err
 			}
-			m, err := backup.Load(ctx, r, args[0])
+			id, err := backup.Resolve(ctx, r, args[0])
 			if err != nil {
 				return err
+			}
+			m, err := backup.Load(ctx, r, id)
+			if err != nil {
+				return err
+			}
+			if m.Mode == backup.Independent && !allowInconsistent {
+				return usageError{fmt.Errorf("backup %s is independent: its stores were copied one after another with no cut, so it may hold half-applied transactions; restore a fence or pause backup (latest picks one), or pass --allow-inconsistent to restore this one anyway", m.ID)}
 			}
 			opts := restore.Options{Force: force, Parallel: parallel}
 			if bar := g.newProgress(m.Rows, "restoring"); bar != nil {
@@ -74,7 +82,8 @@ removed once the restore is complete.`,
 		},
 	}
 	rf.add(cmd)
+	cmd.Flags().BoolVar(&allowInconsistent, "allow-inconsistent", false, "restore an independent backup, which has no cut and may hold half-applied transactions")
 	cmd.Flags().BoolVar(&force, "force", false, "replace tables that hold data or are half made, or another backup's unfinished restore")
-	cmd.Flags().IntVar(&parallel, "parallel", 4, "tables loaded at once")
+	intAtLeast(cmd.Flags(), &parallel, "parallel", 4, 1, "tables loaded at once")
 	return cmd
 }

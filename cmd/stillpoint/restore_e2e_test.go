@@ -49,7 +49,7 @@ func TestRestoreKilledAndRunAgain(t *testing.T) {
 	c := cli{t: t, bin: build(t), args: []string{"--data-dir", src}}
 	bigBank(t, c, src, 150000)
 	repo := filepath.Join(t.TempDir(), "repo")
-	out, code := c.run("--json", "backup", "create", "--repo", repo)
+	out, code := c.run("--json", "backup", "create", "--init", "--repo", repo)
 	if code != 0 {
 		t.Fatalf("backup: %s", out)
 	}

@@ -65,7 +65,7 @@ not transactional up to 3.6.`,
 			if err != nil {
 				return err
 			}
-			st, err := g.storage()
+			st, err := g.storageCreating()
 			if err != nil {
 				return err
 			}

@@ -301,7 +301,7 @@ func loadConfig(t *testing.T, c cli) *config.Config {
 	return cfg
 }
 
-// freePortOn is a free port on the loopback address host.
+// freePortOn is a free port on the local address host.
 func freePortOn(t *testing.T, host string) string {
 	t.Helper()
 	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
@@ -312,18 +312,49 @@ func freePortOn(t *testing.T, host string) string {
 	return l.Addr().String()
 }
 
+// nonLoopbackIP is an address of one of this machine's interfaces that is
+// up and not loopback, on which the admin listener is served as in a real
+// deployment, and the allow-list entry of the source a local client
+// connecting to it has (the same address). Without one, it falls back,
+// saying so, to 127.0.0.2, to which local clients connect from 127.0.0.1.
+func nonLoopbackIP(t *testing.T) (host, allow string) {
+	t.Helper()
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && ipn.IP.IsGlobalUnicast() {
+				return ipn.IP.String(), ipn.IP.String() + "/32"
+			}
+		}
+	}
+	t.Logf("no interface has a non-loopback IPv4 address: the admin listener is tested on 127.0.0.2 instead")
+	return "127.0.0.2", "127.0.0.1/32"
+}
+
 // scalar-admin's own admin.proto, through grpcurl, pauses (with drain),
-// checks and unpauses a server through its admin listener, on 127.0.0.2
-// (a stand-in for a non-loopback address: tests reach nothing beyond
-// loopback), while the main listener keeps requiring the token. grpcurl
-// connects to 127.0.0.2 from 127.0.0.1, the source the allow-list names.
+// checks and unpauses a server through its admin listener on a
+// non-loopback address of this machine (nonLoopbackIP), while the main
+// listener keeps requiring the token and the application keeps serving
+// transactions with it.
 func TestScalarAdminThroughTheAdminListener(t *testing.T) {
 	c := cli{t: t, bin: build(t), args: []string{"--data-dir", t.TempDir()}}
 	if out, code := c.run("workload", "bank", "--count", "1"); code != 0 {
 		t.Fatalf("create bank: %s", out)
 	}
-	adminAddr := freePortOn(t, "127.0.0.2")
-	s := startServer(t, c, "--token", "s3cret", "--pause-lease", "1s", "--admin-listen", adminAddr, "--admin-allow", "127.0.0.1/32")
+	host, allow := nonLoopbackIP(t)
+	adminAddr := freePortOn(t, host)
+	t.Logf("admin listener on %s, allowing %s", adminAddr, allow)
+	s := startServer(t, c, "--token", "s3cret", "--pause-lease", "1s", "--admin-listen", adminAddr, "--admin-allow", allow)
 	opts, err := admin.DialOptions{Token: "s3cret"}.GRPCOptions()
 	if err != nil {
 		t.Fatal(err)

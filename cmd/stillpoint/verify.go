@@ -69,9 +69,10 @@ Exit code 3 names each violation or unsettled record; 0 means consistent.`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&repair, "repair", false, "settle PREPARED and DELETED records by lazy recovery before checking (writes to the stores)")
-	f.DurationVar(&lifetime, "lifetime", txn.DefaultLifetime, "transaction lifetime: pending records older than this belong to no live transaction; --repair aborts undecided ones (0: all of them, as after a restore, when no writer is alive)")
-	f.DurationVar(&wait, "wait", -1, "with --repair, how long to wait for undecided records to expire (default: the lifetime plus 1s)")
-	f.DurationVar(&fenceTimeout, "fence-timeout", verify.DefaultFenceTimeout, "how long to wait for the coordinator fence that fixes the cut")
+	durationAtLeast(f, &lifetime, "lifetime", txn.DefaultLifetime, 0, "transaction lifetime: pending records older than this belong to no live transaction; --repair aborts undecided ones (0: all of them, as after a restore, when no writer is alive)")
+	// -1: not given; the default depends on --lifetime, so help says it in words.
+	durationAtLeast(f, &wait, "wait", -1, 0, "with --repair, how long to wait for undecided records to expire (default: the lifetime plus 1s)").DefValue = ""
+	durationPositive(f, &fenceTimeout, "fence-timeout", verify.DefaultFenceTimeout, "how long to wait for the coordinator fence that fixes the cut")
 	// Scripts written when verify recovered by default keep working.
 	f.Bool("no-recover", false, "")
 	_ = f.MarkDeprecated("no-recover", "verify is read-only unless --repair")
@@ -82,6 +83,9 @@ func printVerify(w io.Writer, r *verify.Report) {
 	fmt.Fprintf(w, "checked %d records in %d transactional tables at one cut\n", r.Records, r.Tables)
 	if r.InFlight > 0 {
 		fmt.Fprintf(w, "in flight: %d records of transactions that may still be running\n", r.InFlight)
+	}
+	if r.CommittedWithoutDecision > 0 {
+		fmt.Fprintf(w, "committed without a coordinator row: %d records (one-phase commit; see docs/recovery-compat.md)\n", r.CommittedWithoutDecision)
 	}
 	for action, n := range r.Recovered {
 		fmt.Fprintf(w, "recovered: %d records (%s)\n", n, action)

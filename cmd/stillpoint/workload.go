@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -71,16 +72,22 @@ Transfers refused because the servers are paused are retried, and counted.`,
 			if err != nil {
 				return err
 			}
+			if count < 0 {
+				return usageError{fmt.Errorf("--count must not be negative, not %d", count)}
+			}
 			if duration <= 0 && count <= 0 {
 				return usageError{errors.New("give --duration or --count")}
 			}
-			st, err := g.storage()
+			nss := strings.Split(namespaces, ",")
+			if slices.Contains(nss, "") || len(nss) < 2 || len(nss) != len(slices.Compact(slices.Sorted(slices.Values(nss)))) {
+				return usageError{fmt.Errorf("--namespaces %q: give at least two different namespaces, comma-separated, so transfers cross stores", namespaces)}
+			}
+			st, err := g.storageCreating()
 			if err != nil {
 				return err
 			}
 			defer st.Close()
 			m := txn.NewManager(st, txn.Options{Lifetime: lifetime, Isolation: iso})
-			nss := strings.Split(namespaces, ",")
 			rep := bankReport{Isolation: iso.String(), Concurrency: concurrency}
 			setup, err := bank.Load(ctx, st, nss[0])
 			if err != nil {
@@ -143,13 +150,13 @@ Transfers refused because the servers are paused are retried, and counted.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&namespaces, "namespaces", strings.Join(bank.DefaultNamespaces, ","), "comma-separated namespaces of the accounts (at least two)")
-	f.IntVar(&accounts, "accounts", 100, "accounts per namespace, when creating the bank")
+	intAtLeast(f, &accounts, "accounts", 100, 1, "accounts per namespace, when creating the bank")
 	f.Int64Var(&balance, "initial-balance", 1000, "initial balance of each account, when creating the bank")
-	f.IntVar(&concurrency, "concurrency", 8, "concurrent transfers")
-	f.DurationVar(&duration, "duration", 0, "how long to run transfers (e.g. 30s)")
+	intAtLeast(f, &concurrency, "concurrency", 8, 1, "concurrent transfers")
+	durationAtLeast(f, &duration, "duration", 0, 0, "how long to run transfers (e.g. 30s)")
 	f.Int64Var(&count, "count", 0, "how many transfers to attempt")
 	f.StringVar(&isolation, "isolation", "snapshot", "snapshot or serializable")
-	f.DurationVar(&lifetime, "lifetime", txn.DefaultLifetime, "transaction lifetime before a reader may abort an undecided write")
+	durationPositive(f, &lifetime, "lifetime", txn.DefaultLifetime, "transaction lifetime before a reader may abort an undecided write")
 	f.StringVar(&servers, "servers", "", "run the transfers through these servers (host:port,...)")
 	addDialFlags(f, &dial)
 	return cmd

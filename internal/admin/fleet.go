@@ -156,7 +156,22 @@ type Fleet struct {
 	conns   []*grpc.ClientConn
 	clients []adminpb.AdminClient
 	timeout time.Duration
+	// checkPausedProof: Hold accepts targets without a pause id, checked
+	// by CheckPaused alone (AllowCheckPausedProof).
+	checkPausedProof bool
 }
+
+// AllowCheckPausedProof lets Hold make a window with targets that report no
+// pause_id, such as ScalarDB Server 3.6 to 3.13 (whose Stats answers "{}"
+// up to 3.8 and is Unimplemented from 3.9). Such a target has no lease, so
+// it is sent no renewal (a renewal would also re-close a gate someone
+// opened, hiding the gap); its pause is checked with CheckPaused when the
+// window starts, after every renewal period and at the window's end. That
+// proves it was paused at each check, not in between: an Unpause followed
+// by a Pause (another operator's run, a restart and a re-pause) between two
+// checks goes unseen. A target without CheckPaused either (ScalarDB Server
+// 3.4, 3.5) is still refused: nothing could show that its pause held.
+func (f *Fleet) AllowCheckPausedProof() { f.checkPausedProof = true }
 
 // NewFleet prepares connections to targets (host:port); nothing is dialled
 // until the first call. timeout bounds each call (0: DefaultTimeout); a
@@ -305,13 +320,15 @@ func rpcError(err error) string {
 
 // PauseAll pauses every target in parallel: each closes to new
 // transactions and, with waitOutstanding, waits for those in flight, for
-// at most maxWait (0: the server's default, 30s for Stillpoint).
+// at most maxWait (0: the server's default, 30s for Stillpoint; negative:
+// no wait, as ScalarDB's servers take it, so a target with a transaction
+// in flight fails the pause).
 //
 // If any target fails, every target (those that paused, those that failed,
 // which may have paused anyway) is sent an Unpause, even if ctx has been
 // cancelled, and the error is a *PauseFailedError.
 func (f *Fleet) PauseAll(ctx context.Context, waitOutstanding bool, maxWait time.Duration) (*Pause, error) {
-	res := f.pauseEach(ctx, waitOutstanding, maxWait)
+	res := f.pauseEach(ctx, waitOutstanding, maxWait, nil)
 	p := &Pause{Targets: f.Targets(), waitOutstanding: waitOutstanding, maxWait: maxWait}
 	for _, r := range res {
 		if r.Err != nil {
@@ -324,11 +341,18 @@ func (f *Fleet) PauseAll(ctx context.Context, waitOutstanding bool, maxWait time
 	return p, nil
 }
 
-// pauseEach sends Pause to every target in parallel.
-func (f *Fleet) pauseEach(ctx context.Context, waitOutstanding bool, maxWait time.Duration) []TargetResult {
+// pauseEach sends Pause to every target in parallel, but those skip
+// names (nil: none), which count as done.
+func (f *Fleet) pauseEach(ctx context.Context, waitOutstanding bool, maxWait time.Duration, skip []bool) []TargetResult {
 	req := &adminpb.PauseRequest{WaitOutstanding: waitOutstanding}
-	if maxWait > 0 {
+	switch {
+	case maxWait > 0:
 		ms := (maxWait + time.Millisecond - 1).Milliseconds()
+		req.MaxPauseWaitTime = &ms
+	case maxWait < 0:
+		// Any negative value is "no wait" to ScalarDB's servers and ours;
+		// -1ns must not round to 0, which is the server's default.
+		ms := min(maxWait.Milliseconds(), -1)
 		req.MaxPauseWaitTime = &ms
 	}
 	timeout := f.timeout
@@ -336,6 +360,9 @@ func (f *Fleet) pauseEach(ctx context.Context, waitOutstanding bool, maxWait tim
 		timeout += max(maxWait, DefaultMaxWait)
 	}
 	return f.each(ctx, timeout, func(ctx context.Context, i int) error {
+		if skip != nil && skip[i] {
+			return nil
+		}
 		_, err := f.clients[i].Pause(ctx, req)
 		return err
 	})
@@ -483,11 +510,13 @@ func HoldFor(d time.Duration) func(context.Context) error {
 // have a transaction in flight at the start (one would mean its pause lapsed
 // and was re-closed without draining). Targets that do not report
 // a pause id cannot prove their pause continuous, so no window is made
-// with them.
+// with them, unless the fleet allows CheckPaused proof
+// (AllowCheckPausedProof), which says what it can and cannot prove.
 //
 // If renew > 0, the pause is renewed every renew by pausing again, as p
 // was paused (so a target found open is drained, not just closed), which
-// restarts the servers' leases.
+// restarts the servers' leases; targets checked by CheckPaused are only
+// checked.
 //
 // If ctx is cancelled, work fails, a check fails or a renewal fails, Hold
 // cancels work's context (otherwise left alone) and waits for work, still unpauses every target (ignoring
@@ -561,7 +590,7 @@ func (f *Fleet) Hold(ctx context.Context, p *Pause, renew time.Duration, work fu
 			}
 			return w, nil
 		case <-tick:
-			if err := fleetError("renewing the pause", f.pauseEach(ctx, p.waitOutstanding, p.maxWait)); err != nil {
+			if err := fleetError("renewing the pause", f.pauseEach(ctx, p.waitOutstanding, p.maxWait, unleased(ids))); err != nil {
 				return fail(err.Error())
 			}
 			if _, _, reason := f.pauseIDs(ctx, ids, false, 0); reason != "" {
@@ -571,35 +600,97 @@ func (f *Fleet) Hold(ctx context.Context, p *Pause, renew time.Duration, work fu
 	}
 }
 
-// pauseIDs reads every target's Stats: each must be paused, under the
-// pause id in want (nil: any), and with drained, have no transaction in
-// flight (a paused server admits none, so a pause that drained keeps none:
-// one in flight means it lapsed and was paused again without draining).
-// It returns the ids, when the last answer came, and why the targets are
-// not all paused ("" if they are). Given the renewal period, it warns of
-// targets whose lease is too short for it.
-func (f *Fleet) pauseIDs(ctx context.Context, want []string, drained bool, renew time.Duration) ([]string, time.Time, string) {
-	stats := make([]Stats, len(f.targets))
-	res := f.each(ctx, f.timeout, func(ctx context.Context, i int) error {
+// unleased says which targets are checked by CheckPaused (their id in ids
+// is ""): they have no lease, and are sent no renewal.
+func unleased(ids []string) []bool {
+	out := make([]bool, len(ids))
+	for i, id := range ids {
+		out[i] = id == ""
+	}
+	return out
+}
+
+// pauseState is what a target tells of its pause.
+type pauseState struct {
+	Stats
+	// byCheck: the target reports no pause state in its Stats (ScalarDB
+	// Server's "{}", or no Stats at all), and Paused came from CheckPaused.
+	byCheck bool
+	// foreign: the target reports no pause state in its Stats, and was not
+	// asked with CheckPaused (the fleet does not allow that proof).
+	foreign bool
+	// noCheck: CheckPaused is Unimplemented on the target too.
+	noCheck bool
+}
+
+// pauseState reads target i's pause from its Stats, or from CheckPaused
+// for a target checked that way: one whose id in want is "", or, when the
+// ids are first read (want is nil) and the fleet allows CheckPaused proof,
+// one whose Stats has no pause state.
+func (f *Fleet) pauseState(ctx context.Context, i int, want []string) (pauseState, error) {
+	var st pauseState
+	if want == nil || want[i] != "" {
 		r, err := f.clients[i].Stats(ctx, &emptypb.Empty{})
-		if err == nil {
-			err = json.Unmarshal([]byte(r.GetStats()), &stats[i])
+		var keys map[string]json.RawMessage
+		switch {
+		case status.Code(err) == codes.Unimplemented:
+		case err != nil:
+			return st, err
+		case json.Unmarshal([]byte(r.GetStats()), &keys) != nil:
+			return st, fmt.Errorf("its Stats is not a JSON object: %q", r.GetStats())
 		}
+		// A Stillpoint server always reports "paused"; ScalarDB Server
+		// answers "{}" up to 3.8 and has no Stats from 3.9.
+		if _, ok := keys["paused"]; ok {
+			return st, json.Unmarshal([]byte(r.GetStats()), &st.Stats)
+		}
+		if !f.checkPausedProof {
+			st.foreign = true
+			return st, nil
+		}
+	}
+	st.byCheck = true
+	r, err := f.clients[i].CheckPaused(ctx, &emptypb.Empty{})
+	if status.Code(err) == codes.Unimplemented {
+		st.noCheck = true
+		return st, nil
+	}
+	st.Paused = r.GetPaused()
+	return st, err
+}
+
+// pauseIDs reads every target's pause state: each must be paused, under the
+// pause id in want (nil: any; "": a target checked by CheckPaused, which
+// has no id), and with drained, have no transaction in flight (a paused
+// server admits none, so a pause that drained keeps none: one in flight
+// means it lapsed and was paused again without draining). It returns the
+// ids, when the last answer came, and why the targets are not all paused
+// ("" if they are). Given the renewal period, it warns of targets whose
+// lease is too short for it.
+func (f *Fleet) pauseIDs(ctx context.Context, want []string, drained bool, renew time.Duration) ([]string, time.Time, string) {
+	states := make([]pauseState, len(f.targets))
+	res := f.each(ctx, f.timeout, func(ctx context.Context, i int) error {
+		var err error
+		states[i], err = f.pauseState(ctx, i, want)
 		return err
 	})
-	if err := fleetError("stats", res); err != nil {
+	if err := fleetError("checking the pause", res); err != nil {
 		return nil, time.Time{}, "could not confirm that every target was still paused: " + err.Error()
 	}
 	ids := make([]string, len(f.targets))
 	var last time.Time
-	var open, repaused, unproven, busy []string
-	for i, s := range stats {
+	var open, repaused, unproven, unchecked, busy []string
+	for i, s := range states {
 		t := f.targets[i]
 		ids[i] = s.PauseID
 		switch {
+		case s.foreign:
+			unproven = append(unproven, t)
+		case s.noCheck:
+			unchecked = append(unchecked, t)
 		case !s.Paused:
 			open = append(open, t)
-		case s.PauseID == "":
+		case s.PauseID == "" && !s.byCheck:
 			unproven = append(unproven, t)
 		case want != nil && s.PauseID != want[i]:
 			repaused = append(repaused, fmt.Sprintf("%s (pause %s, now %s)", t, want[i], s.PauseID))
@@ -618,7 +709,7 @@ func (f *Fleet) pauseIDs(ctx context.Context, want []string, drained bool, renew
 	}
 	var reasons []string
 	if len(open) > 0 {
-		reasons = append(reasons, fmt.Sprintf("%s no longer paused (its pause lease ran out, or it restarted)", strings.Join(open, ", ")))
+		reasons = append(reasons, fmt.Sprintf("%s no longer paused (its pause lease ran out, it restarted, or someone unpaused it)", strings.Join(open, ", ")))
 	}
 	if len(repaused) > 0 {
 		reasons = append(reasons, fmt.Sprintf("%s unpaused and paused again during the window (its pause lease ran out before a renewal, or it restarted): transactions may have run", strings.Join(repaused, ", ")))
@@ -627,7 +718,10 @@ func (f *Fleet) pauseIDs(ctx context.Context, want []string, drained bool, renew
 		reasons = append(reasons, fmt.Sprintf("%s paused with transactions still in flight, though the pause drained them (its lease ran out and something paused it again without draining)", strings.Join(busy, ", ")))
 	}
 	if len(unproven) > 0 {
-		reasons = append(reasons, fmt.Sprintf("%s report no pause_id in their Stats (not Stillpoint servers?), so their pause cannot be proven uninterrupted", strings.Join(unproven, ", ")))
+		reasons = append(reasons, fmt.Sprintf("%s reports no pause_id in its Stats (not a Stillpoint server: ScalarDB Server?), so its pause cannot be proven uninterrupted; a window checked by CheckPaused alone must be asked for (--allow-check-paused-proof)", strings.Join(unproven, ", ")))
+	}
+	if len(unchecked) > 0 {
+		reasons = append(reasons, fmt.Sprintf("%s reports no pause_id and has no CheckPaused (ScalarDB Server 3.4 or 3.5?), so nothing can show that its pause held to the window's end; pause it without --duration, take the backup, then unpause it (as scalar-admin does), or upgrade it to 3.6 or later", strings.Join(unchecked, ", ")))
 	}
 	return ids, last, strings.Join(reasons, "; ")
 }

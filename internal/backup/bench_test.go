@@ -110,7 +110,7 @@ func BenchmarkBackupRestoreVersusDumps(b *testing.B) {
 		cfg := loadBig(b, ctx, "postgres", pgDSN, ns)
 		dir := b.TempDir()
 		repoDir := filepath.Join(dir, "repo")
-		ours := run(b, "stillpoint backup create", repoDir, exec.Command(bin, "--config", cfg, "backup", "create", "--repo", repoDir, "--json"))
+		ours := run(b, "stillpoint backup create", repoDir, exec.Command(bin, "--config", cfg, "backup", "create", "--init", "--repo", repoDir, "--json"))
 		fc := run(b, "pg_dump -Fc", filepath.Join(dir, "dump.fc"), exec.Command(filepath.Join(pgBin, "pg_dump"), "-Fc", "-f", filepath.Join(dir, "dump.fc"), pgDSN))
 		fd := run(b, "pg_dump -Fd -j2", filepath.Join(dir, "dump.d"), exec.Command(filepath.Join(pgBin, "pg_dump"), "-Fd", "-j2", "-f", filepath.Join(dir, "dump.d"), pgDSN))
 		report(b, "PostgreSQL backup", ours, []measurement{fc, fd})
@@ -134,7 +134,7 @@ func BenchmarkBackupRestoreVersusDumps(b *testing.B) {
 			c.Env = append(os.Environ(), "MYSQL_PWD="+my.Passwd)
 			return c
 		}
-		ours = run(b, "stillpoint backup create", repoDir, exec.Command(bin, "--config", cfg, "backup", "create", "--repo", repoDir, "--json"))
+		ours = run(b, "stillpoint backup create", repoDir, exec.Command(bin, "--config", cfg, "backup", "create", "--init", "--repo", repoDir, "--json"))
 		dump := filepath.Join(dir, "dump.sql")
 		md := run(b, "mysqldump --single-transaction", dump, client("mysqldump", fmt.Sprintf("--single-transaction --databases %s coordinator scalardb > %s", myNS, dump)))
 		report(b, "MariaDB backup", ours, []measurement{md})

@@ -43,6 +43,9 @@ type Options struct {
 	PauseRenew time.Duration
 	// Progress is told of bytes streamed, and the total rows expected.
 	Progress func(bytes int64)
+	// RetryLock: how long to wait for the repository's lock while another
+	// process holds it (0: fail at once).
+	RetryLock time.Duration
 }
 
 // job is one table to stream.
@@ -67,7 +70,7 @@ func Create(ctx context.Context, st *multistorage.Storage, r *repo.Repository, o
 	host, _ := os.Hostname()
 	// Held until the manifest is saved, which checks it is still ours: a
 	// prune that ran meanwhile may have deleted chunks deduplicated against.
-	lk, err := r.Lock(ctx, fmt.Sprintf("stillpoint backup create (%s, pid %d)", host, os.Getpid()))
+	lk, err := r.LockWaiting(ctx, fmt.Sprintf("stillpoint backup create (%s, pid %d)", host, os.Getpid()), opts.RetryLock)
 	if err != nil {
 		return nil, err
 	}

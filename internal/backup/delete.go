@@ -69,6 +69,43 @@ func Delete(ctx context.Context, r *repo.Repository, lk *repo.Lock, id string, p
 	return res, nil
 }
 
+// PlanDelete says what Delete would do, changing nothing and taking no
+// lock: whether the backup exists and is damaged, and with prune how many
+// chunks would go (the backup's own and any left by earlier failures).
+func PlanDelete(ctx context.Context, r *repo.Repository, id string, prune bool) (DeleteResult, error) {
+	res := DeleteResult{Deleted: id}
+	if _, err := Load(ctx, r, id); Unreadable(err) {
+		res.WasDamaged = true
+	} else if err != nil {
+		return DeleteResult{}, err
+	}
+	if prune {
+		p, err := planPrune(ctx, r, id)
+		if err != nil {
+			return DeleteResult{}, err
+		}
+		res.Prune = &p
+	}
+	return res, nil
+}
+
+// PlanPrune says what Prune would remove, changing nothing.
+func PlanPrune(ctx context.Context, r *repo.Repository) (PruneResult, error) {
+	return planPrune(ctx, r, "")
+}
+
+func planPrune(ctx context.Context, r *repo.Repository, skip string) (PruneResult, error) {
+	refs, blocked, err := referenced(ctx, r, skip)
+	if err != nil {
+		return PruneResult{}, err
+	}
+	res := PruneResult{Blocked: blocked}
+	if len(blocked) == 0 {
+		res.Removed, res.Freed, err = r.Unreferenced(ctx, refs)
+	}
+	return res, err
+}
+
 // Prune removes the chunks no backup references, holding lk.
 func Prune(ctx context.Context, r *repo.Repository, lk *repo.Lock) (PruneResult, error) {
 	refs, blocked, err := referenced(ctx, r, "")

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -48,7 +49,8 @@ type Cut struct {
 	// At is when the fence was released.
 	At time.Time
 
-	cancel context.CancelFunc // ends the context the snapshots were opened in
+	cancel context.CancelFunc       // ends the context the snapshots were opened in
+	took   map[string]time.Duration // how long each snapshot took to open
 }
 
 // Close ends every snapshot.
@@ -100,12 +102,13 @@ func Take(ctx context.Context, coordinator string, stores map[string]Engine, tim
 		return nil, fmt.Errorf("the coordinator store %q is not among the stores to cut", coordinator)
 	}
 	start := time.Now()
+	slog.Debug("cut: waiting for the coordinator fence", "store", coordinator, "timeout", timeout)
 	fence, err := ce.AcquireFence(ctx, timeout)
 	if err != nil {
 		return nil, fmt.Errorf("cut: %w", err)
 	}
 	granted := time.Now()
-	c, err := Open(ctx, stores, maxHold)
+	c, err := open(ctx, stores, maxHold)
 	released := time.Now()
 	if rerr := fence.Release(); rerr != nil && err == nil {
 		c.Close()
@@ -119,6 +122,8 @@ func Take(ctx context.Context, coordinator string, stores map[string]Engine, tim
 		return nil, err
 	}
 	c.FenceWait, c.FenceHold, c.At = granted.Sub(start), released.Sub(granted), released
+	slog.Info("cut: taken; the fence is released", "coordinator_store", coordinator, "fence_wait", c.FenceWait, "fence_hold", c.FenceHold, "stores", len(stores))
+	c.logSnapshots()
 	return c, nil
 }
 
@@ -126,6 +131,7 @@ func Take(ctx context.Context, coordinator string, stores map[string]Engine, tim
 type opened struct {
 	store string
 	snap  Snapshot
+	took  time.Duration
 	err   error
 }
 
@@ -135,17 +141,34 @@ type opened struct {
 // limit) with a *SlowSnapshotError: their opening is cancelled, and any
 // that opens later is closed.
 func Open(ctx context.Context, stores map[string]Engine, limit time.Duration) (*Cut, error) {
+	c, err := open(ctx, stores, limit)
+	if err == nil {
+		c.logSnapshots()
+	}
+	return c, err
+}
+
+// logSnapshots logs how long each snapshot took to open and where it cut
+// its store: after the fence is released, so logging never lengthens it.
+func (c *Cut) logSnapshots() {
+	for _, name := range slices.Sorted(maps.Keys(c.Snapshots)) {
+		slog.Info("cut: snapshot", "store", name, "took", c.took[name], "point", c.Snapshots[name].Point())
+	}
+}
+
+func open(ctx context.Context, stores map[string]Engine, limit time.Duration) (*Cut, error) {
 	// The snapshots live in this context (a transaction ends with its
 	// context): Close cancels it, as does giving up.
 	sctx, cancel := context.WithCancel(ctx)
-	c := &Cut{Snapshots: map[string]Snapshot{}, At: time.Now(), cancel: cancel}
+	c := &Cut{Snapshots: map[string]Snapshot{}, took: map[string]time.Duration{}, At: time.Now(), cancel: cancel}
 	results := make(chan opened, len(stores))
 	pending := map[string]bool{}
 	for name, e := range stores {
 		pending[name] = true
 		go func() {
+			began := time.Now()
 			s, err := e.OpenSnapshot(sctx)
-			results <- opened{name, s, err}
+			results <- opened{name, s, time.Since(began), err}
 		}()
 	}
 	var expired <-chan time.Time
@@ -163,6 +186,7 @@ func Open(ctx context.Context, stores map[string]Engine, limit time.Duration) (*
 				errs = append(errs, fmt.Errorf("cut: snapshot of store %s: %w", r.store, r.err))
 			} else {
 				c.Snapshots[r.store] = r.snap
+				c.took[r.store] = r.took
 			}
 		case <-expired:
 			c.Close()

@@ -17,9 +17,6 @@ func init() {
 	newPolynomial = func() (chunker.Pol, error) { return 0x3DA3358B4DC173, nil }
 }
 
-// ID returns the repository's random id.
-func (r *Repository) ID() string { return r.cfg.ID }
-
 // Chunker returns the chunking parameters.
 func (r *Repository) Chunker() ChunkerParams { return r.chunk }
 
@@ -84,3 +81,10 @@ func FormatOf(t *testing.T, be backend.Backend) int {
 
 // ReadLock returns the current lock.
 func (r *Repository) ReadLock(ctx context.Context) (LockInfo, error) { return r.readLock(ctx) }
+
+// OnLockRetry calls fn before each retry of LockWaiting, for the rest of
+// the test.
+func OnLockRetry(t *testing.T, fn func()) {
+	lockRetried = fn
+	t.Cleanup(func() { lockRetried = func() {} })
+}

@@ -217,6 +217,41 @@ func (r *Repository) Lock(ctx context.Context, owner string) (*Lock, error) {
 	return l, nil
 }
 
+// lockRetried is called before each retry of LockWaiting (tests).
+var lockRetried = func() {}
+
+// LockWaiting is Lock that, while another process holds the lock, tries
+// again until wait has passed, as restic's --retry-lock does: every
+// second at first, backing off to every 10 s. A lock that is not held but
+// cannot be taken (the backend fails) is not waited for.
+func (r *Repository) LockWaiting(ctx context.Context, owner string, wait time.Duration) (*Lock, error) {
+	deadline := time.Now().Add(wait)
+	for delay := time.Second; ; delay = min(2*delay, 10*time.Second) {
+		l, err := r.Lock(ctx, owner)
+		var le *LockedError
+		if err == nil || !errors.As(err, &le) {
+			return l, err
+		}
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			if wait > 0 {
+				err = fmt.Errorf("%w (gave up after waiting %v)", err, wait)
+			}
+			return nil, err
+		}
+		delay = min(delay, remaining)
+		slog.Info(fmt.Sprintf("repository %s is locked; trying again in %v", r, delay), "holder", le.Info.String())
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		lockRetried()
+	}
+}
+
 // refresh records every lockRefreshEvery that the holder is alive, so
 // other hosts do not take the lock over as stale.
 func (l *Lock) refresh() {

@@ -1216,3 +1216,35 @@ func TestKeys(t *testing.T) {
 }
 
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
+
+// TestLockWaiting: a command told to wait for the lock gets it once the
+// holder lets go, and gives up, saying so, when the wait runs out first.
+func TestLockWaiting(t *testing.T) {
+	ctx := context.Background()
+	r := initRepo(t, mem.New(), nil)
+	holder, err := r.Lock(ctx, "backup nightly")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.LockWaiting(ctx, "prune", 0)
+	var le *repo.LockedError
+	if !errors.As(err, &le) || strings.Contains(err.Error(), "gave up") {
+		t.Fatalf("LockWaiting with no wait: %v, want the plain *LockedError at once", err)
+	}
+	retries := 0
+	repo.OnLockRetry(t, func() {
+		if retries++; retries == 1 {
+			holder.Unlock() // the holder finishes while the waiter waits
+		}
+	})
+	lk, err := r.LockWaiting(ctx, "prune", time.Minute)
+	if err != nil || retries != 1 {
+		t.Fatalf("LockWaiting after the holder let go: %v after %d retries, want the lock after 1", err, retries)
+	}
+	retries = 0
+	_, err = r.LockWaiting(ctx, "delete", time.Millisecond)
+	if !errors.As(err, &le) || !strings.Contains(err.Error(), "gave up after waiting 1ms") || retries < 1 {
+		t.Fatalf("LockWaiting past its wait: %v after %d retries, want a *LockedError that says it gave up", err, retries)
+	}
+	lk.Unlock()
+}

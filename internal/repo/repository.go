@@ -50,7 +50,7 @@ import (
 // Errors matched with errors.Is; the returned errors name the repository.
 var (
 	// ErrNoRepository: the location holds no repository (no config).
-	ErrNoRepository = errors.New("no Stillpoint repository here (no config object): create one with init")
+	ErrNoRepository = errors.New("no Stillpoint repository here (no config object)")
 	// ErrRepositoryExists: Init over an existing repository.
 	ErrRepositoryExists = errors.New("a Stillpoint repository already exists here")
 	// ErrKeyRequired: the repository is encrypted and no key was given.
@@ -315,6 +315,9 @@ func newRepository(be backend.Backend, cfg configFile, params ChunkerParams, c *
 }
 
 // Encrypted reports whether objects are encrypted.
+// ID is the repository's random id, fixed when it was created.
+func (r *Repository) ID() string { return r.cfg.ID }
+
 func (r *Repository) Encrypted() bool { return r.cfg.Encrypted }
 
 // String returns the location.
@@ -791,6 +794,22 @@ func (r *Repository) Prune(ctx context.Context, lk *Lock, referenced map[string]
 	}
 	err = g.Wait()
 	return removed, freed, err
+}
+
+// Unreferenced counts the chunks Prune would remove given referenced, and
+// their stored size, changing nothing.
+func (r *Repository) Unreferenced(ctx context.Context, referenced map[string]bool) (chunks int, bytes int64, err error) {
+	infos, err := r.be.ListInfo(ctx, dataPrefix)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, in := range infos {
+		if id := chunkIDFromName(in.Name); id != "" && !referenced[id] {
+			chunks++
+			bytes += in.Size
+		}
+	}
+	return chunks, bytes, nil
 }
 
 // sortErrors orders problems by the object they name.

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,7 +15,14 @@ type Connection struct {
 	DSN    string
 	Path   string
 	Layout Layout
+	// MustExist: the store's database must be there already. An engine
+	// that would create it on open (SQLite's file) refuses instead, with
+	// ErrNoDatabase, so a mistyped path never becomes an empty store.
+	MustExist bool
 }
+
+// ErrNoDatabase: the store's database does not exist (Connection.MustExist).
+var ErrNoDatabase = errors.New("no database there")
 
 // Layout names the schemas a ScalarDB deployment chose, with ScalarDB's
 // settings: scalar.db.jdbc.table_metadata.schema and

@@ -207,7 +207,7 @@ func TestRecoveryMatrix(t *testing.T) {
 					}
 				}
 				if tt.expire {
-					f.advance(f.lifetim)
+					f.advance(f.lifetim + time.Millisecond) // expired once past the lifetime, as in ScalarDB
 				}
 				var r storage.Record
 				var err error

@@ -68,7 +68,7 @@ func NewManager(store storage.Store, opts Options) *Manager {
 	case opts.Lifetime == 0:
 		opts.Lifetime = DefaultLifetime
 	case opts.Lifetime < 0:
-		opts.Lifetime = 0
+		opts.Lifetime = consensus.NoLifetime * time.Millisecond
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

@@ -20,12 +20,7 @@ func (m *Manager) RecoverRecord(ctx context.Context, ref consensus.Ref, stored s
 	}
 	action := m.Recovery(stored, decision)
 	if action == consensus.AbortExpired {
-		err := m.store.Put(ctx, consensus.CoordinatorPut(meta.TxID, consensus.Aborted, m.millis()))
-		if err != nil && !errors.Is(err, storage.ErrNoMutation) {
-			return action, err
-		}
-		// Whoever decided first, the row now says what happened.
-		if decision, err = m.decision(ctx, meta.TxID); err != nil {
+		if decision, err = m.abort(ctx, meta.TxID); err != nil {
 			return action, err
 		}
 		action = m.Recovery(stored, decision)
@@ -40,17 +35,48 @@ func (m *Manager) RecoverRecord(ctx context.Context, ref consensus.Ref, stored s
 	return action, err
 }
 
+// abort decides ABORTED for an expired transaction with the inserts
+// ScalarDB makes, in its order, and returns the decision the coordinator
+// then holds: whoever decided first, the rows now say what happened.
+func (m *Manager) abort(ctx context.Context, txID string) (consensus.State, error) {
+	for _, put := range consensus.AbortPuts(txID, m.millis()) {
+		err := m.store.Put(ctx, put)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, storage.ErrNoMutation) {
+			return 0, err
+		}
+		// The row exists: the writer decided first, or a group holds the
+		// parent id. Stop if the rows decide now, as ScalarDB does.
+		if d, err := m.decision(ctx, txID); err != nil || d != 0 {
+			return d, err
+		}
+	}
+	return m.decision(ctx, txID)
+}
+
 // Recovery says what lazy recovery would do now about a stored record,
 // given its transaction's decision (0: none), without doing it.
 func (m *Manager) Recovery(stored storage.Record, decision consensus.State) consensus.Recovery {
 	return consensus.Recover(stored, decision, m.millis(), m.lifetime.Milliseconds())
 }
 
-// Decision reads the coordinator's decision for a transaction (0: none).
+// decision reads the coordinator's decision for a transaction (0: none),
+// reading the rows consensus.DecisionKeys names until they decide.
 func (m *Manager) decision(ctx context.Context, txID string) (consensus.State, error) {
-	row, err := m.store.Get(ctx, consensus.CoordinatorGet(txID))
-	if err != nil {
-		return 0, err
+	rows := map[string]consensus.CoordinatorRow{}
+	for _, k := range consensus.DecisionKeys(txID) {
+		rec, err := m.store.Get(ctx, consensus.CoordinatorGet(k))
+		if err != nil {
+			return 0, err
+		}
+		if row, ok := consensus.CoordinatorRowOf(rec); ok {
+			rows[k] = row
+		}
+		if d := consensus.Decide(txID, rows); d != 0 {
+			return d, nil
+		}
 	}
-	return consensus.DecisionOf(row), nil
+	return 0, nil
 }

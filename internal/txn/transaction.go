@@ -292,8 +292,8 @@ func (t *Transaction) carryOut(ctx context.Context, c *consensus.Commit) consens
 	case consensus.StepDecide, consensus.StepDecideAbort:
 		return consensus.Result{Err: t.m.store.Put(ctx, c.Decision(now))}
 	case consensus.StepCheckDecision:
-		row, err := t.m.store.Get(ctx, consensus.CoordinatorGet(t.tx.ID))
-		return consensus.Result{Err: err, Decision: consensus.DecisionOf(row)}
+		d, err := t.m.decision(ctx, t.tx.ID)
+		return consensus.Result{Err: err, Decision: d}
 	case consensus.StepCommitRecords, consensus.StepRollback:
 		// The outcome is decided; a record left behind is lazy recovery's.
 		if err := t.m.mutateGrouped(ctx, c.Mutations(now)); err != nil && !errors.Is(err, storage.ErrNoMutation) {

@@ -103,12 +103,15 @@ func TestCampaignVerifyLive(t *testing.T) {
 				put    storage.Put
 				detail string
 			}{
-				{"record COMMITTED by a transaction the coordinator never heard of", storage.Put{Namespace: namespaces[1], Table: bank.AccountsTable,
+				{"record COMMITTED by a transaction the coordinator aborted", storage.Put{Namespace: namespaces[1], Table: bank.AccountsTable,
 					Values: storage.Record{"account_id": last["account_id"], schema.TxID: "ghost", schema.TxState: int32(consensus.Committed)}},
-					"record COMMITTED but no coordinator row"},
+					"record COMMITTED but coordinator says ABORTED"},
 				{"balance changed outside a transaction", storage.Put{Namespace: namespaces[0], Table: bank.AccountsTable,
 					Values: storage.Record{"account_id": last["account_id"], "balance": int64(1001)}},
 					"total balance"},
+			}
+			if err := st.Put(ctx, consensus.CoordinatorPut("ghost", consensus.Aborted, 0)); err != nil {
+				t.Fatal(err)
 			}
 			for _, p := range plants {
 				if err := st.Put(ctx, p.put); err != nil {

@@ -152,10 +152,13 @@ func TestVerifySettlesWhatACrashLeft(t *testing.T) {
 
 func TestVerifyFindsViolations(t *testing.T) {
 	ctx := context.Background()
-	t.Run("committed record without a decision", func(t *testing.T) {
+	t.Run("committed record of an aborted transaction", func(t *testing.T) {
 		f := newFixture(t)
 		err := f.st.Put(ctx, storage.Put{Namespace: "bank_1", Table: bank.AccountsTable, Values: storage.Record{
 			"account_id": 1, schema.TxID: "ghost", schema.TxState: int32(consensus.Committed)}})
+		if err == nil {
+			err = f.st.Put(ctx, consensus.CoordinatorPut("ghost", consensus.Aborted, 1))
+		}
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -140,7 +140,7 @@ func TestLayout(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { db.Close() }) // after the cleanup below
-			st, err := multistorage.OpenStore(ctx, "s", e.store, storage.Layout{MetadataSchema: meta, CoordinatorNamespace: coord})
+			st, err := multistorage.OpenStore(ctx, "s", e.store, storage.Layout{MetadataSchema: meta, CoordinatorNamespace: coord}, false)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -23,7 +23,8 @@ import (
 
 // Storage opens stores on first use and routes operations by namespace.
 type Storage struct {
-	cfg *config.Config
+	cfg       *config.Config
+	mustExist bool
 
 	mu     sync.Mutex
 	stores map[string]storage.Store
@@ -36,18 +37,25 @@ func New(cfg *config.Config) *Storage {
 	return &Storage{cfg: cfg, stores: map[string]storage.Store{}}
 }
 
+// OnlyExisting makes every store refuse to open unless its database exists
+// (storage.Connection.MustExist): for commands that must not create one.
+func (s *Storage) OnlyExisting() *Storage {
+	s.mustExist = true
+	return s
+}
+
 // Config returns the configuration the storage routes by.
 func (s *Storage) Config() *config.Config { return s.cfg }
 
 // OpenStore connects to one configured store through its registered
 // engine, with the layout's metadata schema and coordinator namespace.
 // Its errors never show a password of the DSN.
-func OpenStore(ctx context.Context, name string, sc config.Store, l storage.Layout) (storage.Store, error) {
+func OpenStore(ctx context.Context, name string, sc config.Store, l storage.Layout, mustExist bool) (storage.Store, error) {
 	e, err := storage.LookupEngine(sc.Engine)
 	if err != nil {
 		return nil, fmt.Errorf("store %s: %w", name, err)
 	}
-	st, err := e.Open(ctx, name, storage.Connection{DSN: sc.DSN, Path: sc.Path, Layout: l})
+	st, err := e.Open(ctx, name, storage.Connection{DSN: sc.DSN, Path: sc.Path, Layout: l, MustExist: mustExist})
 	if err != nil {
 		return nil, redactedError{msg: config.Redact(err.Error(), sc.DSN), err: err}
 	}
@@ -92,7 +100,7 @@ func (s *Storage) Store(ctx context.Context, name string) (storage.Store, error)
 	if err != nil {
 		return nil, err
 	}
-	st, err := OpenStore(ctx, name, sc, storage.Layout{MetadataSchema: s.cfg.MetadataSchema, CoordinatorNamespace: s.cfg.CoordinatorNamespace})
+	st, err := OpenStore(ctx, name, sc, storage.Layout{MetadataSchema: s.cfg.MetadataSchema, CoordinatorNamespace: s.cfg.CoordinatorNamespace}, s.mustExist)
 	if err != nil {
 		return nil, err
 	}

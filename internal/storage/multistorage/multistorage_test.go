@@ -25,7 +25,7 @@ func TestOpenErrorsHidePasswords(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st, err := multistorage.OpenStore(context.Background(), "s", config.Store{Engine: tt.engine, DSN: tt.dsn}, storage.Layout{})
+			st, err := multistorage.OpenStore(context.Background(), "s", config.Store{Engine: tt.engine, DSN: tt.dsn}, storage.Layout{}, false)
 			if err == nil {
 				st.Close()
 				t.Fatal("opened a store that cannot be opened")

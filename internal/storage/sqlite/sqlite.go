@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -23,7 +24,7 @@ import (
 func init() {
 	storage.RegisterEngine(storage.Engine{Name: "sqlite", Limits: Limits,
 		Open: storage.Opener(func(ctx context.Context, name string, c storage.Connection) (*sqlstore.Store, error) {
-			return open(ctx, name, c.Path, c.Layout)
+			return open(ctx, name, c.Path, c.Layout, c.MustExist)
 		})})
 }
 
@@ -40,14 +41,18 @@ const busyTimeout = 30 * time.Second
 // Open opens (creating it if needed) the database file at path, with
 // ScalarDB's default layout.
 func Open(ctx context.Context, name, path string) (*sqlstore.Store, error) {
-	return open(ctx, name, path, storage.Layout{})
+	return open(ctx, name, path, storage.Layout{}, false)
 }
 
-func open(ctx context.Context, name, path string, layout storage.Layout) (*sqlstore.Store, error) {
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("store %s (sqlite): create directory for %s: %w", name, path, err)
+func open(ctx context.Context, name, path string, layout storage.Layout, mustExist bool) (*sqlstore.Store, error) {
+	if mustExist {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("store %s (sqlite): %s: %w", name, path, storage.ErrNoDatabase)
 		}
+	} else if err := os.Mkdir(filepath.Dir(path), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		// Only the file's own directory is made: a missing parent is more
+		// likely a typo than a wish for a new tree.
+		return nil, fmt.Errorf("store %s (sqlite): create the directory of %s: %w (create its parent first)", name, path, err)
 	}
 	// WAL lets readers run beside the writer; IMMEDIATE transactions take
 	// the write lock up front, so two writers queue on busy_timeout instead

@@ -161,7 +161,7 @@ func TestPrepareMutations(t *testing.T) {
 		t.Errorf("prepare of insert = %+v", insert)
 	}
 	del := ms[2].(storage.Put)
-	if del.Values[schema.TxState] != int32(Deleted) || del.Condition.Exprs[0].Op != storage.IsNull || del.Values["before_tx_state"] != int32(Committed) {
+	if del.Values[schema.TxState] != int32(Deleted) || del.Condition.Exprs[0].Op != storage.IsNull || del.Values["before_tx_version"] != int32(0) {
 		t.Errorf("prepare of delete over imported data = %+v", del)
 	}
 }
@@ -176,20 +176,29 @@ func TestRecover(t *testing.T) {
 		decision State
 		now      int64
 		want     Recovery
+		lifetime int64 // 0: 15 s
 	}{
-		{"committed record", committed(1, 1, "x", 1), 0, 99999, Nothing},
-		{"prepared, coordinator committed", prepared, Committed, 1001, RollForward},
-		{"prepared, coordinator aborted", prepared, Aborted, 1001, RollBack},
-		{"prepared, no row, young", prepared, 0, 1000 + lifetime - 1, Leave},
-		{"prepared, no row, expired", prepared, 0, 1000 + lifetime, AbortExpired},
-		{"deleted, coordinator committed", deleted, Committed, 1001, RollForward},
-		{"deleted, coordinator aborted", deleted, Aborted, 1001, RollBack},
-		{"deleted, no row, young", deleted, 0, 2000, Leave},
-		{"deleted, no row, expired", deleted, 0, 1000 + lifetime + 1, AbortExpired},
+		{"committed record", committed(1, 1, "x", 1), 0, 99999, Nothing, 0},
+		{"prepared, coordinator committed", prepared, Committed, 1001, RollForward, 0},
+		{"prepared, coordinator aborted", prepared, Aborted, 1001, RollBack, 0},
+		{"prepared, no row, young", prepared, 0, 1000 + lifetime - 1, Leave, 0},
+		// ScalarDB: expired iff now > prepared_at + lifetime
+		// (RecoveryHandler, v3.4.9 and v3.16.6).
+		{"prepared, no row, exactly the lifetime old", prepared, 0, 1000 + lifetime, Leave, 0},
+		{"prepared, no row, expired", prepared, 0, 1000 + lifetime + 1, AbortExpired, 0},
+		{"prepared, no row, no lifetime (after a restore)", prepared, 0, 1000, AbortExpired, NoLifetime},
+		{"deleted, coordinator committed", deleted, Committed, 1001, RollForward, 0},
+		{"deleted, coordinator aborted", deleted, Aborted, 1001, RollBack, 0},
+		{"deleted, no row, young", deleted, 0, 2000, Leave, 0},
+		{"deleted, no row, expired", deleted, 0, 1000 + lifetime + 1, AbortExpired, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := Recover(tt.rec, tt.decision, tt.now, lifetime); got != tt.want {
+			lt := tt.lifetime
+			if lt == 0 {
+				lt = lifetime
+			}
+			if got := Recover(tt.rec, tt.decision, tt.now, lt); got != tt.want {
 				t.Errorf("Recover = %v, want %v", got, tt.want)
 			}
 		})

@@ -167,10 +167,12 @@ func CommitRecord(ref Ref, id string, state State, now int64) storage.Mutation {
 
 // RollbackRecord restores a pending record of transaction id from its
 // before image, or removes it when it had none (it was an insert). Any
-// reader can compose it from the stored record alone.
+// reader can compose it from the stored record alone. The before image is
+// cleared in the same write, as ScalarDB 3.16+ does (3.4 to 3.15 leave it;
+// nothing reads the before image of a committed record).
 func RollbackRecord(ref Ref, stored storage.Record) storage.Mutation {
 	m := MetaOf(stored)
-	if stored[schema.BeforePrefix+schema.TxState] == nil {
+	if !HasBeforeImage(stored) {
 		return storage.Delete{Namespace: ref.Table.Namespace, Table: ref.Table.Table, Key: ref.Key, Condition: deleteIfTxIs(m.TxID, m.State)}
 	}
 	values := storage.Record{}
@@ -181,31 +183,19 @@ func RollbackRecord(ref Ref, stored storage.Record) storage.Mutation {
 		}
 		values[c.Name] = stored[schema.BeforePrefix+c.Name]
 	}
+	// before_tx_version 0 stands for a NULL tx_version (see PrepareMutations).
+	if v, ok := values[schema.TxVersion].(int32); ok && v == 0 {
+		values[schema.TxVersion] = nil
+	}
 	return storage.Put{Namespace: ref.Table.Namespace, Table: ref.Table.Table, Values: withKey(ref, values), Condition: ifTxIs(m.TxID, m.State)}
 }
 
-// CoordinatorPut records a decision: the single insert that is the commit
-// point (or the abort point) of a transaction.
-func CoordinatorPut(id string, state State, now int64) storage.Put {
-	return storage.Put{
-		Namespace: schema.CoordinatorNamespace, Table: schema.CoordinatorTable,
-		Values:    storage.Record{schema.TxID: id, schema.TxState: int32(state), schema.CoordinatorCreatedAt: now},
-		Condition: storage.Condition{Kind: storage.PutIfNotExists},
-	}
-}
-
-// CoordinatorGet reads a decision.
-func CoordinatorGet(id string) storage.Get {
-	return storage.Get{Namespace: schema.CoordinatorNamespace, Table: schema.CoordinatorTable, Key: storage.Key{schema.TxID: id}}
-}
-
-// DecisionOf reads the state in a coordinator row; absent (nil) is 0.
-func DecisionOf(row storage.Record) State {
-	if row == nil {
-		return 0
-	}
-	if v, ok := row[schema.TxState].(int32); ok {
-		return State(v)
-	}
-	return 0
+// HasBeforeImage reports whether a pending record carries a before image,
+// by ScalarDB 3.10+'s rule (TransactionResult.hasBeforeImage, v3.10.0 to
+// v3.19.0): before_tx_id or before_tx_version is not NULL. A prepare over
+// a row with NULL metadata writes before_tx_version = 0 (PrepareMutations)
+// so that the row is restored, not taken for an insert. Every decision
+// between restoring and deleting (lazy recovery, verify, restore) is this one.
+func HasBeforeImage(stored storage.Record) bool {
+	return stored[schema.BeforePrefix+schema.TxID] != nil || stored[schema.BeforePrefix+schema.TxVersion] != nil
 }

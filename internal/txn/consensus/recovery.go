@@ -24,10 +24,16 @@ func (r Recovery) String() string {
 	return [...]string{"?", "leave", "roll forward", "roll back", "abort expired", "nothing"}[r]
 }
 
+// NoLifetime is the lifetime when no writer can be alive (after a
+// restore): every write prepared up to now has expired.
+const NoLifetime = -1
+
 // Recover decides what to do about a stored record given the coordinator's
 // decision for its transaction (0 when there is no row). now and lifetime
 // are in milliseconds: the only clock in the protocol, and only used to
-// tell an abandoned write from a slow one.
+// tell an abandoned write from a slow one. A write expires once now is
+// past prepared_at + lifetime, as in ScalarDB (RecoveryHandler,
+// v3.4.9 to v3.19.0: current > prepared_at + TRANSACTION_LIFETIME_MILLIS).
 func Recover(stored storage.Record, decision State, now, lifetime int64) Recovery {
 	m := MetaOf(stored)
 	if !m.Pending() {
@@ -39,7 +45,7 @@ func Recover(stored storage.Record, decision State, now, lifetime int64) Recover
 	case Aborted:
 		return RollBack
 	}
-	if now-m.PreparedAt >= lifetime {
+	if now-m.PreparedAt > lifetime {
 		return AbortExpired
 	}
 	return Leave

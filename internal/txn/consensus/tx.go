@@ -183,13 +183,17 @@ func (t *Tx) PrepareMutations(now int64) []storage.Mutation {
 					values[schema.BeforePrefix+c.Name] = stored[c.Name]
 				}
 			}
-			values[schema.BeforePrefix+schema.TxID] = stored[schema.TxID]
-			// NULL metadata means committed imported data; saying so keeps
-			// "no before image" (an insert) distinguishable.
-			values[schema.BeforePrefix+schema.TxState] = int32(m.State)
-			values[schema.BeforePrefix+schema.TxVersion] = stored[schema.TxVersion]
-			values[schema.BeforePrefix+schema.TxPreparedAt] = stored[schema.TxPreparedAt]
-			values[schema.BeforePrefix+schema.TxCommittedAt] = stored[schema.TxCommittedAt]
+			for _, c := range schema.TxColumns {
+				values[schema.BeforePrefix+c.Name] = stored[c.Name]
+			}
+			// A row with NULL metadata (imported, deemed committed) gets
+			// before_tx_version 0, as ScalarDB 3.10+ writes it
+			// (PrepareMutationComposer.createBeforeColumns): with before_tx_id
+			// NULL too, a reader would otherwise take it for an insert and
+			// delete it on rollback (HasBeforeImage).
+			if stored[schema.TxVersion] == nil {
+				values[schema.BeforePrefix+schema.TxVersion] = int32(0)
+			}
 		}
 		values[schema.TxID] = t.ID
 		values[schema.TxState] = int32(state)
