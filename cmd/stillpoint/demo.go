@@ -144,7 +144,7 @@ func printDemo(w io.Writer, r demoReport) {
 	}
 	if len(r.Verify.Violations) > 0 {
 		for _, v := range r.Verify.Violations {
-			fmt.Fprintf(w, "  VIOLATION     %s %s: %s\n", v.Table, v.Key, v.Detail)
+			fmt.Fprintf(w, "  VIOLATION     %s\n", v)
 		}
 	}
 }

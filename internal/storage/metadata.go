@@ -78,6 +78,23 @@ func (m *TableMetadata) KeyColumns() []string {
 }
 
 // IsKey reports whether a column is part of the primary key.
+// KeyString shows a key as people read it: its columns in key order,
+// column=value, strings quoted and bytes in hex (account_id=7, a="x").
+func (m *TableMetadata) KeyString(k Key) string {
+	parts := make([]string, 0, len(k))
+	for _, c := range m.KeyColumns() {
+		switch v := k[c].(type) {
+		case string:
+			parts = append(parts, fmt.Sprintf("%s=%q", c, v))
+		case []byte:
+			parts = append(parts, fmt.Sprintf("%s=0x%x", c, v))
+		default:
+			parts = append(parts, fmt.Sprintf("%s=%v", c, v))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 func (m *TableMetadata) IsKey(name string) bool { return slices.Contains(m.KeyColumns(), name) }
 
 // IsPartitionKey reports whether a column is part of the partition key.
