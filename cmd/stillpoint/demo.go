@@ -94,7 +94,7 @@ read-only: nothing may be left undecided, and both bank invariants must hold. Ev
 			}
 			if setup == nil {
 				setup = &bank.Setup{Namespaces: bank.DefaultNamespaces, Accounts: accounts, InitialBalance: 1000}
-				if err := bank.Create(ctx, st, m, *setup); err != nil {
+				if err := bank.Create(ctx, st, m, *setup, nil); err != nil {
 					return err
 				}
 			}

@@ -23,7 +23,7 @@ func TestInspect(t *testing.T) {
 	defer st.Close()
 	m := txn.NewManager(st, txn.Options{})
 	setup := bank.Setup{Namespaces: bank.DefaultNamespaces, Accounts: 50, InitialBalance: 1000}
-	if err := bank.Create(ctx, st, m, setup); err != nil {
+	if err := bank.Create(ctx, st, m, setup, nil); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()

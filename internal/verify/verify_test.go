@@ -34,7 +34,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(func() { f.st.Close() })
 	f.m = txn.NewManager(f.st, txn.Options{Now: func() time.Time { return f.clock }})
 	f.s = &bank.Setup{Namespaces: bank.DefaultNamespaces, Accounts: 2, InitialBalance: 100}
-	if err := bank.Create(context.Background(), f.st, f.m, *f.s); err != nil {
+	if err := bank.Create(context.Background(), f.st, f.m, *f.s, nil); err != nil {
 		t.Fatal(err)
 	}
 	return f
