@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -29,6 +30,34 @@ type demoReport struct {
 	Restore    *restore.Result  `json:"restore"`
 	RestoreDur time.Duration    `json:"restore_ns"`
 	Verify     *verify.Report   `json:"verify"`
+	// NextSteps are commands to try on what the demo left behind.
+	NextSteps []nextStep `json:"next_steps"`
+}
+
+type nextStep struct {
+	What    string `json:"what"`
+	Command string `json:"command"`
+}
+
+// demoNextSteps are the commands that go on from the demo's stores and
+// repository, with the flags that name them.
+func demoNextSteps(dir string, b *backup.Manifest, restored string) []nextStep {
+	cmd := func(args ...string) string {
+		for i, a := range args {
+			args[i] = shellQuote(a)
+		}
+		return "stillpoint " + strings.Join(args, " ")
+	}
+	repoDir, source := filepath.Join(dir, "repo"), filepath.Join(dir, "source")
+	return []nextStep{
+		{"list the backups", cmd("backup", "list", "--repo", repoDir)},
+		{"show the one just taken", cmd("backup", "show", b.ID[len(b.ID)-8:], "--repo", repoDir)},
+		{"check the restored stores again", cmd("verify", "--data-dir", restored)},
+		{"run more transfers on the source", cmd("workload", "bank", "--duration", "10s", "--data-dir", source)},
+		{"back it up again (only changes are stored)", cmd("backup", "create", "--repo", repoDir, "--data-dir", source)},
+		{"see what changed between the two", cmd("diff", b.ID[len(b.ID)-8:], "latest", "--rows", "--repo", repoDir)},
+		{"restore the newest into new stores", cmd("restore", "latest", "--repo", repoDir, "--data-dir", filepath.Join(dir, "restored-latest"))},
+	}
 }
 
 func newDemoCmd(g *globals) *cobra.Command {
@@ -48,6 +77,10 @@ read-only: nothing may be left undecided, and both bank invariants must hold. Ev
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			rep := demoReport{Dir: dir}
+			// The demo makes everything it uses, its directory included.
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
 			src, err := config.Load("", filepath.Join(dir, "source"))
 			if err != nil {
 				return err
@@ -61,7 +94,7 @@ read-only: nothing may be left undecided, and both bank invariants must hold. Ev
 			}
 			if setup == nil {
 				setup = &bank.Setup{Namespaces: bank.DefaultNamespaces, Accounts: accounts, InitialBalance: 1000}
-				if err := bank.Create(ctx, st, m, *setup); err != nil {
+				if err := bank.Create(ctx, st, m, *setup, nil); err != nil {
 					return err
 				}
 			}
@@ -110,6 +143,7 @@ read-only: nothing may be left undecided, and both bank invariants must hold. Ev
 			if err != nil {
 				return err
 			}
+			rep.NextSteps = demoNextSteps(dir, rep.Backup, rep.Restored)
 			if err := g.print(cmd.OutOrStdout(), rep, func(w io.Writer) { printDemo(w, rep) }); err != nil {
 				return err
 			}
@@ -142,9 +176,11 @@ func printDemo(w io.Writer, r demoReport) {
 		fmt.Fprintf(w, "  invariants    %s: total %d of %d; tx_version sum %d = %d accounts + 2 × %d transfers in the cut\n",
 			status, iv.Total, iv.ExpectedTotal, iv.VersionSum, iv.Accounts, iv.CommittedTransfers)
 	}
-	if len(r.Verify.Violations) > 0 {
-		for _, v := range r.Verify.Violations {
-			fmt.Fprintf(w, "  VIOLATION     %s %s: %s\n", v.Table, v.Key, v.Detail)
-		}
+	for _, v := range r.Verify.Violations {
+		fmt.Fprintf(w, "  VIOLATION     %s\n", v)
+	}
+	fmt.Fprintf(w, "\nEverything is under %s. Next, try:\n", r.Dir)
+	for _, s := range r.NextSteps {
+		fmt.Fprintf(w, "  # %s\n  %s\n", s.What, s.Command)
 	}
 }

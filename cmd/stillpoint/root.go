@@ -62,7 +62,7 @@ cleanly: locks released, nothing half-recorded).`,
 	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON")
 	pf.CountVarP(&g.verbose, "verbose", "v", "log to stderr: -v what the command does (the cut, each table), -vv details too")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log line format: text or json (one JSON object per line)")
-	root.AddCommand(newSchemaCmd(g), newConfigCmd(g), newWorkloadCmd(g), newVerifyCmd(g), newServerCmd(g), newBackupCmd(g), newRestoreCmd(g), newDemoCmd(g), newAdminCmd(g), newInitCmd(g), newVersionCmd(g))
+	root.AddCommand(newSchemaCmd(g), newConfigCmd(g), newWorkloadCmd(g), newVerifyCmd(g), newServerCmd(g), newBackupCmd(g), newRestoreCmd(g), newDemoCmd(g), newAdminCmd(g), newInitCmd(g), newVersionCmd(g), newCheckCmd(g), newStatsCmd(g), newDiffCmd(g))
 	refuseUnknownSubcommands(root)
 	return root
 }

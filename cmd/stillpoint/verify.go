@@ -87,14 +87,14 @@ func printVerify(w io.Writer, r *verify.Report) {
 	if r.CommittedWithoutDecision > 0 {
 		fmt.Fprintf(w, "committed without a coordinator row: %d records (one-phase commit; see docs/recovery-compat.md)\n", r.CommittedWithoutDecision)
 	}
-	for action, n := range r.Recovered {
-		fmt.Fprintf(w, "recovered: %d records (%s)\n", n, action)
+	if s := r.Recovered; s != nil {
+		fmt.Fprintf(w, "repaired: %d records rolled forward, %d rolled back\n", s.RolledForward, s.RolledBack)
 	}
 	for _, p := range r.Pending {
-		fmt.Fprintf(w, "UNSETTLED %s %s tx %s: %s\n", p.Table, p.Key, p.TxID, p.Detail)
+		fmt.Fprintf(w, "UNSETTLED %s\n", p)
 	}
 	for _, v := range r.Violations {
-		fmt.Fprintf(w, "VIOLATION %s %s tx %s: %s\n", v.Table, v.Key, v.TxID, v.Detail)
+		fmt.Fprintf(w, "VIOLATION %s\n", v)
 	}
 	for ns, iv := range r.Bank {
 		if iv.OK() {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -95,7 +96,17 @@ Transfers refused because the servers are paused are retried, and counted.`,
 			}
 			if setup == nil {
 				setup = &bank.Setup{Namespaces: nss, Accounts: accounts, InitialBalance: balance}
-				if err := bank.Create(ctx, st, m, *setup); err != nil {
+				var created func(int)
+				bar := g.newProgress(int64(accounts*len(nss)), "creating accounts")
+				if bar != nil {
+					created = func(n int) { bar.Add(n) }
+				}
+				slog.Info("bank: creating accounts", "namespaces", nss, "per_namespace", accounts)
+				err := bank.Create(ctx, st, m, *setup, created)
+				if bar != nil {
+					bar.Finish()
+				}
+				if err != nil {
 					return err
 				}
 				rep.Created = true

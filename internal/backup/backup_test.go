@@ -78,7 +78,7 @@ func TestBackupsUnderLoad(t *testing.T) {
 			defer st.Close()
 			m := txn.NewManager(st, txn.Options{})
 			setup := bank.Setup{Namespaces: nss, Accounts: 50, InitialBalance: 1000}
-			if err := bank.Create(ctx, st, m, setup); err != nil {
+			if err := bank.Create(ctx, st, m, setup, nil); err != nil {
 				t.Fatal(err)
 			}
 			var clients []*client.Client
@@ -194,7 +194,7 @@ func TestSecondBackupOfUnchangedDataIsSmall(t *testing.T) {
 	defer st.Close()
 	m := txn.NewManager(st, txn.Options{})
 	setup := bank.Setup{Namespaces: bank.DefaultNamespaces, Accounts: 20000, InitialBalance: 1000}
-	if err := bank.Create(ctx, st, m, setup); err != nil {
+	if err := bank.Create(ctx, st, m, setup, nil); err != nil {
 		t.Fatal(err)
 	}
 	// Transfers give the accounts varied balances and transaction ids, so
@@ -237,7 +237,7 @@ func TestBadInputIsRefusedAndNothingIsListed(t *testing.T) {
 	newBank := func(t *testing.T) *multistorage.Storage {
 		st := multistorage.New(testenv.Embedded(t))
 		t.Cleanup(func() { st.Close() })
-		if err := bank.Create(ctx, st, txn.NewManager(st, txn.Options{}), bank.Setup{Namespaces: bank.DefaultNamespaces, Accounts: 5, InitialBalance: 1}); err != nil {
+		if err := bank.Create(ctx, st, txn.NewManager(st, txn.Options{}), bank.Setup{Namespaces: bank.DefaultNamespaces, Accounts: 5, InitialBalance: 1}, nil); err != nil {
 			t.Fatal(err)
 		}
 		return st
@@ -317,7 +317,7 @@ func TestBackupToS3(t *testing.T) {
 	defer st.Close()
 	m := txn.NewManager(st, txn.Options{})
 	setup := bank.Setup{Namespaces: bank.DefaultNamespaces, Accounts: 100, InitialBalance: 10}
-	if err := bank.Create(ctx, st, m, setup); err != nil {
+	if err := bank.Create(ctx, st, m, setup, nil); err != nil {
 		t.Fatal(err)
 	}
 	r := newRepo(t, testenv.S3URL(t), []byte("a key from a file"))

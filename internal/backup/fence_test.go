@@ -145,7 +145,7 @@ func stallDuringCut(t *testing.T, mode backup.Mode) {
 	st := multistorage.New(&viaProxy)
 	defer st.Close()
 	m := txn.NewManager(st, txn.Options{})
-	if err := bank.Create(ctx, st, m, bank.Setup{Namespaces: nss, Accounts: 10, InitialBalance: 100}); err != nil {
+	if err := bank.Create(ctx, st, m, bank.Setup{Namespaces: nss, Accounts: 10, InitialBalance: 100}, nil); err != nil {
 		t.Fatal(err)
 	}
 	r := newRepo(t, t.TempDir(), nil)

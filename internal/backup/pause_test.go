@@ -45,7 +45,7 @@ func TestPauseBackupNeedsAnUninterruptedPause(t *testing.T) {
 			st := multistorage.New(testenv.Embedded(t))
 			defer st.Close()
 			setup := bank.Setup{Namespaces: bank.DefaultNamespaces, Accounts: 10, InitialBalance: 100}
-			if err := bank.Create(ctx, st, txn.NewManager(st, txn.Options{}), setup); err != nil {
+			if err := bank.Create(ctx, st, txn.NewManager(st, txn.Options{}), setup, nil); err != nil {
 				t.Fatal(err)
 			}
 

@@ -2,6 +2,7 @@ package backup
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/stillpoint/stillpoint/internal/repo"
 	"github.com/stillpoint/stillpoint/internal/storage"
 )
 
@@ -245,4 +247,16 @@ func (k *KeyLengths) Add(r storage.Record) {
 		cur := k.Max[c.Name]
 		k.Max[c.Name] = KeyLength{Bytes: max(cur.Bytes, l.Bytes), Chars: max(cur.Chars, l.Chars)}
 	}
+}
+
+// OpenTable opens a table's record stream in the repository; closeStream
+// releases it.
+func OpenTable(ctx context.Context, r *repo.Repository, t TableBackup) (next func() (storage.Record, error), closeStream func(), err error) {
+	rc := r.OpenStream(ctx, t.Chunks)
+	rr, err := NewRowReader(rc, t.Metadata.Columns)
+	if err != nil {
+		rc.Close()
+		return nil, nil, err
+	}
+	return rr.Next, func() { rc.Close() }, nil
 }

@@ -796,20 +796,33 @@ func (r *Repository) Prune(ctx context.Context, lk *Lock, referenced map[string]
 	return removed, freed, err
 }
 
+// ChunkSizes returns every stored chunk's stored (framed, compressed,
+// encrypted) size, by chunk id.
+func (r *Repository) ChunkSizes(ctx context.Context) (map[string]int64, error) {
+	infos, err := r.be.ListInfo(ctx, dataPrefix)
+	if err != nil {
+		return nil, err
+	}
+	sizes := make(map[string]int64, len(infos))
+	for _, in := range infos {
+		if id := chunkIDFromName(in.Name); id != "" {
+			sizes[id] = in.Size
+		}
+	}
+	return sizes, nil
+}
+
 // Unreferenced counts the chunks Prune would remove given referenced, and
 // their stored size, changing nothing.
 func (r *Repository) Unreferenced(ctx context.Context, referenced map[string]bool) (chunks int, bytes int64, err error) {
-	infos, err := r.be.ListInfo(ctx, dataPrefix)
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, in := range infos {
-		if id := chunkIDFromName(in.Name); id != "" && !referenced[id] {
+	sizes, err := r.ChunkSizes(ctx)
+	for id, size := range sizes {
+		if !referenced[id] {
 			chunks++
-			bytes += in.Size
+			bytes += size
 		}
 	}
-	return chunks, bytes, nil
+	return chunks, bytes, err
 }
 
 // sortErrors orders problems by the object they name.

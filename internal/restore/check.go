@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 
 	"github.com/stillpoint/stillpoint/internal/backup"
@@ -148,36 +147,13 @@ func checkTargets(ctx context.Context, st storage.Store, p *plan, force bool) er
 // readTable streams a table's records out of the repository, verifying
 // every chunk, and checks the count against the manifest.
 func readTable(ctx context.Context, r *repo.Repository, t backup.TableBackup, fn func(storage.Record)) error {
-	next, closeStream, err := openTable(ctx, r, t)
-	if err != nil {
-		return err
-	}
-	defer closeStream()
 	var n int64
-	for {
-		rec, err := next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return err
-		}
+	err := backup.EachRecord(ctx, r, t, func(rec storage.Record) {
 		fn(rec)
 		n++
+	})
+	if err == nil && n != t.Rows {
+		err = fmt.Errorf("%d records in the repository, the manifest says %d", n, t.Rows)
 	}
-	if n != t.Rows {
-		return fmt.Errorf("%d records in the repository, the manifest says %d", n, t.Rows)
-	}
-	return nil
-}
-
-// openTable opens a table's record stream.
-func openTable(ctx context.Context, r *repo.Repository, t backup.TableBackup) (next func() (storage.Record, error), closeStream func(), err error) {
-	rc := r.OpenStream(ctx, t.Chunks)
-	rr, err := backup.NewRowReader(rc, t.Metadata.Columns)
-	if err != nil {
-		rc.Close()
-		return nil, nil, err
-	}
-	return rr.Next, func() { rc.Close() }, nil
+	return err
 }

@@ -57,7 +57,7 @@ func newBank(t testing.TB, cfg *config.Config, nss []string, accounts int) *sour
 	t.Cleanup(func() { st.Close() })
 	s := &source{st: st, m: txn.NewManager(st, txn.Options{}), setup: bank.Setup{Namespaces: nss, Accounts: accounts, InitialBalance: 1000}}
 	s.repo, s.repoDir = newRepo(t)
-	if err := bank.Create(context.Background(), st, s.m, s.setup); err != nil {
+	if err := bank.Create(context.Background(), st, s.m, s.setup, nil); err != nil {
 		t.Fatal(err)
 	}
 	return s

@@ -10,20 +10,13 @@ import (
 	"github.com/stillpoint/stillpoint/internal/txn/consensus"
 )
 
-// Recovery is what finishing the cut settled. A rerun after a stop during
-// recovery reports what it settled itself.
-type Recovery struct {
-	RolledForward int `json:"rolled_forward"`
-	RolledBack    int `json:"rolled_back"`
-}
-
 // settle finishes the cut: every record left PREPARED or DELETED by a
 // transaction in flight at the cut is rolled forward if the restored
 // coordinator says COMMITTED, and back otherwise (an undecided one is
 // aborted first). No writer of the restored stores can exist yet, so no
 // lifetime is waited for. Idempotent: a rerun finds only what is left.
-func settle(ctx context.Context, st storage.Store, p *plan) (Recovery, error) {
-	var out Recovery
+func settle(ctx context.Context, st storage.Store, p *plan) (txn.Settled, error) {
+	var out txn.Settled
 	m := txn.NewManager(st, txn.Options{Lifetime: -1})
 	for _, t := range p.tables {
 		meta := &t.backup.Metadata
@@ -49,16 +42,12 @@ func settle(ctx context.Context, st storage.Store, p *plan) (Recovery, error) {
 			}
 			action, err := m.RecoverRecord(ctx, ref, full)
 			if err != nil {
-				return out, fmt.Errorf("restore: finish the cut: recover %s %v: %w", t.full, ref.Key, err)
+				return out, fmt.Errorf("restore: finish the cut: recover %s %s: %w", t.full, meta.KeyString(ref.Key), err)
 			}
-			switch action {
-			case consensus.RollForward:
-				out.RolledForward++
-			case consensus.RollBack:
-				out.RolledBack++
-			case consensus.Leave: // prepared "after" now: the writer's clock is ahead of this host's
+			out.Add(action)
+			if action == consensus.Leave { // prepared "after" now: the writer's clock is ahead of this host's
 				return out, fmt.Errorf("restore: finish the cut: %s %v of transaction %s was prepared later than this host's clock says it is now; fix the clocks and run the restore again",
-					t.full, ref.Key, consensus.MetaOf(full).TxID)
+					t.full, meta.KeyString(ref.Key), consensus.MetaOf(full).TxID)
 			}
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/stillpoint/stillpoint/internal/hint"
 	"github.com/stillpoint/stillpoint/internal/repo"
 	"github.com/stillpoint/stillpoint/internal/storage"
+	"github.com/stillpoint/stillpoint/internal/txn"
 )
 
 // Options control a restore.
@@ -37,8 +38,9 @@ type Result struct {
 	Tables  int    `json:"tables"`
 	Resumed int    `json:"tables_already_restored"`
 	Rows    int64  `json:"rows"`
-	// Recovery is what finishing the cut settled.
-	Recovery Recovery `json:"recovery"`
+	// Recovery is what finishing the cut settled. A rerun after a stop
+	// during recovery reports what it settled itself.
+	Recovery txn.Settled `json:"recovery"`
 	// AlreadyComplete: an earlier run completed this restore and was
 	// stopped while it removed its journal; this run only removed it.
 	AlreadyComplete bool `json:"already_complete,omitempty"`
@@ -300,7 +302,7 @@ func loadTables(ctx context.Context, r *repo.Repository, p *plan, w *writers, to
 }
 
 func loadTable(ctx context.Context, r *repo.Repository, t *table, progress func(int64)) (int64, error) {
-	next, closeStream, err := openTable(ctx, r, t.backup)
+	next, closeStream, err := backup.OpenTable(ctx, r, t.backup)
 	if err != nil {
 		return 0, err
 	}

@@ -35,6 +35,11 @@ const (
 	// it; a store maps it to the configured one (storage.Layout).
 	CoordinatorNamespace = storage.DefaultCoordinatorNamespace
 	CoordinatorTable     = "state"
+	// CoordinatorChildIDs is the column of a coordinator table created by
+	// ScalarDB 3.13+ with group commit enabled: the child ids of a normal
+	// group, comma-joined, NULL otherwise. Tables created without group
+	// commit lack it, and Stillpoint never writes it.
+	CoordinatorChildIDs  = "tx_child_ids"
 	CoordinatorCreatedAt = "tx_created_at"
 )
 

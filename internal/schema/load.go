@@ -61,7 +61,7 @@ func Create(ctx context.Context, t Target, tables []Table) ([]Action, error) {
 		if existing == nil {
 			continue
 		}
-		if !SameLayout(existing, m) {
+		if !SameLayout(withoutScalarDBExtras(existing, m), m) {
 			errs = append(errs, fmt.Errorf("table %s already exists in store %s with a different layout; drop it first (stillpoint schema drop) or change the file", m.FullName(), stores[i]))
 		}
 		actions[i].Outcome = "unchanged"
@@ -263,6 +263,26 @@ func uniqueValues(xs []string) []string {
 	slices.Sort(out)
 	return slices.Compact(out)
 }
+
+// withoutScalarDBExtras is an existing table as a schema file describes
+// it: what some ScalarDB releases add on their own is left out, so a file
+// loaded again into the database they made adds nothing and refuses
+// nothing (docs/schema-files.md). Those extras are the coordinator's
+// tx_child_ids column (3.13+ with group commit) and the index on
+// before_<col> beside each index on <col> (3.16.5+, 3.17.3+, 3.18+).
+func withoutScalarDBExtras(existing, want *storage.TableMetadata) *storage.TableMetadata {
+	m := *existing
+	if m.Namespace == CoordinatorNamespace && m.Table == CoordinatorTable && !slices.ContainsFunc(want.Columns, isChildIDs) {
+		m.Columns = slices.DeleteFunc(slices.Clone(m.Columns), isChildIDs)
+	}
+	m.Indexes = slices.DeleteFunc(slices.Clone(m.Indexes), func(ix string) bool {
+		col, ok := strings.CutPrefix(ix, BeforePrefix)
+		return ok && slices.Contains(want.Indexes, col) && !slices.Contains(want.Indexes, ix)
+	})
+	return &m
+}
+
+func isChildIDs(c storage.Column) bool { return c.Name == CoordinatorChildIDs }
 
 // SameLayout reports whether two tables have the same columns, keys and
 // indexes. Column order does not count: stored metadata lists the key

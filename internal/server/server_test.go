@@ -42,7 +42,7 @@ func start(t *testing.T, opts server.Options) *fixture {
 	t.Cleanup(func() { st.Close() })
 	m := txn.NewManager(st, txn.Options{})
 	f := &fixture{setup: &bank.Setup{Namespaces: bank.DefaultNamespaces, Accounts: 4, InitialBalance: 100}}
-	if err := bank.Create(ctx, st, m, *f.setup); err != nil {
+	if err := bank.Create(ctx, st, m, *f.setup, nil); err != nil {
 		t.Fatal(err)
 	}
 	if opts.Listen == "" {

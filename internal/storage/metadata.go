@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -25,25 +26,48 @@ func (o Order) String() string {
 
 // Column is one column of a table, as scalardb.metadata records it.
 type Column struct {
-	Name string
-	Type DataType
+	Name string   `json:"name"`
+	Type DataType `json:"type"`
 }
 
 // ClusteringKey names a clustering column and its order.
 type ClusteringKey struct {
-	Name  string
-	Order Order
+	Name  string `json:"name"`
+	Order Order  `json:"order"`
 }
 
 // TableMetadata describes a table: its columns in ordinal order, keys and
 // secondary indexes. It is what scalardb.metadata holds, row by row.
 type TableMetadata struct {
-	Namespace     string
-	Table         string
-	Columns       []Column
-	PartitionKey  []string
-	ClusteringKey []ClusteringKey
-	Indexes       []string
+	Namespace     string          `json:"namespace"`
+	Table         string          `json:"table"`
+	Columns       []Column        `json:"columns"`
+	PartitionKey  []string        `json:"partition_key"`
+	ClusteringKey []ClusteringKey `json:"clustering_key"`
+	Indexes       []string        `json:"indexes"`
+}
+
+// UnmarshalJSON also reads the keys manifests written before the fields
+// had snake_case names used (PartitionKey, ClusteringKey; the others
+// match without regard to case).
+func (m *TableMetadata) UnmarshalJSON(b []byte) error {
+	type plain TableMetadata
+	var legacy struct {
+		plain
+		OldPartitionKey  []string        `json:"PartitionKey"`
+		OldClusteringKey []ClusteringKey `json:"ClusteringKey"`
+	}
+	if err := json.Unmarshal(b, &legacy); err != nil {
+		return err
+	}
+	*m = TableMetadata(legacy.plain)
+	if m.PartitionKey == nil {
+		m.PartitionKey = legacy.OldPartitionKey
+	}
+	if m.ClusteringKey == nil {
+		m.ClusteringKey = legacy.OldClusteringKey
+	}
+	return nil
 }
 
 // FullName is "namespace.table", the key scalardb.metadata uses.
@@ -78,6 +102,23 @@ func (m *TableMetadata) KeyColumns() []string {
 }
 
 // IsKey reports whether a column is part of the primary key.
+// KeyString shows a key as people read it: its columns in key order,
+// column=value, strings quoted and bytes in hex (account_id=7, a="x").
+func (m *TableMetadata) KeyString(k Key) string {
+	parts := make([]string, 0, len(k))
+	for _, c := range m.KeyColumns() {
+		switch v := k[c].(type) {
+		case string:
+			parts = append(parts, fmt.Sprintf("%s=%q", c, v))
+		case []byte:
+			parts = append(parts, fmt.Sprintf("%s=0x%x", c, v))
+		default:
+			parts = append(parts, fmt.Sprintf("%s=%v", c, v))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 func (m *TableMetadata) IsKey(name string) bool { return slices.Contains(m.KeyColumns(), name) }
 
 // IsPartitionKey reports whether a column is part of the partition key.

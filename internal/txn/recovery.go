@@ -56,6 +56,22 @@ func (m *Manager) abort(ctx context.Context, txID string) (consensus.State, erro
 	return m.decision(ctx, txID)
 }
 
+// Settled counts the records lazy recovery settled.
+type Settled struct {
+	RolledForward int `json:"rolled_forward"`
+	RolledBack    int `json:"rolled_back"`
+}
+
+// Add counts what RecoverRecord did to one record.
+func (s *Settled) Add(r consensus.Recovery) {
+	switch r {
+	case consensus.RollForward:
+		s.RolledForward++
+	case consensus.RollBack:
+		s.RolledBack++
+	}
+}
+
 // Recovery says what lazy recovery would do now about a stored record,
 // given its transaction's decision (0: none), without doing it.
 func (m *Manager) Recovery(stored storage.Record, decision consensus.State) consensus.Recovery {

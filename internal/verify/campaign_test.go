@@ -39,7 +39,7 @@ func TestCampaignVerifyLive(t *testing.T) {
 			m := txn.NewManager(st, txn.Options{})
 			const accounts = 8
 			s := bank.Setup{Namespaces: namespaces, Accounts: accounts, InitialBalance: 1000}
-			if err := bank.Create(ctx, st, m, s); err != nil {
+			if err := bank.Create(ctx, st, m, s, nil); err != nil {
 				t.Fatal(err)
 			}
 			// The transfers leave the last account of each namespace alone,

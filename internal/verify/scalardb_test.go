@@ -82,8 +82,9 @@ func TestVerifyJudgesCommittedRecordsAsScalarDB(t *testing.T) {
 				found[v.Key] = v.Detail
 			}
 			for i, tt := range tests {
-				got := found[fmt.Sprint(storage.Key{"id": int32(i)})]
-				delete(found, fmt.Sprint(storage.Key{"id": int32(i)}))
+				key := fmt.Sprintf("id=%d", i)
+				got := found[key]
+				delete(found, key)
 				if (tt.violation == "") != (got == "") || !strings.Contains(got, tt.violation) {
 					t.Errorf("%s: violation %q, want %q", tt.name, got, tt.violation)
 				}

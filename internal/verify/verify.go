@@ -57,6 +57,18 @@ type Finding struct {
 	Detail string `json:"detail"`
 }
 
+// String is the finding on one line; parts it does not have are left out.
+func (f Finding) String() string {
+	s := f.Table
+	if f.Key != "" {
+		s += " " + f.Key
+	}
+	if f.TxID != "" {
+		s += " (transaction " + f.TxID + ")"
+	}
+	return s + ": " + f.Detail
+}
+
 // Report is the outcome of a verification.
 type Report struct {
 	Tables  int `json:"tables"`
@@ -69,8 +81,8 @@ type Report struct {
 	// none, and 3.19 deletes rows of finished transactions. Information,
 	// not a violation: see docs/recovery-compat.md for what verify can
 	// still prove about them.
-	CommittedWithoutDecision int            `json:"committed_without_coordinator_row"`
-	Recovered                map[string]int `json:"recovered,omitempty"` // by action, with Repair
+	CommittedWithoutDecision int          `json:"committed_without_coordinator_row"`
+	Recovered                *txn.Settled `json:"recovered,omitempty"` // with Repair
 	// Pending lists records lazy recovery would settle now: their writer
 	// decided or outlived the lifetime and did not finish.
 	Pending    []Finding                   `json:"pending,omitempty"`
@@ -108,7 +120,7 @@ func Run(ctx context.Context, st storage.Store, m *txn.Manager, opts Options) (*
 			return nil, hint.Run(fmt.Errorf("%w: these stores hold an unfinished restore of backup %s: run the restore again, from the same repository, to finish it", ErrUnfinishedRestore, id), "restore", id)
 		}
 	}
-	r := &Report{Recovered: map[string]int{}, Bank: map[string]*bank.Invariants{}}
+	r := &Report{Bank: map[string]*bank.Invariants{}}
 	inv, err := inventory(ctx, st, namespaces, r)
 	if err != nil {
 		return nil, err
@@ -118,6 +130,7 @@ func Run(ctx context.Context, st storage.Store, m *txn.Manager, opts Options) (*
 		// system new transactions keep leaving young records behind.
 		deadline := time.Now().Add(opts.Wait)
 		var waitFor map[string]bool
+		r.Recovered = &txn.Settled{}
 		for {
 			left, err := settle(ctx, m, inv.tables, r.Recovered)
 			if err != nil {
@@ -238,7 +251,7 @@ func layoutProblem(m *storage.TableMetadata) string {
 
 // settle runs lazy recovery over the pending records it reads now, adding
 // what it did to recovered, and returns the records it had to leave.
-func settle(ctx context.Context, m *txn.Manager, tables []*storage.TableMetadata, recovered map[string]int) (map[string]bool, error) {
+func settle(ctx context.Context, m *txn.Manager, tables []*storage.TableMetadata, recovered *txn.Settled) (map[string]bool, error) {
 	left := map[string]bool{}
 	for _, t := range tables {
 		recs, err := m.Store().ScanAll(ctx, storage.ScanAll{Namespace: t.Namespace, Table: t.Table})
@@ -256,13 +269,13 @@ func settle(ctx context.Context, m *txn.Manager, tables []*storage.TableMetadata
 			ref := consensus.Ref{Table: t, Key: consensus.KeyOf(t, rec)}
 			action, err := m.RecoverRecord(ctx, ref, rec)
 			if err != nil {
-				return nil, fmt.Errorf("recover %s %v of transaction %s: %w", t.FullName(), ref.Key, meta.TxID, err)
+				return nil, fmt.Errorf("recover %s %s of transaction %s: %w", t.FullName(), t.KeyString(ref.Key), meta.TxID, err)
 			}
 			if action == consensus.Leave {
 				left[ref.ID()+" "+meta.TxID] = true
 				continue
 			}
-			recovered[action.String()]++
+			recovered.Add(action)
 		}
 	}
 	return left, nil
@@ -344,7 +357,7 @@ func check(ctx context.Context, st storage.Store, m *txn.Manager, inv *stores, f
 func (r *Report) judge(m *txn.Manager, t *storage.TableMetadata, rec storage.Record, decisions map[string]consensus.CoordinatorRow) storage.Record {
 	meta := consensus.MetaOf(rec)
 	ref := consensus.Ref{Table: t, Key: consensus.KeyOf(t, rec)}
-	f := Finding{Table: t.FullName(), Key: fmt.Sprint(ref.Key), TxID: meta.TxID}
+	f := Finding{Table: t.FullName(), Key: t.KeyString(ref.Key), TxID: meta.TxID}
 	if p := recordProblem(rec, meta); p != "" {
 		f.Detail = "cannot read the record's transaction metadata: " + p
 		r.violation(f)

@@ -9,12 +9,6 @@ import (
 	"github.com/stillpoint/stillpoint/internal/storage"
 )
 
-// CoordinatorChildIDs is the column of a coordinator table created by
-// ScalarDB 3.13+ with group commit enabled: the child ids of a normal
-// group, comma-joined, NULL otherwise. Tables created without group commit
-// lack it, and Stillpoint never writes it.
-const CoordinatorChildIDs = "tx_child_ids"
-
 // groupParentLen is the length of a group-commit parent id
 // (DefaultGroupCommitKeyManipulator.PRIMARY_KEY_SIZE, v3.15.0).
 const groupParentLen = 24
@@ -49,7 +43,7 @@ func CoordinatorRowOf(r storage.Record) (CoordinatorRow, bool) {
 		return CoordinatorRow{}, false
 	}
 	row := CoordinatorRow{State: DecisionOf(r)}
-	if s, ok := r[CoordinatorChildIDs].(string); ok {
+	if s, ok := r[schema.CoordinatorChildIDs].(string); ok {
 		row.Children = slices.DeleteFunc(strings.Split(s, ","), func(c string) bool { return c == "" })
 	}
 	return row, true

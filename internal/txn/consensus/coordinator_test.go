@@ -55,9 +55,9 @@ func TestCoordinatorRowOf(t *testing.T) {
 	}{
 		{"no row", nil, CoordinatorRow{}, false},
 		{"table without tx_child_ids", storage.Record{schema.TxID: "x", schema.TxState: int32(Committed)}, CoordinatorRow{State: Committed}, true},
-		{"NULL tx_child_ids", storage.Record{schema.TxID: "x", CoordinatorChildIDs: nil, schema.TxState: int32(Aborted)}, CoordinatorRow{State: Aborted}, true},
-		{"normal group", storage.Record{schema.TxID: parent, CoordinatorChildIDs: "a,b", schema.TxState: int32(Committed)}, CoordinatorRow{State: Committed, Children: []string{"a", "b"}}, true},
-		{"empty parts dropped", storage.Record{schema.TxID: parent, CoordinatorChildIDs: ",a,,b,", schema.TxState: int32(Committed)}, CoordinatorRow{State: Committed, Children: []string{"a", "b"}}, true},
+		{"NULL tx_child_ids", storage.Record{schema.TxID: "x", schema.CoordinatorChildIDs: nil, schema.TxState: int32(Aborted)}, CoordinatorRow{State: Aborted}, true},
+		{"normal group", storage.Record{schema.TxID: parent, schema.CoordinatorChildIDs: "a,b", schema.TxState: int32(Committed)}, CoordinatorRow{State: Committed, Children: []string{"a", "b"}}, true},
+		{"empty parts dropped", storage.Record{schema.TxID: parent, schema.CoordinatorChildIDs: ",a,,b,", schema.TxState: int32(Committed)}, CoordinatorRow{State: Committed, Children: []string{"a", "b"}}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -133,7 +133,7 @@ func TestAbortPuts(t *testing.T) {
 				if p.Values[schema.TxState] != int32(Aborted) || p.Condition.Kind != storage.PutIfNotExists || p.Values[schema.CoordinatorCreatedAt] != int64(7) {
 					t.Errorf("insert %+v, want ABORTED, put-if-not-exists, created at 7", p)
 				}
-				if _, ok := p.Values[CoordinatorChildIDs]; ok {
+				if _, ok := p.Values[schema.CoordinatorChildIDs]; ok {
 					t.Errorf("insert %+v writes tx_child_ids; ScalarDB leaves it NULL and a 3.4 table has no such column", p)
 				}
 			}

@@ -32,7 +32,7 @@ var (
 		Namespace: schema.CoordinatorNamespace, Table: schema.CoordinatorTable,
 		Columns: []storage.Column{
 			{Name: schema.TxID, Type: storage.Text},
-			{Name: consensus.CoordinatorChildIDs, Type: storage.Text},
+			{Name: schema.CoordinatorChildIDs, Type: storage.Text},
 			{Name: schema.TxState, Type: storage.Int},
 			{Name: schema.CoordinatorCreatedAt, Type: storage.BigInt},
 		},
@@ -113,7 +113,7 @@ func PutRows(t *testing.T, st storage.Store, rows ...Row) {
 	for _, r := range rows {
 		p := consensus.CoordinatorPut(r.ID, r.State, 1)
 		if r.Children != "" {
-			p.Values[consensus.CoordinatorChildIDs] = r.Children
+			p.Values[schema.CoordinatorChildIDs] = r.Children
 		}
 		if err := st.Put(context.Background(), p); err != nil {
 			t.Fatalf("coordinator row %+v: %v", r, err)
@@ -131,6 +131,6 @@ func GetRow(t *testing.T, st storage.Store, id string) (Row, bool) {
 	if rec == nil {
 		return Row{}, false
 	}
-	children, _ := rec[consensus.CoordinatorChildIDs].(string)
+	children, _ := rec[schema.CoordinatorChildIDs].(string)
 	return Row{ID: id, State: consensus.DecisionOf(rec), Children: children}, true
 }

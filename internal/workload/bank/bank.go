@@ -33,9 +33,9 @@ var DefaultNamespaces = []string{"bank_0", "bank_1"}
 
 // Setup describes a bank.
 type Setup struct {
-	Namespaces     []string
-	Accounts       int // per namespace
-	InitialBalance int64
+	Namespaces     []string `json:"namespaces"`
+	Accounts       int      `json:"accounts"` // per namespace
+	InitialBalance int64    `json:"initial_balance"`
 }
 
 // Tables returns the schema of a bank over the given namespaces.
@@ -58,7 +58,8 @@ func Tables(namespaces []string) []schema.Table {
 }
 
 // Create makes the tables and the accounts. It refuses a bank that exists.
-func Create(ctx context.Context, target schema.Target, m *txn.Manager, s Setup) error {
+// progress, when not nil, is told of each batch of accounts created.
+func Create(ctx context.Context, target schema.Target, m *txn.Manager, s Setup, progress func(accounts int)) error {
 	if len(s.Namespaces) < 2 {
 		return errors.New("the bank needs at least two namespaces, so transfers cross stores")
 	}
@@ -87,6 +88,9 @@ func Create(ctx context.Context, target schema.Target, m *txn.Manager, s Setup) 
 			})
 			if err != nil {
 				return fmt.Errorf("create accounts in %s: %w", ns, err)
+			}
+			if progress != nil {
+				progress(min(batch, s.Accounts-lo))
 			}
 		}
 	}

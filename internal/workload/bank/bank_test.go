@@ -26,7 +26,7 @@ func TestConcurrentTransfers(t *testing.T) {
 			defer st.Close()
 			m := txn.NewManager(st, txn.Options{})
 			s := bank.Setup{Namespaces: bank.DefaultNamespaces, Accounts: 10, InitialBalance: 100}
-			if err := bank.Create(ctx, st, m, s); err != nil {
+			if err := bank.Create(ctx, st, m, s, nil); err != nil {
 				t.Fatal(err)
 			}
 			stats, err := bank.Run(ctx, bank.Local(m), &s, bank.Workload{Concurrency: 8, Duration: 3 * time.Second, Isolation: iso})
@@ -51,7 +51,7 @@ func TestCheckDetectsLostMoney(t *testing.T) {
 	defer st.Close()
 	m := txn.NewManager(st, txn.Options{})
 	s := bank.Setup{Namespaces: bank.DefaultNamespaces, Accounts: 3, InitialBalance: 100}
-	if err := bank.Create(ctx, st, m, s); err != nil {
+	if err := bank.Create(ctx, st, m, s, nil); err != nil {
 		t.Fatal(err)
 	}
 	// Half a transfer, written straight to the store: money vanishes.
@@ -73,7 +73,7 @@ func TestDamagedAccountIsAnError(t *testing.T) {
 	defer st.Close()
 	m := txn.NewManager(st, txn.Options{})
 	s := bank.Setup{Namespaces: bank.DefaultNamespaces, Accounts: 1, InitialBalance: 100}
-	if err := bank.Create(ctx, st, m, s); err != nil {
+	if err := bank.Create(ctx, st, m, s, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.Put(ctx, storage.Put{Namespace: "bank_1", Table: bank.AccountsTable, Values: storage.Record{"account_id": 0, "balance": nil}}); err != nil {

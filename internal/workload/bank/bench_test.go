@@ -62,7 +62,7 @@ func throughStillpoint(b *testing.B, cfg func(*testing.B) *config.Config, nss []
 	defer st.Close()
 	m := txn.NewManager(st, txn.Options{})
 	s := bank.Setup{Namespaces: nss, Accounts: benchAccounts, InitialBalance: 1000}
-	if err := bank.Create(ctx, st, m, s); err != nil {
+	if err := bank.Create(ctx, st, m, s, nil); err != nil {
 		b.Fatal(err)
 	}
 	stats, err := bank.Run(ctx, bank.Local(m), &s, bank.Workload{Concurrency: benchConcurrency, Duration: benchDuration})
