@@ -198,7 +198,7 @@ func printManifest(w io.Writer, m *backup.Manifest) {
 	fmt.Fprintf(w, "  taken %s, %v\n", m.Started.Format(time.RFC3339), m.Finished.Sub(m.Started).Round(time.Millisecond))
 	switch {
 	case m.Mode == backup.Fence:
-		fmt.Fprintf(w, "  fence held %v (granted after %v) on store %s\n", time.Duration(m.FenceHold), time.Duration(m.FenceWait), m.Coordinator)
+		fmt.Fprintf(w, "  fence held %v (granted after %v) on store %s\n", m.FenceHold, m.FenceWait, m.Coordinator)
 	case m.PausedWindow != nil:
 		fmt.Fprintf(w, "  servers paused %s to %s (%v): %v\n", m.PausedWindow.Start.Format(time.RFC3339Nano), m.PausedWindow.End.Format(time.RFC3339Nano), m.PausedWindow.End.Sub(m.PausedWindow.Start).Round(time.Microsecond), m.PausedWindow.Targets)
 	case m.Mode == backup.Independent:
@@ -234,12 +234,12 @@ type backupSummary struct {
 	Mode    backup.Mode `json:"mode,omitempty"`
 	// Consistent: the backup has a cut (fence or pause); an independent
 	// one may hold half-applied transactions.
-	Consistent bool            `json:"consistent"`
-	Started    time.Time       `json:"started,omitzero"`
-	Rows       int64           `json:"rows,omitempty"`
-	Bytes      int64           `json:"bytes,omitempty"`
-	FenceHold  backup.Duration `json:"fence_hold,omitzero"`
-	Stores     int             `json:"stores,omitempty"`
+	Consistent bool          `json:"consistent"`
+	Started    time.Time     `json:"started,omitzero"`
+	Rows       int64         `json:"rows,omitempty"`
+	Bytes      int64         `json:"bytes,omitempty"`
+	FenceHold  time.Duration `json:"fence_hold_ns,omitzero"`
+	Stores     int           `json:"stores,omitempty"`
 }
 
 func newBackupListCmd(g *globals) *cobra.Command {
@@ -277,7 +277,7 @@ listed all the same.`,
 				for _, b := range list[:len(all)] {
 					hold := "-"
 					if b.Mode == backup.Fence {
-						hold = time.Duration(b.FenceHold).String()
+						hold = b.FenceHold.String()
 					}
 					mode := string(b.Mode)
 					if !b.Consistent {

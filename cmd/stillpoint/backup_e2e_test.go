@@ -22,7 +22,7 @@ func TestBackupCommands(t *testing.T) {
 	var m struct {
 		ID        string `json:"id"`
 		Mode      string `json:"mode"`
-		FenceHold string `json:"fence_hold"`
+		FenceHold int64  `json:"fence_hold_ns"`
 		Rows      int64  `json:"rows"`
 		Stores    []struct {
 			Name, Engine, CutPoint string
@@ -31,7 +31,7 @@ func TestBackupCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &m); err != nil {
 		t.Fatalf("backup create --json: %v\n%s", err, out)
 	}
-	if m.Mode != "fence" || m.FenceHold == "" || m.Rows < 200 || len(m.Stores) != 3 {
+	if m.Mode != "fence" || m.FenceHold <= 0 || m.Rows < 200 || len(m.Stores) != 3 {
 		t.Fatalf("manifest = %+v", m)
 	}
 	if out, code := c.run("backup", "show", m.ID, "--repo", repo); code != 0 || !strings.Contains(out, "fence held") {

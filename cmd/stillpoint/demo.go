@@ -164,7 +164,7 @@ func printDemo(w io.Writer, r demoReport) {
 	s, b := r.Workload, r.Backup
 	fmt.Fprintln(w, "Stillpoint demo")
 	fmt.Fprintf(w, "  workload      %d transfers committed (%.0f/s), %d aborted by conflicts, %d failed\n", s.Committed, s.Throughput, s.Aborted, s.Failed)
-	fmt.Fprintf(w, "  backup        %s taken under load: fence held %v; %d rows, %s, %d stores\n", b.ID, time.Duration(b.FenceHold).Round(time.Microsecond), b.Rows, humanBytes(b.Bytes), len(b.Stores))
+	fmt.Fprintf(w, "  backup        %s taken under load: fence held %v; %d rows, %s, %d stores\n", b.ID, b.FenceHold.Round(time.Microsecond), b.Rows, humanBytes(b.Bytes), len(b.Stores))
 	fmt.Fprintf(w, "  restore       into %s in %v\n", r.Restored, r.RestoreDur.Round(time.Millisecond))
 	rec := r.Restore.Recovery
 	fmt.Fprintf(w, "  recovery      %d records in flight at the cut settled by the restore: %d rolled forward, %d rolled back\n", rec.RolledForward+rec.RolledBack, rec.RolledForward, rec.RolledBack)

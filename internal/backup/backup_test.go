@@ -156,7 +156,7 @@ func TestBackupsUnderLoad(t *testing.T) {
 						t.Errorf("%s backup %s is not consistent: %+v %+v", man.Mode, man.ID, rep.Violations, iv)
 					}
 					if man.Mode == backup.Fence {
-						t.Logf("fence backup %s: fence held %v, %d committed transfers in the cut, recovered %v", man.ID, time.Duration(man.FenceHold), iv.CommittedTransfers, rep.Recovered)
+						t.Logf("fence backup %s: fence held %v, %d committed transfers in the cut, recovered %v", man.ID, man.FenceHold, iv.CommittedTransfers, rep.Recovered)
 					} else {
 						t.Logf("pause backup %s: paused %v", man.ID, man.PausedWindow.End.Sub(man.PausedWindow.Start))
 					}

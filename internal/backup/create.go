@@ -239,7 +239,7 @@ func takeCut(ctx context.Context, m *Manifest, engines map[string]cut.Engine, op
 		if err != nil {
 			return nil, err
 		}
-		m.CutAt, m.FenceWait, m.FenceHold = c.At.UTC(), Duration(c.FenceWait), Duration(c.FenceHold)
+		m.CutAt, m.FenceWait, m.FenceHold = c.At.UTC(), c.FenceWait, c.FenceHold
 		return c, nil
 	}
 	if opts.Fleet == nil {

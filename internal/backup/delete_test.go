@@ -153,3 +153,22 @@ func TestLoadAllInStartOrder(t *testing.T) {
 		t.Fatalf("catalog order %v, want the order taken %v", got, taken)
 	}
 }
+
+// TestManifestDurations: durations are nanoseconds in JSON, and manifests
+// written when they were Go duration strings still read.
+func TestManifestDurations(t *testing.T) {
+	m := &backup.Manifest{ID: "x", FenceWait: 1500 * time.Microsecond, FenceHold: 394365 * time.Nanosecond}
+	data, err := m.Encode()
+	if err != nil || !strings.Contains(string(data), `"fence_hold_ns": 394365`) {
+		t.Fatalf("encoded %s, %v; want fence_hold_ns in nanoseconds", data, err)
+	}
+	for _, in := range []string{string(data), `{"id": "x", "fence_wait": "1.5ms", "fence_hold": "394.365µs"}`} {
+		got, err := backup.DecodeManifest([]byte(in))
+		if err != nil || got.FenceWait != m.FenceWait || got.FenceHold != m.FenceHold {
+			t.Errorf("decode %s: %+v, %v; want wait %v hold %v", in, got, err, m.FenceWait, m.FenceHold)
+		}
+	}
+	if _, err := backup.DecodeManifest([]byte(`{"id": "x", "fence_hold": "soon"}`)); err == nil {
+		t.Error("a manifest with an unreadable old duration decoded")
+	}
+}

@@ -49,9 +49,9 @@ type Manifest struct {
 	CutAt time.Time `json:"cut_at,omitzero"`
 	// FenceWait and FenceHold: how long the fence took to be granted, and
 	// how long commit decisions were blocked.
-	FenceWait   Duration `json:"fence_wait,omitzero"`
-	FenceHold   Duration `json:"fence_hold,omitzero"`
-	Coordinator string   `json:"coordinator_store"`
+	FenceWait   time.Duration `json:"fence_wait_ns,omitzero"`
+	FenceHold   time.Duration `json:"fence_hold_ns,omitzero"`
+	Coordinator string        `json:"coordinator_store"`
 	// PausedWindow is when every server was paused (pause mode).
 	PausedWindow *Window       `json:"paused_window,omitempty"`
 	Stores       []StoreBackup `json:"stores"`
@@ -105,27 +105,35 @@ type TableBackup struct {
 	Definition *storage.TableDefinition `json:"definition,omitempty"`
 }
 
-// Duration prints as a Go duration in JSON.
-type Duration time.Duration
-
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	*d = Duration(v)
-	return err
-}
-
 // Encode is the manifest as stored.
 func (m *Manifest) Encode() ([]byte, error) { return json.MarshalIndent(m, "", "  ") }
 
 // DecodeManifest reads a stored manifest.
 func DecodeManifest(data []byte) (*Manifest, error) {
-	var m Manifest
+	// Manifests written before durations were nanoseconds hold them as Go
+	// duration strings under other keys.
+	var m struct {
+		Manifest
+		OldFenceWait string `json:"fence_wait"`
+		OldFenceHold string `json:"fence_hold"`
+	}
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
-	return &m, nil
+	for _, old := range []struct {
+		s string
+		d *time.Duration
+	}{{m.OldFenceWait, &m.FenceWait}, {m.OldFenceHold, &m.FenceHold}} {
+		if old.s == "" {
+			continue
+		}
+		v, err := time.ParseDuration(old.s)
+		if err != nil {
+			return nil, fmt.Errorf("manifest: fence time %q: %w", old.s, err)
+		}
+		*old.d = v
+	}
+	return &m.Manifest, nil
 }
 
 // Referenced collects every chunk a manifest uses.
