@@ -167,8 +167,19 @@ The manifest is written last: a backup that fails is never listed.`,
 				}
 				opts.Fleet = fleet
 			}
-			if bar := g.newProgress(-1, "backing up"); bar != nil {
-				opts.Progress = func(n int64) { bar.Add64(n) }
+			if bar := g.newProgress(-1, "backing up", "rows"); bar != nil {
+				opts.Expect = func(rows int64) {
+					if rows > 0 {
+						bar.ChangeMax64(rows)
+					}
+				}
+				opts.Progress = func(n int64) {
+					// The total is an estimate: never show past 100%.
+					if st := bar.State(); st.Max > 0 && st.CurrentNum+n > st.Max {
+						bar.ChangeMax64(st.CurrentNum + n)
+					}
+					bar.Add64(n)
+				}
 				defer bar.Finish()
 			}
 			man, err := backup.Create(ctx, st, r, opts)

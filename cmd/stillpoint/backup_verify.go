@@ -47,7 +47,7 @@ Exit code 3 names every missing or damaged object.`,
 			m.Referenced(referenced)
 			res := backupCheck{Backup: m.ID, Chunks: len(referenced), ReadData: readData}
 			var progress func(done, total int)
-			if bar := g.newProgress(int64(len(referenced)), "checking chunks"); bar != nil {
+			if bar := g.newProgress(int64(len(referenced)), "checking chunks", "chunks"); bar != nil {
 				progress = func(done, total int) { bar.Set(done) }
 				defer bar.Finish()
 			}

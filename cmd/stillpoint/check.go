@@ -33,7 +33,7 @@ and every missing or damaged chunk; backup verify ID checks one backup.`,
 				return err
 			}
 			var progress func(done, total int)
-			if bar := g.newProgress(-1, "checking chunks"); bar != nil {
+			if bar := g.newProgress(-1, "checking chunks", "chunks"); bar != nil {
 				progress = func(done, total int) {
 					bar.ChangeMax(total)
 					bar.Set(done)

@@ -59,7 +59,7 @@ removed once the restore is complete.`,
 				return usageError{fmt.Errorf("backup %s is independent: its stores were copied one after another with no cut, so it may hold half-applied transactions; restore a fence or pause backup (latest picks one), or pass --allow-inconsistent to restore this one anyway", m.ID)}
 			}
 			opts := restore.Options{Force: force, Parallel: parallel}
-			if bar := g.newProgress(m.Rows, "restoring"); bar != nil {
+			if bar := g.newProgress(m.Rows, "restoring", "rows"); bar != nil {
 				opts.Progress = func(n int64) { bar.Add64(n) }
 				defer bar.Finish()
 			}

@@ -97,7 +97,7 @@ Transfers refused because the servers are paused are retried, and counted.`,
 			if setup == nil {
 				setup = &bank.Setup{Namespaces: nss, Accounts: accounts, InitialBalance: balance}
 				var created func(int)
-				bar := g.newProgress(int64(accounts*len(nss)), "creating accounts")
+				bar := g.newProgress(int64(accounts*len(nss)), "creating accounts", "accounts")
 				if bar != nil {
 					created = func(n int) { bar.Add(n) }
 				}
@@ -113,7 +113,7 @@ Transfers refused because the servers are paused are retried, and counted.`,
 			}
 			rep.Setup = setup
 			load := bank.Workload{Concurrency: concurrency, Duration: duration, Count: count, Isolation: iso}
-			if bar := g.newProgress(progressTotal(duration, count), "transfers"); bar != nil {
+			if bar := g.newProgress(progressTotal(duration, count), "transfers", "transfers"); bar != nil {
 				var mu sync.Mutex
 				start := time.Now()
 				load.Progress = func(s bank.Stats) {

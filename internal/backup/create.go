@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"slices"
 	"sync"
@@ -41,8 +42,11 @@ type Options struct {
 	Fleet      *admin.Fleet
 	PauseWait  time.Duration
 	PauseRenew time.Duration
-	// Progress is told of bytes streamed, and the total rows expected.
-	Progress func(bytes int64)
+	// Expect is told, before the tables stream, about how many rows they
+	// hold, from the engines' statistics (an estimate: the count streamed
+	// may differ). Progress is told of rows streamed, as they go.
+	Expect   func(rows int64)
+	Progress func(rows int64)
 	// RetryLock: how long to wait for the repository's lock while another
 	// process holds it (0: fail at once).
 	RetryLock time.Duration
@@ -82,6 +86,10 @@ func Create(ctx context.Context, st *multistorage.Storage, r *repo.Repository, o
 	stores, jobs, err := inventory(ctx, st, m)
 	if err != nil {
 		return nil, err
+	}
+	slog.Info("backup: started", "id", m.ID, "mode", m.Mode, "stores", len(stores), "tables", len(jobs))
+	if opts.Expect != nil {
+		opts.Expect(estimateRows(ctx, stores, jobs))
 	}
 	engines := map[string]cut.Engine{}
 	for name, s := range stores {
@@ -153,6 +161,7 @@ func Create(ctx context.Context, st *multistorage.Storage, r *repo.Repository, o
 	if err := r.SaveManifest(ctx, lk, m.ID, data); err != nil {
 		return nil, err
 	}
+	slog.Info("backup: recorded", "id", m.ID, "rows", m.Rows, "bytes", m.Bytes, "new_bytes", m.NewBytes, "took", m.Finished.Sub(m.Started))
 	return m, nil
 }
 
@@ -314,10 +323,13 @@ func stream(ctx context.Context, r *repo.Repository, snaps map[string]cut.Snapsh
 	var mu sync.Mutex
 	for _, j := range jobs {
 		g.Go(func() error {
+			began := time.Now()
+			slog.Info("backup: streaming table", "table", j.table.FullName(), "store", j.store)
 			tb, err := streamTable(gctx, r, snaps[j.store], j.table, opts.Progress)
 			if err != nil {
 				return fmt.Errorf("back up %s from store %s: %w", j.table.FullName(), j.store, err)
 			}
+			slog.Info("backup: table streamed", "table", j.table.FullName(), "store", j.store, "rows", tb.Rows, "bytes", tb.Bytes, "new_bytes", tb.NewBytes, "chunks", len(tb.Chunks), "took", time.Since(began))
 			mu.Lock()
 			results[j] = tb
 			mu.Unlock()
@@ -325,6 +337,30 @@ func stream(ctx context.Context, r *repo.Repository, snaps map[string]cut.Snapsh
 		})
 	}
 	return g.Wait()
+}
+
+// progressEvery is how many rows a table streams between progress reports.
+const progressEvery = 1000
+
+// estimateRows sums the engines' row estimates of the tables (a table
+// whose engine keeps none counts 0): a total for progress only.
+func estimateRows(ctx context.Context, stores map[string]storage.Store, jobs []job) int64 {
+	type estimator interface {
+		EstimateRows(ctx context.Context, namespace, table string) (int64, error)
+	}
+	var total int64
+	for _, j := range jobs {
+		e, ok := stores[j.store].(estimator)
+		if !ok {
+			continue
+		}
+		n, err := e.EstimateRows(ctx, j.table.Namespace, j.table.Table)
+		if err != nil {
+			slog.Debug("backup: no row estimate", "table", j.table.FullName(), "err", err)
+		}
+		total += max(n, 0)
+	}
+	return total
 }
 
 func streamTable(ctx context.Context, r *repo.Repository, snap cut.Snapshot, m *storage.TableMetadata, progress func(int64)) (TableBackup, error) {
@@ -335,10 +371,18 @@ func streamTable(ctx context.Context, r *repo.Repository, snap cut.Snapshot, m *
 		var n int64
 		rw, err := NewRowWriter(pw, m.Columns)
 		if err == nil {
+			var unreported int64
 			err = snap.ReadTable(ctx, m, func(rec storage.Record) error {
 				keys.Add(rec)
+				if unreported++; progress != nil && unreported == progressEvery {
+					progress(unreported)
+					unreported = 0
+				}
 				return rw.Write(rec)
 			})
+			if progress != nil && unreported > 0 {
+				progress(unreported)
+			}
 		}
 		if err == nil {
 			err = rw.Close()
@@ -347,7 +391,7 @@ func streamTable(ctx context.Context, r *repo.Repository, snap cut.Snapshot, m *
 		pw.CloseWithError(err)
 		rows <- n
 	}()
-	s, err := r.SaveStream(ctx, pr, progress)
+	s, err := r.SaveStream(ctx, pr, nil)
 	pr.CloseWithError(err) // unblock the reading goroutine if saving failed
 	n := <-rows
 	if err != nil {

@@ -10,7 +10,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -150,6 +152,7 @@ func Run(ctx context.Context, r *repo.Repository, m *backup.Manifest, t Target, 
 	if err := errors.Join(problems...); err != nil {
 		return nil, fmt.Errorf("restore: backup %s is damaged, nothing was restored: %w", m.ID, err)
 	}
+	slog.Info("restore: every chunk of the backup read back intact", "id", m.ID, "chunks", len(referenced))
 	if err := validateTargetTables(ctx, r, t, p); err != nil {
 		return nil, err
 	}
@@ -197,16 +200,19 @@ func Run(ctx context.Context, r *repo.Repository, m *backup.Manifest, t Target, 
 			return nil, err
 		}
 	}
+	slog.Info("restore: journal started; creating the tables", "id", m.ID, "tables", len(p.tables))
 	todo, err := createTables(ctx, p, j, res)
 	if err != nil {
 		return nil, err
 	}
+	slog.Info("restore: tables created", "id", m.ID, "to_load", len(todo), "already_loaded", res.Resumed)
 	if err := loadTables(ctx, r, p, w, todo, opts, res); err != nil {
 		return nil, err
 	}
 	if res.Recovery, err = settle(ctx, t, p); err != nil {
 		return nil, err
 	}
+	slog.Info("restore: cut finished", "id", m.ID, "rolled_forward", res.Recovery.RolledForward, "rolled_back", res.Recovery.RolledBack)
 	// Only now is the restore complete; the journal goes after.
 	if err := p.journal.mark(ctx, wholeItem, stateComplete, res.Rows); err != nil {
 		return nil, err
@@ -287,11 +293,14 @@ func loadTables(ctx context.Context, r *repo.Repository, p *plan, w *writers, to
 	for _, t := range todo {
 		g.Go(func() error {
 			unlock := w.lock(t.store, t.limits)
+			began := time.Now()
+			slog.Info("restore: loading table", "table", t.full, "store", t.store)
 			n, err := loadTable(gctx, r, t, opts.Progress)
 			unlock()
 			if err != nil {
 				return fmt.Errorf("restore %s: %w", t.full, err)
 			}
+			slog.Info("restore: table loaded", "table", t.full, "store", t.store, "rows", n, "took", time.Since(began))
 			mu.Lock()
 			res.Rows += n
 			mu.Unlock()

@@ -43,6 +43,10 @@ type Dialect interface {
 	ScanTarget(t storage.DataType) (dest any, value func() (any, error))
 	// VersionQuery returns the server's version as one text value.
 	VersionQuery() string
+	// RowEstimateQuery returns a query for about how many rows a table
+	// holds, cheap enough to ask before a backup (one integer; negative:
+	// not known).
+	RowEstimateQuery(namespace, table string) (query string, args []any)
 	CatalogDialect
 }
 
