@@ -10,9 +10,9 @@ import (
 // newProgress returns a progress bar on stderr counting unit (rows,
 // chunks...) with its rate and, when max is known, a percentage and the
 // time left; or nil when stderr is not a terminal or output is JSON: logs
-// and scripts get no control characters.
+// and scripts get no control characters, unless --progress asks for them.
 func (g *globals) newProgress(max int64, description, unit string) *progressbar.ProgressBar {
-	if g.json || !isatty.IsTerminal(os.Stderr.Fd()) {
+	if g.json || !(g.progress || isatty.IsTerminal(os.Stderr.Fd())) {
 		return nil
 	}
 	return progressbar.NewOptions64(max,
