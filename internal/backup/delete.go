@@ -133,7 +133,9 @@ func referenced(ctx context.Context, r *repo.Repository, skip string) (refs map[
 			damagedIDs = append(damagedIDs, d.ID)
 		}
 	}
-	return refs, damagedIDs, nil
+	// Point-in-time recovery's base backups share the chunks.
+	bases, err := r.BaseReferences(ctx, refs)
+	return refs, append(damagedIDs, bases...), err
 }
 
 // pruneUnless prunes to refs unless a damaged backup blocks it.

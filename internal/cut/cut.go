@@ -101,30 +101,47 @@ func Take(ctx context.Context, coordinator string, stores map[string]Engine, tim
 	if !ok {
 		return nil, fmt.Errorf("the coordinator store %q is not among the stores to cut", coordinator)
 	}
-	start := time.Now()
-	slog.Debug("cut: waiting for the coordinator fence", "store", coordinator, "timeout", timeout)
-	fence, err := ce.AcquireFence(ctx, timeout)
-	if err != nil {
-		return nil, fmt.Errorf("cut: %w", err)
-	}
-	granted := time.Now()
-	c, err := open(ctx, stores, maxHold)
-	released := time.Now()
-	if rerr := fence.Release(); rerr != nil && err == nil {
-		c.Close()
-		return nil, fmt.Errorf("cut: release the fence: %w", rerr)
-	}
+	var c *Cut
+	wait, hold, err := Fenced(ctx, coordinator, ce, timeout, func() error {
+		var err error
+		c, err = open(ctx, stores, maxHold)
+		return err
+	})
 	var slow *SlowSnapshotError
 	if errors.As(err, &slow) {
-		slow.Held = released.Sub(granted)
+		slow.Held = hold
 	}
 	if err != nil {
+		if c != nil {
+			c.Close()
+		}
 		return nil, err
 	}
-	c.FenceWait, c.FenceHold, c.At = granted.Sub(start), released.Sub(granted), released
+	c.FenceWait, c.FenceHold, c.At = wait, hold, time.Now()
 	slog.Info("cut: taken; the fence is released", "coordinator_store", coordinator, "fence_wait", c.FenceWait, "fence_hold", c.FenceHold, "stores", len(stores))
 	c.logSnapshots()
 	return c, nil
+}
+
+// Fenced holds the coordinator store's fence while during runs: no
+// commit decision is taken meanwhile, so whatever during records in each
+// store (a snapshot, a log position) is one cut. It says how long the
+// fence took to be granted and how long it held. during should be quick
+// and bounded: every commit in the system waits for it.
+func Fenced(ctx context.Context, coordinator string, e Engine, timeout time.Duration, during func() error) (wait, hold time.Duration, err error) {
+	start := time.Now()
+	slog.Debug("cut: waiting for the coordinator fence", "store", coordinator, "timeout", timeout)
+	fence, err := e.AcquireFence(ctx, timeout)
+	if err != nil {
+		return 0, 0, fmt.Errorf("cut: %w", err)
+	}
+	granted := time.Now()
+	err = during()
+	released := time.Now()
+	if rerr := fence.Release(); rerr != nil && err == nil {
+		err = fmt.Errorf("cut: release the fence: %w", rerr)
+	}
+	return granted.Sub(start), released.Sub(granted), err
 }
 
 // opened is one store's OpenSnapshot outcome.

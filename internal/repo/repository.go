@@ -661,10 +661,15 @@ func (r *Repository) SaveManifest(ctx context.Context, lk *Lock, id string, data
 	if err := validManifestID(id); err != nil {
 		return fmt.Errorf("repository %s: %w", r, err)
 	}
+	return r.saveCatalog(ctx, lk, "backup", id, ManifestName(id), data)
+}
+
+// saveCatalog writes a catalog object (a backup's manifest, a base
+// backup's record) as SaveManifest describes, what naming its kind.
+func (r *Repository) saveCatalog(ctx context.Context, lk *Lock, what, id, name string, data []byte) error {
 	if err := lk.Check(ctx); err != nil {
-		return fmt.Errorf("backup %s not recorded: %w", id, err)
+		return fmt.Errorf("%s %s not recorded: %w", what, id, err)
 	}
-	name := ManifestName(id)
 	obj, err := r.codec.encode(name, data, true)
 	if err != nil {
 		return err
@@ -674,22 +679,22 @@ func (r *Repository) SaveManifest(ctx context.Context, lk *Lock, id string, data
 		return err
 	}
 	if !created {
-		old, err := r.LoadManifest(ctx, id)
+		old, err := r.loadObject(ctx, name)
 		if err != nil {
 			return err
 		}
 		if !bytes.Equal(old, data) {
-			return fmt.Errorf("repository %s: backup %s already exists (with other content)", r, id)
+			return fmt.Errorf("repository %s: %s %s already exists (with other content)", r, what, id)
 		}
 		return nil
 	}
 	// Still ours after the write: no prune can have run since the lock
-	// was taken, and any later one sees this manifest.
+	// was taken, and any later one sees this object.
 	if err := lk.Check(ctx); err != nil {
 		if derr := r.be.Delete(context.WithoutCancel(ctx), name); derr != nil {
-			return hint.Run(fmt.Errorf("backup %s: %w; removing its manifest again failed too (%v): delete the backup", id, err, derr), "backup", "delete", id)
+			return hint.Run(fmt.Errorf("%s %s: %w; removing it again failed too (%v): delete it", what, id, err, derr), what, "delete", id)
 		}
-		return fmt.Errorf("backup %s not recorded: %w", id, err)
+		return fmt.Errorf("%s %s not recorded: %w", what, id, err)
 	}
 	return nil
 }
@@ -716,7 +721,12 @@ func (r *Repository) LoadManifest(ctx context.Context, id string) ([]byte, error
 	if err := validManifestID(id); err != nil {
 		return nil, fmt.Errorf("repository %s: %w", r, err)
 	}
-	name := ManifestName(id)
+	return r.loadObject(ctx, ManifestName(id))
+}
+
+// loadObject reads and verifies a framed object; a missing one gives a
+// *MissingError.
+func (r *Repository) loadObject(ctx context.Context, name string) ([]byte, error) {
 	obj, err := r.be.Get(ctx, name)
 	if errors.Is(err, backend.ErrNotFound) {
 		return nil, &MissingError{Repo: r.String(), Object: name}

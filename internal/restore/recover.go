@@ -16,10 +16,20 @@ import (
 // aborted first). No writer of the restored stores can exist yet, so no
 // lifetime is waited for. Idempotent: a rerun finds only what is left.
 func settle(ctx context.Context, st storage.Store, p *plan) (txn.Settled, error) {
+	tables := make([]*storage.TableMetadata, len(p.tables))
+	for i, t := range p.tables {
+		tables[i] = &t.backup.Metadata
+	}
+	return Settle(ctx, st, tables)
+}
+
+// Settle finishes the cut in tables as a restore does (settle): for a
+// point-in-time recovery, which replays each store's log to its cut mark
+// and must then settle what was in flight at the mark.
+func Settle(ctx context.Context, st storage.Store, tables []*storage.TableMetadata) (txn.Settled, error) {
 	var out txn.Settled
 	m := txn.NewManager(st, txn.Options{Lifetime: -1})
-	for _, t := range p.tables {
-		meta := &t.backup.Metadata
+	for _, meta := range tables {
 		if !schema.IsTransactional(meta) {
 			continue
 		}
@@ -42,12 +52,12 @@ func settle(ctx context.Context, st storage.Store, p *plan) (txn.Settled, error)
 			}
 			action, err := m.RecoverRecord(ctx, ref, full)
 			if err != nil {
-				return out, fmt.Errorf("restore: finish the cut: recover %s %s: %w", t.full, meta.KeyString(ref.Key), err)
+				return out, fmt.Errorf("restore: finish the cut: recover %s %s: %w", meta.FullName(), meta.KeyString(ref.Key), err)
 			}
 			out.Add(action)
 			if action == consensus.Leave { // prepared "after" now: the writer's clock is ahead of this host's
 				return out, fmt.Errorf("restore: finish the cut: %s %v of transaction %s was prepared later than this host's clock says it is now; fix the clocks and run the restore again",
-					t.full, meta.KeyString(ref.Key), consensus.MetaOf(full).TxID)
+					meta.FullName(), meta.KeyString(ref.Key), consensus.MetaOf(full).TxID)
 			}
 		}
 	}

@@ -1,0 +1,196 @@
+package pitr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"slices"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/stillpoint/stillpoint/internal/config"
+	"github.com/stillpoint/stillpoint/internal/repo"
+	"github.com/stillpoint/stillpoint/internal/restore"
+	"github.com/stillpoint/stillpoint/internal/storage"
+	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
+	"github.com/stillpoint/stillpoint/internal/txn"
+)
+
+// StorePlan is how one store is brought back to a cut: from which base,
+// replaying its log from the base's start to the cut's position.
+type StorePlan struct {
+	Store string   `json:"store"`
+	Base  *Base    `json:"base"`
+	To    Position `json:"to"`
+}
+
+// Plan is a restore to a cut, checked whole before anything is touched.
+type Plan struct {
+	Cut    *Cut        `json:"cut"`
+	Stores []StorePlan `json:"stores"`
+}
+
+// BaseFor picks store's newest base backup that is consistent before to
+// (its End is at or before the position), or nil.
+func BaseFor(bases []*Base, store string, to Position) (*Base, error) {
+	var best *Base
+	for _, b := range bases {
+		if b.Store != store {
+			continue
+		}
+		c, err := Compare(b.Info.End, to)
+		if err != nil {
+			return nil, fmt.Errorf("store %s: base %s: %w", store, b.ID, err)
+		}
+		if c <= 0 && (best == nil || b.Taken.After(best.Taken)) {
+			best = b
+		}
+	}
+	return best, nil
+}
+
+// PlanRestore picks each store's base for cut c and checks that its log
+// archive holds every file from the base's start on (Engine.Gaps): a
+// missing base or a gap is an error here, before any target is touched.
+func PlanRestore(ctx context.Context, r *repo.Repository, c *Cut) (*Plan, error) {
+	if slices.Contains(c.LogicalOnly, c.Coordinator) {
+		return nil, fmt.Errorf("cut %s: its coordinator store %s has no point-in-time recovery, so the cut cannot decide the other stores' transactions: restore a logical backup", c.ID, c.Coordinator)
+	}
+	bases, _, err := Bases(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Cut: c}
+	var errs []error
+	for _, store := range slices.Sorted(maps.Keys(c.Positions)) {
+		to := c.Positions[store]
+		b, err := BaseFor(bases, store, to)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if b == nil {
+			errs = append(errs, fmt.Errorf("store %s: no base backup is consistent before cut %s (%s): a base serves only the cuts taken after it; take one with stillpoint base create, then cuts after it restore", store, c.ID, to))
+			continue
+		}
+		e, err := EngineFor(b.Engine)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := e.Gaps(ctx, store, NewLogs(r, store), b.Info.Start); err != nil {
+			errs = append(errs, fmt.Errorf("cut %s cannot be restored: %w", c.ID, err))
+			continue
+		}
+		p.Stores = append(p.Stores, StorePlan{Store: store, Base: b, To: to})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Result is what a restore to a cut did.
+type Result struct {
+	Cut      string        `json:"cut"`
+	Stores   []StorePlan   `json:"stores"`
+	Took     time.Duration `json:"took_ns"`
+	Recovery txn.Settled   `json:"recovery"`
+	// LogicalOnly are the cut's stores it did not restore (no PITR).
+	LogicalOnly []string `json:"logical_only,omitempty"`
+}
+
+// Restore rebuilds every store of the plan into its target (all in
+// parallel): base, then replay exactly to the cut, server started. Each
+// target directory must be empty or absent: a restore never writes over
+// a server's files. Then finish settles what was in flight at the cut;
+// only when it returns is the restore done.
+func Restore(ctx context.Context, r *repo.Repository, p *Plan, targets map[string]Target, finish func(ctx context.Context) (txn.Settled, error)) (*Result, error) {
+	began := time.Now()
+	for _, s := range p.Stores {
+		t, ok := targets[s.Store]
+		if !ok {
+			return nil, fmt.Errorf("no target for store %s: name its data directory and port (--target %s=DIR:PORT)", s.Store, s.Store)
+		}
+		if err := emptyDir(t.DataDir); err != nil {
+			return nil, fmt.Errorf("store %s: %w", s.Store, err)
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, s := range p.Stores {
+		g.Go(func() error {
+			e, err := EngineFor(s.Base.Engine)
+			if err != nil {
+				return err
+			}
+			t := targets[s.Store]
+			t.Start = true
+			slog.Info("restore: store", "store", s.Store, "base", s.Base.ID, "to", s.To.String(), "data_dir", t.DataDir)
+			base := r.OpenStream(gctx, s.Base.Chunks)
+			defer base.Close()
+			if err := e.Restore(gctx, base, s.Base.Info, NewLogs(r, s.Store), s.To, t); err != nil {
+				return fmt.Errorf("store %s: %w (the restore is not finished: empty %s before running it again)", s.Store, err, t.DataDir)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	settled, err := finish(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("restore to cut %s: the stores are replayed but the cut is not finished: %w; run the restore's settle again before using them", p.Cut.ID, err)
+	}
+	return &Result{Cut: p.Cut.ID, Stores: p.Stores, Took: time.Since(began), Recovery: settled, LogicalOnly: p.Cut.LogicalOnly}, nil
+}
+
+// emptyDir accepts a missing or empty directory.
+func emptyDir(dir string) error {
+	if dir == "" {
+		return errors.New("no target data directory")
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(entries) > 0 {
+		return fmt.Errorf("target data directory %s is not empty (it holds %s): a restore never writes over a server's files; give an empty or new directory", dir, entries[0].Name())
+	}
+	return nil
+}
+
+// SettleStores finishes the cut in every transactional table of st's
+// stores, as a logical restore does (restore.Settle).
+func SettleStores(ctx context.Context, st *multistorage.Storage) (txn.Settled, error) {
+	namespaces, err := st.Namespaces(ctx)
+	if err != nil {
+		return txn.Settled{}, err
+	}
+	var tables []*storage.TableMetadata
+	for _, ns := range namespaces {
+		if ns == config.StillpointNamespace {
+			continue
+		}
+		names, err := st.Tables(ctx, ns)
+		if err != nil {
+			return txn.Settled{}, err
+		}
+		for _, t := range names {
+			m, err := st.TableMetadata(ctx, ns, t)
+			if err != nil {
+				return txn.Settled{}, err
+			}
+			if m != nil {
+				tables = append(tables, m)
+			}
+		}
+	}
+	return restore.Settle(ctx, st, tables)
+}
