@@ -154,6 +154,7 @@ func (e *logEngine) Restore(ctx context.Context, base io.Reader, info BaseInfo, 
 type harness struct {
 	st   *multistorage.Storage
 	repo *repo.Repository
+	be   backend.Backend
 	eng  *logEngine
 	cfg  *config.Config
 	// stores are the embedded bank's: bank_0, bank_1, coordinator.
@@ -191,7 +192,7 @@ func newHarness(t *testing.T, key []byte) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{st: st, repo: r, eng: e, cfg: cfg, stores: names}
+	return &harness{st: st, repo: r, be: be, eng: e, cfg: cfg, stores: names}
 }
 
 // probeWriteLocked fails unless the SQLite database's write lock is held

@@ -134,7 +134,7 @@ func PlanForget(ctx context.Context, r *repo.Repository, p Policy) (*ForgetPlan,
 	for i, c := range cuts {
 		times[i] = c.Taken
 	}
-	needed := map[string][]string{} // base id: the kept cuts restoring from it
+	needed := map[string][]string{}     // base id: the kept cuts restoring from it
 	newestKept := map[string]Position{} // per store, the newest kept cut's position
 	for i, why := range p.Keep(times) {
 		c := cuts[i]
