@@ -297,6 +297,13 @@ listed all the same.`,
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", b.ID, mode, b.Started.Format(time.RFC3339), b.Stores, b.Rows, humanBytes(b.Bytes), hold)
 				}
 				tw.Flush()
+				// What point-in-time recovery restores (in JSON: cut list).
+				if o, err := loadOverview(ctx, r); err != nil {
+					fmt.Fprintln(w, "point-in-time recovery: cannot list:", err)
+				} else if len(o.Cuts)+len(o.Bases) > 0 {
+					fmt.Fprintln(w)
+					o.print(w)
+				}
 			}); err != nil {
 				return err
 			}

@@ -22,6 +22,12 @@ import (
 // code and stderr. The line is awaited, never timed.
 func (c cli) interruptAt(at string, args ...string) (int, string) {
 	c.t.Helper()
+	return c.interruptAfter(1, at, args...)
+}
+
+// interruptAfter is interruptAt on the n-th such line.
+func (c cli) interruptAfter(n int, at string, args ...string) (int, string) {
+	c.t.Helper()
 	cmd := exec.Command(c.bin, append(append(c.args, "-vv", "--log-format", "json"), args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -37,6 +43,9 @@ func (c cli) interruptAt(at string, args ...string) (int, string) {
 		log.WriteString(lines.Text() + "\n")
 		var line struct{ Msg string }
 		if !signalled && json.Unmarshal(lines.Bytes(), &line) == nil && strings.HasPrefix(line.Msg, at) {
+			if n--; n > 0 {
+				continue
+			}
 			if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 				c.t.Fatal(err)
 			}
@@ -119,6 +128,17 @@ func TestInterrupted(t *testing.T) {
 		}
 		if out, code := c.run("backup", "create", "--repo", repoDir); code != 0 {
 			t.Errorf("a backup after the interrupted one: exit %d %s", code, out)
+		}
+	})
+
+	// A schedule of cuts logs a failed cut (SQLite stores have no
+	// point-in-time recovery) and tries again next period, until SIGINT.
+	t.Run("cut schedule", func(t *testing.T) {
+		c := c
+		c.t = t
+		code, log := c.interruptAfter(2, "cut failed; trying again next period", "cut", "create", "--repo", repoDir, "--every", "10ms")
+		if code != exitInterrupted || !strings.Contains(log, "stillpoint: interrupted") || !strings.Contains(log, "no point-in-time recovery") {
+			t.Fatalf("interrupted cut schedule: exit %d, want %d saying interrupted after logging why each cut failed:\n%s", code, exitInterrupted, log)
 		}
 	})
 

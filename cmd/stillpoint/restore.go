@@ -16,6 +16,7 @@ func newRestoreCmd(g *globals) *cobra.Command {
 		force             bool
 		allowInconsistent bool
 		parallel          int
+		pf                pitrFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "restore ID|latest",
@@ -34,10 +35,28 @@ against the target engines (key lengths). Targets that hold data are refused
 unless --force. Progress is journaled in the stillpoint namespace of the
 coordinator's store: a restore that was interrupted at any moment finishes
 when run again, and until then verify refuses the stores. The journal is
-removed once the restore is complete.`,
-		Args: exactArgs(1),
+removed once the restore is complete.
+
+Point-in-time recovery (--to-cut, --to-time, --to-latest; docs/pitr.md): each
+PostgreSQL and MariaDB store of the cut is rebuilt from its newest base backup
+consistent before the cut into the empty --target directory, its archived log
+replayed exactly to the cut's mark, and its server started on the target port;
+then the cut is finished by lazy recovery through the stores --config names
+(the restored servers). A missing base or a gap in the archive is reported
+before anything is written.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if ok, err := pf.set(); err != nil {
+				return err
+			} else if ok {
+				return exactArgs(0)(cmd, args)
+			}
+			return exactArgs(1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if ok, _ := pf.set(); ok {
+				return restoreToCut(cmd, g, &rf, &pf)
+			}
 			st, err := g.storageCreating()
 			if err != nil {
 				return err
@@ -84,6 +103,7 @@ removed once the restore is complete.`,
 		},
 	}
 	rf.add(cmd)
+	pf.add(cmd)
 	cmd.Flags().BoolVar(&allowInconsistent, "allow-inconsistent", false, "restore an independent backup, which has no cut and may hold half-applied transactions")
 	cmd.Flags().BoolVar(&force, "force", false, "replace tables that hold data or are half made, or another backup's unfinished restore")
 	intAtLeast(cmd.Flags(), &parallel, "parallel", 4, 1, "tables loaded at once")

@@ -64,7 +64,8 @@ cleanly: locks released, nothing half-recorded).`,
 	pf.CountVarP(&g.verbose, "verbose", "v", "log to stderr: -v what the command does (the cut, each table), -vv details too")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log line format: text or json (one JSON object per line)")
 	pf.BoolVar(&g.progress, "progress", false, "show progress bars on stderr even when it is not a terminal (never with --json)")
-	root.AddCommand(newSchemaCmd(g), newConfigCmd(g), newWorkloadCmd(g), newVerifyCmd(g), newServerCmd(g), newBackupCmd(g), newRestoreCmd(g), newDemoCmd(g), newAdminCmd(g), newInitCmd(g), newVersionCmd(g), newCheckCmd(g), newStatsCmd(g), newDiffCmd(g))
+	root.AddCommand(newSchemaCmd(g), newConfigCmd(g), newWorkloadCmd(g), newVerifyCmd(g), newServerCmd(g), newBackupCmd(g), newRestoreCmd(g), newDemoCmd(g), newAdminCmd(g), newInitCmd(g), newVersionCmd(g), newCheckCmd(g), newStatsCmd(g), newDiffCmd(g),
+		newCutCmd(g), newBaseCmd(g), newForgetCmd(g), newWALPushCmd(g), newWALFetchCmd(g), newArchiveCmd(g))
 	refuseUnknownSubcommands(root)
 	return root
 }

@@ -87,12 +87,12 @@ func CreateCut(ctx context.Context, r *repo.Repository, st *multistorage.Storage
 		marks[name] = e
 	}
 	slices.Sort(c.LogicalOnly)
-	if len(c.LogicalOnly) > 0 && !opts.AllowLogicalOnly {
-		return nil, fmt.Errorf("store %s has no point-in-time recovery (SQLite): a cut cannot restore it; pass --allow-logical-only to record the cut for the other stores (restore those from logical backups), or move the store to PostgreSQL or MariaDB",
-			strings.Join(c.LogicalOnly, ", "))
-	}
 	if slices.Contains(c.LogicalOnly, c.Coordinator) {
 		return nil, fmt.Errorf("the coordinator store %s has no point-in-time recovery (SQLite): no cut could decide the other stores' transactions; move the coordinator to PostgreSQL or MariaDB, or take logical backups", c.Coordinator)
+	}
+	if len(c.LogicalOnly) > 0 && !opts.AllowLogicalOnly {
+		return nil, fmt.Errorf("stores without point-in-time recovery (SQLite): %s; a cut cannot restore them: pass --allow-logical-only to record the cut for the other stores (restore these from logical backups), or move them to PostgreSQL or MariaDB",
+			strings.Join(c.LogicalOnly, ", "))
 	}
 	if len(marks) == 0 {
 		return nil, errors.New("no store has point-in-time recovery (PostgreSQL or MariaDB): a cut would record nothing; take logical backups (stillpoint backup create)")

@@ -194,3 +194,62 @@ func SettleStores(ctx context.Context, st *multistorage.Storage) (txn.Settled, e
 	}
 	return restore.Settle(ctx, st, tables)
 }
+
+// Reach is the cuts one store can be restored to.
+type Reach struct {
+	Store string `json:"store"`
+	// From and To are the oldest and newest restorable cuts ("" if none);
+	// Cuts counts the restorable ones, Unrestorable the others, the
+	// newest reason in Problem.
+	From         string `json:"from,omitempty"`
+	To           string `json:"to,omitempty"`
+	Cuts         int    `json:"cuts"`
+	Unrestorable int    `json:"unrestorable"`
+	Problem      string `json:"problem,omitempty"`
+}
+
+// Reaches says, per store, which cuts it can be restored to: those with a
+// base consistent before them and no gap in the archive from that base's
+// start (each base checked once).
+func Reaches(ctx context.Context, r *repo.Repository, cuts []*Cut, bases []*Base) []Reach {
+	gaps := map[string]error{} // by base id
+	byStore := map[string]*Reach{}
+	for _, c := range cuts {
+		for store, to := range c.Positions {
+			rc := byStore[store]
+			if rc == nil {
+				rc = &Reach{Store: store}
+				byStore[store] = rc
+			}
+			b, err := BaseFor(bases, store, to)
+			if err == nil && b == nil {
+				err = errors.New("no base backup before it")
+			}
+			if err == nil {
+				if _, done := gaps[b.ID]; !done {
+					e, err := EngineFor(b.Engine)
+					if err == nil {
+						err = e.Gaps(ctx, store, NewLogs(r, store), b.Info.Start)
+					}
+					gaps[b.ID] = err
+				}
+				err = gaps[b.ID]
+			}
+			if err != nil {
+				rc.Unrestorable++
+				rc.Problem = fmt.Sprintf("cut %s: %v", c.ID, err)
+				continue
+			}
+			if rc.From == "" {
+				rc.From = c.ID
+			}
+			rc.To = c.ID
+			rc.Cuts++
+		}
+	}
+	out := make([]Reach, 0, len(byStore))
+	for _, s := range slices.Sorted(maps.Keys(byStore)) {
+		out = append(out, *byStore[s])
+	}
+	return out
+}

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/stillpoint/stillpoint/internal/pitr"
+)
+
+// storeFlag names the store whose log a command archives.
+func storeFlag(cmd *cobra.Command, store *string) {
+	cmd.Flags().StringVar(store, "store", "", "the store (as the configuration names it) whose log this is (required)")
+}
+
+// storeLogs opens the repository and the log archive of a configured
+// store: a mistyped --store in archive_command must fail, never archive
+// under a name no restore looks at.
+func storeLogs(cmd *cobra.Command, g *globals, rf *repoFlags, store string) (pitr.Logs, error) {
+	if store == "" {
+		return nil, usageError{fmt.Errorf("%s needs --store: the store whose log this is (see %s --help)", cmd.CommandPath(), cmd.CommandPath())}
+	}
+	st, err := g.storage()
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	names, err := st.StoreNames()
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(names, store) {
+		return nil, usageError{fmt.Errorf("--store %q: no such store in the configuration (stores: %s)", store, strings.Join(names, ", "))}
+	}
+	r, err := rf.open(cmd.Context(), st.Config(), repoExisting)
+	if err != nil {
+		return nil, err
+	}
+	return pitr.NewLogs(r, store), nil
+}
+
+func newWALPushCmd(g *globals) *cobra.Command {
+	var rf repoFlags
+	var store string
+	cmd := &cobra.Command{
+		Use:   "wal-push PATH",
+		Short: "Archive one WAL segment into the repository (PostgreSQL's archive_command)",
+		Long: `Stores the file at PATH in the store's log archive under its file name, for
+PostgreSQL's archive_command:
+
+  archive_command = 'stillpoint wal-push --config /etc/stillpoint.yaml --store pg %p'
+
+It exits 0 only once the file is stored (so PostgreSQL keeps the segment and
+retries until then: none is lost while the repository is unreachable), and also
+when the same content is already archived; other content under the same name
+is refused (exit 1). It takes no repository lock.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			logs, err := storeLogs(cmd, g, &rf, store)
+			if err != nil {
+				return err
+			}
+			f, err := os.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			name := filepath.Base(args[0])
+			if err := logs.Put(ctx, name, f); err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), map[string]string{"store": store, "archived": name}, func(w io.Writer) {
+				fmt.Fprintf(w, "archived %s of store %s\n", name, store)
+			})
+		},
+	}
+	rf.add(cmd)
+	storeFlag(cmd, &store)
+	return cmd
+}
+
+func newWALFetchCmd(g *globals) *cobra.Command {
+	var rf repoFlags
+	var store string
+	cmd := &cobra.Command{
+		Use:   "wal-fetch NAME DEST",
+		Short: "Fetch one archived WAL file into DEST (PostgreSQL's restore_command)",
+		Long: `Writes the archived file NAME of the store to DEST, checked against its
+SHA-256, for PostgreSQL's restore_command:
+
+  restore_command = 'stillpoint wal-fetch --config /etc/stillpoint.yaml --store pg %f %p'
+
+A file the archive does not hold exits 1 (PostgreSQL then ends its archive
+recovery there); DEST appears only whole.`,
+		Args: exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			logs, err := storeLogs(cmd, g, &rf, store)
+			if err != nil {
+				return err
+			}
+			tmp, err := os.CreateTemp(filepath.Dir(args[1]), ".wal-fetch-*")
+			if err != nil {
+				return err
+			}
+			defer os.Remove(tmp.Name())
+			err = logs.Get(ctx, args[0], tmp)
+			if cerr := tmp.Close(); err == nil {
+				err = cerr
+			}
+			if err == nil {
+				err = os.Rename(tmp.Name(), args[1])
+			}
+			if err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), map[string]string{"store": store, "fetched": args[0]}, func(w io.Writer) {
+				fmt.Fprintf(w, "fetched %s of store %s\n", args[0], store)
+			})
+		},
+	}
+	rf.add(cmd)
+	storeFlag(cmd, &store)
+	return cmd
+}
+
+func newArchiveCmd(g *globals) *cobra.Command {
+	var rf repoFlags
+	cmd := &cobra.Command{
+		Use:   "archive",
+		Short: "Archive the binlogs of every MariaDB store continuously, until interrupted",
+		Long: `Runs until interrupted (exit 130), storing every completed log file of each
+store whose engine pulls its log (MariaDB: binlogs streamed from the server)
+into the repository. Restarted, it resumes after the newest archived file.
+PostgreSQL pushes its WAL itself (stillpoint wal-push as archive_command).
+It takes no repository lock.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			st, err := g.storage()
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			r, err := rf.open(ctx, st.Config(), repoExisting)
+			if err != nil {
+				return err
+			}
+			// One store's archiver failing stops them all (exit 1): a
+			// supervisor restarts the command, which resumes.
+			cfg := st.Config()
+			eg, ectx := errgroup.WithContext(ctx)
+			running := 0
+			for _, name := range cfg.StoreNames() {
+				e, err := pitr.EngineFor(cfg.Stores[name].Engine)
+				a, ok := e.(pitr.Archiver)
+				if err != nil || !ok {
+					continue
+				}
+				running++
+				slog.Info("archive: archiving", "store", name)
+				eg.Go(func() error {
+					if err := a.Archive(ectx, cfg.Stores[name], pitr.NewLogs(r, name)); err != nil {
+						return fmt.Errorf("store %s: %w", name, err)
+					}
+					return nil
+				})
+			}
+			if running == 0 {
+				return errors.New("no store's log is pulled by an archiver (MariaDB stores with point-in-time recovery): PostgreSQL archives through wal-push")
+			}
+			if err := eg.Wait(); err != nil {
+				return err
+			}
+			return ctx.Err()
+		},
+	}
+	rf.add(cmd)
+	return cmd
+}
