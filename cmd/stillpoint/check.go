@@ -16,11 +16,12 @@ func newCheckCmd(g *globals) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "check",
-		Short: "Check the whole repository: every backup's manifest and the chunks each needs (every byte with --read-data)",
+		Short: "Check the whole repository: every backup's manifest and the chunks each needs (every byte with --read-data), and the log archives' gaps",
 		Long: `Reads every backup's manifest (checksummed, and authenticated in an encrypted
 repository) and checks that every chunk a backup needs exists; with
 --read-data every chunk is read, decompressed, decrypted and compared with its
-name, so a backup that passes restores. Chunks no backup uses (left by failed
+name, so a backup that passes restores. Base backups are checked likewise, and
+a gap in a store's log archive that a cut needs is reported. Chunks no backup uses (left by failed
 backups or an interrupted delete) are counted: backup prune removes them.
 
 It writes nothing and takes no lock. Exit code 3 names every damaged backup
@@ -44,6 +45,17 @@ and every missing or damaged chunk; backup verify ID checks one backup.`,
 			if err != nil {
 				return err
 			}
+			// A hole in a log archive that a cut needs is a problem too.
+			o, err := loadOverview(ctx, r)
+			if err != nil {
+				return err
+			}
+			for _, s := range o.Stores {
+				if s.Gap != "" {
+					res.Problems = append(res.Problems, s.Gap)
+				}
+			}
+			res.Problems = append(res.Problems, o.Damaged...)
 			if err := g.print(cmd.OutOrStdout(), res, func(w io.Writer) {
 				for _, id := range res.Damaged {
 					fmt.Fprintf(w, "DAMAGED backup %s: its manifest cannot be read\n", id)

@@ -16,6 +16,7 @@ import (
 	"github.com/stillpoint/stillpoint/internal/cut"
 	"github.com/stillpoint/stillpoint/internal/pitr"
 	"github.com/stillpoint/stillpoint/internal/repo"
+	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
 )
 
 func newCutCmd(g *globals) *cobra.Command {
@@ -53,15 +54,11 @@ logical backups); the coordinator's store must have it.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			st, err := g.storage()
+			st, r, err := g.storesAndRepo(ctx, &rf)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			r, err := rf.open(ctx, st.Config(), repoExisting)
-			if err != nil {
-				return err
-			}
 			opts.FenceTimeout = fenceTimeout
 			if every == 0 {
 				c, err := pitr.CreateCut(ctx, r, st, opts)
@@ -100,6 +97,20 @@ logical backups); the coordinator's store must have it.`,
 	durationPositive(f, &fenceTimeout, "fence-timeout", 5*time.Second, "give up if the fence is not granted within this")
 	durationPositive(f, &opts.MaxHold, "fence-max-hold", cut.DefaultMaxHold, "hold the fence (which blocks every commit) at most this long while the marks are recorded")
 	return cmd
+}
+
+// storesAndRepo opens the configured stores and the existing repository.
+func (g *globals) storesAndRepo(ctx context.Context, rf *repoFlags) (*multistorage.Storage, *repo.Repository, error) {
+	st, err := g.storage()
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := rf.open(ctx, st.Config(), repoExisting)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return st, r, nil
 }
 
 func printCut(w io.Writer, c *pitr.Cut) {

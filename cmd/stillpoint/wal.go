@@ -28,7 +28,7 @@ func storeLogs(cmd *cobra.Command, g *globals, rf *repoFlags, store string) (pit
 	if store == "" {
 		return nil, usageError{fmt.Errorf("%s needs --store: the store whose log this is (see %s --help)", cmd.CommandPath(), cmd.CommandPath())}
 	}
-	st, err := g.storage()
+	st, r, err := g.storesAndRepo(cmd.Context(), rf)
 	if err != nil {
 		return nil, err
 	}
@@ -39,10 +39,6 @@ func storeLogs(cmd *cobra.Command, g *globals, rf *repoFlags, store string) (pit
 	}
 	if !slices.Contains(names, store) {
 		return nil, usageError{fmt.Errorf("--store %q: no such store in the configuration (stores: %s)", store, strings.Join(names, ", "))}
-	}
-	r, err := rf.open(cmd.Context(), st.Config(), repoExisting)
-	if err != nil {
-		return nil, err
 	}
 	return pitr.NewLogs(r, store), nil
 }
@@ -146,15 +142,11 @@ It takes no repository lock.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			st, err := g.storage()
+			st, r, err := g.storesAndRepo(ctx, &rf)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			r, err := rf.open(ctx, st.Config(), repoExisting)
-			if err != nil {
-				return err
-			}
 			// One store's archiver failing stops them all (exit 1): a
 			// supervisor restarts the command, which resumes.
 			cfg := st.Config()

@@ -42,6 +42,11 @@ func Check(ctx context.Context, r *repo.Repository, readData bool, progress func
 	for _, m := range all {
 		m.Referenced(refs)
 	}
+	// Point-in-time recovery's base backups use the same chunks (the
+	// caller reports damaged bases).
+	if _, err := r.BaseReferences(ctx, refs); err != nil {
+		return nil, err
+	}
 	res.Chunks = len(refs)
 	problems, err := r.CheckChunks(ctx, refs, readData, progress)
 	if err != nil {

@@ -407,4 +407,12 @@ func TestRestoreRefusesBeforeTouchingAnything(t *testing.T) {
 	if _, err := PlanRestore(ctx, h.repo, c); !errors.As(err, &gap) || gap.Store != "bank_0" || gap.Missing != fileName(2) {
 		t.Errorf("restore across a gap = %v, want a *GapError naming bank_0's %s", err, fileName(2))
 	}
+	// ... and the check of the repository reports it.
+	cuts, _, _ := Cuts(ctx, h.repo)
+	bases, _, _ := Bases(ctx, h.repo)
+	for _, r := range Reaches(ctx, h.repo, cuts, bases) {
+		if hasGap := r.Gap != ""; hasGap != (r.Store == "bank_0") || r.Store != "bank_0" && r.To != c.ID {
+			t.Errorf("reach of store %s = %+v; want a gap for bank_0 alone, the others restorable to the last cut", r.Store, r)
+		}
+	}
 }

@@ -206,6 +206,8 @@ type Reach struct {
 	Cuts         int    `json:"cuts"`
 	Unrestorable int    `json:"unrestorable"`
 	Problem      string `json:"problem,omitempty"`
+	// Gap is a hole in the store's log archive that a cut needs.
+	Gap string `json:"gap,omitempty"`
 }
 
 // Reaches says, per store, which cuts it can be restored to: those with a
@@ -238,6 +240,9 @@ func Reaches(ctx context.Context, r *repo.Repository, cuts []*Cut, bases []*Base
 			if err != nil {
 				rc.Unrestorable++
 				rc.Problem = fmt.Sprintf("cut %s: %v", c.ID, err)
+				if ge := (*GapError)(nil); errors.As(err, &ge) {
+					rc.Gap = err.Error()
+				}
 				continue
 			}
 			if rc.From == "" {
