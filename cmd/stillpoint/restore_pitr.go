@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stillpoint/stillpoint/internal/config"
 	"github.com/stillpoint/stillpoint/internal/pitr"
 	"github.com/stillpoint/stillpoint/internal/txn"
 )
@@ -114,6 +115,9 @@ func restoreToCut(cmd *cobra.Command, g *globals, rf *repoFlags, f *pitrFlags) e
 	if err != nil {
 		return err
 	}
+	if err := targetsConfigured(st.Config(), targets); err != nil {
+		return err
+	}
 	plan, err := pitr.PlanRestore(ctx, r, c)
 	if err != nil {
 		return err
@@ -132,4 +136,21 @@ func restoreToCut(cmd *cobra.Command, g *globals, rf *repoFlags, f *pitrFlags) e
 		}
 		fmt.Fprintf(w, "cut finished: %d records rolled forward, %d rolled back\n", res.Recovery.RolledForward, res.Recovery.RolledBack)
 	})
+}
+
+// targetsConfigured refuses a --config whose stores are not the servers
+// the restore starts: finishing the cut runs lazy recovery through them,
+// which on the live servers would roll back transactions in flight.
+func targetsConfigured(cfg *config.Config, targets map[string]pitr.Target) error {
+	for store, t := range targets {
+		sc, ok := cfg.Stores[store]
+		if !ok {
+			return usageError{fmt.Errorf("--target %s: --config names no such store; give the configuration of the restored servers", store)}
+		}
+		port := strconv.Itoa(t.Port)
+		if !strings.Contains(sc.DSN, ":"+port) && !strings.Contains(sc.DSN, "port="+port) {
+			return usageError{fmt.Errorf("store %s: --config's DSN does not point at port %d, where the restore starts it: give the configuration of the restored servers (finishing the cut on the live ones would roll back their transactions in flight)", store, t.Port)}
+		}
+	}
+	return nil
 }

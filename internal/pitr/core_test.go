@@ -302,6 +302,9 @@ func TestCutMarksUnderTheFence(t *testing.T) {
 	h := newHarness(t, nil)
 	ctx := context.Background()
 	h.writeAll("a")
+	if err := h.eng.probe(); err == nil {
+		t.Fatal("the fence probe passes with no fence held: it proves nothing")
+	}
 	c, _ := h.cut(t, "before-upgrade")
 	if h.eng.marked != len(h.stores) || len(c.Positions) != len(h.stores) {
 		t.Fatalf("marked %d stores, recorded %d positions; want %d of each", h.eng.marked, len(c.Positions), len(h.stores))
