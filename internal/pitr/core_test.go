@@ -400,6 +400,14 @@ func TestRestoreRefusesBeforeTouchingAnything(t *testing.T) {
 			t.Errorf("store %s's target was touched (%v)", s, err)
 		}
 	}
+	// A cut that cannot be finished: the restore fails, saying how to.
+	for _, s := range h.stores {
+		targets[s] = Target{DataDir: filepath.Join(t.TempDir(), s)}
+	}
+	res, err := Restore(ctx, h.repo, p, targets, func(context.Context) (txn.Settled, error) { return txn.Settled{}, errors.New("store unreachable") })
+	if err == nil || res != nil || !strings.Contains(err.Error(), "cut is not finished") || !strings.Contains(err.Error(), "verify --repair --lifetime 0") {
+		t.Errorf("restore whose cut cannot be finished = %v, %v; want an error saying how to finish it", res, err)
+	}
 	// A gap in one store's archive: the plan fails naming it.
 	lk := h.lock(t)
 	if err := h.repo.DeleteLog(ctx, lk, "bank_0", fileName(2)); err != nil {

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/stillpoint/stillpoint/internal/config"
+	"github.com/stillpoint/stillpoint/internal/hint"
 	"github.com/stillpoint/stillpoint/internal/repo"
 	"github.com/stillpoint/stillpoint/internal/restore"
 	"github.com/stillpoint/stillpoint/internal/storage"
@@ -143,7 +144,9 @@ func Restore(ctx context.Context, r *repo.Repository, p *Plan, targets map[strin
 	}
 	settled, err := finish(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("restore to cut %s: the stores are replayed but the cut is not finished: %w; run the restore's settle again before using them", p.Cut.ID, err)
+		// The servers run, replayed to the mark; lazy recovery with no
+		// lifetime to wait for is what finishes the cut.
+		return nil, hint.Run(fmt.Errorf("restore to cut %s: the stores are replayed and running, but the cut is not finished (%w): do not use them until it is", p.Cut.ID, err), "verify", "--repair", "--lifetime", "0")
 	}
 	return &Result{Cut: p.Cut.ID, Stores: p.Stores, Took: time.Since(began), Recovery: settled, LogicalOnly: p.Cut.LogicalOnly}, nil
 }
