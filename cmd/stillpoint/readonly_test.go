@@ -33,6 +33,15 @@ func TestReadOnlyCommandsCreateNothing(t *testing.T) {
 		{"stats", "--repo", missing},
 		{"diff", "a", "b", "--repo", missing},
 		{"restore", "latest", "--repo", missing},
+		{"restore", "--to-latest", "--repo", missing},
+		{"cut", "create", "--repo", missing},
+		{"cut", "list", "--repo", missing},
+		{"base", "create", "--repo", missing},
+		{"forget", "--keep-last", "1", "--repo", missing},
+		{"forget", "--keep-last", "1", "--dry-run", "--repo", missing},
+		{"wal-push", "--store", "pg", filepath.Join(missing, "seg"), "--repo", missing},
+		{"wal-fetch", "--store", "pg", "seg", filepath.Join(missing, "seg"), "--repo", missing},
+		{"archive", "--repo", missing},
 	} {
 		if _, code := c.run(args...); code != exitUsage && !(args[0] == "schema" && args[1] == "drop" && code == exitError) {
 			t.Errorf("stillpoint %s on a missing path: exit %d, want %d", strings.Join(args, " "), code, exitUsage)
