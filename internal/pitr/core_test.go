@@ -305,7 +305,11 @@ func TestCutMarksUnderTheFence(t *testing.T) {
 	if err := h.eng.probe(); err == nil {
 		t.Fatal("the fence probe passes with no fence held: it proves nothing")
 	}
+	// Cuts and archiving never wait for the repository lock a backup holds.
+	lk := h.lock(t)
 	c, _ := h.cut(t, "before-upgrade")
+	h.rotateAll(t)
+	lk.Unlock()
 	if h.eng.marked != len(h.stores) || len(c.Positions) != len(h.stores) {
 		t.Fatalf("marked %d stores, recorded %d positions; want %d of each", h.eng.marked, len(c.Positions), len(h.stores))
 	}
