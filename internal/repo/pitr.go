@@ -62,6 +62,9 @@ func (r *Repository) SaveRecord(ctx context.Context, lk *Lock, kind, id string, 
 		return fmt.Errorf("repository %s: %w", r, err)
 	}
 	if kind == KindBase {
+		if lk == nil {
+			return fmt.Errorf("repository %s: base %s not recorded: a base is saved holding the repository lock", r, id)
+		}
 		return r.saveCatalog(ctx, lk, kind, id, name, data)
 	}
 	obj, err := r.codec.encode(name, data, true)
