@@ -145,7 +145,11 @@ func loadOverview(ctx context.Context, r *repo.Repository) (*pitrOverview, error
 	if err != nil {
 		return nil, err
 	}
-	o := &pitrOverview{Cuts: cuts, Bases: bases, Stores: pitr.Reaches(ctx, r, cuts, bases)}
+	reach, err := pitr.Reaches(ctx, r, cuts, bases)
+	if err != nil {
+		return nil, err
+	}
+	o := &pitrOverview{Cuts: cuts, Bases: bases, Stores: reach}
 	for _, d := range append(dc, db...) {
 		o.Damaged = append(o.Damaged, d.Kind+" "+d.ID+": "+d.Err.Error())
 	}

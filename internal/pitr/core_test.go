@@ -378,6 +378,9 @@ func TestRestoreRefusesBeforeTouchingAnything(t *testing.T) {
 	h.rotateAll(t)
 	h.writeAll("c")
 	c, _ := h.cut(t, "")
+	if _, err := PlanRestore(ctx, h.repo, c); err == nil || !strings.Contains(err.Error(), "not archived yet") {
+		t.Errorf("restore to a cut whose log file is still being written = %v, want it refused", err)
+	}
 	h.rotateAll(t)
 	if _, err := PlanRestore(ctx, h.repo, c0); err == nil || !strings.Contains(err.Error(), "no base backup is consistent before cut") {
 		t.Errorf("restore to a cut before every base = %v, want it refused", err)
@@ -425,7 +428,11 @@ func TestRestoreRefusesBeforeTouchingAnything(t *testing.T) {
 	// ... and the check of the repository reports it.
 	cuts, _, _ := Cuts(ctx, h.repo)
 	bases, _, _ := Bases(ctx, h.repo)
-	for _, r := range Reaches(ctx, h.repo, cuts, bases) {
+	reach, err := Reaches(ctx, h.repo, cuts, bases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range reach {
 		if hasGap := r.Gap != ""; hasGap != (r.Store == "bank_0") || r.Store != "bank_0" && r.To != c.ID {
 			t.Errorf("reach of store %s = %+v; want a gap for bank_0 alone, the others restorable to the last cut", r.Store, r)
 		}

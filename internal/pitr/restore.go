@@ -87,12 +87,38 @@ func PlanRestore(ctx context.Context, r *repo.Repository, c *Cut) (*Plan, error)
 			errs = append(errs, fmt.Errorf("cut %s cannot be restored: %w", c.ID, err))
 			continue
 		}
+		archived, err := archivedNames(ctx, r, store)
+		if err != nil {
+			return nil, err
+		}
+		if err := reached(store, to, archived); err != nil {
+			errs = append(errs, fmt.Errorf("cut %s cannot be restored yet: %w", c.ID, err))
+			continue
+		}
 		p.Stores = append(p.Stores, StorePlan{Store: store, Base: b, To: to})
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// reached checks that the archive holds the log file of a position that
+// names one (a binlog): replay must reach the mark, and a file still being
+// written is not archived. An LSN names no file; PostgreSQL's recovery
+// itself fails when the archive ends before the restore point.
+func reached(store string, to Position, archived func(name string) bool) error {
+	if to.File == "" || archived(to.File) {
+		return nil
+	}
+	return fmt.Errorf("store %s: the cut's log file %s is not archived yet (it is archived once the server closes it: rotate the log, e.g. FLUSH BINARY LOGS, or wait for the archiver)", store, to.File)
+}
+
+// archivedNames returns a lookup of store's archived file names, listed
+// once.
+func archivedNames(ctx context.Context, r *repo.Repository, store string) (func(string) bool, error) {
+	names, err := r.ListLogs(ctx, store)
+	return func(n string) bool { _, ok := slices.BinarySearch(names, n); return ok }, err
 }
 
 // Result is what a restore to a cut did.
@@ -216,15 +242,20 @@ type Reach struct {
 // Reaches says, per store, which cuts it can be restored to: those with a
 // base consistent before them and no gap in the archive from that base's
 // start (each base checked once).
-func Reaches(ctx context.Context, r *repo.Repository, cuts []*Cut, bases []*Base) []Reach {
+func Reaches(ctx context.Context, r *repo.Repository, cuts []*Cut, bases []*Base) ([]Reach, error) {
 	gaps := map[string]error{} // by base id
 	byStore := map[string]*Reach{}
+	archived := map[string]func(string) bool{}
 	for _, c := range cuts {
 		for store, to := range c.Positions {
 			rc := byStore[store]
 			if rc == nil {
 				rc = &Reach{Store: store}
 				byStore[store] = rc
+				var err error
+				if archived[store], err = archivedNames(ctx, r, store); err != nil {
+					return nil, err
+				}
 			}
 			b, err := BaseFor(bases, store, to)
 			if err == nil && b == nil {
@@ -239,6 +270,9 @@ func Reaches(ctx context.Context, r *repo.Repository, cuts []*Cut, bases []*Base
 					gaps[b.ID] = err
 				}
 				err = gaps[b.ID]
+			}
+			if err == nil {
+				err = reached(store, to, archived[store])
 			}
 			if err != nil {
 				rc.Unrestorable++
@@ -259,5 +293,5 @@ func Reaches(ctx context.Context, r *repo.Repository, cuts []*Cut, bases []*Base
 	for _, s := range slices.Sorted(maps.Keys(byStore)) {
 		out = append(out, *byStore[s])
 	}
-	return out
+	return out, nil
 }
