@@ -18,7 +18,6 @@ import (
 	"github.com/stillpoint/stillpoint/internal/repo/backend"
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
-	"github.com/stillpoint/stillpoint/internal/testenv"
 	"github.com/stillpoint/stillpoint/internal/txn"
 	"github.com/stillpoint/stillpoint/internal/workload/bank"
 )
@@ -163,7 +162,12 @@ type harness struct {
 
 func newHarness(t *testing.T, key []byte) *harness {
 	ctx := context.Background()
-	cfg := testenv.Embedded(t)
+	// Not testenv.Embedded: testenv imports the engines, which import this
+	// package.
+	cfg, err := config.Load("", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	st := multistorage.New(cfg)
 	t.Cleanup(func() { st.Close() })
 	m := txn.NewManager(st, txn.Options{})
