@@ -13,6 +13,9 @@ import (
 
 	"github.com/stillpoint/stillpoint/internal/config"
 	"github.com/stillpoint/stillpoint/internal/pitr"
+	"github.com/stillpoint/stillpoint/internal/restore"
+	"github.com/stillpoint/stillpoint/internal/storage"
+	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
 	"github.com/stillpoint/stillpoint/internal/txn"
 )
 
@@ -122,7 +125,7 @@ func restoreToCut(cmd *cobra.Command, g *globals, rf *repoFlags, f *pitrFlags) e
 	if err != nil {
 		return err
 	}
-	res, err := pitr.Restore(ctx, r, plan, targets, func(ctx context.Context) (txn.Settled, error) { return pitr.SettleStores(ctx, st) })
+	res, err := pitr.Restore(ctx, r, plan, targets, func(ctx context.Context) (txn.Settled, error) { return settleStores(ctx, st) })
 	if err != nil {
 		return err
 	}
@@ -153,4 +156,33 @@ func targetsConfigured(cfg *config.Config, targets map[string]pitr.Target) error
 		}
 	}
 	return nil
+}
+
+// settleStores finishes the cut in every transactional table of st's
+// stores, as a logical restore does (restore.Settle).
+func settleStores(ctx context.Context, st *multistorage.Storage) (txn.Settled, error) {
+	namespaces, err := st.Namespaces(ctx)
+	if err != nil {
+		return txn.Settled{}, err
+	}
+	var tables []*storage.TableMetadata
+	for _, ns := range namespaces {
+		if ns == config.StillpointNamespace {
+			continue
+		}
+		names, err := st.Tables(ctx, ns)
+		if err != nil {
+			return txn.Settled{}, err
+		}
+		for _, t := range names {
+			m, err := st.TableMetadata(ctx, ns, t)
+			if err != nil {
+				return txn.Settled{}, err
+			}
+			if m != nil {
+				tables = append(tables, m)
+			}
+		}
+	}
+	return restore.Settle(ctx, st, tables)
 }

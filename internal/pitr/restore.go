@@ -12,12 +12,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/stillpoint/stillpoint/internal/config"
 	"github.com/stillpoint/stillpoint/internal/hint"
 	"github.com/stillpoint/stillpoint/internal/repo"
-	"github.com/stillpoint/stillpoint/internal/restore"
-	"github.com/stillpoint/stillpoint/internal/storage"
-	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
 	"github.com/stillpoint/stillpoint/internal/txn"
 )
 
@@ -193,35 +189,6 @@ func emptyDir(dir string) error {
 		return fmt.Errorf("target data directory %s is not empty (it holds %s): a restore never writes over a server's files; give an empty or new directory", dir, entries[0].Name())
 	}
 	return nil
-}
-
-// SettleStores finishes the cut in every transactional table of st's
-// stores, as a logical restore does (restore.Settle).
-func SettleStores(ctx context.Context, st *multistorage.Storage) (txn.Settled, error) {
-	namespaces, err := st.Namespaces(ctx)
-	if err != nil {
-		return txn.Settled{}, err
-	}
-	var tables []*storage.TableMetadata
-	for _, ns := range namespaces {
-		if ns == config.StillpointNamespace {
-			continue
-		}
-		names, err := st.Tables(ctx, ns)
-		if err != nil {
-			return txn.Settled{}, err
-		}
-		for _, t := range names {
-			m, err := st.TableMetadata(ctx, ns, t)
-			if err != nil {
-				return txn.Settled{}, err
-			}
-			if m != nil {
-				tables = append(tables, m)
-			}
-		}
-	}
-	return restore.Settle(ctx, st, tables)
 }
 
 // Reach is the cuts one store can be restored to.
