@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/stillpoint/stillpoint/internal/backup"
 	"github.com/stillpoint/stillpoint/internal/pitr"
+	"github.com/stillpoint/stillpoint/internal/repo"
 )
 
 func newForgetCmd(g *globals) *cobra.Command {
@@ -43,7 +45,7 @@ writing nothing (not even the lock).`,
 				if err != nil {
 					return err
 				}
-				plan, err := pitr.PlanForget(ctx, r, p)
+				plan, err := planForget(ctx, r, p)
 				if err != nil {
 					return err
 				}
@@ -54,11 +56,14 @@ writing nothing (not even the lock).`,
 				return err
 			}
 			defer lk.Unlock()
-			plan, err := pitr.PlanForget(ctx, r, p)
+			plan, err := planForget(ctx, r, p)
 			if err != nil {
 				return err
 			}
-			pr, err := pitr.Forget(ctx, r, lk, plan)
+			if err := pitr.Forget(ctx, r, lk, plan); err != nil {
+				return err
+			}
+			pr, err := backup.Prune(ctx, r, lk)
 			if err != nil {
 				return err
 			}
@@ -77,6 +82,23 @@ writing nothing (not even the lock).`,
 	durationAtLeast(f, &p.Within, "keep-within", 0, 0, "keep all taken within this of the newest (e.g. 72h)")
 	f.BoolVar(&dryRun, "dry-run", false, "say what would be removed; change nothing")
 	return cmd
+}
+
+// planForget plans a forget over the logical backups, refusing while one
+// is damaged (it might reference any chunk), and the PITR objects.
+func planForget(ctx context.Context, r *repo.Repository, p pitr.Policy) (*pitr.ForgetPlan, error) {
+	all, damaged, err := backup.LoadAll(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if len(damaged) > 0 {
+		return nil, damagedError([]string{damaged[0].ID})
+	}
+	backups := make([]pitr.Dated, len(all))
+	for i, m := range all {
+		backups[i] = pitr.Dated{ID: m.ID, Time: m.Started}
+	}
+	return pitr.PlanForget(ctx, r, p, backups)
 }
 
 func printForget(cmd *cobra.Command, g *globals, plan *pitr.ForgetPlan, pr *backup.PruneResult) error {

@@ -125,11 +125,19 @@ func restoreToCut(cmd *cobra.Command, g *globals, rf *repoFlags, f *pitrFlags) e
 	if err != nil {
 		return err
 	}
-	res, err := pitr.Restore(ctx, r, plan, targets, func(ctx context.Context) (txn.Settled, error) { return settleStores(ctx, st) })
+	out := struct {
+		*pitr.Result
+		Recovery txn.Settled `json:"recovery"`
+	}{}
+	out.Result, err = pitr.Restore(ctx, r, plan, targets, func(ctx context.Context) (err error) {
+		out.Recovery, err = settleStores(ctx, st)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	return g.print(cmd.OutOrStdout(), res, func(w io.Writer) {
+	res := out.Result
+	return g.print(cmd.OutOrStdout(), out, func(w io.Writer) {
 		fmt.Fprintf(w, "restored every store to cut %s in %v\n", res.Cut, res.Took.Round(time.Millisecond))
 		for _, s := range res.Stores {
 			fmt.Fprintf(w, "  %s: base %s replayed to %s\n", s.Store, s.Base.ID, s.To)
@@ -137,7 +145,7 @@ func restoreToCut(cmd *cobra.Command, g *globals, rf *repoFlags, f *pitrFlags) e
 		if len(res.LogicalOnly) > 0 {
 			fmt.Fprintf(w, "not restored (no point-in-time recovery; restore a logical backup): %s\n", strings.Join(res.LogicalOnly, ", "))
 		}
-		fmt.Fprintf(w, "cut finished: %d records rolled forward, %d rolled back\n", res.Recovery.RolledForward, res.Recovery.RolledBack)
+		fmt.Fprintf(w, "cut finished: %d records rolled forward, %d rolled back\n", out.Recovery.RolledForward, out.Recovery.RolledBack)
 	})
 }
 

@@ -281,7 +281,7 @@ func (h *harness) restoreTo(t *testing.T, c *Cut, want, wantBase map[string]stri
 	for _, s := range h.stores {
 		targets[s] = Target{DataDir: filepath.Join(dir, s)}
 	}
-	res, err := Restore(ctx, h.repo, p, targets, func(context.Context) (txn.Settled, error) { return txn.Settled{}, nil })
+	res, err := Restore(ctx, h.repo, p, targets, func(context.Context) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,7 +402,7 @@ func TestRestoreRefusesBeforeTouchingAnything(t *testing.T) {
 	os.MkdirAll(targets["bank_1"].DataDir, 0o755)
 	os.WriteFile(filepath.Join(targets["bank_1"].DataDir, "PG_VERSION"), []byte("15"), 0o644)
 	finished := false
-	_, err = Restore(ctx, h.repo, p, targets, func(context.Context) (txn.Settled, error) { finished = true; return txn.Settled{}, nil })
+	_, err = Restore(ctx, h.repo, p, targets, func(context.Context) error { finished = true; return nil })
 	if err == nil || !strings.Contains(err.Error(), "is not empty") || finished {
 		t.Errorf("restore over a non-empty directory = %v (finished %v), want it refused", err, finished)
 	}
@@ -415,7 +415,7 @@ func TestRestoreRefusesBeforeTouchingAnything(t *testing.T) {
 	for _, s := range h.stores {
 		targets[s] = Target{DataDir: filepath.Join(t.TempDir(), s)}
 	}
-	res, err := Restore(ctx, h.repo, p, targets, func(context.Context) (txn.Settled, error) { return txn.Settled{}, errors.New("store unreachable") })
+	res, err := Restore(ctx, h.repo, p, targets, func(context.Context) error { return errors.New("store unreachable") })
 	if err == nil || res != nil || !strings.Contains(err.Error(), "cut is not finished") || !strings.Contains(err.Error(), "verify --repair --lifetime 0") {
 		t.Errorf("restore whose cut cannot be finished = %v, %v; want an error saying how to finish it", res, err)
 	}

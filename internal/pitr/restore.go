@@ -14,7 +14,6 @@ import (
 
 	"github.com/stillpoint/stillpoint/internal/hint"
 	"github.com/stillpoint/stillpoint/internal/repo"
-	"github.com/stillpoint/stillpoint/internal/txn"
 )
 
 // StorePlan is how one store is brought back to a cut: from which base,
@@ -119,10 +118,9 @@ func archivedNames(ctx context.Context, r *repo.Repository, store string) (func(
 
 // Result is what a restore to a cut did.
 type Result struct {
-	Cut      string        `json:"cut"`
-	Stores   []StorePlan   `json:"stores"`
-	Took     time.Duration `json:"took_ns"`
-	Recovery txn.Settled   `json:"recovery"`
+	Cut    string        `json:"cut"`
+	Stores []StorePlan   `json:"stores"`
+	Took   time.Duration `json:"took_ns"`
 	// LogicalOnly are the cut's stores it did not restore (no PITR).
 	LogicalOnly []string `json:"logical_only,omitempty"`
 }
@@ -132,7 +130,7 @@ type Result struct {
 // target directory must be empty or absent: a restore never writes over
 // a server's files. Then finish settles what was in flight at the cut;
 // only when it returns is the restore done.
-func Restore(ctx context.Context, r *repo.Repository, p *Plan, targets map[string]Target, finish func(ctx context.Context) (txn.Settled, error)) (*Result, error) {
+func Restore(ctx context.Context, r *repo.Repository, p *Plan, targets map[string]Target, finish func(ctx context.Context) error) (*Result, error) {
 	began := time.Now()
 	for _, s := range p.Stores {
 		t, ok := targets[s.Store]
@@ -164,13 +162,12 @@ func Restore(ctx context.Context, r *repo.Repository, p *Plan, targets map[strin
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	settled, err := finish(ctx)
-	if err != nil {
+	if err := finish(ctx); err != nil {
 		// The servers run, replayed to the mark; lazy recovery with no
 		// lifetime to wait for is what finishes the cut.
 		return nil, hint.Run(fmt.Errorf("restore to cut %s: the stores are replayed and running, but the cut is not finished (%w): do not use them until it is", p.Cut.ID, err), "verify", "--repair", "--lifetime", "0")
 	}
-	return &Result{Cut: p.Cut.ID, Stores: p.Stores, Took: time.Since(began), Recovery: settled, LogicalOnly: p.Cut.LogicalOnly}, nil
+	return &Result{Cut: p.Cut.ID, Stores: p.Stores, Took: time.Since(began), LogicalOnly: p.Cut.LogicalOnly}, nil
 }
 
 // emptyDir accepts a missing or empty directory.

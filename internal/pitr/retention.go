@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/stillpoint/stillpoint/internal/backup"
 	"github.com/stillpoint/stillpoint/internal/repo"
 )
 
@@ -86,18 +85,21 @@ type ForgetPlan struct {
 	Kept    map[string]int `json:"kept"`
 }
 
-// PlanForget applies p to the logical backups and the cuts; then keeps
-// every base a kept cut restores from (its newest consistent base) and
-// every base newer than the newest kept cut (future cuts need it), and
-// every log file from the oldest kept base's start on. It refuses while
-// any record is damaged: it might need anything.
-func PlanForget(ctx context.Context, r *repo.Repository, p Policy) (*ForgetPlan, error) {
+// Dated is a logical backup as forget sees it.
+type Dated struct {
+	ID   string
+	Time time.Time
+}
+
+// PlanForget applies p to the logical backups (read by the caller, which
+// refuses damaged ones) and the cuts; then keeps every base a kept cut
+// restores from (its newest consistent base) and every base consistent
+// only after the newest kept cut (future cuts need it), and every log
+// file from the oldest kept base's start on. It refuses while a cut or
+// base is damaged: it might need anything.
+func PlanForget(ctx context.Context, r *repo.Repository, p Policy, backups []Dated) (*ForgetPlan, error) {
 	if p.Empty() {
 		return nil, errors.New("no policy given: nothing would be kept, so nothing is removed; give --keep-last, --keep-daily, --keep-weekly or --keep-within")
-	}
-	backups, bdamaged, err := backup.LoadAll(ctx, r)
-	if err != nil {
-		return nil, err
 	}
 	cuts, cdamaged, err := Cuts(ctx, r)
 	if err != nil {
@@ -108,9 +110,6 @@ func PlanForget(ctx context.Context, r *repo.Repository, p Policy) (*ForgetPlan,
 		return nil, err
 	}
 	damaged = append(damaged, cdamaged...)
-	for _, d := range bdamaged {
-		damaged = append(damaged, Damaged{"backup", d.ID, d.Err})
-	}
 	if len(damaged) > 0 {
 		return nil, fmt.Errorf("forget refused: %s %s is damaged and might need any object (%v); delete or repair it first", damaged[0].Kind, damaged[0].ID, damaged[0].Err)
 	}
@@ -124,11 +123,11 @@ func PlanForget(ctx context.Context, r *repo.Repository, p Policy) (*ForgetPlan,
 		}
 	}
 	times := make([]time.Time, len(backups))
-	for i, m := range backups {
-		times[i] = m.Started
+	for i, b := range backups {
+		times[i] = b.Time
 	}
 	for i, why := range p.Keep(times) {
-		add(Verdict{Kind: "backup", ID: backups[i].ID, Time: backups[i].Started, Keep: len(why) > 0, Reasons: why})
+		add(Verdict{Kind: "backup", ID: backups[i].ID, Time: backups[i].Time, Keep: len(why) > 0, Reasons: why})
 	}
 	times = make([]time.Time, len(cuts))
 	for i, c := range cuts {
@@ -213,9 +212,9 @@ func logStores(ctx context.Context, r *repo.Repository, bases []*Base) ([]string
 	return slices.Compact(stores), err
 }
 
-// Forget carries out a plan holding lk: cuts, then logical backups,
-// bases and log files, then prunes the chunks nothing references.
-func Forget(ctx context.Context, r *repo.Repository, lk *repo.Lock, plan *ForgetPlan) (backup.PruneResult, error) {
+// Forget carries out a plan holding lk: cuts, logical backups, bases and
+// log files. The caller then prunes the chunks nothing references.
+func Forget(ctx context.Context, r *repo.Repository, lk *repo.Lock, plan *ForgetPlan) error {
 	for _, v := range plan.Objects {
 		if v.Keep {
 			continue
@@ -232,9 +231,9 @@ func Forget(ctx context.Context, r *repo.Repository, lk *repo.Lock, plan *Forget
 			err = r.DeleteLog(ctx, lk, v.Store, v.ID)
 		}
 		if err != nil {
-			return backup.PruneResult{}, fmt.Errorf("forget: removing %s %s: %w (what was removed before stays removed; run forget again to finish)", v.Kind, v.ID, err)
+			return fmt.Errorf("forget: removing %s %s: %w (what was removed before stays removed; run forget again to finish)", v.Kind, v.ID, err)
 		}
 		slog.Debug("forget: removed", "kind", v.Kind, "id", v.ID, "store", v.Store)
 	}
-	return backup.Prune(ctx, r, lk)
+	return nil
 }

@@ -82,7 +82,7 @@ func TestForgetKeepsWhatKeptCutsNeed(t *testing.T) {
 	b3 := h.base(t) // after every cut: future cuts need it
 
 	before := h.objects(t)
-	plan, err := PlanForget(ctx, h.repo, Policy{Last: 1})
+	plan, err := PlanForget(ctx, h.repo, Policy{Last: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,10 @@ func TestForgetKeepsWhatKeptCutsNeed(t *testing.T) {
 		t.Errorf("bases removed %d, kept %d; want %d and %d", plan.Removed["base"], plan.Kept["base"], len(h.stores), 2*len(h.stores))
 	}
 	lk := h.lock(t)
-	pr, err := Forget(ctx, h.repo, lk, plan)
+	if err := Forget(ctx, h.repo, lk, plan); err != nil {
+		t.Fatal(err)
+	}
+	pr, err := backup.Prune(ctx, h.repo, lk)
 	if err != nil {
 		t.Fatal(err)
 	}
