@@ -25,7 +25,7 @@ func init() {
 // Limits: PostgreSQL truncates identifiers to NAMEDATALEN-1 = 63 bytes,
 // which would make two long names one, so longer ones are refused. The
 // metadata's full_table_name is VARCHAR(128).
-var Limits = storage.Limits{MaxName: 63, MaxFullTableName: sqlstore.MetadataNameWidth}
+var Limits = storage.Limits{MaxName: 63, MaxFullTableName: sqlstore.MetadataNameWidth, ClusteringOrderIndex: true}
 
 // Open connects to the database a DSN (URL or key=value form) names, with
 // ScalarDB's default layout.
@@ -64,9 +64,10 @@ func (Dialect) TextType(n int) string { return fmt.Sprintf("VARCHAR(%d)", n) }
 
 func (Dialect) Placeholder(n int) string { return fmt.Sprintf("$%d", n) }
 
-// ColumnType uses the "C" collation for text so keys order by bytes, as
-// they do on every other engine.
-func (Dialect) ColumnType(t storage.DataType, key, indexed bool) string {
+// ColumnType is RdbEnginePostgresql's mapping. Text has the database's
+// collation, as in a database ScalarDB created: keys order as the
+// database's collation orders them (docs/layout.md).
+func (Dialect) ColumnType(t storage.DataType, key bool, v storage.ScalarDBVersion) string {
 	switch t {
 	case storage.Boolean:
 		return "BOOLEAN"
@@ -75,11 +76,17 @@ func (Dialect) ColumnType(t storage.DataType, key, indexed bool) string {
 	case storage.BigInt:
 		return "BIGINT"
 	case storage.Float:
-		return "REAL"
+		if v.RealFloat() {
+			return "REAL"
+		}
+		return "FLOAT"
 	case storage.Double:
 		return "DOUBLE PRECISION"
 	case storage.Text:
-		return `TEXT COLLATE "C"`
+		if key {
+			return "VARCHAR(10485760)"
+		}
+		return "TEXT"
 	case storage.Blob:
 		return "BYTEA"
 	case storage.Date:
@@ -94,11 +101,28 @@ func (Dialect) ColumnType(t storage.DataType, key, indexed bool) string {
 	panic(fmt.Sprintf("postgres: no column type for %v", t))
 }
 
-func (d Dialect) CreateNamespace(ns string) []string {
+// CreateNamespace is ScalarDB's CREATE SCHEMA, in every release.
+func (d Dialect) CreateNamespace(ns string, _ storage.ScalarDBVersion) []string {
 	return []string{"CREATE SCHEMA IF NOT EXISTS " + d.Quote(ns)}
 }
 
-func (d Dialect) CreateMetadataSchema(schema string) []string { return d.CreateNamespace(schema) }
+func (d Dialect) CreateMetadataSchema(schema string) []string {
+	return d.CreateNamespace(schema, storage.ScalarDBVersion{})
+}
+
+func (Dialect) OrderedPrimaryKey() bool    { return false }
+func (Dialect) ClusteringOrderIndex() bool { return Limits.ClusteringOrderIndex }
+
+// Unquoted folds ASCII letters to lower case, as PostgreSQL does with an
+// unquoted identifier.
+func (Dialect) Unquoted(name string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, name)
+}
 
 func (d Dialect) DropNamespace(ns string) []string { return []string{"DROP SCHEMA " + d.Quote(ns)} }
 
