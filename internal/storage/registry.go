@@ -65,8 +65,9 @@ type Engine struct {
 	Name string
 	// Open connects to one store.
 	Open func(ctx context.Context, name string, c Connection) (Store, error)
-	// Limits are the names and values the engine can hold.
-	Limits Limits
+	// Limits are the names and values the engine can hold when it
+	// creates tables as ScalarDB release v does.
+	Limits func(v ScalarDBVersion) Limits
 }
 
 // Limits are what an engine can hold. Names beyond them would be
@@ -92,7 +93,7 @@ type Limits struct {
 	// a unique index of its own (PostgreSQL), named by ScalarDB's rules.
 	ClusteringOrderIndex bool
 	// ScalarDB is the release whose DDL the store issues, which names the
-	// indexes it creates (set by the configuration, not the engine).
+	// indexes it creates.
 	ScalarDB ScalarDBVersion
 	// SingleWriter: one writer per database at a time (SQLite); concurrent
 	// writers queue on a lock and may fail busy, so bulk loads take turns.

@@ -87,8 +87,10 @@ func (s *Storage) Limits(namespace string) (storage.Limits, error) {
 		return storage.Limits{}, fmt.Errorf("store %s: %w", name, err)
 	}
 	l, err := s.layout()
-	e.Limits.ScalarDB = l.ScalarDB
-	return e.Limits, err
+	if err != nil {
+		return storage.Limits{}, err
+	}
+	return e.Limits(l.ScalarDB), nil
 }
 
 // layout is the configuration's: its schemas and its ScalarDB release.

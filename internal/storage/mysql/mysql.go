@@ -17,18 +17,21 @@ import (
 )
 
 func init() {
-	storage.RegisterEngine(storage.Engine{Name: "mysql", Limits: Limits,
+	storage.RegisterEngine(storage.Engine{Name: "mysql", Limits: limits,
 		Open: storage.Opener(func(ctx context.Context, name string, c storage.Connection) (*sqlstore.Store, error) {
 			return open(ctx, name, c.DSN, c.Layout)
 		})})
 }
 
-// Limits: identifiers of at most 64 characters; column names never
+// limits: identifiers of at most 64 characters; column names never
 // compare case, and database and table names do not on servers with
 // lower_case_table_names (the default on Windows and macOS), so names are
 // held to be case-insensitive wherever the backup may be restored. Keys
-// are VARCHAR(keyLength), the metadata's full_table_name VARCHAR(128).
-var Limits = storage.Limits{MaxName: 64, FoldsCase: true, MaxFullTableName: sqlstore.MetadataNameWidth, MaxKeyLength: keyLength}
+// are as wide as release v makes them (MySQLKeySize), the metadata's
+// full_table_name VARCHAR(128).
+func limits(v storage.ScalarDBVersion) storage.Limits {
+	return storage.Limits{MaxName: 64, FoldsCase: true, MaxFullTableName: sqlstore.MetadataNameWidth, MaxKeyLength: v.MySQLKeySize(), ScalarDB: v}
+}
 
 // Open connects to the server a DSN (user:pass@tcp(host:port)/) names,
 // with ScalarDB's default layout.
@@ -134,10 +137,6 @@ func (d Dialect) Table(namespace, table string) string {
 func (Dialect) TextType(n int) string { return fmt.Sprintf("VARCHAR(%d)", n) }
 
 func (Dialect) Placeholder(int) string { return "?" }
-
-// keyLength bounds indexed text and binary columns, as ScalarDB's default
-// key column size does (from 3.14; 64 before, MySQLKeySize).
-const keyLength = 128
 
 // ColumnType is RdbEngineMysql's mapping in release v.
 func (Dialect) ColumnType(t storage.DataType, key bool, v storage.ScalarDBVersion) string {

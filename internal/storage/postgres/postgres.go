@@ -16,16 +16,19 @@ import (
 )
 
 func init() {
-	storage.RegisterEngine(storage.Engine{Name: "postgres", Limits: Limits,
+	storage.RegisterEngine(storage.Engine{Name: "postgres", Limits: limits,
 		Open: storage.Opener(func(ctx context.Context, name string, c storage.Connection) (*sqlstore.Store, error) {
 			return open(ctx, name, c.DSN, c.Layout)
 		})})
 }
 
-// Limits: PostgreSQL truncates identifiers to NAMEDATALEN-1 = 63 bytes,
+// limits: PostgreSQL truncates identifiers to NAMEDATALEN-1 = 63 bytes,
 // which would make two long names one, so longer ones are refused. The
-// metadata's full_table_name is VARCHAR(128).
-var Limits = storage.Limits{MaxName: 63, MaxFullTableName: sqlstore.MetadataNameWidth, ClusteringOrderIndex: true}
+// metadata's full_table_name is VARCHAR(128). The clustering order has an
+// index of its own.
+func limits(v storage.ScalarDBVersion) storage.Limits {
+	return storage.Limits{MaxName: 63, MaxFullTableName: sqlstore.MetadataNameWidth, ClusteringOrderIndex: true, ScalarDB: v}
+}
 
 // Open connects to the database a DSN (URL or key=value form) names, with
 // ScalarDB's default layout.
@@ -111,7 +114,7 @@ func (d Dialect) CreateMetadataSchema(schema string) []string {
 }
 
 func (Dialect) OrderedPrimaryKey() bool    { return false }
-func (Dialect) ClusteringOrderIndex() bool { return Limits.ClusteringOrderIndex }
+func (Dialect) ClusteringOrderIndex() bool { return true }
 
 // Unquoted folds ASCII letters to lower case, as PostgreSQL does with an
 // unquoted identifier.

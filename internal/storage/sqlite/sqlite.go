@@ -22,15 +22,17 @@ import (
 )
 
 func init() {
-	storage.RegisterEngine(storage.Engine{Name: "sqlite", Limits: Limits,
+	storage.RegisterEngine(storage.Engine{Name: "sqlite", Limits: limits,
 		Open: storage.Opener(func(ctx context.Context, name string, c storage.Connection) (*sqlstore.Store, error) {
 			return open(ctx, name, c.Path, c.Layout, c.MustExist)
 		})})
 }
 
-// Limits: no length limit worth the name, but table and column names are
+// limits: no length limit worth the name, but table and column names are
 // compared without case, and a namespace is a prefix of its tables' names.
-var Limits = storage.Limits{FoldsCase: true, NamespaceSeparator: separator, SingleWriter: true}
+func limits(v storage.ScalarDBVersion) storage.Limits {
+	return storage.Limits{FoldsCase: true, NamespaceSeparator: separator, SingleWriter: true, ScalarDB: v}
+}
 
 // separator joins namespace and table, as ScalarDB names SQLite tables.
 const separator = "$"
