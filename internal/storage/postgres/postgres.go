@@ -49,11 +49,26 @@ func open(ctx context.Context, name, dsn string, layout storage.Layout) (*sqlsto
 		return nil, fmt.Errorf("store %s (postgres at %s:%d/%s): cannot connect: %w; check the store's dsn in the config file or its environment override",
 			name, cfg.Host, cfg.Port, cfg.Database, err)
 	}
-	return sqlstore.New(db, Dialect{}, name, layout), nil
+	var d Dialect
+	if err := db.QueryRowContext(ctx, byteOrderQuery).Scan(&d.ByteOrder); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store %s (postgres at %s:%d/%s): read the database's collation: %w", name, cfg.Host, cfg.Port, cfg.Database, err)
+	}
+	return sqlstore.New(db, d, name, layout), nil
 }
 
+// byteOrderQuery tells whether the database's default collation orders
+// text by code point, so by UTF-8 bytes: libc's C, POSIX and C.UTF-8
+// (datlocprovider, from PostgreSQL 15, is 'c' for libc).
+const byteOrderQuery = `SELECT datcollate IN ('C', 'POSIX', 'C.UTF-8', 'C.utf8') AND COALESCE(to_jsonb(d)->>'datlocprovider', 'c') = 'c'
+	FROM pg_database d WHERE datname = current_database()`
+
 // Dialect is PostgreSQL's SQL.
-type Dialect struct{ sqlstore.NativeTemporal }
+type Dialect struct {
+	sqlstore.NativeTemporal
+	// ByteOrder: the database's default collation orders text by bytes.
+	ByteOrder bool
+}
 
 func (Dialect) Engine() string { return "postgres" }
 
@@ -67,10 +82,19 @@ func (Dialect) TextType(n int) string { return fmt.Sprintf("VARCHAR(%d)", n) }
 
 func (Dialect) Placeholder(n int) string { return fmt.Sprintf("$%d", n) }
 
-// ColumnType is RdbEnginePostgresql's mapping. Text has the database's
-// collation, as in a database ScalarDB created: keys order as the
-// database's collation orders them (docs/layout.md).
-func (Dialect) ColumnType(t storage.DataType, key bool, v storage.ScalarDBVersion) string {
+// ColumnType is RdbEnginePostgresql's mapping. Text takes the database's
+// collation, as ScalarDB's does, where that orders keys by bytes, as on
+// every engine; elsewhere (en_US, ICU) it states the "C" collation
+// (docs/layout.md).
+func (d Dialect) ColumnType(t storage.DataType, key bool, v storage.ScalarDBVersion) string {
+	typ := scalarDBType(t, key, v)
+	if t == storage.Text && !d.ByteOrder {
+		typ += ` COLLATE "C"`
+	}
+	return typ
+}
+
+func scalarDBType(t storage.DataType, key bool, v storage.ScalarDBVersion) string {
 	switch t {
 	case storage.Boolean:
 		return "BOOLEAN"
