@@ -175,12 +175,13 @@ func (Dialect) ColumnType(t storage.DataType, key bool, v storage.ScalarDBVersio
 }
 
 // CreateNamespace is ScalarDB's CREATE SCHEMA of release v: "character
-// set utf8 COLLATE utf8_bin" up to 3.12.0, the server's defaults after.
-// Where the server's default would make keys that differ in case or in
-// trailing spaces one key (utf8mb4_general_ci, utf8mb4_bin's padding) or
-// could not hold every character, the namespace gets utf8mb4 and the
-// binary collation instead: Stillpoint never creates a key column that
-// would merge two keys (docs/layout.md).
+// set utf8 COLLATE utf8_bin" up to 3.12.0 (that release's layout, kept as
+// it is), the server's defaults after. Where those defaults would make
+// keys that differ in case or in trailing spaces one key
+// (utf8mb4_general_ci, utf8mb4_bin's padding) or could not hold every
+// character, the namespace states utf8mb4 and the binary collation
+// instead, so that a Put never overwrites another key's record
+// (docs/layout.md).
 func (d Dialect) CreateNamespace(ns string, v storage.ScalarDBVersion) []string {
 	stmt := "CREATE SCHEMA IF NOT EXISTS " + d.Quote(ns)
 	switch {
