@@ -30,10 +30,12 @@ import (
 // server's default collation would merge keys, namespaces get the binary
 // one.
 func TestCreateTableIssuesScalarDBDDL(t *testing.T) {
-	for _, era := range compat.Eras {
-		for _, engine := range compat.Engines {
-			t.Run(era.Name+"/"+engine.Name, func(t *testing.T) { compareDDL(t, era, engine) })
-		}
+	for _, engine := range compat.Engines {
+		t.Run(engine.Name, func(t *testing.T) {
+			for _, era := range compat.Eras {
+				t.Run(era.Name, func(t *testing.T) { compareDDL(t, era, engine) })
+			}
+		})
 	}
 }
 
