@@ -13,11 +13,12 @@ import (
 // stated only where the release leaves the choice to a server whose
 // default would merge keys (docs/layout.md).
 func TestCreateNamespaceByRelease(t *testing.T) {
-	for _, tt := range []struct {
+	type namespaceCase struct {
 		version      string
-		serverBinary bool
+		serverBinary bool // the server's default is utf8mb4 and the binary collation
 		want         string
-	}{
+	}
+	for _, tt := range []namespaceCase{
 		{"3.12.0", false, "CREATE SCHEMA IF NOT EXISTS `ns` character set utf8 COLLATE utf8_bin"},
 		{"3.12.0", true, "CREATE SCHEMA IF NOT EXISTS `ns` character set utf8 COLLATE utf8_bin"},
 		{"3.12.1", true, "CREATE SCHEMA IF NOT EXISTS `ns`"},

@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/postgres"
 	"github.com/stillpoint/stillpoint/internal/storage/storagetest"
 	"github.com/stillpoint/stillpoint/internal/testenv"
@@ -30,14 +29,8 @@ func TestConformance(t *testing.T) {
 			storagetest.Run(t, storagetest.Harness{
 				Engine: "postgres",
 				// A new, empty database per test.
-				Database: database,
-				Open: func(ctx context.Context, dsn string) (storage.Store, error) {
-					s, err := postgres.Open(ctx, "conformance", dsn)
-					if err != nil {
-						return nil, err
-					}
-					return s, nil
-				},
+				Database:  database,
+				Open:      storagetest.Opener(postgres.Open),
 				Namespace: testenv.UniqueName,
 			})
 		})

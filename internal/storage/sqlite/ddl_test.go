@@ -3,7 +3,6 @@ package sqlite_test
 import (
 	"context"
 	"path/filepath"
-	"slices"
 	"testing"
 
 	"github.com/stillpoint/stillpoint/internal/storage"
@@ -28,24 +27,11 @@ func TestCreateTableAsRdbEngineSqlite(t *testing.T) {
 	if err := s.CreateTable(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := s.DB().QueryContext(ctx, "SELECT sql FROM sqlite_schema WHERE tbl_name = 'ns$t' AND sql IS NOT NULL ORDER BY type DESC, name")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var got []string
-	for rows.Next() {
-		var stmt string
-		if err := rows.Scan(&stmt); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, stmt)
-	}
-	want := []string{
-		`CREATE TABLE "ns$t"("p" BLOB,"c" FLOAT,"v" TEXT, PRIMARY KEY ("p","c"))`,
-		`CREATE INDEX "index_ns_t_v" ON "ns$t" ("v")`,
-	}
-	if err := rows.Err(); err != nil || !slices.Equal(got, want) {
-		t.Errorf("statements %q, %v; want %q", got, err, want)
+	var got string
+	err = s.DB().QueryRowContext(ctx, "SELECT group_concat(sql, char(10)) FROM (SELECT sql FROM sqlite_schema WHERE tbl_name = 'ns$t' AND sql IS NOT NULL ORDER BY type DESC, name)").Scan(&got)
+	want := `CREATE TABLE "ns$t"("p" BLOB,"c" FLOAT,"v" TEXT, PRIMARY KEY ("p","c"))` + "\n" +
+		`CREATE INDEX "index_ns_t_v" ON "ns$t" ("v")`
+	if err != nil || got != want {
+		t.Errorf("statements\n%s\n(%v); want\n%s", got, err, want)
 	}
 }
