@@ -1,0 +1,272 @@
+package mariadb_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+		"sync"
+	"testing"
+	"time"
+
+	"github.com/stillpoint/stillpoint/internal/config"
+	"github.com/stillpoint/stillpoint/internal/pitr"
+	"github.com/stillpoint/stillpoint/internal/pitr/mariadb"
+	"github.com/stillpoint/stillpoint/internal/storage/mysql"
+	"github.com/stillpoint/stillpoint/internal/storage/sqlstore"
+	"github.com/stillpoint/stillpoint/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// memLogs is an in-memory pitr.Logs that counts every Put, so tests see
+// a file stored twice.
+type memLogs struct {
+	mu    sync.Mutex
+	files map[string][]byte
+	puts  map[string]int
+}
+
+func newLogs() *memLogs { return &memLogs{files: map[string][]byte{}, puts: map[string]int{}} }
+
+func (l *memLogs) Put(ctx context.Context, name string, r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.puts[name]++
+	if old, ok := l.files[name]; ok && !bytes.Equal(old, b) {
+		return fmt.Errorf("%s: other content already stored", name)
+	}
+	l.files[name] = b
+	return nil
+}
+
+func (l *memLogs) Get(ctx context.Context, name string, w io.Writer) error {
+	l.mu.Lock()
+	b, ok := l.files[name]
+	l.mu.Unlock()
+	if !ok {
+		return pitr.ErrMissing
+	}
+	_, err := w.Write(b)
+	return err
+}
+
+func (l *memLogs) Names(ctx context.Context) ([]string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	names := make([]string, 0, len(l.files))
+	for n := range l.files {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+func (l *memLogs) putCounts() map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.puts)
+}
+
+type source struct {
+	sc  config.Store
+	st  *sqlstore.Store
+	db  *sql.DB
+	eng pitr.Engine
+}
+
+func (s *source) exec(t *testing.T, stmts ...string) {
+	t.Helper()
+	for _, q := range stmts {
+		if _, err := s.db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+// insert adds rows from..to to shop.t.
+func (s *source) insert(t *testing.T, from, to int) {
+	t.Helper()
+	for i := from; i <= to; i++ {
+		s.exec(t, fmt.Sprintf("INSERT INTO shop.t VALUES (%d)", i))
+	}
+}
+
+// closedBinlogs is what SHOW BINARY LOGS lists but the file being written.
+func (s *source) closedBinlogs(t *testing.T) []string {
+	t.Helper()
+	rows, err := s.db.Query("SHOW BINARY LOGS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		var size int64
+		if err := rows.Scan(&n, &size); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	return names[:len(names)-1]
+}
+
+func startSource(t *testing.T) *source {
+	t.Helper()
+	sc, _ := testenv.PITRMariaDB(t)
+	st, err := mysql.Open(context.Background(), "maria", sc.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	eng, err := pitr.EngineFor(st.Engine())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &source{sc: sc, st: st, db: st.DB(), eng: eng}
+	s.exec(t, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)",
+		"CREATE DATABASE coordinator", "CREATE TABLE coordinator.state (id VARCHAR(64) PRIMARY KEY)")
+	return s
+}
+
+// markFenced marks while the project's MariaDB fence (LOCK TABLES ...
+// READ on coordinator.state, from another connection) holds.
+func (s *source) markFenced(t *testing.T, name string) pitr.Position {
+	t.Helper()
+	ctx := context.Background()
+	fence, err := mysql.AcquireFence(ctx, s.st, "coordinator.state", 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fence.Release()
+	p, err := s.eng.Mark(ctx, s.st, name)
+	if err != nil {
+		t.Fatalf("mark %s under the fence: %v", name, err)
+	}
+	if p.File == "" || p.Offset == 0 || p.GTID == "" {
+		t.Fatalf("mark %s: incomplete position %+v", name, p)
+	}
+	return p
+}
+
+// restoredIDs restores to `to` into a fresh directory, starts the server
+// there and returns shop.t's ids.
+func restoredIDs(t *testing.T, s *source, base []byte, info pitr.BaseInfo, logs pitr.Logs, to pitr.Position) []int {
+	t.Helper()
+	ctx := context.Background()
+	target := pitr.Target{DataDir: filepath.Join(t.TempDir(), "data"), Port: testenv.LoopbackPort(t), Start: true}
+	if err := s.eng.Restore(ctx, bytes.NewReader(base), info, logs, to, target); err != nil {
+		t.Fatalf("restore to %s: %v", to, err)
+	}
+	t.Cleanup(func() {
+		if err := mariadb.StopRestored(ctx, target.DataDir); err != nil {
+			t.Error(err)
+		}
+	})
+	if _, err := os.Stat(filepath.Join(target.DataDir, mariadb.IncompleteMarker)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a finished restore still carries %s (%v)", mariadb.IncompleteMarker, err)
+	}
+	// The restored server keeps the source's accounts.
+	db, err := sql.Open("mysql", fmt.Sprintf("stillpoint:stillpoint@tcp(127.0.0.1:%d)/", target.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query("SELECT id FROM shop.t ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var ids []int
+	for rows.Next() {
+		var id int
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+
+func seq(from, to int) []int {
+	var s []int
+	for i := from; i <= to; i++ {
+		s = append(s, i)
+	}
+	return s
+}
+
+// TestRestoreToCuts: base; rows; cut1; rows; rotation; rows; cut2; rows;
+// archive; a restore to each cut holds exactly the rows before it.
+func TestRestoreToCuts(t *testing.T) {
+	ctx := context.Background()
+	s := startSource(t)
+	s.insert(t, 1, 3)
+	var base bytes.Buffer
+	info, err := s.eng.Base(ctx, s.sc, &base)
+	if err != nil {
+		t.Fatalf("base: %v", err)
+	}
+	if info.Format != mariadb.Format || info.Start.File == "" || info.Start != info.End || !strings.HasPrefix(info.Version, "10.") {
+		t.Fatalf("base info %+v", info)
+	}
+	s.insert(t, 4, 6)
+	cut1 := s.markFenced(t, "cut1")
+	s.insert(t, 7, 9)
+	if err := mariadb.Flush(ctx, s.st); err != nil {
+		t.Fatal(err)
+	}
+	s.insert(t, 10, 12)
+	cut2 := s.markFenced(t, "cut2")
+	s.insert(t, 13, 15)
+	if cut1.File == cut2.File || cut1.File != info.Start.File {
+		t.Fatalf("want the cuts on either side of a rotation, the first in the base's binlog: base %s, cut1 %s, cut2 %s", info.Start, cut1, cut2)
+	}
+	logs := newLogs()
+	// The cut's own binlog is archived once it is closed.
+	if _, err := mariadb.ArchiveOnce(ctx, s.sc, logs); err != nil {
+		t.Fatal(err)
+	}
+	var gap *pitr.GapError
+	err = s.eng.Restore(ctx, bytes.NewReader(base.Bytes()), info, logs, cut2, pitr.Target{DataDir: filepath.Join(t.TempDir(), "data")})
+	if !errors.As(err, &gap) || gap.Missing != cut2.File {
+		t.Fatalf("restore to a cut whose binlog is not archived yet: want a gap at %s, got %v", cut2.File, err)
+	}
+	if err := mariadb.Flush(ctx, s.st); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mariadb.ArchiveOnce(ctx, s.sc, logs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.eng.Gaps(ctx, "maria", logs, info.Start); err != nil {
+		t.Fatalf("gaps: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		to   pitr.Position
+		want []int
+	}{
+		{"cut1, in the base's binlog", cut1, seq(1, 6)},
+		{"cut2, across a rotation", cut2, seq(1, 12)},
+		{"the base's own position", info.Start, seq(1, 3)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := restoredIDs(t, s, base.Bytes(), info, logs, tc.to); !slices.Equal(got, tc.want) {
+				t.Fatalf("restored ids %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
