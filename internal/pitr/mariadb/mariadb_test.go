@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-		"sync"
+	"sync"
 	"testing"
 	"time"
 
@@ -200,7 +200,6 @@ func restoredIDs(t *testing.T, s *source, base []byte, info pitr.BaseInfo, logs 
 	return ids
 }
 
-
 func seq(from, to int) []int {
 	var s []int
 	for i := from; i <= to; i++ {
@@ -266,6 +265,152 @@ func TestRestoreToCuts(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := restoredIDs(t, s, base.Bytes(), info, logs, tc.to); !slices.Equal(got, tc.want) {
 				t.Fatalf("restored ids %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestArchiver: a restarted archiver resumes from what the archive
+// holds, storing each binlog once and missing none; a binlog purged
+// before it was archived is a gap, from the archiver and from Gaps.
+func TestArchiver(t *testing.T) {
+	ctx := context.Background()
+	s := startSource(t)
+	s.insert(t, 1, 3)
+	flush := func() {
+		t.Helper()
+		if err := mariadb.Flush(ctx, s.st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush()
+	first := s.closedBinlogs(t)[0]
+	logs := newLogs()
+	copied, err := mariadb.ArchiveOnce(ctx, s.sc, logs)
+	if err != nil || !slices.Equal(copied, s.closedBinlogs(t)) {
+		t.Fatalf("first pass copied %v (%v), want %v", copied, err, s.closedBinlogs(t))
+	}
+	s.insert(t, 4, 6)
+	flush()
+
+	// Restarted as the long-running archiver: it copies the file closed
+	// while it was down, then each one as it rotates.
+	mariadb.ArchiveInterval = 10 * time.Millisecond
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- mariadb.Archive(runCtx, s.sc, logs) }()
+	archived := func() bool {
+		names, _ := logs.Names(ctx)
+		return slices.Equal(names, s.closedBinlogs(t))
+	}
+	testenv.Await(t, "the binlog closed while the archiver was down", archived)
+	s.insert(t, 7, 9)
+	flush()
+	testenv.Await(t, "the binlog that rotated while the archiver ran", archived)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("archiver stopped with %v, want a clean shutdown", err)
+	}
+	for name, n := range logs.putCounts() {
+		if n != 1 {
+			t.Errorf("%s stored %d times", name, n)
+		}
+	}
+	e, _ := pitr.EngineFor("mysql")
+	from := pitr.Position{File: first}
+	if err := e.Gaps(ctx, "maria", logs, from); err != nil {
+		t.Fatalf("gaps after resuming: %v", err)
+	}
+
+	// Two binlogs close; the server purges the first before it is archived.
+	flush()
+	lost := s.closedBinlogs(t)[len(s.closedBinlogs(t))-1]
+	flush()
+	kept := s.closedBinlogs(t)[len(s.closedBinlogs(t))-1]
+	// The server keeps a binlog until its binlog checkpoint has passed it
+	// (crash recovery may need it), so purging it can take a few tries.
+	testenv.Await(t, "the server to purge "+lost, func() bool {
+		s.exec(t, "PURGE BINARY LOGS TO '"+kept+"'")
+		return s.closedBinlogs(t)[0] == kept
+	})
+	var gap *pitr.GapError
+	copied, err = mariadb.ArchiveOnce(ctx, s.sc, logs)
+	if !errors.As(err, &gap) || gap.Missing != lost || gap.Before != kept {
+		t.Fatalf("archiving past a purged binlog: want a gap at %s before %s, got %v", lost, kept, err)
+	}
+	if !slices.Equal(copied, []string{kept}) {
+		t.Fatalf("archived %v past the gap, want %s", copied, kept)
+	}
+	if err := e.Gaps(ctx, "maria", logs, from); !errors.As(err, &gap) || gap.Missing != lost {
+		t.Fatalf("gaps across a purged binlog: want %s missing, got %v", lost, err)
+	}
+}
+
+func TestGaps(t *testing.T) {
+	ctx := context.Background()
+	e, _ := pitr.EngineFor("mysql")
+	from := pitr.Position{Engine: "mysql", File: "mysql-bin.000003", Offset: 400}
+	for _, tc := range []struct {
+		name    string
+		held    []string
+		missing string // "" for no gap
+	}{
+		{"complete", []string{"mysql-bin.000002", "mysql-bin.000003", "mysql-bin.000004"}, ""},
+		{"start only", []string{"mysql-bin.000003"}, ""},
+		{"hole", []string{"mysql-bin.000003", "mysql-bin.000004", "mysql-bin.000006"}, "mysql-bin.000005"},
+		{"start missing", []string{"mysql-bin.000002", "mysql-bin.000004"}, "mysql-bin.000003"},
+		{"empty", nil, "mysql-bin.000003"},
+		{"another server's files only", []string{"other-bin.000003"}, "mysql-bin.000003"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := newLogs()
+			for _, n := range tc.held {
+				logs.Put(ctx, n, strings.NewReader(n))
+			}
+			err := e.Gaps(ctx, "maria", logs, from)
+			var gap *pitr.GapError
+			switch {
+			case tc.missing == "" && err != nil:
+				t.Fatalf("want no gap, got %v", err)
+			case tc.missing != "" && (!errors.As(err, &gap) || gap.Missing != tc.missing || gap.Store != "maria"):
+				t.Fatalf("want store maria missing %s, got %v", tc.missing, err)
+			}
+		})
+	}
+}
+
+// TestRestoreRefuses: bad input is refused before anything is written.
+func TestRestoreRefuses(t *testing.T) {
+	ctx := context.Background()
+	e, _ := pitr.EngineFor("mysql")
+	info := pitr.BaseInfo{Start: pitr.Position{File: "mysql-bin.000002", Offset: 500}, Format: mariadb.Format}
+	cut := pitr.Position{File: "mysql-bin.000003", Offset: 300}
+	for _, tc := range []struct {
+		name     string
+		info     pitr.BaseInfo
+		to       pitr.Position
+		occupied bool
+		want     string
+	}{
+		{"non-empty target", info, cut, true, "is not empty"},
+		{"cut before the base", info, pitr.Position{File: "mysql-bin.000002", Offset: 499}, false, "before the base backup"},
+		{"not a binlog position", info, pitr.Position{LSN: "0/3000060"}, false, "not binlog positions"},
+		{"not an xbstream base", pitr.BaseInfo{Start: info.Start, Format: "tar"}, cut, false, "not a mariadb-backup stream"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			if tc.occupied {
+				if err := os.MkdirAll(filepath.Join(dir, "shop"), 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := e.Restore(ctx, strings.NewReader("not read"), tc.info, newLogs(), tc.to, pitr.Target{DataDir: dir})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want an error saying %q, got %v", tc.want, err)
+			}
+			entries, _ := os.ReadDir(dir)
+			if tc.occupied != (len(entries) == 1) || tc.occupied && entries[0].Name() != "shop" {
+				t.Fatalf("the target directory changed: %v", entries)
 			}
 		})
 	}
