@@ -20,7 +20,9 @@ import (
 // recovery as an operator would (log_bin, server_id, binlog_format=ROW),
 // on a free loopback port, stopped when the test ends. It returns the
 // store (user stillpoint, all privileges) and the server's data directory.
-func PITRMariaDB(t testing.TB) (config.Store, string) {
+// innodb are InnoDB settings fixed when the data directory is created
+// (e.g. --innodb-page-size=32k), given to mariadb-install-db and mariadbd.
+func PITRMariaDB(t testing.TB, innodb ...string) (config.Store, string) {
 	t.Helper()
 	dir := t.TempDir()
 	data, run := filepath.Join(dir, "data"), filepath.Join(dir, "run")
@@ -29,6 +31,7 @@ func PITRMariaDB(t testing.TB) (config.Store, string) {
 	}
 	install := exec.Command("mariadb-install-db", "--no-defaults", "--datadir="+data, "--tmpdir="+run,
 		"--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve")
+	install.Args = append(install.Args, innodb...)
 	if os.Geteuid() == 0 {
 		install.Args = append(install.Args, "--user=root")
 	}
@@ -39,8 +42,9 @@ func PITRMariaDB(t testing.TB) (config.Store, string) {
 	var srv *mariadb.Server
 	for attempt := 1; ; attempt++ {
 		var err error
-		srv, err = mariadb.StartServer(ctx, data, run, LoopbackPort(t), "--log-bin=mysql-bin", "--server-id=1",
-			"--binlog-format=ROW", "--innodb-flush-log-at-trx-commit=2", "--skip-name-resolve")
+		args := []string{"--log-bin=mysql-bin", "--server-id=1",
+			"--binlog-format=ROW", "--innodb-flush-log-at-trx-commit=2", "--skip-name-resolve"}
+		srv, err = mariadb.StartServer(ctx, data, run, LoopbackPort(t), append(args, innodb...)...)
 		if err == nil {
 			break
 		}

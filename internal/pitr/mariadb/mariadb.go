@@ -266,7 +266,11 @@ func (Engine) Restore(ctx context.Context, base io.Reader, info pitr.BaseInfo, l
 	if err := runTool(exec.CommandContext(ctx, "mariadb-backup", "--prepare", "--target-dir="+target.DataDir)); err != nil {
 		return err
 	}
-	srv, err := StartServer(ctx, target.DataDir, run, 0, "--skip-grant-tables")
+	settings, err := baseSettings(target.DataDir)
+	if err != nil {
+		return err
+	}
+	srv, err := StartServer(ctx, target.DataDir, run, 0, append(settings, "--skip-grant-tables")...)
 	if err != nil {
 		return err
 	}
@@ -285,10 +289,33 @@ func (Engine) Restore(ctx context.Context, base io.Reader, info pitr.BaseInfo, l
 		if err := os.MkdirAll(runDir, 0o750); err != nil {
 			return err
 		}
-		_, err := StartServer(ctx, target.DataDir, runDir, target.Port)
+		_, err := StartServer(ctx, target.DataDir, runDir, target.Port, settings...)
 		return err
 	}
 	return nil
+}
+
+// baseSettings are the InnoDB settings the base was taken with (page
+// size, undo tablespaces, ...), from the backup-my.cnf mariadb-backup
+// writes: a server started with other values refuses the data files.
+func baseSettings(dataDir string) ([]string, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "backup-my.cnf"))
+	if err != nil {
+		return nil, fmt.Errorf("the base backup has no backup-my.cnf: %w", err)
+	}
+	var args []string
+	section := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || line[0] == '#':
+		case line[0] == '[':
+			section = line
+		case section == "[mysqld]":
+			args = append(args, "--"+line)
+		}
+	}
+	return args, nil
 }
 
 // RunDir is where a server Restore leaves running keeps its socket, pid

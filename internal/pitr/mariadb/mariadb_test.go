@@ -123,9 +123,9 @@ func (s *source) closedBinlogs(t *testing.T) []string {
 	return names[:len(names)-1]
 }
 
-func startSource(t *testing.T) *source {
+func startSource(t *testing.T, innodb ...string) *source {
 	t.Helper()
-	sc, _ := testenv.PITRMariaDB(t)
+	sc, _ := testenv.PITRMariaDB(t, innodb...)
 	st, err := mysql.Open(context.Background(), "maria", sc.DSN)
 	if err != nil {
 		t.Fatal(err)
@@ -209,10 +209,12 @@ func seq(from, to int) []int {
 }
 
 // TestRestoreToCuts: base; rows; cut1; rows; rotation; rows; cut2; rows;
-// archive; a restore to each cut holds exactly the rows before it.
+// archive; a restore to each cut holds exactly the rows before it. The
+// source's InnoDB page size is not the default: a restored server must
+// run with the base's settings.
 func TestRestoreToCuts(t *testing.T) {
 	ctx := context.Background()
-	s := startSource(t)
+	s := startSource(t, "--innodb-page-size=32k")
 	s.insert(t, 1, 3)
 	var base bytes.Buffer
 	info, err := s.eng.Base(ctx, s.sc, &base)
