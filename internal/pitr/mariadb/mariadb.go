@@ -50,7 +50,8 @@ func sqlStore(st storage.Store) (*sqlstore.Store, error) {
 // the read and none after; with the fence held no commit decision is made
 // in between (DESIGN.md sections 5 and 10). The GTID is read between two
 // reads of the position and kept only if the position did not move, so
-// it always names the same point; File and Offset are what replay uses.
+// it always names the same point; File and Offset are what replay uses,
+// and the position returned is the last one read.
 func (Engine) Mark(ctx context.Context, st storage.Store, name string) (pitr.Position, error) {
 	s, err := sqlStore(st)
 	if err != nil {
@@ -85,13 +86,19 @@ func (Engine) Mark(ctx context.Context, st storage.Store, name string) (pitr.Pos
 		return p, rows.Scan(vals...)
 	}
 	p, err := status()
-	if err == nil {
+	// A few tries: on a store that commits all the time the position may
+	// never hold still, and the GTID is then left out rather than wrong.
+	for try := 0; try < 3 && err == nil && p.GTID == ""; try++ {
 		var gtid string
-		if err = conn.QueryRowContext(ctx, "SELECT @@gtid_binlog_pos").Scan(&gtid); err == nil {
-			var again pitr.Position
-			if again, err = status(); err == nil && again == p {
-				p.GTID = gtid
+		if err = conn.QueryRowContext(ctx, "SELECT @@gtid_binlog_pos").Scan(&gtid); err != nil {
+			break
+		}
+		var again pitr.Position
+		if again, err = status(); err == nil {
+			if again == p {
+				again.GTID = gtid
 			}
+			p = again
 		}
 	}
 	if err != nil {
@@ -270,7 +277,7 @@ func (Engine) Restore(ctx context.Context, base io.Reader, info pitr.BaseInfo, l
 	if err != nil {
 		return err
 	}
-	srv, err := StartServer(ctx, target.DataDir, run, 0, append(settings, "--skip-grant-tables")...)
+	srv, err := StartServer(ctx, target.DataDir, run, 0, append(settings, "--skip-grant-tables", maxPacket)...)
 	if err != nil {
 		return err
 	}
@@ -351,6 +358,11 @@ func fetch(ctx context.Context, logs pitr.Logs, name, dir string) (string, error
 	return path, err
 }
 
+// maxPacket lets the replay client and server pass the largest BINLOG
+// statement mariadb-binlog writes (a big transaction's row events), which
+// can exceed the 16 MiB default.
+const maxPacket = "--max-allowed-packet=1G"
+
 // replay pipes `mariadb-binlog --start-position=from FILES
 // --stop-position=to` (start applies to the first file, stop to the
 // last) into the server. FLUSH PRIVILEGES first turns the grant tables
@@ -367,7 +379,7 @@ func replay(ctx context.Context, srv *Server, files []string, from, to uint64) e
 	}
 	dumpErr := &toolLog{}
 	dump.Stderr = dumpErr
-	apply := exec.CommandContext(ctx, "mariadb", "--no-defaults", "--binary-mode", "--socket="+srv.Socket, "-uroot")
+	apply := exec.CommandContext(ctx, "mariadb", "--no-defaults", "--binary-mode", maxPacket, "--socket="+srv.Socket, "-uroot")
 	apply.Stdin = io.MultiReader(strings.NewReader("FLUSH PRIVILEGES;\n"), bufio.NewReader(events))
 	applyErr := &toolLog{}
 	apply.Stdout, apply.Stderr = applyErr, applyErr

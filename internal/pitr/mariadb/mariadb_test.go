@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -136,7 +137,7 @@ func startSource(t *testing.T, innodb ...string) *source {
 		t.Fatal(err)
 	}
 	s := &source{sc: sc, st: st, db: st.DB(), eng: eng}
-	s.exec(t, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)",
+	s.exec(t, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)", "CREATE TABLE shop.w (id INT PRIMARY KEY)",
 		"CREATE DATABASE coordinator", "CREATE TABLE coordinator.state (id VARCHAR(64) PRIMARY KEY)")
 	return s
 }
@@ -155,15 +156,20 @@ func (s *source) markFenced(t *testing.T, name string) pitr.Position {
 	if err != nil {
 		t.Fatalf("mark %s under the fence: %v", name, err)
 	}
-	if p.File == "" || p.Offset == 0 || p.GTID == "" {
+	if p.File == "" || p.Offset == 0 {
 		t.Fatalf("mark %s: incomplete position %+v", name, p)
+	}
+	// The GTID, when there is one, names the same point as File:Offset.
+	var gtid string
+	if err := s.db.QueryRow("SELECT BINLOG_GTID_POS(?, ?)", p.File, p.Offset).Scan(&gtid); err != nil || p.GTID != "" && gtid != p.GTID {
+		t.Fatalf("mark %s: GTID %q, but the binlog has %q at %s (%v)", name, p.GTID, gtid, p, err)
 	}
 	return p
 }
 
 // restoredIDs restores to `to` into a fresh directory, starts the server
-// there and returns shop.t's ids.
-func restoredIDs(t *testing.T, s *source, base []byte, info pitr.BaseInfo, logs pitr.Logs, to pitr.Position) []int {
+// there and returns the ids in shop.t and shop.w.
+func restoredIDs(t *testing.T, s *source, base []byte, info pitr.BaseInfo, logs pitr.Logs, to pitr.Position) (ids, written []int) {
 	t.Helper()
 	ctx := context.Background()
 	target := pitr.Target{DataDir: filepath.Join(t.TempDir(), "data"), Port: testenv.LoopbackPort(t), Start: true}
@@ -184,7 +190,12 @@ func restoredIDs(t *testing.T, s *source, base []byte, info pitr.BaseInfo, logs 
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.Query("SELECT id FROM shop.t ORDER BY id")
+	return queryIDs(t, db, "shop.t"), queryIDs(t, db, "shop.w")
+}
+
+func queryIDs(t *testing.T, db *sql.DB, table string) []int {
+	t.Helper()
+	rows, err := db.Query("SELECT id FROM " + table + " ORDER BY id")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +208,39 @@ func restoredIDs(t *testing.T, s *source, base []byte, info pitr.BaseInfo, logs 
 		}
 		ids = append(ids, id)
 	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
 	return ids
+}
+
+// writer inserts 1, 2, ... into shop.w, one autocommit at a time, until
+// stopped: started is the last id it began, acked the last committed.
+type writer struct {
+	started, acked atomic.Int64
+	stop           chan struct{}
+	done           chan error
+}
+
+func (s *source) startWriter() *writer {
+	w := &writer{stop: make(chan struct{}), done: make(chan error, 1)}
+	go func() {
+		for i := int64(1); ; i++ {
+			select {
+			case <-w.stop:
+				w.done <- nil
+				return
+			default:
+			}
+			w.started.Store(i)
+			if _, err := s.db.Exec("INSERT INTO shop.w VALUES (?)", i); err != nil {
+				w.done <- err
+				return
+			}
+			w.acked.Store(i)
+		}
+	}()
+	return w
 }
 
 func seq(from, to int) []int {
@@ -226,12 +269,27 @@ func TestRestoreToCuts(t *testing.T) {
 	}
 	s.insert(t, 4, 6)
 	cut1 := s.markFenced(t, "cut1")
+	if cut1.GTID == "" {
+		t.Fatalf("a mark on a quiet store has no GTID: %+v", cut1)
+	}
 	s.insert(t, 7, 9)
 	if err := mariadb.Flush(ctx, s.st); err != nil {
 		t.Fatal(err)
 	}
 	s.insert(t, 10, 12)
+	// cut2 is marked while another session commits: the restore must hold
+	// a prefix of its inserts, with every one acknowledged before the
+	// mark and none begun after it.
+	w := s.startWriter()
+	testenv.Await(t, "the writer's first commits", func() bool { return w.acked.Load() >= 5 })
+	acked := w.acked.Load()
 	cut2 := s.markFenced(t, "cut2")
+	started := w.started.Load()
+	testenv.Await(t, "commits after cut2", func() bool { return w.acked.Load() >= started+5 })
+	close(w.stop)
+	if err := <-w.done; err != nil {
+		t.Fatal(err)
+	}
 	s.insert(t, 13, 15)
 	if cut1.File == cut2.File || cut1.File != info.Start.File {
 		t.Fatalf("want the cuts on either side of a rotation, the first in the base's binlog: base %s, cut1 %s, cut2 %s", info.Start, cut1, cut2)
@@ -265,9 +323,21 @@ func TestRestoreToCuts(t *testing.T) {
 		{"the base's own position", info.Start, seq(1, 3)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := restoredIDs(t, s, base.Bytes(), info, logs, tc.to); !slices.Equal(got, tc.want) {
+			got, written := restoredIDs(t, s, base.Bytes(), info, logs, tc.to)
+			if !slices.Equal(got, tc.want) {
 				t.Fatalf("restored ids %v, want %v", got, tc.want)
 			}
+			if tc.to != cut2 {
+				if len(written) > 0 {
+					t.Fatalf("writes from after %s restored: %v", tc.to, written)
+				}
+				return
+			}
+			n := int64(len(written))
+			if !slices.Equal(written, seq(1, int(n))) || n < acked || n > started {
+				t.Fatalf("restored the writer's ids %v: want 1..k with %d (acknowledged before the mark) <= k <= %d (begun before it returned)", written, acked, started)
+			}
+			t.Logf("cut2 under concurrent commits: restored writes 1..%d, acknowledged before the mark %d, begun before it returned %d", n, acked, started)
 		})
 	}
 }
