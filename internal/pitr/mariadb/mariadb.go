@@ -162,11 +162,14 @@ func (Engine) Base(ctx context.Context, sc config.Store, w io.Writer) (pitr.Base
 	return pitr.BaseInfo{Start: start, End: start, Version: version, Format: Format}, nil
 }
 
-// toolLog keeps what matters of mariadb-backup's chatty stderr (a line
-// per file): its binlog position line and the last lines, for errors.
+// toolLog keeps what matters of a tool's output, which can be large
+// (mariadb-backup logs a line per file; the mariadb client echoes a
+// failed statement, a whole BINLOG event): its binlog position line, its
+// ERROR lines and its last lines, each cut short.
 type toolLog struct {
 	partial []byte
 	posLine string
+	errors  []string
 	last    []string
 }
 
@@ -183,17 +186,27 @@ func (l *toolLog) Write(p []byte) (int, error) {
 }
 
 func (l *toolLog) line(s string) {
-	if strings.Contains(s, "MySQL binlog position:") {
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	keep := func(lines []string) []string { return append(lines, s)[max(0, len(lines)+1-8):] }
+	switch {
+	case strings.Contains(s, "MySQL binlog position:"):
 		l.posLine = s
+	case strings.HasPrefix(s, "ERROR") || strings.Contains(s, "[ERROR]"):
+		l.errors = keep(l.errors)
 	}
-	l.last = append(l.last, s)
-	if len(l.last) > 8 {
-		l.last = l.last[1:]
-	}
+	l.last = keep(l.last)
 }
 
+// tail is the tool's errors if it wrote any, else its last lines.
 func (l *toolLog) tail() string {
-	return strings.TrimSpace(strings.Join(append(l.last, string(l.partial)), "\n"))
+	if len(l.errors) > 0 {
+		return strings.Join(l.errors, "\n")
+	}
+	l.line(string(l.partial))
+	l.partial = nil
+	return strings.TrimSpace(strings.Join(l.last, "\n"))
 }
 
 // Gaps checks that logs hold from.File and every binlog after it up to

@@ -138,6 +138,7 @@ func startSource(t *testing.T, innodb ...string) *source {
 	}
 	s := &source{sc: sc, st: st, db: st.DB(), eng: eng}
 	s.exec(t, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)", "CREATE TABLE shop.w (id INT PRIMARY KEY)",
+		"CREATE TABLE shop.big (id INT PRIMARY KEY, b LONGBLOB)",
 		"CREATE DATABASE coordinator", "CREATE TABLE coordinator.state (id VARCHAR(64) PRIMARY KEY)")
 	return s
 }
@@ -168,8 +169,8 @@ func (s *source) markFenced(t *testing.T, name string) pitr.Position {
 }
 
 // restoredIDs restores to `to` into a fresh directory, starts the server
-// there and returns the ids in shop.t and shop.w.
-func restoredIDs(t *testing.T, s *source, base []byte, info pitr.BaseInfo, logs pitr.Logs, to pitr.Position) (ids, written []int) {
+// there and returns the ids in shop.t, shop.w and shop.big.
+func restoredIDs(t *testing.T, s *source, base []byte, info pitr.BaseInfo, logs pitr.Logs, to pitr.Position) (ids, written, big []int) {
 	t.Helper()
 	ctx := context.Background()
 	target := pitr.Target{DataDir: filepath.Join(t.TempDir(), "data"), Port: testenv.LoopbackPort(t), Start: true}
@@ -190,7 +191,7 @@ func restoredIDs(t *testing.T, s *source, base []byte, info pitr.BaseInfo, logs 
 		t.Fatal(err)
 	}
 	defer db.Close()
-	return queryIDs(t, db, "shop.t"), queryIDs(t, db, "shop.w")
+	return queryIDs(t, db, "shop.t"), queryIDs(t, db, "shop.w"), queryIDs(t, db, "shop.big")
 }
 
 func queryIDs(t *testing.T, db *sql.DB, table string) []int {
@@ -273,6 +274,8 @@ func TestRestoreToCuts(t *testing.T) {
 		t.Fatalf("a mark on a quiet store has no GTID: %+v", cut1)
 	}
 	s.insert(t, 7, 9)
+	// One statement whose row events exceed the 16 MiB max_allowed_packet.
+	s.exec(t, "INSERT INTO shop.big SELECT seq, REPEAT('x', 1000000) FROM shop.seq_1_to_20")
 	if err := mariadb.Flush(ctx, s.st); err != nil {
 		t.Fatal(err)
 	}
@@ -319,19 +322,22 @@ func TestRestoreToCuts(t *testing.T) {
 		want []int
 	}{
 		{"cut1, in the base's binlog", cut1, seq(1, 6)},
-		{"cut2, across a rotation", cut2, seq(1, 12)},
+		{"cut2, across a rotation and a 20 MB transaction", cut2, seq(1, 12)},
 		{"the base's own position", info.Start, seq(1, 3)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, written := restoredIDs(t, s, base.Bytes(), info, logs, tc.to)
+			got, written, big := restoredIDs(t, s, base.Bytes(), info, logs, tc.to)
 			if !slices.Equal(got, tc.want) {
 				t.Fatalf("restored ids %v, want %v", got, tc.want)
 			}
 			if tc.to != cut2 {
-				if len(written) > 0 {
-					t.Fatalf("writes from after %s restored: %v", tc.to, written)
+				if len(written)+len(big) > 0 {
+					t.Fatalf("writes from after %s restored: %v %v", tc.to, written, big)
 				}
 				return
+			}
+			if !slices.Equal(big, seq(1, 20)) {
+				t.Fatalf("the 20 MB transaction before cut2 restored as %v", big)
 			}
 			n := int64(len(written))
 			if !slices.Equal(written, seq(1, int(n))) || n < acked || n > started {
