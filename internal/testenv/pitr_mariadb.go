@@ -64,7 +64,7 @@ func PITRMariaDB(t testing.TB, innodb ...string) (config.Store, string) {
 	defer db.Close()
 	for _, stmt := range []string{
 		"CREATE USER 'stillpoint'@'127.0.0.1' IDENTIFIED BY 'stillpoint'",
-		"GRANT ALL PRIVILEGES ON *.* TO 'stillpoint'@'127.0.0.1'",
+		"GRANT ALL PRIVILEGES ON *.* TO 'stillpoint'@'127.0.0.1' WITH GRANT OPTION",
 	} {
 		if _, err := db.Exec(stmt); err != nil {
 			t.Fatalf("MariaDB user: %v", err)

@@ -493,3 +493,31 @@ func TestRestoreRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestLeastPrivileges: the grants docs/pitr-mariadb.md lists are enough
+// for a mark, a flush, a base backup and archiving.
+func TestLeastPrivileges(t *testing.T) {
+	ctx := context.Background()
+	s := startSource(t)
+	s.exec(t, "CREATE USER 'operator'@'127.0.0.1' IDENTIFIED BY 'op'",
+		"GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, REPLICATION SLAVE ON *.* TO 'operator'@'127.0.0.1'")
+	sc := s.sc
+	sc.DSN = strings.Replace(sc.DSN, "stillpoint:stillpoint@", "operator:op@", 1)
+	st, err := mysql.Open(ctx, "maria", sc.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := s.eng.Mark(ctx, st, "cut"); err != nil {
+		t.Errorf("mark: %v", err)
+	}
+	if err := mariadb.Flush(ctx, st); err != nil {
+		t.Errorf("flush: %v", err)
+	}
+	if _, err := s.eng.Base(ctx, sc, io.Discard); err != nil {
+		t.Errorf("base: %v", err)
+	}
+	if copied, err := mariadb.ArchiveOnce(ctx, sc, newLogs()); err != nil || len(copied) == 0 {
+		t.Errorf("archive: copied %v, %v", copied, err)
+	}
+}
