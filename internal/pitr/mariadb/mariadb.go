@@ -142,8 +142,8 @@ func (Engine) Base(ctx context.Context, sc config.Store, w io.Writer) (pitr.Base
 	if !logBin {
 		return pitr.BaseInfo{}, fmt.Errorf("mariadb at %s has no binary log: point-in-time recovery needs log_bin, server_id and binlog_format=ROW in its configuration", srv.cfg.Addr)
 	}
-	if _, err := os.ReadDir(datadir); err != nil {
-		return pitr.BaseInfo{}, fmt.Errorf("mariadb at %s: mariadb-backup reads its data directory %s directly, so the base backup must run on the database host (or a sidecar that mounts it) as a user that can read it: %w", srv.cfg.Addr, datadir, err)
+	if err := readableDataDir(srv.cfg.Addr, datadir); err != nil {
+		return pitr.BaseInfo{}, err
 	}
 	cmd := exec.CommandContext(ctx, "mariadb-backup", srv.defaults(), "--backup", "--stream="+Format,
 		"--datadir="+datadir, "--target-dir="+srv.optionsDir)
@@ -160,6 +160,15 @@ func (Engine) Base(ctx context.Context, sc config.Store, w io.Writer) (pitr.Base
 	off, _ := strconv.ParseUint(m[2], 10, 64)
 	start := pitr.Position{Engine: "mysql", File: m[1], Offset: off, GTID: m[3]}
 	return pitr.BaseInfo{Start: start, End: start, Version: version, Format: Format}, nil
+}
+
+// readableDataDir says where a base backup must run when this process
+// cannot read the server's data directory (another host, or another user).
+func readableDataDir(addr, dir string) error {
+	if _, err := os.ReadDir(dir); err != nil {
+		return fmt.Errorf("mariadb at %s: mariadb-backup reads its data directory %s directly, so the base backup must run on the database host (or a sidecar that mounts it) as a user that can read it: %w", addr, dir, err)
+	}
+	return nil
 }
 
 // toolLog keeps what matters of a tool's output, which can be large
