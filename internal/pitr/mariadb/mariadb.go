@@ -139,10 +139,7 @@ func (Engine) Base(ctx context.Context, sc config.Store, w io.Writer) (pitr.Base
 	if err := srv.db.QueryRowContext(ctx, "SELECT @@datadir, VERSION(), @@log_bin").Scan(&datadir, &version, &logBin); err != nil {
 		return pitr.BaseInfo{}, fmt.Errorf("mariadb at %s: %w", srv.cfg.Addr, err)
 	}
-	if !logBin {
-		return pitr.BaseInfo{}, fmt.Errorf("mariadb at %s has no binary log: point-in-time recovery needs log_bin, server_id and binlog_format=ROW in its configuration", srv.cfg.Addr)
-	}
-	if err := readableDataDir(srv.cfg.Addr, datadir); err != nil {
+	if err := canBackUp(srv.cfg.Addr, version, logBin, datadir); err != nil {
 		return pitr.BaseInfo{}, err
 	}
 	cmd := exec.CommandContext(ctx, "mariadb-backup", srv.defaults(), "--backup", "--stream="+Format,
@@ -162,11 +159,18 @@ func (Engine) Base(ctx context.Context, sc config.Store, w io.Writer) (pitr.Base
 	return pitr.BaseInfo{Start: start, End: start, Version: version, Format: Format}, nil
 }
 
-// readableDataDir says where a base backup must run when this process
-// cannot read the server's data directory (another host, or another user).
-func readableDataDir(addr, dir string) error {
-	if _, err := os.ReadDir(dir); err != nil {
-		return fmt.Errorf("mariadb at %s: mariadb-backup reads its data directory %s directly, so the base backup must run on the database host (or a sidecar that mounts it) as a user that can read it: %w", addr, dir, err)
+// canBackUp says what to fix when mariadb-backup cannot back up a server
+// from here: MySQL, no binary log, or a data directory this process cannot
+// read (another host, or another user).
+func canBackUp(addr, version string, logBin bool, datadir string) error {
+	if !strings.Contains(version, "MariaDB") {
+		return fmt.Errorf("mariadb at %s is MySQL %s: mariadb-backup backs up MariaDB only, and point-in-time recovery of MySQL (Percona XtraBackup) is not supported; use logical backups for this store", addr, version)
+	}
+	if !logBin {
+		return fmt.Errorf("mariadb at %s has no binary log: point-in-time recovery needs log_bin, server_id and binlog_format=ROW in its configuration", addr)
+	}
+	if _, err := os.ReadDir(datadir); err != nil {
+		return fmt.Errorf("mariadb at %s: mariadb-backup reads its data directory %s directly, so the base backup must run on the database host (or a sidecar that mounts it) as a user that can read it: %w", addr, datadir, err)
 	}
 	return nil
 }
