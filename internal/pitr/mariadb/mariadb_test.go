@@ -253,15 +253,29 @@ func seq(from, to int) []int {
 }
 
 // TestRestoreToCuts: base; rows; cut1; rows; rotation; rows; cut2; rows;
-// archive; a restore to each cut holds exactly the rows before it. The
-// source's InnoDB page size is not the default: a restored server must
-// run with the base's settings.
+// archive; a restore to each cut, and to the base's own position, holds
+// exactly the rows before it. Another session commits throughout, from
+// before the base to after cut2: each restore must hold a prefix of its
+// inserts, with every one acknowledged before the base or mark began and
+// none begun after it returned. The source's InnoDB page size is not the
+// default: a restored server must run with the base's settings.
 func TestRestoreToCuts(t *testing.T) {
 	ctx := context.Background()
 	s := startSource(t, "--innodb-page-size=32k")
 	s.insert(t, 1, 3)
+	w := s.startWriter()
+	testenv.Await(t, "the writer's first commits", func() bool { return w.acked.Load() >= 5 })
+	// around returns the writer's ids acknowledged before f and begun
+	// before it returned: what a point taken in f must lie between.
+	around := func(f func()) [2]int64 {
+		lo := w.acked.Load()
+		f()
+		return [2]int64{lo, w.started.Load()}
+	}
 	var base bytes.Buffer
-	info, err := s.eng.Base(ctx, s.sc, &base)
+	var info pitr.BaseInfo
+	var err error
+	atBase := around(func() { info, err = s.eng.Base(ctx, s.sc, &base) })
 	if err != nil {
 		t.Fatalf("base: %v", err)
 	}
@@ -269,10 +283,8 @@ func TestRestoreToCuts(t *testing.T) {
 		t.Fatalf("base info %+v", info)
 	}
 	s.insert(t, 4, 6)
-	cut1 := s.markFenced(t, "cut1")
-	if cut1.GTID == "" {
-		t.Fatalf("a mark on a quiet store has no GTID: %+v", cut1)
-	}
+	var cut1, cut2 pitr.Position
+	atCut1 := around(func() { cut1 = s.markFenced(t, "cut1") })
 	s.insert(t, 7, 9)
 	// One statement whose row events exceed the 16 MiB max_allowed_packet.
 	s.exec(t, "INSERT INTO shop.big SELECT seq, REPEAT('x', 1000000) FROM shop.seq_1_to_20")
@@ -280,15 +292,8 @@ func TestRestoreToCuts(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.insert(t, 10, 12)
-	// cut2 is marked while another session commits: the restore must hold
-	// a prefix of its inserts, with every one acknowledged before the
-	// mark and none begun after it.
-	w := s.startWriter()
-	testenv.Await(t, "the writer's first commits", func() bool { return w.acked.Load() >= 5 })
-	acked := w.acked.Load()
-	cut2 := s.markFenced(t, "cut2")
-	started := w.started.Load()
-	testenv.Await(t, "commits after cut2", func() bool { return w.acked.Load() >= started+5 })
+	atCut2 := around(func() { cut2 = s.markFenced(t, "cut2") })
+	testenv.Await(t, "commits after cut2", func() bool { return w.acked.Load() >= atCut2[1]+5 })
 	close(w.stop)
 	if err := <-w.done; err != nil {
 		t.Fatal(err)
@@ -317,33 +322,26 @@ func TestRestoreToCuts(t *testing.T) {
 		t.Fatalf("gaps: %v", err)
 	}
 	for _, tc := range []struct {
-		name string
-		to   pitr.Position
-		want []int
+		name    string
+		to      pitr.Position
+		want    []int
+		written [2]int64
+		big     int
 	}{
-		{"cut1, in the base's binlog", cut1, seq(1, 6)},
-		{"cut2, across a rotation and a 20 MB transaction", cut2, seq(1, 12)},
-		{"the base's own position", info.Start, seq(1, 3)},
+		{"cut1, in the base's binlog", cut1, seq(1, 6), atCut1, 0},
+		{"cut2, across a rotation and a 20 MB transaction", cut2, seq(1, 12), atCut2, 20},
+		{"the base's own position", info.Start, seq(1, 3), atBase, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, written, big := restoredIDs(t, s, base.Bytes(), info, logs, tc.to)
-			if !slices.Equal(got, tc.want) {
-				t.Fatalf("restored ids %v, want %v", got, tc.want)
-			}
-			if tc.to != cut2 {
-				if len(written)+len(big) > 0 {
-					t.Fatalf("writes from after %s restored: %v %v", tc.to, written, big)
-				}
-				return
-			}
-			if !slices.Equal(big, seq(1, 20)) {
-				t.Fatalf("the 20 MB transaction before cut2 restored as %v", big)
+			if !slices.Equal(got, tc.want) || len(big) != tc.big {
+				t.Fatalf("restored ids %v and %d big rows, want %v and %d", got, len(big), tc.want, tc.big)
 			}
 			n := int64(len(written))
-			if !slices.Equal(written, seq(1, int(n))) || n < acked || n > started {
-				t.Fatalf("restored the writer's ids %v: want 1..k with %d (acknowledged before the mark) <= k <= %d (begun before it returned)", written, acked, started)
+			if lo, hi := tc.written[0], tc.written[1]; !slices.Equal(written, seq(1, int(n))) || n < lo || n > hi {
+				t.Fatalf("restored the writer's ids %v: want 1..k with %d (acknowledged before) <= k <= %d (begun before it returned)", written, lo, hi)
 			}
-			t.Logf("cut2 under concurrent commits: restored writes 1..%d, acknowledged before the mark %d, begun before it returned %d", n, acked, started)
+			t.Logf("under concurrent commits: restored the writer's 1..%d, acknowledged before %d, begun before return %d", n, tc.written[0], tc.written[1])
 		})
 	}
 }
@@ -508,8 +506,8 @@ func TestLeastPrivileges(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if _, err := s.eng.Mark(ctx, st, "cut"); err != nil {
-		t.Errorf("mark: %v", err)
+	if p, err := s.eng.Mark(ctx, st, "cut"); err != nil || p.GTID == "" {
+		t.Errorf("mark on a quiet store: %+v, %v (want a GTID)", p, err)
 	}
 	if err := mariadb.Flush(ctx, st); err != nil {
 		t.Errorf("flush: %v", err)
