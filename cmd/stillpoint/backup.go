@@ -322,11 +322,7 @@ func newBackupShowCmd(g *globals) *cobra.Command {
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			r, err := rf.existing(ctx, g)
-			if err != nil {
-				return err
-			}
-			id, err := backup.Resolve(ctx, r, args[0])
+			r, id, err := rf.resolve(ctx, g, args[0])
 			if err != nil {
 				return err
 			}
@@ -349,6 +345,17 @@ func newBackupShowCmd(g *globals) *cobra.Command {
 	}
 	rf.add(cmd)
 	return cmd
+}
+
+// resolve opens the repository of an existing backup set and resolves a
+// backup reference in it (an id, a unique prefix, latest).
+func (f *repoFlags) resolve(ctx context.Context, g *globals, ref string) (*repo.Repository, string, error) {
+	r, err := f.existing(ctx, g)
+	if err != nil {
+		return nil, "", err
+	}
+	id, err := backup.Resolve(ctx, r, ref)
+	return r, id, err
 }
 
 // locked opens the repository of an existing backup set and takes its
@@ -398,11 +405,7 @@ even the lock).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			if dryRun {
-				r, err := rf.existing(ctx, g)
-				if err != nil {
-					return err
-				}
-				id, err := backup.Resolve(ctx, r, args[0])
+				r, id, err := rf.resolve(ctx, g, args[0])
 				if err != nil {
 					return err
 				}

@@ -31,11 +31,7 @@ Exit code 3 names every missing or damaged object.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			r, err := rf.existing(ctx, g)
-			if err != nil {
-				return err
-			}
-			id, err := backup.Resolve(ctx, r, args[0])
+			r, id, err := rf.resolve(ctx, g, args[0])
 			if err != nil {
 				return err
 			}

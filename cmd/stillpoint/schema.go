@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"strings"
@@ -70,6 +71,7 @@ not transactional up to 3.6.`,
 				return err
 			}
 			defer st.Close()
+			st.Config().ScalarDBVersion = cmp.Or(version, st.Config().ScalarDBVersion) // the file's release is the DDL's too
 			actions, err := schema.Create(cmd.Context(), st, tables)
 			if err != nil {
 				return err

@@ -1,6 +1,7 @@
 package compat
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -46,9 +47,14 @@ func (f *Fixture) SchemaFile() []byte {
 		if t.Imported {
 			continue
 		}
-		cols := map[string]string{}
-		for _, c := range t.Columns {
-			cols[c.Name] = c.Type
+		// In the fixture's column order, as ScalarDB's loader reads it
+		// (a map would sort them).
+		var cols bytes.Buffer
+		for i, c := range t.Columns {
+			if i > 0 {
+				cols.WriteByte(',')
+			}
+			fmt.Fprintf(&cols, "%q:%q", c.Name, c.Type)
 		}
 		var ck []string
 		for _, o := range t.Clustering {
@@ -58,7 +64,7 @@ func (f *Fixture) SchemaFile() []byte {
 			}
 			ck = append(ck, o.Name+order)
 		}
-		def := map[string]any{"transaction": true, "partition-key": t.Partition, "columns": cols}
+		def := map[string]any{"transaction": true, "partition-key": t.Partition, "columns": json.RawMessage("{" + cols.String() + "}")}
 		if ck != nil {
 			def["clustering-key"] = ck
 		}

@@ -50,7 +50,8 @@ type Config struct {
 	// RepositoryKeyFile holds the repository's encryption key.
 	RepositoryKeyFile string `yaml:"repository_key_file,omitempty" json:"repository_key_file,omitempty"`
 	// ScalarDBVersion is the ScalarDB release whose schema-loader rules
-	// apply ("3.6", "3.7.2"); empty: the newest (schema.Latest).
+	// apply and whose DDL new tables get ("3.6", "3.16.5"; "3.N" is the
+	// newest patch of 3.N); empty: the newest (schema.Latest).
 	ScalarDBVersion string `yaml:"scalardb_version,omitempty" json:"scalardb_version,omitempty"`
 	// MetadataSchema is ScalarDB's scalar.db.jdbc.table_metadata.schema,
 	// the schema of the metadata table (default scalardb).

@@ -19,46 +19,28 @@ type Table struct {
 	// User is the table as the file declares it, without transaction columns.
 	User          *storage.TableMetadata
 	Transactional bool
+	// Version is the ScalarDB release whose layout the table gets.
+	Version Version
 }
 
 // Layout is the table as stored: with transaction columns when transactional.
 func (t Table) Layout() *storage.TableMetadata {
 	if t.Transactional {
-		return Transactional(t.User)
+		return TransactionalAs(t.User, t.Version)
 	}
 	return t.User
 }
 
-// Version is the ScalarDB 3.x release whose schema loader's rules apply
-// (scalardb_version): 3.<Minor>.
-type Version struct{ Minor int }
+// Version is the ScalarDB 3.x release whose rules apply (scalardb_version).
+type Version = storage.ScalarDBVersion
 
-// Latest is the newest ScalarDB release whose loader rules were checked;
-// it is the default.
-var Latest = Version{Minor: 19}
+// Latest is the newest ScalarDB release whose rules were checked; it is
+// the default.
+var Latest = storage.LatestScalarDB
 
-func (v Version) String() string { return fmt.Sprintf("3.%d", v.Minor) }
-
-// TransactionDefault is what an absent "transaction" means: false up to
-// ScalarDB 3.6, true from 3.7.
-func (v Version) TransactionDefault() bool { return v.Minor >= 7 }
-
-// ParseVersion reads "3.N" or "3.N.P" (the patch release does not change
-// the loader's rules); "" is Latest.
-func ParseVersion(s string) (Version, error) {
-	if s == "" {
-		return Latest, nil
-	}
-	var minor, patch int
-	n, err := fmt.Sscanf(s, "3.%d.%d", &minor, &patch)
-	if err != nil && n == 1 && strings.Count(s, ".") == 1 {
-		err = nil
-	}
-	if err != nil || minor < 4 || fmt.Sprintf("3.%d", minor) != s && fmt.Sprintf("3.%d.%d", minor, patch) != s {
-		return Version{}, fmt.Errorf("ScalarDB version %q: want a release from 3.4 on, such as 3.6 or %s (Stillpoint reads the layouts of ScalarDB 3.4 and later)", s, Latest)
-	}
-	return Version{Minor: minor}, nil
-}
+// ParseVersion reads "3.N" (the newest patch of 3.N) or "3.N.P"; "" is
+// Latest.
+func ParseVersion(s string) (Version, error) { return storage.ParseScalarDBVersion(s) }
 
 // Options of ScalarDB's schema loader that concern other storages
 // (Cassandra, Cosmos DB, DynamoDB); accepted so a file loads unchanged.
@@ -187,7 +169,7 @@ func parseTable(full string, raw json.RawMessage, v Version) (Table, error) {
 		// Checked against the full layout, so a user column is refused
 		// exactly when reading the table back would take it for
 		// transaction metadata (ScalarDB would hide it from the user).
-		layout := Transactional(m)
+		layout := TransactionalAs(m, v)
 		for _, c := range m.Columns {
 			if IsReserved(layout, c.Name) {
 				return Table{}, fmt.Errorf("table %s: column %q is reserved by the transaction layout: the tx_* and before_tx_* columns, and before_<x> where the table has a column <x> (its before image); rename it", full, c.Name)
@@ -204,7 +186,7 @@ func parseTable(full string, raw json.RawMessage, v Version) (Table, error) {
 	if err := m.Validate(); err != nil {
 		return Table{}, err
 	}
-	return Table{User: m, Transactional: transactional}, nil
+	return Table{User: m, Transactional: transactional, Version: v}, nil
 }
 
 // orderedColumns keeps the file's column order, which becomes the ordinal

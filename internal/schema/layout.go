@@ -4,7 +4,9 @@
 package schema
 
 import (
+	"slices"
 	"strings"
+	"unicode/utf16"
 
 	"github.com/stillpoint/stillpoint/internal/storage"
 )
@@ -77,20 +79,62 @@ func IsReserved(m *storage.TableMetadata, column string) bool {
 	return ok
 }
 
-// Transactional returns the full layout of a transactional table, in
-// ScalarDB's column order: the user's columns, the transaction metadata,
-// the before image of the metadata, then before_<col> for each non-key column.
+// Transactional is TransactionalAs the newest ScalarDB release.
 func Transactional(user *storage.TableMetadata) *storage.TableMetadata {
+	return TransactionalAs(user, Latest)
+}
+
+// TransactionalAs returns the full layout of a transactional table as
+// ScalarDB release v's Consensus Commit admin builds it
+// (ConsensusCommitUtils.buildTransactionTableMetadata): the user's
+// columns, the transaction metadata, its before image, then before_<col>
+// for each non-key column (in Java HashSet order from 3.7); from 3.16.5 an
+// index on a non-key column has a twin on its before_ column.
+func TransactionalAs(user *storage.TableMetadata, v Version) *storage.TableMetadata {
 	m := *user
 	m.Columns = append([]storage.Column{}, user.Columns...)
 	m.Columns = append(m.Columns, TxColumns...)
 	for _, c := range TxColumns {
 		m.Columns = append(m.Columns, storage.Column{Name: BeforePrefix + c.Name, Type: c.Type})
 	}
-	for _, c := range user.NonKeyColumns() {
+	before := user.NonKeyColumns()
+	if v.HashSetBeforeOrder() {
+		before = hashSetOrder(before)
+	}
+	for _, c := range before {
 		m.Columns = append(m.Columns, storage.Column{Name: BeforePrefix + c.Name, Type: c.Type})
 	}
+	m.Indexes = slices.Clone(user.Indexes)
+	if v.BeforeImageIndex() {
+		for _, ix := range user.Indexes {
+			if !user.IsKey(ix) {
+				m.Indexes = append(m.Indexes, BeforePrefix+ix)
+			}
+		}
+	}
 	return &m
+}
+
+// hashSetOrder is the order in which a java.util.HashSet of the columns'
+// names, built by adding them in order, iterates: by bucket, and in
+// insertion order within a bucket (a resize keeps it). The table grows
+// from 16 buckets by doubling while more than 3/4 full; a name's bucket
+// is the low bits of its String.hashCode() spread by h ^ h>>>16.
+func hashSetOrder(cols []storage.Column) []storage.Column {
+	buckets := 16
+	for 4*len(cols) > 3*buckets {
+		buckets *= 2
+	}
+	bucket := func(c storage.Column) int {
+		var h int32
+		for _, u := range utf16.Encode([]rune(c.Name)) {
+			h = 31*h + int32(u)
+		}
+		return int((uint32(h) ^ uint32(h)>>16) & uint32(buckets-1))
+	}
+	out := slices.Clone(cols)
+	slices.SortStableFunc(out, func(a, b storage.Column) int { return bucket(a) - bucket(b) })
+	return out
 }
 
 // IsTransactional recognises a table laid out by Transactional.

@@ -28,45 +28,55 @@ func TestNamesBeyondEngineLimits(t *testing.T) {
 	}
 	table := func(ns, tbl, def string) string { return fmt.Sprintf("%q: %s", ns+"."+tbl, def) }
 	const plain = `{"partition-key": ["id"], "columns": {"id": "INT", "v": "INT"}}`
+	// Tables whose generated index names are long.
+	longIndex := func(ns string) file {
+		return file{[]string{ns}, "{" + table(ns, pad("t", 30), `{"partition-key": ["id"], "secondary-index": ["`+pad("c", 30)+`"], "columns": {"id": "INT", "`+pad("c", 30)+`": "INT"}}`) + "}"}
+	}
+	longClusteringIndex := func(ns string) file {
+		return file{[]string{ns}, "{" + table(ns, pad("t", 50), `{"partition-key": ["id"], "clustering-key": ["c DESC"], "columns": {"id": "INT", "c": "INT"}}`) + "}"}
+	}
 	tests := []struct {
 		name string
 		make func(ns string) file
 		// refused by engine: a fragment of the error; engines absent accept.
 		refused map[string]string
+		version string // the stores' scalardb_version; "": the newest
 	}{
 		{"64-byte table name", func(ns string) file {
 			return file{[]string{ns}, "{" + table(ns, pad("t", 64), plain) + "}"}
-		}, map[string]string{"postgres": "at most 63"}},
+		}, map[string]string{"postgres": "at most 63"}, ""},
 		{"64-character namespace and table name", func(ns string) file {
 			ns = pad(ns, 64)
 			return file{[]string{ns}, "{" + table(ns, pad("t", 64), plain) + "}"}
-		}, map[string]string{"postgres": "at most 63", "mariadb": "full_table_name"}},
+		}, map[string]string{"postgres": "at most 63", "mariadb": "full_table_name"}, ""},
 		{"before_ twin of a long column", func(ns string) file {
 			return file{[]string{ns}, "{" + table(ns, "t", `{"partition-key": ["id"], "columns": {"id": "INT", "`+pad("c", 60)+`": "INT"}}`) + "}"}
-		}, map[string]string{"sqlite": "before_c", "postgres": "before_c", "mariadb": "before_c"}},
-		{"generated secondary index name", func(ns string) file {
-			return file{[]string{ns}, "{" + table(ns, pad("t", 30), `{"partition-key": ["id"], "secondary-index": ["`+pad("c", 30)+`"], "columns": {"id": "INT", "`+pad("c", 30)+`": "INT"}}`) + "}"}
-		}, map[string]string{"postgres": "index_", "mariadb": "index_"}},
-		{"generated clustering order index name", func(ns string) file {
-			return file{[]string{ns}, "{" + table(ns, pad("t", 50), `{"partition-key": ["id"], "clustering-key": ["c DESC"], "columns": {"id": "INT", "c": "INT"}}`) + "}"}
-		}, map[string]string{"postgres": "_clustering_order_idx", "mariadb": "_clustering_order_idx"}},
+		}, map[string]string{"sqlite": "before_c", "postgres": "before_c", "mariadb": "before_c"}, ""},
+		{"generated secondary index name", longIndex, map[string]string{"postgres": "index_", "mariadb": "index_"}, "3.16.4"},
+		// 3.16.5 shortens long index names to a hash.
+		{"shortened secondary index name", longIndex, nil, "3.16.5"},
+		// Only PostgreSQL has the index, and up to 3.12 for a DESC key alone.
+		{"generated clustering order index name", longClusteringIndex, map[string]string{"postgres": "_clustering_order_idx"}, "3.12"},
+		{"no clustering order index for DESC alone", longClusteringIndex, nil, "3.13"},
 		{"tables T and t", func(ns string) file {
 			return file{[]string{ns}, "{" + table(ns, "T", plain) + ", " + table(ns, "t", plain) + "}"}
-		}, map[string]string{"sqlite": "differ only in case", "mariadb": "differ only in case"}},
+		}, map[string]string{"sqlite": "differ only in case", "mariadb": "differ only in case"}, ""},
 		{"generated index names of two tables", func(ns string) file {
 			return file{[]string{ns}, "{" + table(ns, "a", `{"partition-key": ["id"], "secondary-index": ["b_c"], "columns": {"id": "INT", "b_c": "INT"}}`) + ", " +
 				table(ns, "a_b", `{"partition-key": ["id"], "secondary-index": ["c"], "columns": {"id": "INT", "c": "INT"}}`) + "}"}
-		}, map[string]string{"sqlite": "is also that of table", "postgres": "is also that of table", "mariadb": "is also that of table"}},
+		}, map[string]string{"sqlite": "is also that of table", "postgres": "is also that of table", "mariadb": "is also that of table"}, ""},
 		{"columns A and a", func(ns string) file {
 			return file{[]string{ns}, "{" + table(ns, "t", `{"partition-key": ["id"], "columns": {"id": "INT", "A": "INT", "a": "INT"}}`) + "}"}
-		}, map[string]string{"sqlite": "differ only in case", "mariadb": "differ only in case"}},
+		}, map[string]string{"sqlite": "differ only in case", "mariadb": "differ only in case"}, ""},
 	}
 	ctx := context.Background()
 	for _, tt := range tests {
 		for _, engine := range []string{"sqlite", "postgres", "mariadb"} {
 			t.Run(tt.name+"/"+engine, func(t *testing.T) {
 				f := tt.make(testenv.UniqueName("lim"))
-				st := multistorage.New(oneStore(t, engine, f.namespaces))
+				cfg := oneStore(t, engine, f.namespaces)
+				cfg.ScalarDBVersion = tt.version
+				st := multistorage.New(cfg)
 				defer st.Close()
 				tables, err := schema.Parse([]byte(f.json), schema.Latest)
 				if err != nil {

@@ -61,7 +61,7 @@ func Create(ctx context.Context, t Target, tables []Table) ([]Action, error) {
 		if existing == nil {
 			continue
 		}
-		if !SameLayout(withoutScalarDBExtras(existing, m), m) {
+		if !matchesFile(existing, m) {
 			errs = append(errs, fmt.Errorf("table %s already exists in store %s with a different layout; drop it first (stillpoint schema drop) or change the file", m.FullName(), stores[i]))
 		}
 		actions[i].Outcome = "unchanged"
@@ -178,12 +178,14 @@ func (c *limitCheck) table(m *storage.TableMetadata, isNew bool) {
 		long("column", col.Name)
 		unique("column "+m.FullName(), "columns of "+m.FullName()+":", col.Name)
 	}
+	// The names the store's ScalarDB release gives its indexes (from
+	// 3.15.8 and 3.16.5 long ones are shortened to a hash).
 	indexes := []string{}
 	for _, ix := range m.Indexes {
-		indexes = append(indexes, m.IndexName(ix))
+		indexes = append(indexes, l.ScalarDB.IndexName(m.Namespace, m.Table, ix))
 	}
-	if m.HasDescending() {
-		indexes = append(indexes, m.ClusteringIndexName())
+	if l.ClusteringOrderIndex && l.ScalarDB.ClusteringOrderIndex(m) {
+		indexes = append(indexes, l.ScalarDB.ClusteringIndexName(m.Namespace, m.Table))
 	}
 	for _, ix := range indexes {
 		long("generated index name", ix)
@@ -264,22 +266,31 @@ func uniqueValues(xs []string) []string {
 	return slices.Compact(out)
 }
 
-// withoutScalarDBExtras is an existing table as a schema file describes
-// it: what some ScalarDB releases add on their own is left out, so a file
-// loaded again into the database they made adds nothing and refuses
+// withoutScalarDBExtras is a table as a schema file describes it: what
+// some ScalarDB releases add on their own is left out, so a file loaded
+// again into the database another release made adds nothing and refuses
 // nothing (docs/schema-files.md). Those extras are the coordinator's
-// tx_child_ids column (3.13+ with group commit) and the index on
-// before_<col> beside each index on <col> (3.16.5+, 3.17.3+, 3.18+).
-func withoutScalarDBExtras(existing, want *storage.TableMetadata) *storage.TableMetadata {
-	m := *existing
-	if m.Namespace == CoordinatorNamespace && m.Table == CoordinatorTable && !slices.ContainsFunc(want.Columns, isChildIDs) {
-		m.Columns = slices.DeleteFunc(slices.Clone(m.Columns), isChildIDs)
+// tx_child_ids column (3.13+ with group commit) and, in a transactional
+// table, the index on before_<col> beside each index on <col> (3.16.5+,
+// 3.17.3+, 3.18+). want is the table the file asks for.
+func withoutScalarDBExtras(m, want *storage.TableMetadata) *storage.TableMetadata {
+	c := *m
+	if c.Namespace == CoordinatorNamespace && c.Table == CoordinatorTable && !slices.ContainsFunc(want.Columns, isChildIDs) {
+		c.Columns = slices.DeleteFunc(slices.Clone(c.Columns), isChildIDs)
 	}
-	m.Indexes = slices.DeleteFunc(slices.Clone(m.Indexes), func(ix string) bool {
-		col, ok := strings.CutPrefix(ix, BeforePrefix)
-		return ok && slices.Contains(want.Indexes, col) && !slices.Contains(want.Indexes, ix)
-	})
-	return &m
+	if IsTransactional(want) {
+		c.Indexes = slices.DeleteFunc(slices.Clone(c.Indexes), func(ix string) bool {
+			col, ok := strings.CutPrefix(ix, BeforePrefix)
+			return ok && slices.Contains(want.Indexes, col)
+		})
+	}
+	return &c
+}
+
+// matchesFile reports whether an existing table is the one a file asks
+// for, whichever release made it.
+func matchesFile(existing, want *storage.TableMetadata) bool {
+	return SameLayout(withoutScalarDBExtras(existing, want), withoutScalarDBExtras(want, want))
 }
 
 func isChildIDs(c storage.Column) bool { return c.Name == CoordinatorChildIDs }

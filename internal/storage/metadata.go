@@ -223,28 +223,6 @@ func validIdentifier(s string) bool {
 	return true
 }
 
-// IndexName is the name of a secondary index, as ScalarDB names it:
-// index_<namespace>_<table>_<column>.
-func (m *TableMetadata) IndexName(column string) string {
-	return "index_" + m.Namespace + "_" + m.Table + "_" + column
-}
-
-// ClusteringIndexName names the index that serves scans in clustering
-// order when a clustering column is DESC.
-func (m *TableMetadata) ClusteringIndexName() string {
-	return m.Namespace + "_" + m.Table + "_clustering_order_idx"
-}
-
-// HasDescending reports whether a clustering column is ordered DESC.
-func (m *TableMetadata) HasDescending() bool {
-	for _, c := range m.ClusteringKey {
-		if c.Order == Desc {
-			return true
-		}
-	}
-	return false
-}
-
 // SplitFullName splits "namespace.table".
 func SplitFullName(full string) (namespace, table string, err error) {
 	ns, tbl, ok := strings.Cut(full, ".")

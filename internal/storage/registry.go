@@ -24,10 +24,10 @@ type Connection struct {
 // ErrNoDatabase: the store's database does not exist (Connection.MustExist).
 var ErrNoDatabase = errors.New("no database there")
 
-// Layout names the schemas a ScalarDB deployment chose, with ScalarDB's
-// settings: scalar.db.jdbc.table_metadata.schema and
-// scalar.db.consensus_commit.coordinator.namespace. Empty fields are
-// ScalarDB's defaults.
+// Layout is what a ScalarDB deployment chose: the schemas, with ScalarDB's
+// settings scalar.db.jdbc.table_metadata.schema and
+// scalar.db.consensus_commit.coordinator.namespace, and the ScalarDB
+// release whose DDL new tables get. Empty fields are ScalarDB's defaults.
 type Layout struct {
 	// MetadataSchema holds the metadata table; default "scalardb".
 	MetadataSchema string
@@ -35,6 +35,9 @@ type Layout struct {
 	// database; default "coordinator". The layers above always call it
 	// "coordinator" (schema.CoordinatorNamespace); the store maps the name.
 	CoordinatorNamespace string
+	// ScalarDB is the release whose DDL CreateTable issues
+	// (scalardb_version); zero: LatestScalarDB.
+	ScalarDB ScalarDBVersion
 }
 
 // ScalarDB's defaults.
@@ -51,6 +54,7 @@ func (l Layout) WithDefaults() Layout {
 	if l.CoordinatorNamespace == "" {
 		l.CoordinatorNamespace = DefaultCoordinatorNamespace
 	}
+	l.ScalarDB = l.ScalarDB.orLatest()
 	return l
 }
 
@@ -61,8 +65,9 @@ type Engine struct {
 	Name string
 	// Open connects to one store.
 	Open func(ctx context.Context, name string, c Connection) (Store, error)
-	// Limits are the names and values the engine can hold.
-	Limits Limits
+	// Limits are the names and values the engine can hold when it
+	// creates tables as ScalarDB release v does.
+	Limits func(v ScalarDBVersion) Limits
 }
 
 // Limits are what an engine can hold. Names beyond them would be
@@ -84,6 +89,12 @@ type Limits struct {
 	// MaxKeyLength bounds TEXT (characters) and BLOB (bytes) values of key
 	// and indexed columns; 0: no limit.
 	MaxKeyLength int
+	// ClusteringOrderIndex: the engine keeps a table's clustering order in
+	// a unique index of its own (PostgreSQL), named by ScalarDB's rules.
+	ClusteringOrderIndex bool
+	// ScalarDB is the release whose DDL the store issues, which names the
+	// indexes it creates.
+	ScalarDB ScalarDBVersion
 	// SingleWriter: one writer per database at a time (SQLite); concurrent
 	// writers queue on a lock and may fail busy, so bulk loads take turns.
 	SingleWriter bool

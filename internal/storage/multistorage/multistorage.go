@@ -86,7 +86,20 @@ func (s *Storage) Limits(namespace string) (storage.Limits, error) {
 	if err != nil {
 		return storage.Limits{}, fmt.Errorf("store %s: %w", name, err)
 	}
-	return e.Limits, nil
+	l, err := s.layout()
+	if err != nil {
+		return storage.Limits{}, err
+	}
+	return e.Limits(l.ScalarDB), nil
+}
+
+// layout is the configuration's: its schemas and its ScalarDB release.
+func (s *Storage) layout() (storage.Layout, error) {
+	v, err := storage.ParseScalarDBVersion(s.cfg.ScalarDBVersion)
+	if err != nil {
+		return storage.Layout{}, fmt.Errorf("scalardb_version: %w", err)
+	}
+	return storage.Layout{MetadataSchema: s.cfg.MetadataSchema, CoordinatorNamespace: s.cfg.CoordinatorNamespace, ScalarDB: v}, nil
 }
 
 // Store returns the named store, connecting on first use.
@@ -100,7 +113,11 @@ func (s *Storage) Store(ctx context.Context, name string) (storage.Store, error)
 	if err != nil {
 		return nil, err
 	}
-	st, err := OpenStore(ctx, name, sc, storage.Layout{MetadataSchema: s.cfg.MetadataSchema, CoordinatorNamespace: s.cfg.CoordinatorNamespace}, s.mustExist)
+	l, err := s.layout()
+	if err != nil {
+		return nil, err
+	}
+	st, err := OpenStore(ctx, name, sc, l, s.mustExist)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package multistorage_test
 
 import (
+	"cmp"
 	"context"
 	"strings"
 	"testing"
@@ -46,5 +47,29 @@ func TestEnginesRegistered(t *testing.T) {
 	}
 	if _, err := storage.LookupEngine("oracle"); err == nil || !strings.Contains(err.Error(), "known: mysql, postgres, sqlite") {
 		t.Errorf("unknown engine: %v; the error must list the known ones", err)
+	}
+}
+
+// A store's limits are those of the tables it creates: MySQL key columns
+// are VARCHAR(64) up to ScalarDB 3.13 and VARCHAR(128) from 3.14, so a
+// restore measures key values against the width they will get.
+func TestLimitsFollowScalarDBVersion(t *testing.T) {
+	for _, tt := range []struct {
+		engine, version string
+		maxKey          int
+	}{
+		{"mysql", "3.13.6", 64},
+		{"mysql", "3.14", 128},
+		{"mysql", "", 128},
+		{"postgres", "3.4", 0},
+	} {
+		t.Run(tt.engine+" "+tt.version, func(t *testing.T) {
+			cfg := &config.Config{Coordinator: "db", ScalarDBVersion: tt.version,
+				Stores: map[string]config.Store{"db": {Engine: tt.engine}}, Namespaces: map[string]string{"ns": "db"}}
+			l, err := multistorage.New(cfg).Limits("ns")
+			if err != nil || l.MaxKeyLength != tt.maxKey || l.ScalarDB.String() != cmp.Or(tt.version, storage.LatestScalarDB.String()) {
+				t.Errorf("limits = %+v, %v; want key length %d and ScalarDB %s", l, err, tt.maxKey, tt.version)
+			}
+		})
 	}
 }

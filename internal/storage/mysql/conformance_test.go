@@ -1,10 +1,8 @@
 package mysql_test
 
 import (
-	"context"
 	"testing"
 
-	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/mysql"
 	"github.com/stillpoint/stillpoint/internal/storage/storagetest"
 	"github.com/stillpoint/stillpoint/internal/testenv"
@@ -17,14 +15,8 @@ func TestConformance(t *testing.T) {
 		Engine: "mysql",
 		// One shared server: a namespace is a database, so every namespace
 		// gets a unique name (the suite drops it at the end of its test).
-		Database: func(t *testing.T) string { return testenv.MySQLDSN(t) },
-		Open: func(ctx context.Context, dsn string) (storage.Store, error) {
-			s, err := mysql.Open(ctx, "conformance", dsn)
-			if err != nil {
-				return nil, err
-			}
-			return s, nil
-		},
+		Database:  func(t *testing.T) string { return testenv.MySQLDSN(t) },
+		Open:      storagetest.Opener(mysql.Open),
 		Namespace: testenv.UniqueName,
 	})
 }

@@ -17,18 +17,21 @@ import (
 )
 
 func init() {
-	storage.RegisterEngine(storage.Engine{Name: "mysql", Limits: Limits,
+	storage.RegisterEngine(storage.Engine{Name: "mysql", Limits: limits,
 		Open: storage.Opener(func(ctx context.Context, name string, c storage.Connection) (*sqlstore.Store, error) {
 			return open(ctx, name, c.DSN, c.Layout)
 		})})
 }
 
-// Limits: identifiers of at most 64 characters; column names never
+// limits: identifiers of at most 64 characters; column names never
 // compare case, and database and table names do not on servers with
 // lower_case_table_names (the default on Windows and macOS), so names are
 // held to be case-insensitive wherever the backup may be restored. Keys
-// are VARCHAR(keyLength), the metadata's full_table_name VARCHAR(128).
-var Limits = storage.Limits{MaxName: 64, FoldsCase: true, MaxFullTableName: sqlstore.MetadataNameWidth, MaxKeyLength: keyLength}
+// are as wide as release v makes them (MySQLKeySize), the metadata's
+// full_table_name VARCHAR(128).
+func limits(v storage.ScalarDBVersion) storage.Limits {
+	return storage.Limits{MaxName: 64, FoldsCase: true, MaxFullTableName: sqlstore.MetadataNameWidth, MaxKeyLength: v.MySQLKeySize(), ScalarDB: v}
+}
 
 // Open connects to the server a DSN (user:pass@tcp(host:port)/) names,
 // with ScalarDB's default layout.
@@ -58,12 +61,28 @@ func open(ctx context.Context, name, dsn string, layout storage.Layout) (*sqlsto
 		db.Close()
 		return nil, fmt.Errorf("store %s (mysql at %s): cannot connect: %w; check the store's dsn in the config file or its environment override", name, cfg.Addr, err)
 	}
-	collation, err := binaryCollation(ctx, db)
+	d, err := dialect(ctx, db)
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("store %s (mysql at %s): list collations: %w", name, cfg.Addr, err)
+		return nil, fmt.Errorf("store %s (mysql at %s): read the server's collations: %w", name, cfg.Addr, err)
 	}
-	return sqlstore.New(db, Dialect{Collation: collation}, name, layout), nil
+	return sqlstore.New(db, d, name, layout), nil
+}
+
+// dialect reads what the Dialect needs to know of the server: its binary
+// collation and its default one.
+func dialect(ctx context.Context, db *sql.DB) (Dialect, error) {
+	collation, err := binaryCollation(ctx, db)
+	if err != nil {
+		return Dialect{}, err
+	}
+	d := Dialect{Collation: collation}
+	var charset, serverCollation string
+	if err := db.QueryRowContext(ctx, "SELECT @@character_set_server, @@collation_server").Scan(&charset, &serverCollation); err != nil {
+		return Dialect{}, err
+	}
+	d.ServerBinary = charset == "utf8mb4" && serverCollation == collation
+	return d, nil
 }
 
 // binaryCollation picks the utf8mb4 collation of namespaces: one comparing
@@ -99,9 +118,12 @@ func binaryCollation(ctx context.Context, db *sql.DB) (string, error) {
 // Dialect is MariaDB's and MySQL's SQL.
 type Dialect struct {
 	sqlstore.NativeTemporal
-	// Collation is the collation of namespaces (databases); empty means
-	// utf8mb4_bin. Open picks a binary one without padding.
+	// Collation is the utf8mb4 collation comparing keys by their bytes;
+	// empty means utf8mb4_bin. Open picks one without padding.
 	Collation string
+	// ServerBinary: the server's default character set and collation are
+	// utf8mb4 and Collation.
+	ServerBinary bool
 }
 
 func (Dialect) Engine() string { return "mysql" }
@@ -116,11 +138,8 @@ func (Dialect) TextType(n int) string { return fmt.Sprintf("VARCHAR(%d)", n) }
 
 func (Dialect) Placeholder(int) string { return "?" }
 
-// keyLength bounds indexed text and binary columns, as ScalarDB's default
-// key column size does.
-const keyLength = 128
-
-func (Dialect) ColumnType(t storage.DataType, key, indexed bool) string {
+// ColumnType is RdbEngineMysql's mapping in release v.
+func (Dialect) ColumnType(t storage.DataType, key bool, v storage.ScalarDBVersion) string {
 	switch t {
 	case storage.Boolean:
 		return "BOOLEAN"
@@ -129,17 +148,20 @@ func (Dialect) ColumnType(t storage.DataType, key, indexed bool) string {
 	case storage.BigInt:
 		return "BIGINT"
 	case storage.Float:
-		return "FLOAT"
+		if v.RealFloat() {
+			return "REAL"
+		}
+		return "DOUBLE"
 	case storage.Double:
 		return "DOUBLE"
 	case storage.Text:
-		if key || indexed {
-			return Dialect{}.TextType(keyLength)
+		if key {
+			return Dialect{}.TextType(v.MySQLKeySize())
 		}
 		return "LONGTEXT"
 	case storage.Blob:
-		if key || indexed {
-			return fmt.Sprintf("VARBINARY(%d)", keyLength)
+		if key {
+			return fmt.Sprintf("VARBINARY(%d)", v.MySQLKeySize())
 		}
 		return "LONGBLOB"
 	case storage.Date:
@@ -152,15 +174,32 @@ func (Dialect) ColumnType(t storage.DataType, key, indexed bool) string {
 	panic(fmt.Sprintf("mysql: no column type for %v", t))
 }
 
-// CreateNamespace uses a binary collation: keys compare by bytes, as on
-// every other engine, and "a" and "A" are different keys.
-func (d Dialect) CreateNamespace(ns string) []string {
-	collation := d.Collation
-	if collation == "" {
-		collation = "utf8mb4_bin"
+// CreateNamespace is ScalarDB's CREATE SCHEMA of release v: "character
+// set utf8 COLLATE utf8_bin" up to 3.12.0 (that release's layout, kept as
+// it is), the server's defaults after. Where those defaults would make
+// keys that differ in case or in trailing spaces one key
+// (utf8mb4_general_ci, utf8mb4_bin's padding) or could not hold every
+// character, the namespace states utf8mb4 and the binary collation
+// instead, so that a Put never overwrites another key's record
+// (docs/layout.md).
+func (d Dialect) CreateNamespace(ns string, v storage.ScalarDBVersion) []string {
+	stmt := "CREATE SCHEMA IF NOT EXISTS " + d.Quote(ns)
+	switch {
+	case v.MySQLNamespaceCharset():
+		stmt += " character set utf8 COLLATE utf8_bin"
+	case !d.ServerBinary:
+		collation := d.Collation
+		if collation == "" {
+			collation = "utf8mb4_bin"
+		}
+		stmt += " CHARACTER SET utf8mb4 COLLATE " + collation
 	}
-	return []string{"CREATE DATABASE IF NOT EXISTS " + d.Quote(ns) + " CHARACTER SET utf8mb4 COLLATE " + collation}
+	return []string{stmt}
 }
+
+func (Dialect) OrderedPrimaryKey() bool     { return true }
+func (Dialect) ClusteringOrderIndex() bool  { return false }
+func (Dialect) Unquoted(name string) string { return name }
 
 func (d Dialect) DropNamespace(ns string) []string { return []string{"DROP DATABASE " + d.Quote(ns)} }
 

@@ -116,5 +116,5 @@ func (Dialect) DescribeNamespace(ctx context.Context, q sqlstore.Querier, schema
 }
 
 func (d Dialect) CreateNamespaceFrom(schema string, _ *storage.NamespaceDefinition) ([]string, error) {
-	return d.CreateNamespace(schema), nil
+	return d.CreateNamespace(schema, storage.ScalarDBVersion{}), nil
 }

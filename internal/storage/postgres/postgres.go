@@ -16,16 +16,19 @@ import (
 )
 
 func init() {
-	storage.RegisterEngine(storage.Engine{Name: "postgres", Limits: Limits,
+	storage.RegisterEngine(storage.Engine{Name: "postgres", Limits: limits,
 		Open: storage.Opener(func(ctx context.Context, name string, c storage.Connection) (*sqlstore.Store, error) {
 			return open(ctx, name, c.DSN, c.Layout)
 		})})
 }
 
-// Limits: PostgreSQL truncates identifiers to NAMEDATALEN-1 = 63 bytes,
+// limits: PostgreSQL truncates identifiers to NAMEDATALEN-1 = 63 bytes,
 // which would make two long names one, so longer ones are refused. The
-// metadata's full_table_name is VARCHAR(128).
-var Limits = storage.Limits{MaxName: 63, MaxFullTableName: sqlstore.MetadataNameWidth}
+// metadata's full_table_name is VARCHAR(128). The clustering order has an
+// index of its own.
+func limits(v storage.ScalarDBVersion) storage.Limits {
+	return storage.Limits{MaxName: 63, MaxFullTableName: sqlstore.MetadataNameWidth, ClusteringOrderIndex: true, ScalarDB: v}
+}
 
 // Open connects to the database a DSN (URL or key=value form) names, with
 // ScalarDB's default layout.
@@ -46,11 +49,26 @@ func open(ctx context.Context, name, dsn string, layout storage.Layout) (*sqlsto
 		return nil, fmt.Errorf("store %s (postgres at %s:%d/%s): cannot connect: %w; check the store's dsn in the config file or its environment override",
 			name, cfg.Host, cfg.Port, cfg.Database, err)
 	}
-	return sqlstore.New(db, Dialect{}, name, layout), nil
+	var d Dialect
+	if err := db.QueryRowContext(ctx, byteOrderQuery).Scan(&d.ByteOrder); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store %s (postgres at %s:%d/%s): read the database's collation: %w", name, cfg.Host, cfg.Port, cfg.Database, err)
+	}
+	return sqlstore.New(db, d, name, layout), nil
 }
 
+// byteOrderQuery tells whether the database's default collation orders
+// text by code point, so by UTF-8 bytes: libc's C, POSIX and C.UTF-8
+// (datlocprovider, from PostgreSQL 15, is 'c' for libc).
+const byteOrderQuery = `SELECT datcollate IN ('C', 'POSIX', 'C.UTF-8', 'C.utf8') AND COALESCE(to_jsonb(d)->>'datlocprovider', 'c') = 'c'
+	FROM pg_database d WHERE datname = current_database()`
+
 // Dialect is PostgreSQL's SQL.
-type Dialect struct{ sqlstore.NativeTemporal }
+type Dialect struct {
+	sqlstore.NativeTemporal
+	// ByteOrder: the database's default collation orders text by bytes.
+	ByteOrder bool
+}
 
 func (Dialect) Engine() string { return "postgres" }
 
@@ -64,9 +82,19 @@ func (Dialect) TextType(n int) string { return fmt.Sprintf("VARCHAR(%d)", n) }
 
 func (Dialect) Placeholder(n int) string { return fmt.Sprintf("$%d", n) }
 
-// ColumnType uses the "C" collation for text so keys order by bytes, as
-// they do on every other engine.
-func (Dialect) ColumnType(t storage.DataType, key, indexed bool) string {
+// ColumnType is RdbEnginePostgresql's mapping. Text takes the database's
+// collation, as ScalarDB's does, where that orders keys by bytes, as on
+// every engine; elsewhere (en_US, ICU) it states the "C" collation
+// (docs/layout.md).
+func (d Dialect) ColumnType(t storage.DataType, key bool, v storage.ScalarDBVersion) string {
+	typ := scalarDBType(t, key, v)
+	if t == storage.Text && !d.ByteOrder {
+		typ += ` COLLATE "C"`
+	}
+	return typ
+}
+
+func scalarDBType(t storage.DataType, key bool, v storage.ScalarDBVersion) string {
 	switch t {
 	case storage.Boolean:
 		return "BOOLEAN"
@@ -75,11 +103,17 @@ func (Dialect) ColumnType(t storage.DataType, key, indexed bool) string {
 	case storage.BigInt:
 		return "BIGINT"
 	case storage.Float:
-		return "REAL"
+		if v.RealFloat() {
+			return "REAL"
+		}
+		return "FLOAT"
 	case storage.Double:
 		return "DOUBLE PRECISION"
 	case storage.Text:
-		return `TEXT COLLATE "C"`
+		if key {
+			return "VARCHAR(10485760)"
+		}
+		return "TEXT"
 	case storage.Blob:
 		return "BYTEA"
 	case storage.Date:
@@ -94,11 +128,28 @@ func (Dialect) ColumnType(t storage.DataType, key, indexed bool) string {
 	panic(fmt.Sprintf("postgres: no column type for %v", t))
 }
 
-func (d Dialect) CreateNamespace(ns string) []string {
+// CreateNamespace is ScalarDB's CREATE SCHEMA, in every release.
+func (d Dialect) CreateNamespace(ns string, _ storage.ScalarDBVersion) []string {
 	return []string{"CREATE SCHEMA IF NOT EXISTS " + d.Quote(ns)}
 }
 
-func (d Dialect) CreateMetadataSchema(schema string) []string { return d.CreateNamespace(schema) }
+func (d Dialect) CreateMetadataSchema(schema string) []string {
+	return d.CreateNamespace(schema, storage.ScalarDBVersion{})
+}
+
+func (Dialect) OrderedPrimaryKey() bool    { return false }
+func (Dialect) ClusteringOrderIndex() bool { return true }
+
+// Unquoted folds ASCII letters to lower case, as PostgreSQL does with an
+// unquoted identifier.
+func (Dialect) Unquoted(name string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, name)
+}
 
 func (d Dialect) DropNamespace(ns string) []string { return []string{"DROP SCHEMA " + d.Quote(ns)} }
 

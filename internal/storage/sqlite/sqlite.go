@@ -22,15 +22,17 @@ import (
 )
 
 func init() {
-	storage.RegisterEngine(storage.Engine{Name: "sqlite", Limits: Limits,
+	storage.RegisterEngine(storage.Engine{Name: "sqlite", Limits: limits,
 		Open: storage.Opener(func(ctx context.Context, name string, c storage.Connection) (*sqlstore.Store, error) {
 			return open(ctx, name, c.Path, c.Layout, c.MustExist)
 		})})
 }
 
-// Limits: no length limit worth the name, but table and column names are
+// limits: no length limit worth the name, but table and column names are
 // compared without case, and a namespace is a prefix of its tables' names.
-var Limits = storage.Limits{FoldsCase: true, NamespaceSeparator: separator, SingleWriter: true}
+func limits(v storage.ScalarDBVersion) storage.Limits {
+	return storage.Limits{FoldsCase: true, NamespaceSeparator: separator, SingleWriter: true, ScalarDB: v}
+}
 
 // separator joins namespace and table, as ScalarDB names SQLite tables.
 const separator = "$"
@@ -89,9 +91,10 @@ func (Dialect) TextType(int) string { return "TEXT" }
 
 func (Dialect) Placeholder(n int) string { return fmt.Sprintf("?%d", n) }
 
-// ColumnType follows ScalarDB's SQLite mapping: dates and times are integers
-// (epoch day, microsecond of day, epoch milliseconds).
-func (Dialect) ColumnType(t storage.DataType, key, indexed bool) string {
+// ColumnType follows ScalarDB's SQLite mapping (RdbEngineSqlite, the same
+// for keys and in every release): dates and times are integers (epoch day,
+// microsecond of day, epoch milliseconds).
+func (Dialect) ColumnType(t storage.DataType, _ bool, _ storage.ScalarDBVersion) string {
 	switch t {
 	case storage.Boolean:
 		return "BOOLEAN"
@@ -111,8 +114,14 @@ func (Dialect) ColumnType(t storage.DataType, key, indexed bool) string {
 	panic(fmt.Sprintf("sqlite: no column type for %v", t))
 }
 
-func (Dialect) CreateNamespace(string) []string { return nil }
-func (Dialect) DropNamespace(string) []string   { return nil }
+func (Dialect) CreateNamespace(string, storage.ScalarDBVersion) []string { return nil }
+func (Dialect) DropNamespace(string) []string                            { return nil }
+
+// RdbEngineSqlite's primary key is a plain list and it creates no
+// clustering-order index: SQLite keeps no key order.
+func (Dialect) OrderedPrimaryKey() bool     { return false }
+func (Dialect) ClusteringOrderIndex() bool  { return false }
+func (Dialect) Unquoted(name string) string { return name }
 
 // CreateMetadataSchema: none, the metadata table is scalardb$metadata.
 func (Dialect) CreateMetadataSchema(string) []string { return nil }

@@ -31,7 +31,7 @@ func (s *Store) ensureMetadataTable(ctx context.Context) error {
 		"CREATE TABLE IF NOT EXISTS "+s.metadataTable()+"("+
 			q("full_table_name")+" "+d.TextType(MetadataNameWidth)+","+q("column_name")+" "+d.TextType(MetadataNameWidth)+","+
 			q("data_type")+" "+d.TextType(20)+" NOT NULL,"+q("key_type")+" "+d.TextType(20)+","+
-			q("clustering_order")+" "+d.TextType(10)+","+q("indexed")+" "+d.ColumnType(storage.Boolean, false, false)+" NOT NULL,"+
+			q("clustering_order")+" "+d.TextType(10)+","+q("indexed")+" "+d.ColumnType(storage.Boolean, false, s.layout.ScalarDB)+" NOT NULL,"+
 			q("ordinal_position")+" INTEGER NOT NULL,"+
 			"PRIMARY KEY ("+q("full_table_name")+", "+q("column_name")+"))")
 	for _, stmt := range stmts {
@@ -42,13 +42,13 @@ func (s *Store) ensureMetadataTable(ctx context.Context) error {
 	return nil
 }
 
-// CreateNamespace creates the namespace's schema, as ScalarDB's
-// createNamespace does; nothing is recorded about it.
+// CreateNamespace creates the namespace's schema, as the configured
+// ScalarDB release's createNamespace does; nothing is recorded about it.
 func (s *Store) CreateNamespace(ctx context.Context, namespace string) error {
 	if err := s.checkNamespace(namespace); err != nil {
 		return err
 	}
-	for _, q := range s.dialect.CreateNamespace(s.PhysicalNamespace(namespace)) {
+	for _, q := range s.dialect.CreateNamespace(s.PhysicalNamespace(namespace), s.layout.ScalarDB) {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {
 			return s.wrap(err, "create namespace "+namespace)
 		}
@@ -162,30 +162,48 @@ func (s *Store) CreateTable(ctx context.Context, m *storage.TableMetadata) error
 	return s.createTable(ctx, m, s.tableDDL)
 }
 
-// tableDDL is Stillpoint's own DDL for a table: ScalarDB's shape, with the
-// types of the engine's dialect.
+// tableDDL is the DDL ScalarDB's JDBC admin of the configured release
+// issues for m (keys first), table being its quoted name
+// (JdbcAdmin.createTableInternal and the RdbEngine* classes; the forms and
+// their sources are in docs/layout.md): the columns joined by "," with
+// ScalarDB's types, the primary key, PostgreSQL's clustering-order index,
+// then one index per indexed column.
 func (s *Store) tableDDL(m *storage.TableMetadata, table string) []string {
-	d := s.dialect
-	var defs []string
-	for _, c := range m.Columns {
-		defs = append(defs, d.Quote(c.Name)+" "+d.ColumnType(c.Type, m.IsKey(c.Name), slices.Contains(m.Indexes, c.Name)))
+	d, v := s.dialect, s.layout.ScalarDB
+	ns := s.PhysicalNamespace(m.Namespace)
+	defs := make([]string, len(m.Columns))
+	for i, c := range m.Columns {
+		defs[i] = d.Quote(c.Name) + " " + d.ColumnType(c.Type, m.IsKey(c.Name) || slices.Contains(m.Indexes, c.Name), v)
 	}
-	defs = append(defs, "PRIMARY KEY ("+strings.Join(quoteAll(d, m.KeyColumns()), ", ")+")")
-	stmts := []string{"CREATE TABLE " + table + " (" + strings.Join(defs, ", ") + ")"}
-	if m.HasDescending() { // so a scan in clustering order reads an index, as ScalarDB does
-		var cols []string
-		for _, p := range m.PartitionKey {
-			cols = append(cols, d.Quote(p)+" ASC")
-		}
-		for _, c := range m.ClusteringKey {
-			cols = append(cols, d.Quote(c.Name)+" "+c.Order.String())
-		}
-		stmts = append(stmts, "CREATE UNIQUE INDEX "+d.Quote(m.ClusteringIndexName())+" ON "+table+" ("+strings.Join(cols, ", ")+")")
+	pk := strings.Join(quoteAll(d, m.KeyColumns()), ",")
+	if d.OrderedPrimaryKey() && slices.ContainsFunc(m.ClusteringKey, func(c storage.ClusteringKey) bool { return c.Order == storage.Desc }) {
+		pk = orderedKeys(d, m)
+	}
+	stmts := []string{"CREATE TABLE " + table + "(" + strings.Join(defs, ",") + ", PRIMARY KEY (" + pk + "))"}
+	if d.ClusteringOrderIndex() && v.ClusteringOrderIndex(m) {
+		stmts = append(stmts, "CREATE UNIQUE INDEX "+d.Quote(v.ClusteringIndexName(ns, m.Table))+" ON "+table+" ("+orderedKeys(d, m)+")")
 	}
 	for _, ix := range m.Indexes {
-		stmts = append(stmts, "CREATE INDEX "+d.Quote(m.IndexName(ix))+" ON "+table+" ("+d.Quote(ix)+")")
+		name := v.IndexName(ns, m.Table, ix)
+		if !v.QuotedIndexNames() {
+			name = d.Unquoted(name)
+		}
+		stmts = append(stmts, "CREATE INDEX "+d.Quote(name)+" ON "+table+" ("+d.Quote(ix)+")")
 	}
 	return stmts
+}
+
+// orderedKeys lists the partition keys ASC and the clustering keys in
+// their order.
+func orderedKeys(d Dialect, m *storage.TableMetadata) string {
+	var cols []string
+	for _, p := range m.PartitionKey {
+		cols = append(cols, d.Quote(p)+" ASC")
+	}
+	for _, c := range m.ClusteringKey {
+		cols = append(cols, d.Quote(c.Name)+" "+c.Order.String())
+	}
+	return strings.Join(cols, ",")
 }
 
 // createTable creates a table with the DDL ddl gives for it (keys first)

@@ -14,13 +14,26 @@ type Dialect interface {
 	// Table is the quoted name of a table of a namespace.
 	Table(namespace, table string) string
 	Placeholder(n int) string // n counts from 1
-	// ColumnType is the SQL type of a column; key and indexed columns may
-	// need a bounded type (MySQL cannot index LONGTEXT).
-	ColumnType(t storage.DataType, key, indexed bool) string
-	// CreateNamespace and DropNamespace return the DDL for a namespace (none
-	// where a namespace is only a table-name prefix).
-	CreateNamespace(namespace string) []string
+	// ColumnType is the SQL type of a column as ScalarDB's engine declares
+	// it in release v (getDataTypeForEngine); key (key and indexed columns)
+	// may need a bounded type (getDataTypeForKey: MySQL cannot index
+	// LONGTEXT, PostgreSQL's TEXT keys are VARCHAR(10485760)).
+	ColumnType(t storage.DataType, key bool, v storage.ScalarDBVersion) string
+	// CreateNamespace returns the DDL for a namespace as release v creates
+	// it, if it does not exist (none where a namespace is only a
+	// table-name prefix); DropNamespace drops it.
+	CreateNamespace(namespace string, v storage.ScalarDBVersion) []string
 	DropNamespace(namespace string) []string
+	// OrderedPrimaryKey: with a DESC clustering key, the primary key lists
+	// every key column's order (RdbEngineMysql), as the engine keeps it.
+	OrderedPrimaryKey() bool
+	// ClusteringOrderIndex: the clustering order is kept by a unique index
+	// of its own (RdbEnginePostgresql), ScalarDB.ClusteringOrderIndex says
+	// when.
+	ClusteringOrderIndex() bool
+	// Unquoted is the name the engine gives an unquoted identifier
+	// (PostgreSQL folds it to lower case).
+	Unquoted(name string) string
 	// TextType is ScalarDB's getTextType: the metadata table's text column
 	// of n characters (VARCHAR(n); TEXT on SQLite).
 	TextType(n int) string

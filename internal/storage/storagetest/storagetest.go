@@ -41,6 +41,17 @@ type Harness struct {
 	Namespace func(prefix string) string
 }
 
+// Opener adapts an engine's Open(ctx, name, database) to Harness.Open.
+func Opener[S storage.Store](open func(ctx context.Context, name, database string) (S, error)) func(context.Context, string) (storage.Store, error) {
+	return func(ctx context.Context, database string) (storage.Store, error) {
+		s, err := open(ctx, "conformance", database)
+		if err != nil {
+			return nil, err // not a Store holding a nil pointer
+		}
+		return s, nil
+	}
+}
+
 // Run runs the whole suite as subtests of t.
 func Run(t *testing.T, h Harness) {
 	if h.Database == nil || h.Open == nil {

@@ -1,0 +1,119 @@
+package mariadb
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/stillpoint/stillpoint/internal/config"
+	"github.com/stillpoint/stillpoint/internal/pitr"
+)
+
+// binlog is a binlog file name split into its base and sequence number
+// (mysql-bin.000042 is mysql-bin, 42).
+type binlog struct {
+	base string
+	num  int
+}
+
+func parseBinlog(name string) (binlog, bool) {
+	i := strings.LastIndexByte(name, '.')
+	if i <= 0 {
+		return binlog{}, false
+	}
+	n, err := strconv.Atoi(name[i+1:])
+	if err != nil || n < 0 {
+		return binlog{}, false
+	}
+	return binlog{name[:i], n}, true
+}
+
+func (b binlog) String() string { return fmt.Sprintf("%s.%06d", b.base, b.num) }
+
+func (b binlog) next() binlog { return binlog{b.base, b.num + 1} }
+
+// heldNumbers is the sorted sequence numbers of the archive's files with
+// base's name.
+func heldNumbers(ctx context.Context, logs pitr.Logs, base string) ([]int, error) {
+	names, err := logs.Names(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list the binlog archive: %w", err)
+	}
+	var nums []int
+	for _, n := range names {
+		if b, ok := parseBinlog(n); ok && b.base == base {
+			nums = append(nums, b.num)
+		}
+	}
+	slices.Sort(nums)
+	return nums, nil
+}
+
+// before reports whether position p comes before q in the binlog.
+func before(p, q pitr.Position) bool {
+	a, _ := parseBinlog(p.File)
+	b, _ := parseBinlog(q.File)
+	return a.num < b.num || a.num == b.num && p.Offset < q.Offset
+}
+
+// server is how the command-line tools and this package reach a store's
+// server, from its go-sql-driver DSN.
+type server struct {
+	cfg *mysql.Config
+	// optionsDir holds an option file with the credentials, so they are
+	// never on a command line (visible in ps).
+	optionsDir string
+	db         *sql.DB
+}
+
+func connect(sc config.Store) (*server, error) {
+	cfg, err := mysql.ParseDSN(sc.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("mysql store DSN: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "stillpoint-mariadb-")
+	if err != nil {
+		return nil, err
+	}
+	s := &server{cfg: cfg, optionsDir: dir}
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	s.db = sql.OpenDB(conn)
+	opts := "[client]\nuser=" + cfg.User + "\npassword=" + cfg.Passwd + "\n"
+	if cfg.Net == "unix" {
+		opts += "socket=" + cfg.Addr + "\n"
+	} else {
+		host, port, _ := strings.Cut(cfg.Addr, ":")
+		opts += "host=" + host + "\nprotocol=tcp\n"
+		if port != "" {
+			opts += "port=" + port + "\n"
+		}
+	}
+	if err := os.WriteFile(s.optionsFile(), []byte(opts), 0o600); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *server) optionsFile() string { return filepath.Join(s.optionsDir, "client.cnf") }
+
+// defaults is the first argument of every tool: only our option file is
+// read, never the host's my.cnf.
+func (s *server) defaults() string { return "--defaults-file=" + s.optionsFile() }
+
+func (s *server) close() {
+	if s.db != nil {
+		s.db.Close()
+	}
+	os.RemoveAll(s.optionsDir)
+}
