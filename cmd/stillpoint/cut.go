@@ -60,8 +60,15 @@ logical backups); the coordinator's store must have it.`,
 			}
 			defer st.Close()
 			opts.FenceTimeout = fenceTimeout
-			if every == 0 {
+			mark := func() (*pitr.Cut, error) {
 				c, err := pitr.CreateCut(ctx, r, st, opts)
+				if err == nil {
+					closeCutLogs(ctx, st, c)
+				}
+				return c, err
+			}
+			if every == 0 {
+				c, err := mark()
 				if err != nil {
 					return err
 				}
@@ -73,7 +80,7 @@ logical backups); the coordinator's store must have it.`,
 			t := time.NewTicker(every)
 			defer t.Stop()
 			for {
-				if c, err := pitr.CreateCut(ctx, r, st, opts); err != nil {
+				if c, err := mark(); err != nil {
 					if ctx.Err() != nil {
 						return ctx.Err()
 					}
@@ -97,6 +104,26 @@ logical backups); the coordinator's store must have it.`,
 	durationPositive(f, &fenceTimeout, "fence-timeout", 5*time.Second, "give up if the fence is not granted within this")
 	durationPositive(f, &opts.MaxHold, "fence-max-hold", cut.DefaultMaxHold, "hold the fence (which blocks every commit) at most this long while the marks are recorded")
 	return cmd
+}
+
+// closeCutLogs closes the log files holding a cut's marks (after the
+// fence), so the archiver stores them now. A failure leaves the cut
+// recorded, restorable once the file rotates: it is logged, not fatal.
+func closeCutLogs(ctx context.Context, st *multistorage.Storage, c *pitr.Cut) {
+	cfg := st.Config()
+	for store := range c.Positions {
+		closeLog, ok := closeLogs[cfg.Stores[store].Engine]
+		if !ok {
+			continue
+		}
+		s, err := st.Store(ctx, store)
+		if err == nil {
+			err = closeLog(ctx, s)
+		}
+		if err != nil {
+			slog.Warn("cut: could not close the log file holding the mark; the cut is restorable once it rotates and is archived", "store", store, "cut", c.ID, "error", err)
+		}
+	}
 }
 
 // storesAndRepo opens the configured stores and the existing repository.

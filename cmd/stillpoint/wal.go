@@ -153,15 +153,14 @@ It takes no repository lock.`,
 			eg, ectx := errgroup.WithContext(ctx)
 			running := 0
 			for _, name := range cfg.StoreNames() {
-				e, err := pitr.EngineFor(cfg.Stores[name].Engine)
-				a, ok := e.(pitr.Archiver)
-				if err != nil || !ok {
+				archive, ok := archivers[cfg.Stores[name].Engine]
+				if !ok {
 					continue
 				}
 				running++
 				slog.Info("archive: archiving", "store", name)
 				eg.Go(func() error {
-					if err := a.Archive(ectx, cfg.Stores[name], pitr.NewLogs(r, name)); err != nil {
+					if err := archive(ectx, cfg.Stores[name], pitr.NewLogs(r, name)); err != nil {
 						return fmt.Errorf("store %s: %w", name, err)
 					}
 					return nil
