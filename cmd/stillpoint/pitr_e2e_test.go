@@ -17,14 +17,13 @@ import (
 // TestPITRMariaDBEndToEnd: the commands together on a binlogging MariaDB
 // holding every namespace: a base, transfers, a cut (which closes its
 // binlog), more transfers, `archive` until the cut is restorable (then
-// SIGINT: exit 130), and `restore --to-cut` into a fresh server whose
-// bank holds exactly the transfers committed before the cut.
+// SIGINT: exit 130), and `restore --to-cut` into a fresh server whose bank
+// holds exactly the transfers committed before the cut; then a second
+// base and cut, `forget --keep-last 1`, and the kept cut still restores.
 func TestPITRMariaDBEndToEnd(t *testing.T) {
 	store, _ := testenv.PITRMariaDB(t)
 	dir := t.TempDir()
-	repoDir, target := filepath.Join(dir, "repo"), filepath.Join(dir, "restored")
-	port := testenv.LoopbackPort(t)
-	t.Cleanup(func() { mariadb.StopRestored(context.Background(), target) })
+	repoDir := filepath.Join(dir, "repo")
 	config := func(name, dsn string) string {
 		path := filepath.Join(dir, name)
 		os.WriteFile(path, []byte(fmt.Sprintf("stores:\n  maria: {engine: mysql, dsn: %q}\ncoordinator: maria\nnamespaces: {bank_0: maria, bank_1: maria}\nrepository: %s\n", dsn, repoDir)), 0o600)
@@ -32,63 +31,99 @@ func TestPITRMariaDBEndToEnd(t *testing.T) {
 	}
 	bin := build(t)
 	src := cli{t: t, bin: bin, args: []string{"--config", config("source.yaml", store.DSN)}}
-	restored := cli{t: t, bin: bin, args: []string{"--config", config("restored.yaml", fmt.Sprintf("stillpoint:stillpoint@tcp(127.0.0.1:%d)/", port))}}
+	run := func(c cli, args ...string) string {
+		t.Helper()
+		out, code := c.run(args...)
+		if code != 0 {
+			t.Fatalf("stillpoint %v: exit %d %s", args, code, out)
+		}
+		return out
+	}
 	committed := func(c cli) int64 {
-		out, code := c.run("--json", "verify")
+		t.Helper()
 		var rep struct {
 			Bank map[string]struct {
 				CommittedTransfers int64 `json:"committed_transfers"`
 			} `json:"bank"`
 		}
-		if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || len(rep.Bank) != 1 {
-			t.Fatalf("verify: exit %d %s", code, out)
+		if out := run(c, "--json", "verify"); json.Unmarshal([]byte(out), &rep) != nil || len(rep.Bank) != 1 {
+			t.Fatalf("verify: %s", out)
 		}
 		for _, b := range rep.Bank {
 			return b.CommittedTransfers
 		}
 		return 0
 	}
-	for _, args := range [][]string{
-		{"init"},
-		{"workload", "bank", "--accounts", "5", "--count", "1"},
-		{"base", "create"},
-		{"workload", "bank", "--count", "30"},
-	} {
-		if out, code := src.run(args...); code != 0 {
-			t.Fatalf("stillpoint %v: exit %d %s", args, code, out)
-		}
-	}
-	atCut := committed(src)
-	if out, code := src.run("cut", "create", "--name", "c1"); code != 0 {
-		t.Fatalf("cut create: exit %d %s", code, out)
-	}
-	if out, code := src.run("workload", "bank", "--count", "30"); code != 0 {
-		t.Fatalf("workload after the cut: exit %d %s", code, out)
-	}
-	if after := committed(src); after <= atCut {
-		t.Fatalf("committed transfers %d after the cut, %d at it: the test proves nothing", after, atCut)
-	}
-	archive := exec.Command(bin, append(src.args, "archive")...)
-	if err := archive.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var o struct {
+	var overview struct {
+		Cuts   []struct{ Name string } `json:"cuts"`
 		Bases  []struct{ Bytes int64 } `json:"bases"`
 		Stores []struct{ Cuts int }    `json:"stores"`
 	}
-	testenv.Await(t, "the archiver to make cut c1 restorable", func() bool {
-		out, _ := src.run("--json", "cut", "list")
-		return json.Unmarshal([]byte(out), &o) == nil && len(o.Stores) == 1 && o.Stores[0].Cuts == 1
-	})
-	t.Logf("base: %d bytes; %d transfers committed at the cut, %d after", o.Bases[0].Bytes, atCut, committed(src))
-	archive.Process.Signal(syscall.SIGINT)
-	if err := archive.Wait(); archive.ProcessState.ExitCode() != exitInterrupted {
-		t.Errorf("archive after SIGINT: %v, want exit %d", err, exitInterrupted)
+	// cut marks one, after transfers, and returns how many were committed
+	// at it; then runs more, so that a restore to it proves it exact.
+	cut := func(name string) int64 {
+		run(src, "workload", "bank", "--count", "30")
+		at := committed(src)
+		run(src, "cut", "create", "--name", name)
+		run(src, "workload", "bank", "--count", "30")
+		if after := committed(src); after <= at {
+			t.Fatalf("committed transfers %d after cut %s, %d at it: the test proves nothing", after, name, at)
+		}
+		return at
 	}
-	if out, code := restored.run("restore", "--to-cut", "c1", "--target", fmt.Sprintf("maria=%s:%d", target, port)); code != 0 {
-		t.Fatalf("restore --to-cut c1: exit %d %s", code, out)
+	// archiveUntil runs the archiver until n cuts are restorable.
+	archiveUntil := func(n int) {
+		archive := exec.Command(bin, append(src.args, "archive")...)
+		if err := archive.Start(); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Await(t, fmt.Sprintf("the archiver to make %d cuts restorable", n), func() bool {
+			out, _ := src.run("--json", "cut", "list")
+			return json.Unmarshal([]byte(out), &overview) == nil && len(overview.Stores) == 1 && overview.Stores[0].Cuts == n
+		})
+		archive.Process.Signal(syscall.SIGINT)
+		if err := archive.Wait(); archive.ProcessState.ExitCode() != exitInterrupted {
+			t.Errorf("archive after SIGINT: %v, want exit %d", err, exitInterrupted)
+		}
 	}
-	if got := committed(restored); got != atCut {
-		t.Errorf("the restored bank holds %d committed transfers, want the %d committed before the cut", got, atCut)
+	// restoreTo restores a cut into a fresh server and returns its bank's
+	// committed transfers.
+	restoreTo := func(name string) int64 {
+		target, port := filepath.Join(dir, "restored-"+name), testenv.LoopbackPort(t)
+		t.Cleanup(func() { mariadb.StopRestored(context.Background(), target) })
+		restored := cli{t: t, bin: bin, args: []string{"--config", config(name+".yaml", fmt.Sprintf("stillpoint:stillpoint@tcp(127.0.0.1:%d)/", port))}}
+		run(restored, "restore", "--to-cut", name, "--target", fmt.Sprintf("maria=%s:%d", target, port))
+		return committed(restored)
+	}
+
+	run(src, "init")
+	run(src, "workload", "bank", "--accounts", "5", "--count", "1")
+	run(src, "base", "create")
+	at1 := cut("c1")
+	archiveUntil(1)
+	t.Logf("base: %d bytes; %d transfers committed at cut c1", overview.Bases[0].Bytes, at1)
+	if got := restoreTo("c1"); got != at1 {
+		t.Errorf("restored to c1, the bank holds %d committed transfers, want the %d committed before it", got, at1)
+	}
+	run(src, "base", "create")
+	at2 := cut("c2")
+	archiveUntil(2)
+	var forgot struct {
+		Removed map[string]int `json:"removed"`
+		Prune   struct {
+			Chunks int `json:"chunks_removed"`
+		} `json:"prune"`
+	}
+	json.Unmarshal([]byte(run(src, "--json", "forget", "--keep-last", "1")), &forgot)
+	if forgot.Removed["cut"] != 1 || forgot.Removed["base"] != 1 || forgot.Removed["log"] == 0 {
+		t.Errorf("forget --keep-last 1 removed %v; want c1, its base and the binlogs before the second base", forgot.Removed)
+	}
+	t.Logf("forget removed %v and pruned %d chunks", forgot.Removed, forgot.Prune.Chunks)
+	if out := run(src, "--json", "cut", "list"); json.Unmarshal([]byte(out), &overview) != nil || len(overview.Cuts) != 1 || len(overview.Bases) != 1 {
+		t.Fatalf("after forget --keep-last 1: %s; want one cut and its base", out)
+	}
+	run(src, "check", "--read-data")
+	if got := restoreTo("c2"); got != at2 {
+		t.Errorf("restored to c2 after forget, the bank holds %d committed transfers, want the %d committed before it", got, at2)
 	}
 }
