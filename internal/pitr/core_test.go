@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stillpoint/stillpoint/internal/config"
 	"github.com/stillpoint/stillpoint/internal/repo"
@@ -256,7 +257,7 @@ func (h *harness) base(t *testing.T) map[string]string {
 }
 
 func (h *harness) cut(t *testing.T, name string) (*Cut, map[string]string) {
-	c, err := CreateCut(context.Background(), h.repo, h.st, MarkOptions{Name: name, AllowLogicalOnly: true})
+	c, err := CreateCut(context.Background(), h.repo, h.st, MarkOptions{Name: name, AllowLogicalOnly: true, FenceTimeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
