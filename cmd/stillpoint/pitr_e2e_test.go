@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stillpoint/stillpoint/internal/pitr/mariadb"
 	"github.com/stillpoint/stillpoint/internal/testenv"
@@ -64,7 +65,11 @@ func TestPITRMariaDBEndToEnd(t *testing.T) {
 	cut := func(name string) int64 {
 		run(src, "workload", "bank", "--count", "30")
 		at := committed(src)
-		run(src, "cut", "create", "--name", name)
+		var c struct {
+			FenceHold int64 `json:"fence_hold_ns"`
+		}
+		json.Unmarshal([]byte(run(src, "--json", "cut", "create", "--name", name)), &c)
+		t.Logf("cut %s: the fence held %v", name, time.Duration(c.FenceHold))
 		run(src, "workload", "bank", "--count", "30")
 		if after := committed(src); after <= at {
 			t.Fatalf("committed transfers %d after cut %s, %d at it: the test proves nothing", after, name, at)
