@@ -79,7 +79,7 @@ and every missing or damaged chunk; backup verify ID checks one backup.`,
 				return err
 			}
 			if !res.OK() {
-				return violationError{fmt.Errorf("repository %s: %d damaged backups, %d missing or damaged chunks", r, len(res.Damaged), len(res.Problems))}
+				return violationError{fmt.Errorf("repository %s: %d damaged backups, %d missing or damaged chunks or log archive gaps", r, len(res.Damaged), len(res.Problems))}
 			}
 			return nil
 		},

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -130,5 +131,27 @@ func TestPITRMariaDBEndToEnd(t *testing.T) {
 	run(src, "check", "--read-data")
 	if got := restoreTo("c2"); got != at2 {
 		t.Errorf("restored to c2 after forget, the bank holds %d committed transfers, want the %d committed before it", got, at2)
+	}
+	if out := run(src, "backup", "list"); !strings.Contains(out, "store maria: restorable to any cut from") {
+		t.Errorf("backup list does not say what the store can be restored to:\n%s", out)
+	}
+
+	// A gap made on purpose: check names it (exit 3), and a restore that
+	// needs the file refuses before it writes anything.
+	binlogs, _ := filepath.Glob(filepath.Join(repoDir, "logs", "maria", "*"))
+	if len(binlogs) == 0 {
+		t.Fatal("no binlog archived")
+	}
+	os.Remove(binlogs[0])
+	if out, code := src.run("check"); code != exitViolation || !strings.Contains(out, "gap") {
+		t.Errorf("check with a gap in the archive: exit %d, want %d naming the gap:\n%s", code, exitViolation, out)
+	}
+	target, port := filepath.Join(dir, "restored-across-gap"), testenv.LoopbackPort(t)
+	onTarget := cli{t: t, bin: bin, args: []string{"--config", config("gap.yaml", fmt.Sprintf("stillpoint:stillpoint@tcp(127.0.0.1:%d)/", port))}}
+	if _, code := onTarget.run("restore", "--to-cut", "c2", "--target", fmt.Sprintf("maria=%s:%d", target, port)); code != exitError {
+		t.Errorf("restore across a gap: exit %d, want %d", code, exitError)
+	}
+	if _, err := os.Stat(target); !os.IsNotExist(err) {
+		t.Errorf("a restore refused for a gap touched its target (%v)", err)
 	}
 }
