@@ -38,6 +38,7 @@ func StartPITRPostgres(t testing.TB) *PITRPostgres {
 	dir := serverDir(t)
 	s := &PITRPostgres{Bin: bin, DataDir: filepath.Join(dir, "data"), Archive: filepath.Join(dir, "archive")}
 	mkdirOwned(t, s.Archive)
+	mkdirOwned(t, s.DataDir)
 	if out, err := asServerUser(t, filepath.Join(bin, "initdb"), "-D", s.DataDir, "-U", "postgres", "--auth=trust",
 		"--encoding=UTF8", "--locale=C.UTF-8", "--nosync", "--wal-segsize=1").CombinedOutput(); err != nil {
 		t.Fatalf("testenv: initdb: %v\n%s", err, out)
@@ -121,7 +122,7 @@ func stopPostgres(t testing.TB, bin, dataDir string) {
 	}
 }
 
-// serverDir is a new directory the server user can enter, removed when
+// serverDir is a new directory of the server user's, removed when
 // the test ends. It is short (socket paths are limited to 107 bytes) and
 // not under t.TempDir, whose parents only root may enter.
 func serverDir(t testing.TB) string {
@@ -134,6 +135,7 @@ func serverDir(t testing.TB) string {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
+	chownToServer(t, dir)
 	return dir
 }
 

@@ -6,8 +6,10 @@
 package postgres
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -80,15 +82,12 @@ func inspect(ctx context.Context, dsn string) (server, error) {
 	return s, err
 }
 
-var (
-	startRe = regexp.MustCompile(`write-ahead log start point: ([0-9A-F]+/[0-9A-F]+) on timeline ([0-9]+)`)
-	endRe   = regexp.MustCompile(`write-ahead log end point: ([0-9A-F]+/[0-9A-F]+)`)
-)
-
 // Base streams pg_basebackup's tar of the data directory to w, without
 // WAL (-X none): the WAL from the backup's start to its end comes from the
 // archive, and pg_basebackup returns only once the server has archived
 // the end's segment, so a base is never finished before its WAL is safe.
+// Its start and end are read from the backup_manifest pg_basebackup puts
+// in the stream.
 func (Engine) Base(ctx context.Context, sc config.Store, w io.Writer) (pitr.BaseInfo, error) {
 	srv, err := inspect(ctx, sc.DSN)
 	if err != nil {
@@ -104,24 +103,66 @@ func (Engine) Base(ctx context.Context, sc config.Store, w io.Writer) (pitr.Base
 	if err != nil {
 		return pitr.BaseInfo{}, err
 	}
+	pr, pw := io.Pipe()
+	ranges := make(chan walRanges, 1)
+	go func() { ranges <- readManifest(pr) }()
 	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, filepath.Join(bin, "pg_basebackup"), "-d", sc.DSN, "-D", "-", "-Ft", "-X", "none", "--checkpoint=fast", "-v", "--no-password")
-	cmd.Stdout, cmd.Stderr = w, &stderr
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "pg_basebackup"), "-d", sc.DSN, "-D", "-", "-Ft", "-X", "none", "--checkpoint=fast", "--no-password")
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(w, pw), &stderr
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	if err := cmd.Run(); err != nil {
+	err = cmd.Run()
+	pw.Close()
+	r := <-ranges
+	if err != nil {
 		return pitr.BaseInfo{}, fmt.Errorf("base backup: pg_basebackup: %w: %s", err, strings.TrimSpace(stderr.String()))
 	}
-	start, end := startRe.FindStringSubmatch(stderr.String()), endRe.FindStringSubmatch(stderr.String())
-	if start == nil || end == nil {
-		return pitr.BaseInfo{}, fmt.Errorf("base backup: pg_basebackup did not report its start and end WAL positions: %s", stderr.String())
+	if r.err != nil {
+		return pitr.BaseInfo{}, fmt.Errorf("base backup: %w", r.err)
 	}
-	tli, _ := strconv.ParseUint(start[2], 10, 32)
+	first, last := r.WAL[0], r.WAL[len(r.WAL)-1]
 	return pitr.BaseInfo{
-		Start:   pitr.Position{Engine: "postgres", LSN: start[1], Timeline: uint32(tli)},
-		End:     pitr.Position{Engine: "postgres", LSN: end[1], Timeline: uint32(tli)},
+		Start:   pitr.Position{Engine: "postgres", LSN: first.Start, Timeline: first.Timeline},
+		End:     pitr.Position{Engine: "postgres", LSN: last.End, Timeline: last.Timeline},
 		Version: srv.version,
 		Format:  "tar",
 	}, nil
+}
+
+// walRanges is the part of a backup_manifest that says which WAL the
+// base needs.
+type walRanges struct {
+	WAL []struct {
+		Timeline uint32 `json:"Timeline"`
+		Start    string `json:"Start-LSN"`
+		End      string `json:"End-LSN"`
+	} `json:"WAL-Ranges"`
+	err error
+}
+
+// readManifest finds backup_manifest in a base's tar stream. It reads r
+// to its end whatever happens, so pg_basebackup is never blocked.
+func readManifest(r io.Reader) (m walRanges) {
+	defer io.Copy(io.Discard, r)
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			m.err = fmt.Errorf("reading pg_basebackup's tar for backup_manifest: %w", err)
+			if err == io.EOF {
+				m.err = errors.New("pg_basebackup's tar has no backup_manifest (is the server older than PostgreSQL 13?)")
+			}
+			return m
+		}
+		if h.Name != "backup_manifest" {
+			continue
+		}
+		if err := json.NewDecoder(tr).Decode(&m); err != nil {
+			m.err = fmt.Errorf("backup_manifest: %w", err)
+		} else if len(m.WAL) == 0 {
+			m.err = errors.New("backup_manifest names no WAL range")
+		}
+		return m
+	}
 }
 
 // binDir finds the directory of PostgreSQL major version major's

@@ -1,0 +1,223 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/stillpoint/stillpoint/internal/config"
+	"github.com/stillpoint/stillpoint/internal/pitr"
+	"github.com/stillpoint/stillpoint/internal/storage/postgres"
+	"github.com/stillpoint/stillpoint/internal/testenv"
+)
+
+func connect(t *testing.T, dsn string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatalf("connecting to %s: %v", dsn, err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func run(t *testing.T, conn *pgx.Conn, sql string, args ...any) {
+	t.Helper()
+	if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func ids(t *testing.T, conn *pgx.Conn) []int {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), "SELECT id FROM rows ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// archived loads every file the server's archive_command copied into a
+// Logs, through Push as archive_command would.
+func archived(t *testing.T, dir string) *memLogs {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := newMemLogs()
+	for _, e := range entries {
+		if err := Push(context.Background(), logs, e.Name(), filepath.Join(dir, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return logs
+}
+
+func isEmpty(t *testing.T, dir string) bool {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries) == 0
+}
+
+// TestRestoreToMarks: a base, then rows, mark cut1, rows, mark cut2, rows;
+// a restore to each mark holds exactly the rows written before it.
+func TestRestoreToMarks(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.StartPITRPostgres(t)
+	conn := connect(t, srv.DSN)
+	run(t, conn, "CREATE TABLE rows (id int PRIMARY KEY)")
+	var base bytes.Buffer
+	info, err := Engine{}.Base(ctx, config.Store{Engine: "postgres", DSN: srv.DSN}, &base)
+	if err != nil {
+		t.Fatalf("Base: %v", err)
+	}
+	if info.Format != "tar" || info.Start.Timeline != 1 || info.Start.LSN == "" || info.End.LSN == "" || versionMajor(info.Version) != 15 {
+		t.Fatalf("Base = %+v", info)
+	}
+	st, err := postgres.Open(ctx, "pg", srv.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// Each phase writes 1 MiB of WAL and more, so marks and rows span
+	// several segments.
+	phase := func(from int) {
+		run(t, conn, "INSERT INTO rows SELECT g FROM generate_series($1::int, $1::int + 9999) g", from)
+	}
+	phase(0)
+	cut1, err := Engine{}.Mark(ctx, st, "cut1")
+	if err != nil {
+		t.Fatalf("Mark: %v", err)
+	}
+	phase(10000)
+	cut2, err := Engine{}.Mark(ctx, st, "cut2")
+	if err != nil {
+		t.Fatalf("Mark: %v", err)
+	}
+	phase(20000)
+	var switched string
+	if err := conn.QueryRow(ctx, "SELECT pg_walfile_name(pg_switch_wal())").Scan(&switched); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Await(t, "the archiver to archive "+switched, func() bool {
+		_, err := os.Stat(filepath.Join(srv.Archive, switched))
+		return err == nil
+	})
+	logs := archived(t, srv.Archive)
+	names, _ := logs.Names(ctx)
+	t.Logf("base %d bytes, %s to %s; archive %d files; cut1 %s, cut2 %s", base.Len(), info.Start, info.End, len(names), cut1, cut2)
+	if err := (Engine{}).Gaps(ctx, "pg", logs, info.Start); err != nil {
+		t.Fatalf("Gaps: %v", err)
+	}
+
+	upTo := func(n int) []int {
+		want := make([]int, n)
+		for i := range want {
+			want[i] = i
+		}
+		return want
+	}
+	for _, tc := range []struct {
+		cut  pitr.Position
+		want []int
+	}{
+		{cut1, upTo(10000)},
+		{cut2, upTo(20000)},
+	} {
+		t.Run(tc.cut.RestorePoint, func(t *testing.T) {
+			dir, port := testenv.PITRPostgresTarget(t)
+			if err := (Engine{}).Restore(ctx, bytes.NewReader(base.Bytes()), info, logs, tc.cut, pitr.Target{DataDir: dir, Port: port, Start: true}); err != nil {
+				t.Fatalf("Restore: %v", err)
+			}
+			restored := connect(t, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port))
+			var inRecovery bool
+			if err := restored.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery); err != nil || inRecovery {
+				t.Fatalf("pg_is_in_recovery() = %v, %v; want a promoted server", inRecovery, err)
+			}
+			if got := ids(t, restored); !slices.Equal(got, tc.want) {
+				t.Fatalf("restored %d rows (%v...), want exactly the %d written before %s", len(got), got[:min(3, len(got))], len(tc.want), tc.cut.RestorePoint)
+			}
+			if _, err := os.Stat(filepath.Join(dir, spoolDir)); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("the WAL spool is left after promotion: %v", err)
+			}
+		})
+	}
+
+	// A hole between the base and cut2: found by Gaps, and refused by the
+	// restore before it writes anything.
+	a, err := readArchive(ctx, logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startLSN, _ := parseLSN(info.Start.LSN)
+	hole := segmentName(1, startLSN/a.segSize+1, a.segSize)
+	holed := logs.without(hole)
+	bad := []struct {
+		name    string
+		logs    pitr.Logs
+		info    pitr.BaseInfo
+		to      pitr.Position
+		refusal string
+	}{
+		{"a gap in the archive", holed, info, cut2, hole},
+		{"a base of another major version", logs, func() pitr.BaseInfo { i := info; i.Version = "14.11"; return i }(), cut2, "PostgreSQL 14"},
+		{"a cut before the base's end", logs, info, pitr.Position{Engine: "postgres", LSN: "0/1", Timeline: 1}, "precedes the end of the base"},
+		{"a cut of another engine", logs, info, pitr.Position{Engine: "mysql", File: "mysql-bin.000001"}, "no PostgreSQL LSN"},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, port := testenv.PITRPostgresTarget(t)
+			err := Engine{}.Restore(ctx, bytes.NewReader(base.Bytes()), tc.info, tc.logs, tc.to, pitr.Target{DataDir: dir, Port: port, Start: true})
+			if err == nil || !strings.Contains(err.Error(), tc.refusal) {
+				t.Fatalf("Restore = %v, want a refusal naming %q", err, tc.refusal)
+			}
+			if !isEmpty(t, dir) {
+				t.Fatalf("the refused restore wrote into %s", dir)
+			}
+		})
+	}
+	t.Run("Gaps names the hole", func(t *testing.T) {
+		var gap *pitr.GapError
+		if err := (Engine{}).Gaps(ctx, "pg", holed, info.Start); !errors.As(err, &gap) || gap.Missing != hole {
+			t.Fatalf("Gaps = %v, want the gap at %s", err, hole)
+		}
+	})
+	t.Run("a target that is not empty", func(t *testing.T) {
+		dir, port := testenv.PITRPostgresTarget(t)
+		keep := filepath.Join(dir, "keep")
+		if err := os.WriteFile(keep, []byte("operator's"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err := Engine{}.Restore(ctx, bytes.NewReader(base.Bytes()), info, logs, cut1, pitr.Target{DataDir: dir, Port: port})
+		if err == nil || !strings.Contains(err.Error(), "not empty") {
+			t.Fatalf("Restore = %v, want a refusal of a non-empty target", err)
+		}
+		if b, _ := os.ReadFile(keep); string(b) != "operator's" {
+			t.Fatal("the refused restore changed the target's file")
+		}
+	})
+	t.Run("a user without REPLICATION", func(t *testing.T) {
+		run(t, conn, "CREATE ROLE norepl LOGIN")
+		dsn := strings.Replace(srv.DSN, "postgres@", "norepl@", 1)
+		_, err := Engine{}.Base(ctx, config.Store{Engine: "postgres", DSN: dsn}, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), "REPLICATION") {
+			t.Fatalf("Base = %v, want an error naming REPLICATION", err)
+		}
+	})
+}
