@@ -43,17 +43,21 @@ func StartPITRPostgres(t testing.TB) *PITRPostgres {
 		"--encoding=UTF8", "--locale=C.UTF-8", "--nosync", "--wal-segsize=1").CombinedOutput(); err != nil {
 		t.Fatalf("testenv: initdb: %v\n%s", err, out)
 	}
-	conf := fmt.Sprintf(`wal_level = replica
-archive_mode = on
-archive_command = 'test ! -f %[1]s/%%f && cp %%p %[1]s/%%f'
+	conf := ArchiveConf(s.Archive) + `wal_level = replica
 full_page_writes = on
 max_wal_senders = 4
 fsync = off
 logging_collector = off
-`, s.Archive)
+`
 	s.Port = StartPostgresOn(t, bin, s.DataDir, conf)
 	s.DSN = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.Port)
 	return s
+}
+
+// ArchiveConf is the postgresql.conf lines that archive every WAL file
+// into dir, never overwriting one.
+func ArchiveConf(dir string) string {
+	return fmt.Sprintf("archive_mode = on\narchive_command = 'test ! -f %[1]s/%%f && cp %%p %[1]s/%%f'\n", dir)
 }
 
 // PITRPostgresTarget returns an empty directory a restore may fill and a
@@ -64,7 +68,7 @@ func PITRPostgresTarget(t testing.TB) (dataDir string, port int) {
 	bin := PGBin(t)
 	dataDir = filepath.Join(serverDir(t), "data")
 	mkdirOwned(t, dataDir)
-	t.Cleanup(func() { stopPostgres(t, bin, dataDir) })
+	t.Cleanup(func() { StopPostgres(t, bin, dataDir) })
 	return dataDir, FreePort(t)
 }
 
@@ -74,7 +78,7 @@ func PITRPostgresTarget(t testing.TB) (dataDir string, port int) {
 // between choosing and binding it is retried.
 func StartPostgresOn(t testing.TB, bin, dataDir, conf string) int {
 	t.Helper()
-	t.Cleanup(func() { stopPostgres(t, bin, dataDir) })
+	t.Cleanup(func() { StopPostgres(t, bin, dataDir) })
 	logFile := filepath.Join(filepath.Dir(dataDir), "postgres.log")
 	sock := filepath.Join(filepath.Dir(dataDir), "run")
 	mkdirOwned(t, sock)
@@ -113,7 +117,9 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func stopPostgres(t testing.TB, bin, dataDir string) {
+// StopPostgres stops the server running on dataDir, if any, at once
+// (-m immediate: its next start recovers from its WAL).
+func StopPostgres(t testing.TB, bin, dataDir string) {
 	if _, err := os.Stat(filepath.Join(dataDir, "postmaster.pid")); err != nil {
 		return
 	}

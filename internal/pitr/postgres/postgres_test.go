@@ -159,6 +159,61 @@ func TestRestoreToMarks(t *testing.T) {
 		})
 	}
 
+	// An operator makes a restored server the new primary: it archives
+	// into the same archive on the timeline its promotion began (its
+	// history file pushed by hand, as archiving was off when it promoted).
+	// A cut on that timeline restores from the same base, following the
+	// switch.
+	t.Run("a cut on the timeline a restore began", func(t *testing.T) {
+		dir, port := testenv.PITRPostgresTarget(t)
+		if err := (Engine{}).Restore(ctx, bytes.NewReader(base.Bytes()), info, logs, cut1, pitr.Target{DataDir: dir, Port: port, Start: true}); err != nil {
+			t.Fatalf("Restore: %v", err)
+		}
+		history, err := os.ReadFile(filepath.Join(dir, "pg_wal", historyName(2)))
+		if err != nil {
+			t.Fatalf("the promoted server's history file: %v", err)
+		}
+		if err := os.WriteFile(filepath.Join(srv.Archive, historyName(2)), history, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		testenv.StopPostgres(t, srv.Bin, dir)
+		dsn := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", testenv.StartPostgresOn(t, srv.Bin, dir, testenv.ArchiveConf(srv.Archive)))
+		primary := connect(t, dsn)
+		run(t, primary, "INSERT INTO rows SELECT g FROM generate_series(30000, 30099) g")
+		st2, err := postgres.Open(ctx, "pg", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st2.Close()
+		cut3, err := Engine{}.Mark(ctx, st2, "cut3")
+		if err != nil || cut3.Timeline != 2 {
+			t.Fatalf("Mark = %v, %v; want a mark on timeline 2", cut3, err)
+		}
+		run(t, primary, "INSERT INTO rows VALUES (40000)")
+		if err := primary.QueryRow(ctx, "SELECT pg_walfile_name(pg_switch_wal())").Scan(&switched); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Await(t, "the archiver to archive "+switched, func() bool {
+			_, err := os.Stat(filepath.Join(srv.Archive, switched))
+			return err == nil
+		})
+		logs := archived(t, srv.Archive)
+		if err := (Engine{}).Gaps(ctx, "pg", logs, info.Start); err != nil {
+			t.Fatalf("Gaps: %v", err)
+		}
+		dir3, port3 := testenv.PITRPostgresTarget(t)
+		if err := (Engine{}).Restore(ctx, bytes.NewReader(base.Bytes()), info, logs, cut3, pitr.Target{DataDir: dir3, Port: port3, Start: true}); err != nil {
+			t.Fatalf("Restore: %v", err)
+		}
+		want := upTo(10000)
+		for id := 30000; id < 30100; id++ {
+			want = append(want, id)
+		}
+		if got := ids(t, connect(t, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port3))); !slices.Equal(got, want) {
+			t.Fatalf("restored %d rows, want the %d of cut1 and the new timeline before cut3", len(got), len(want))
+		}
+	})
+
 	// A hole between the base and cut2: found by Gaps, and refused by the
 	// restore before it writes anything.
 	a, err := readArchive(ctx, logs)
