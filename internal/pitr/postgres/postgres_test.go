@@ -247,6 +247,25 @@ func TestRestoreToMarks(t *testing.T) {
 			}
 		})
 	}
+	// A segment whose content is damaged passes the gap check; replay
+	// ends at the damage, before the mark, and the server stops: the
+	// restore fails, leaving a server that never promoted.
+	t.Run("a damaged segment", func(t *testing.T) {
+		damaged := logs.without()
+		b := bytes.Clone(damaged.files[hole])
+		for i := len(b) / 2; i < len(b)/2+64; i++ {
+			b[i] ^= 0xff
+		}
+		damaged.files[hole] = b
+		dir, port := testenv.PITRPostgresTarget(t)
+		err := Engine{}.Restore(ctx, bytes.NewReader(base.Bytes()), info, damaged, cut2, pitr.Target{DataDir: dir, Port: port, Start: true})
+		if err == nil || !strings.Contains(err.Error(), "before reaching the cut") || !strings.Contains(err.Error(), "recovery ended before configured recovery target was reached") {
+			t.Fatalf("Restore = %v, want the server's refusal to end short of the cut", err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "recovery.signal")); err != nil {
+			t.Fatalf("the failed restore looks finished: %v", err)
+		}
+	})
 	t.Run("Gaps names the hole", func(t *testing.T) {
 		var gap *pitr.GapError
 		if err := (Engine{}).Gaps(ctx, "pg", holed, info.Start); !errors.As(err, &gap) || gap.Missing != hole {

@@ -289,7 +289,7 @@ func start(ctx context.Context, bin, dir string, o owner) error {
 		return fmt.Errorf("restore: %s: %v; the server's log %s ends:\n%s", what, err, logFile, lastLines(string(text), 20))
 	}
 	if out, err := o.command(ctx, filepath.Join(bin, "pg_ctl"), "-D", dir, "-l", logFile, "-w", "-t", "86400", "start").CombinedOutput(); err != nil {
-		return fail("starting the restored server", fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out))))
+		return fail("the restored server did not start, or stopped before reaching the cut", fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out))))
 	}
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
