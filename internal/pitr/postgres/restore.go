@@ -186,29 +186,29 @@ func writeFile(p string, r io.Reader, mode os.FileMode) error {
 	return f.Close()
 }
 
-// spool copies from the archive the history files of the timelines up to
-// the cut's and the segments from the base's start to the one after the
-// mark (replay reads the record after the mark to stop before it).
+// spool copies from the archive the files replay from the base's start
+// to the mark reads: the history files of the timelines on its path and
+// its segments, with the one after the mark's (replay reads the record
+// after the mark to stop before it) when the archive has it.
 func spool(ctx context.Context, a *archive, from, to pitr.Position, dir string) error {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return err
 	}
-	start, _ := parseLSN(from.LSN)
 	stop, _ := parseLSN(to.LSN)
-	var names []string
-	for t := range a.history {
-		if t <= to.Timeline {
-			names = append(names, historyName(t))
-		}
+	spans, err := a.path(ctx, "", from, to.Timeline, stop/a.segSize)
+	if err != nil {
+		return err
 	}
-	for t, segs := range a.segments {
-		if t < from.Timeline || t > to.Timeline {
-			continue
+	var names []string
+	for i, s := range spans {
+		if a.history[s.tli] {
+			names = append(names, historyName(s.tli))
 		}
-		for _, s := range segs {
-			if n := s.number(a.segSize); !s.partial && n >= start/a.segSize && n <= stop/a.segSize+1 {
-				names = append(names, s.fileName)
-			}
+		if i == len(spans)-1 && a.held(s.tli, s.last+1) {
+			s.last++
+		}
+		for n := s.first; n <= s.last && s.first <= s.last; n++ {
+			names = append(names, segmentName(s.tli, n, a.segSize))
 		}
 	}
 	for _, n := range names {

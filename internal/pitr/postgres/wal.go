@@ -3,6 +3,7 @@ package postgres
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -168,75 +169,106 @@ func (a *archive) held(tli uint32, segno uint64) bool {
 	return found
 }
 
-// switchPoint reads the segment number at which timeline tli branched off
-// its parent, from tli's history file (its last line: parent, LSN, why).
-func (a *archive) switchPoint(ctx context.Context, tli uint32) (uint64, error) {
-	var b bytes.Buffer
-	if err := a.logs.Get(ctx, historyName(tli), &b); err != nil {
-		return 0, err
-	}
-	var last string
-	for _, l := range strings.Split(b.String(), "\n") {
-		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-			last = l
-		}
-	}
-	f := strings.Fields(last)
-	if len(f) < 2 {
-		return 0, fmt.Errorf("%s in the log archive names no switch point", historyName(tli))
-	}
-	lsn, err := parseLSN(f[1])
-	if err != nil {
-		return 0, fmt.Errorf("%s in the log archive: %w", historyName(tli), err)
-	}
-	return lsn / a.segSize, nil
+// span is a stretch of one timeline that replay reads: segments first
+// to last of timeline tli.
+type span struct {
+	tli         uint32
+	first, last uint64
 }
 
-// check finds the first file replay from `from` cannot have: on from's
-// timeline every segment from its start; on each later timeline its
-// history file and every segment from its switch point; up to the newest
-// segment held, or with upTo set (> 0) up to that segment of the last
-// timeline only.
-func (a *archive) check(ctx context.Context, store string, from pitr.Position, lastTLI uint32, upTo uint64) error {
+// errNotDescended: a timeline that branched off before the base, or off
+// another timeline, which replay from the base cannot reach.
+var errNotDescended = errors.New("does not descend from the base's timeline after its start")
+
+// path is the segments replay from `from` (a base's start) to segment
+// upTo of timeline tli reads: the base's timeline up to the segment
+// before the first switch, each timeline tli descends from after it up to
+// the segment before its own switch, then tli. A switch's segment is read
+// from the new timeline, which holds the old one's WAL before the switch
+// (PostgreSQL reads each segment from the newest timeline that has it).
+// The ancestry comes from tli's history file, whose lines are every
+// ancestor and the LSN where its child branched off.
+func (a *archive) path(ctx context.Context, store string, from pitr.Position, tli uint32, upTo uint64) ([]span, error) {
 	start, err := parseLSN(from.LSN)
 	if err != nil {
-		return fmt.Errorf("the base's start: %w", err)
+		return nil, fmt.Errorf("the base's start: %w", err)
 	}
-	tlis := []uint32{from.Timeline}
-	for t := range a.segments {
-		if t > from.Timeline && (lastTLI == 0 || t <= lastTLI) {
-			tlis = append(tlis, t)
+	if tli == from.Timeline {
+		return []span{{tli, start / a.segSize, upTo}}, nil
+	}
+	if !a.history[tli] {
+		return nil, &pitr.GapError{Store: store, Missing: historyName(tli), Suggestion: fmt.Sprintf(": timeline %d's history file never reached the archive; replay cannot follow the switch to it", tli)}
+	}
+	var b bytes.Buffer
+	if err := a.logs.Get(ctx, historyName(tli), &b); err != nil {
+		return nil, err
+	}
+	var spans []span
+	for _, l := range strings.Split(b.String(), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 || strings.HasPrefix(f[0], "#") {
+			continue
 		}
-	}
-	if lastTLI > from.Timeline && !slices.Contains(tlis, lastTLI) {
-		tlis = append(tlis, lastTLI)
-	}
-	slices.Sort(tlis)
-	begin := start / a.segSize
-	for _, t := range tlis {
-		if t != from.Timeline {
-			if !a.history[t] {
-				return &pitr.GapError{Store: store, Missing: historyName(t), Suggestion: fmt.Sprintf(": timeline %d's history file never reached the archive; replay cannot follow the switch to it", t)}
+		parent, err1 := strconv.ParseUint(f[0], 10, 32)
+		lsn, err2 := parseLSN(f[1])
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("%s in the log archive: line %q is not \"timeline LSN reason\"", historyName(tli), l)
+		}
+		switch {
+		case uint32(parent) == from.Timeline:
+			if lsn < start {
+				return nil, fmt.Errorf("timeline %d %w", tli, errNotDescended)
 			}
-			if begin, err = a.switchPoint(ctx, t); err != nil {
-				return err
-			}
+			spans = append(spans, span{from.Timeline, start / a.segSize, 0})
+		case len(spans) == 0:
+			continue // an ancestor of the base's timeline
+		default:
+			spans = append(spans, span{uint32(parent), 0, 0})
 		}
-		end := begin
-		if segs := a.segments[t]; len(segs) > 0 {
-			newest, _ := parseSegment(strings.TrimSuffix(segs[len(segs)-1].fileName, ".partial"))
-			end = max(end, newest.number(a.segSize))
+		// The switch's segment is the child's first.
+		spans[len(spans)-1].last = lsn / a.segSize
+		if len(spans) > 1 {
+			spans[len(spans)-1].first = spans[len(spans)-2].last
 		}
-		if upTo > 0 && t == tlis[len(tlis)-1] {
-			end = upTo
-		}
-		for n := begin; n <= end; n++ {
-			if !a.held(t, n) {
-				return a.gap(store, t, n, end)
+	}
+	if len(spans) == 0 {
+		return nil, fmt.Errorf("timeline %d %w", tli, errNotDescended)
+	}
+	spans = append(spans, span{tli, spans[len(spans)-1].last, upTo})
+	for i := range len(spans) - 1 {
+		// The switch's segment is read from the next timeline; an empty
+		// span is two switches in one segment.
+		spans[i].last--
+		spans[i].first = min(spans[i].first, spans[i].last+1)
+	}
+	return spans, nil
+}
+
+// check finds the first file replay from `from` to segment upTo of
+// timeline tli lacks.
+func (a *archive) check(ctx context.Context, store string, from pitr.Position, tli uint32, upTo uint64) error {
+	spans, err := a.path(ctx, store, from, tli, upTo)
+	if err != nil {
+		return err
+	}
+	for _, s := range spans {
+		for n := s.first; n <= s.last && s.first <= s.last; n++ {
+			if !a.held(s.tli, n) {
+				return a.gap(store, s.tli, n, max(s.last, a.newest(s.tli)))
 			}
 		}
 	}
 	return nil
+}
+
+// newest is the newest segment of timeline tli held (0 if none).
+func (a *archive) newest(tli uint32) uint64 {
+	segs := a.segments[tli]
+	if len(segs) == 0 {
+		return 0
+	}
+	s, _ := parseSegment(strings.TrimSuffix(segs[len(segs)-1].fileName, ".partial"))
+	return s.number(a.segSize)
 }
 
 func (a *archive) gap(store string, tli uint32, missing, end uint64) *pitr.GapError {
@@ -259,11 +291,33 @@ func (a *archive) gap(store string, tli uint32, missing, end uint64) *pitr.GapEr
 }
 
 // Gaps checks the archive holds every file replay from `from` (a base's
-// start) needs, up to the newest segment it holds.
+// start) needs to reach the newest segment of every timeline that
+// descends from the base's: a cut on any of them must be restorable.
 func (Engine) Gaps(ctx context.Context, store string, logs pitr.Logs, from pitr.Position) error {
 	a, err := readArchive(ctx, logs)
 	if err != nil {
 		return fmt.Errorf("store %s: %w", store, err)
 	}
-	return a.check(ctx, store, from, 0, 0)
+	tlis := []uint32{from.Timeline}
+	for t := range a.segments {
+		tlis = append(tlis, t)
+	}
+	for t := range a.history {
+		tlis = append(tlis, t)
+	}
+	slices.Sort(tlis)
+	for _, t := range slices.Compact(tlis) {
+		if t < from.Timeline {
+			continue
+		}
+		start, _ := parseLSN(from.LSN)
+		err := a.check(ctx, store, from, t, max(a.newest(t), start/a.segSize))
+		if errors.Is(err, errNotDescended) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -19,19 +19,25 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 const mib = 1 << 20
 
 // archiveOf is an archive of 1 MiB segments: "1:2-5" holds timeline 1's
-// segments 2 to 5, "1:4p" segment 4 as .partial, "h2:0/400028" timeline
-// 2's history file switching at that LSN.
+// segments 2 to 5, "1:4p" segment 4 as .partial, "h3:1@0/400028,2@0/600028"
+// timeline 3's history file: timeline 1 switched to 2 at 0/400028, 2 to 3
+// at 0/600028.
 func archiveOf(t *testing.T, specs ...string) *memLogs {
 	t.Helper()
 	logs := newMemLogs()
 	for _, spec := range specs {
 		var tli, lo, hi uint64
 		if sw, ok := strings.CutPrefix(spec, "h"); ok {
-			tl, lsn, _ := strings.Cut(sw, ":")
+			tl, switches, _ := strings.Cut(sw, ":")
 			if _, err := fmt.Sscan(tl, &tli); err != nil {
 				t.Fatal(err)
 			}
-			logs.files[historyName(uint32(tli))] = []byte("1\t" + lsn + "\tno recovery target specified\n")
+			var history strings.Builder
+			for _, s := range strings.Split(switches, ",") {
+				parent, lsn, _ := strings.Cut(s, "@")
+				fmt.Fprintf(&history, "%s\t%s\tno recovery target specified\n\n", parent, lsn)
+			}
+			logs.files[historyName(uint32(tli))] = []byte(history.String())
 			continue
 		}
 		tl, rng, _ := strings.Cut(spec, ":")
@@ -78,10 +84,16 @@ func TestGaps(t *testing.T) {
 		{"an empty archive", nil, segmentName(1, 0, 16*mib), "", ""},
 		{"across the 4 GiB boundary of segment names", []string{"1:2-4097"}, "", "", ""},
 		{"a hole at the 4 GiB boundary", []string{"1:2-4095", "1:4097"}, seg(1, 4096), seg(1, 4095), seg(1, 4097)},
-		{"a timeline switch", []string{"1:2-3", "1:4p", "h2:0/400028", "2:4-6"}, "", "", ""},
+		{"a timeline switch", []string{"1:2-3", "1:4p", "h2:1@0/400028", "2:4-6"}, "", "", ""},
 		{"a timeline without its history file", []string{"1:2-3", "1:4p", "2:4-6"}, "00000002.history", "", ""},
-		{"a hole after a timeline switch", []string{"1:2-3", "1:4p", "h2:0/400028", "2:4", "2:6"}, seg(2, 5), seg(2, 4), seg(2, 6)},
-		{"the switch segment missing on the new timeline", []string{"1:2-4", "h2:0/400028", "2:5-6"}, seg(2, 4), "", seg(2, 5)},
+		{"a hole after a timeline switch", []string{"1:2-3", "1:4p", "h2:1@0/400028", "2:4", "2:6"}, seg(2, 5), seg(2, 4), seg(2, 6)},
+		{"a hole on the old timeline before the switch", []string{"1:2", "h2:1@0/400028", "2:4-6"}, seg(1, 3), seg(1, 2), ""},
+		{"the old timeline's switch segment is not needed", []string{"1:2-3", "h2:1@0/400028", "2:4-6"}, "", "", ""},
+		{"a timeline branched off before the base is not its", []string{"1:2-5", "h2:1@0/100028", "2:1-3"}, "", "", ""},
+		{"two switches", []string{"1:2-3", "h2:1@0/400028", "2:4-5", "h3:1@0/400028,2@0/600028", "3:6-7"}, "", "", ""},
+		{"two switches in one segment", []string{"1:2-3", "h2:1@0/400028", "h3:1@0/400028,2@0/400100", "3:4-7"}, "", "", ""},
+		{"two switches, a hole on the middle timeline", []string{"1:2-3", "h2:1@0/400028", "2:4", "h3:1@0/400028,2@0/600028", "3:6-7"}, seg(2, 5), seg(2, 4), ""},
+		{"the switch segment missing on the new timeline", []string{"1:2-4", "h2:1@0/400028", "2:5-6"}, seg(2, 4), "", seg(2, 5)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := Engine{}.Gaps(context.Background(), "pg", archiveOf(t, tc.archive...), from)
