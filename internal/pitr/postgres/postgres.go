@@ -108,11 +108,16 @@ func (Engine) Base(ctx context.Context, sc config.Store, w io.Writer) (pitr.Base
 	go func() { ranges <- readManifest(pr) }()
 	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, filepath.Join(bin, "pg_basebackup"), "-d", sc.DSN, "-D", "-", "-Ft", "-X", "none", "--checkpoint=fast", "--no-password")
-	cmd.Stdout, cmd.Stderr = io.MultiWriter(w, pw), &stderr
+	out := &recordingWriter{w: w}
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(out, pw), &stderr
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	err = cmd.Run()
 	pw.Close()
 	r := <-ranges
+	if out.err != nil {
+		// pg_basebackup then dies of a broken pipe, which says nothing.
+		return pitr.BaseInfo{}, fmt.Errorf("base backup: writing the base: %w", out.err)
+	}
 	if err != nil {
 		return pitr.BaseInfo{}, fmt.Errorf("base backup: pg_basebackup: %w: %s", err, strings.TrimSpace(stderr.String()))
 	}
@@ -126,6 +131,20 @@ func (Engine) Base(ctx context.Context, sc config.Store, w io.Writer) (pitr.Base
 		Version: srv.version,
 		Format:  "tar",
 	}, nil
+}
+
+// recordingWriter keeps the first error of w.
+type recordingWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (r *recordingWriter) Write(p []byte) (int, error) {
+	n, err := r.w.Write(p)
+	if err != nil && r.err == nil {
+		r.err = err
+	}
+	return n, err
 }
 
 // walRanges is the part of a backup_manifest that says which WAL the

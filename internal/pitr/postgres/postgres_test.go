@@ -66,6 +66,31 @@ func archived(t *testing.T, dir string) *memLogs {
 	return logs
 }
 
+var errRepository = errors.New("repository unreachable")
+
+// failingWriter takes left bytes, then fails as a repository can.
+type failingWriter struct{ left int }
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if len(p) > w.left {
+		n := w.left
+		w.left = 0
+		return n, errRepository
+	}
+	w.left -= len(p)
+	return len(p), nil
+}
+
+// TestBaseRefusesAServerThatDoesNotArchive uses the shared server, whose
+// archive_mode is off, and runs nothing there but a query.
+func TestBaseRefusesAServerThatDoesNotArchive(t *testing.T) {
+	var w bytes.Buffer
+	_, err := Engine{}.Base(context.Background(), config.Store{Engine: "postgres", DSN: testenv.PostgresDSN(t)}, &w)
+	if err == nil || !strings.Contains(err.Error(), "archive_mode = on") || w.Len() != 0 {
+		t.Fatalf("Base = %v (%d bytes written), want a refusal naming archive_mode before any byte", err, w.Len())
+	}
+}
+
 func isEmpty(t *testing.T, dir string) bool {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
@@ -284,6 +309,18 @@ func TestRestoreToMarks(t *testing.T) {
 		}
 		if b, _ := os.ReadFile(keep); string(b) != "operator's" {
 			t.Fatal("the refused restore changed the target's file")
+		}
+	})
+	t.Run("a repository that fails during the base", func(t *testing.T) {
+		_, err := Engine{}.Base(ctx, config.Store{Engine: "postgres", DSN: srv.DSN}, &failingWriter{left: 1 << 20})
+		if !errors.Is(err, errRepository) {
+			t.Fatalf("Base = %v, want the repository's error", err)
+		}
+	})
+	t.Run("a mark name longer than PostgreSQL takes", func(t *testing.T) {
+		_, err := Engine{}.Mark(ctx, st, strings.Repeat("m", 64))
+		if err == nil || !strings.Contains(err.Error(), "at most 63") {
+			t.Fatalf("Mark = %v, want a refusal naming the limit", err)
 		}
 	})
 	t.Run("a user without REPLICATION", func(t *testing.T) {
