@@ -285,7 +285,7 @@ func (a *archive) gap(store string, tli uint32, missing, end uint64) *pitr.GapEr
 	if e.Before == "" {
 		e.Suggestion = ": if the server still has it, it has not been archived yet (run SELECT pg_switch_wal() or wait for archive_timeout, and check archive_command's errors in the server log)"
 	} else {
-		e.Suggestion = ": replay cannot cross it; take a new base backup to restore to cuts after it"
+		e.Suggestion = ": replay cannot cross it; cuts after it restore only from a base taken after it"
 	}
 	return e
 }
