@@ -167,6 +167,10 @@ func TestRestoreToMarks(t *testing.T) {
 	} {
 		t.Run(tc.cut.RestorePoint, func(t *testing.T) {
 			dir, port := testenv.PITRPostgresTarget(t)
+			// As an operator's directory often is; PostgreSQL refuses it.
+			if err := os.Chmod(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
 			if err := (Engine{}).Restore(ctx, bytes.NewReader(base.Bytes()), info, logs, tc.cut, pitr.Target{DataDir: dir, Port: port, Start: true}); err != nil {
 				t.Fatalf("Restore: %v", err)
 			}
@@ -295,6 +299,34 @@ func TestRestoreToMarks(t *testing.T) {
 		var gap *pitr.GapError
 		if err := (Engine{}).Gaps(ctx, "pg", holed, info.Start); !errors.As(err, &gap) || gap.Missing != hole {
 			t.Fatalf("Gaps = %v, want the gap at %s", err, hole)
+		}
+	})
+	t.Run("a target data directory restore_command cannot name", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "it's")
+		err := Engine{}.Restore(ctx, bytes.NewReader(base.Bytes()), info, logs, cut1, pitr.Target{DataDir: dir})
+		if err == nil || !strings.Contains(err.Error(), "quote") {
+			t.Fatalf("Restore = %v, want a refusal of the path", err)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("the refused restore created %s", dir)
+		}
+	})
+	t.Run("a target owned by root, or by the user restoring", func(t *testing.T) {
+		dir := t.TempDir()
+		err := Engine{}.Restore(ctx, bytes.NewReader(base.Bytes()), info, logs, cut1, pitr.Target{DataDir: dir})
+		if os.Geteuid() == 0 {
+			// PostgreSQL refuses to run as root, and so as the owner of a
+			// root-owned directory.
+			if err == nil || !strings.Contains(err.Error(), "refuses to run as root") || !isEmpty(t, dir) {
+				t.Fatalf("Restore as root into a root-owned directory = %v, want a refusal that writes nothing", err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("Restore: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "recovery.signal")); err != nil {
+			t.Fatalf("the restored directory is not set to recover: %v", err)
 		}
 	})
 	t.Run("a target that is not empty", func(t *testing.T) {

@@ -90,6 +90,9 @@ func targetOwner(dir string) (owner, error) {
 	if dir == "" {
 		return owner{}, errors.New("restore: no target data directory")
 	}
+	if strings.ContainsAny(dir, `'"\`) {
+		return owner{}, fmt.Errorf("restore: the target data directory %q has a quote or backslash, which restore_command cannot carry: choose another path", dir)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return owner{}, fmt.Errorf("restore: %w", err)
 	}
@@ -167,8 +170,12 @@ func untar(r io.Reader, dir string) error {
 			return err
 		}
 	}
-	// -X none leaves pg_wal empty or absent; the server needs it.
-	return os.MkdirAll(filepath.Join(dir, "pg_wal", "archive_status"), 0o700)
+	// -X none leaves pg_wal empty or absent; the server needs it, and
+	// refuses a data directory others may read.
+	if err := os.MkdirAll(filepath.Join(dir, "pg_wal", "archive_status"), 0o700); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o700)
 }
 
 func writeFile(p string, r io.Reader, mode os.FileMode) error {
@@ -225,9 +232,6 @@ func spool(ctx context.Context, a *archive, from, to pitr.Position, dir string) 
 // server it was copied from.
 func configure(target pitr.Target, to pitr.Position) error {
 	dir := target.DataDir
-	if strings.ContainsAny(dir, `'"\`) {
-		return fmt.Errorf("the target data directory %q has a quote or backslash, which restore_command cannot carry: choose another path", dir)
-	}
 	// A base of a server configured outside its data directory (Debian's
 	// /etc/postgresql) lacks these; the restored server needs them.
 	defaults := map[string]string{
