@@ -301,6 +301,19 @@ func TestRestoreToMarks(t *testing.T) {
 			t.Fatalf("Gaps = %v, want the gap at %s", err, hole)
 		}
 	})
+	t.Run("interrupted while the server replays", func(t *testing.T) {
+		dir, port := testenv.PITRPostgresTarget(t)
+		ctx, cancel := context.WithCancel(ctx)
+		afterStart = cancel
+		defer func() { afterStart = func() {} }()
+		err := Engine{}.Restore(ctx, bytes.NewReader(base.Bytes()), info, logs, cut2, pitr.Target{DataDir: dir, Port: port, Start: true})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Restore = %v, want it interrupted", err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "postmaster.pid")); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("the interrupted restore left its server running (postmaster.pid: %v)", err)
+		}
+	})
 	t.Run("a target data directory restore_command cannot name", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "it's")
 		err := Engine{}.Restore(ctx, bytes.NewReader(base.Bytes()), info, logs, cut1, pitr.Target{DataDir: dir})

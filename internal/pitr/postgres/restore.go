@@ -292,12 +292,26 @@ func start(ctx context.Context, bin, dir string, o owner) error {
 		text, _ := os.ReadFile(logFile)
 		return fmt.Errorf("restore: %s: %v; the server's log %s ends:\n%s", what, err, logFile, lastLines(string(text), 20))
 	}
+	promoted := false
+	defer func() {
+		if !promoted {
+			// Interrupted or failed, the restore leaves no server running:
+			// one still replaying would go on to promote and look finished.
+			stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			_ = o.command(stopCtx, filepath.Join(bin, "pg_ctl"), "-D", dir, "-m", "immediate", "-w", "stop").Run()
+		}
+	}()
 	if out, err := o.command(ctx, filepath.Join(bin, "pg_ctl"), "-D", dir, "-l", logFile, "-w", "-t", "86400", "start").CombinedOutput(); err != nil {
 		return fail("the restored server did not start, or stopped before reaching the cut", fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out))))
 	}
+	afterStart()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("restore: interrupted while the server replayed, which was stopped: %w", err)
+		}
 		out, err := o.command(ctx, filepath.Join(bin, "pg_controldata"), "-D", dir).Output()
 		if err != nil {
 			return fail("reading the restored server's pg_control", err)
@@ -310,12 +324,16 @@ func start(ctx context.Context, bin, dir string, o owner) error {
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
 		case <-tick.C:
 		}
 	}
+	promoted = true
 	return os.RemoveAll(filepath.Join(dir, spoolDir))
 }
+
+// afterStart is a test hook: it runs once the server has started, before
+// its promotion is awaited.
+var afterStart = func() {}
 
 var inProduction = regexp.MustCompile(`(?m)^Database cluster state:\s+in production$`)
 
