@@ -91,6 +91,21 @@ func TestBaseRefusesAServerThatDoesNotArchive(t *testing.T) {
 	}
 }
 
+// switchAndArchive ends the server's current WAL segment, awaits its
+// archiving into dir, and returns the archive.
+func switchAndArchive(t *testing.T, conn *pgx.Conn, dir string) *memLogs {
+	t.Helper()
+	var switched string
+	if err := conn.QueryRow(context.Background(), "SELECT pg_walfile_name(pg_switch_wal())").Scan(&switched); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Await(t, "the archiver to archive "+switched, func() bool {
+		_, err := os.Stat(filepath.Join(dir, switched))
+		return err == nil
+	})
+	return archived(t, dir)
+}
+
 func isEmpty(t *testing.T, dir string) bool {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
@@ -136,15 +151,7 @@ func TestRestoreToMarks(t *testing.T) {
 		t.Fatalf("Mark: %v", err)
 	}
 	phase(20000)
-	var switched string
-	if err := conn.QueryRow(ctx, "SELECT pg_walfile_name(pg_switch_wal())").Scan(&switched); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Await(t, "the archiver to archive "+switched, func() bool {
-		_, err := os.Stat(filepath.Join(srv.Archive, switched))
-		return err == nil
-	})
-	logs := archived(t, srv.Archive)
+	logs := switchAndArchive(t, conn, srv.Archive)
 	names, _ := logs.Names(ctx)
 	t.Logf("base %d bytes, %s to %s; archive %d files; cut1 %s, cut2 %s", base.Len(), info.Start, info.End, len(names), cut1, cut2)
 	if err := (Engine{}).Gaps(ctx, "pg", logs, info.Start); err != nil {
@@ -219,14 +226,7 @@ func TestRestoreToMarks(t *testing.T) {
 			t.Fatalf("Mark = %v, %v; want a mark on timeline 2", cut3, err)
 		}
 		run(t, primary, "INSERT INTO rows VALUES (40000)")
-		if err := primary.QueryRow(ctx, "SELECT pg_walfile_name(pg_switch_wal())").Scan(&switched); err != nil {
-			t.Fatal(err)
-		}
-		testenv.Await(t, "the archiver to archive "+switched, func() bool {
-			_, err := os.Stat(filepath.Join(srv.Archive, switched))
-			return err == nil
-		})
-		logs := archived(t, srv.Archive)
+		logs := switchAndArchive(t, primary, srv.Archive)
 		if err := (Engine{}).Gaps(ctx, "pg", logs, info.Start); err != nil {
 			t.Fatalf("Gaps: %v", err)
 		}
