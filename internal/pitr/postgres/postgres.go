@@ -65,6 +65,9 @@ type server struct {
 	major       int
 	replication bool
 	archiveMode string
+	// archiver is archive_command, or PostgreSQL 15's archive_library
+	// ("" for both unset: WAL is kept but never archived).
+	archiver string
 }
 
 func inspect(ctx context.Context, dsn string) (server, error) {
@@ -76,8 +79,9 @@ func inspect(ctx context.Context, dsn string) (server, error) {
 	var s server
 	var num int
 	err = conn.QueryRow(ctx, `SELECT current_setting('server_version'), current_setting('server_version_num')::int,
-		(SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user), current_setting('archive_mode')`).
-		Scan(&s.version, &num, &s.replication, &s.archiveMode)
+		(SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user), current_setting('archive_mode'),
+		current_setting('archive_command') || coalesce(current_setting('archive_library', true), '')`).
+		Scan(&s.version, &num, &s.replication, &s.archiveMode, &s.archiver)
 	s.major = num / 10000
 	return s, err
 }
@@ -98,6 +102,10 @@ func (Engine) Base(ctx context.Context, sc config.Store, w io.Writer) (pitr.Base
 	}
 	if srv.archiveMode == "off" {
 		return pitr.BaseInfo{}, errors.New("base backup: the server does not archive its WAL, so the base could not be replayed: set archive_mode = on and archive_command (docs/pitr-postgres.md) and restart it")
+	}
+	if srv.archiver == "" {
+		// pg_basebackup would wait forever for the base's WAL to be archived.
+		return pitr.BaseInfo{}, errors.New("base backup: the server has archive_mode on but no archive_command, so its WAL is never archived: set archive_command (docs/pitr-postgres.md) and reload it")
 	}
 	bin, err := binDir(srv.major, "pg_basebackup")
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -374,6 +375,37 @@ func TestRestoreToMarks(t *testing.T) {
 		_, err := Engine{}.Base(ctx, config.Store{Engine: "postgres", DSN: dsn}, &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), "REPLICATION") {
 			t.Fatalf("Base = %v, want an error naming REPLICATION", err)
+		}
+	})
+	// Last: it changes the server's archive_command (and puts it back).
+	t.Run("archive_mode on without archive_command", func(t *testing.T) {
+		var command string
+		if err := conn.QueryRow(ctx, "SHOW archive_command").Scan(&command); err != nil {
+			t.Fatal(err)
+		}
+		setArchiveCommand := func(c string) {
+			run(t, conn, "ALTER SYSTEM SET archive_command = '"+strings.ReplaceAll(c, "'", "''")+"'")
+			run(t, conn, "SELECT pg_reload_conf()")
+			testenv.Await(t, "the server to reload archive_command", func() bool {
+				fresh, err := pgx.Connect(ctx, srv.DSN)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer fresh.Close(ctx)
+				var now string
+				return fresh.QueryRow(ctx, "SHOW archive_command").Scan(&now) == nil && now == c
+			})
+		}
+		setArchiveCommand("")
+		defer setArchiveCommand(command)
+		var w bytes.Buffer
+		// Without the check, pg_basebackup waits forever for archiving:
+		// the deadline only ends such a hang.
+		hang, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		_, err := Engine{}.Base(hang, config.Store{Engine: "postgres", DSN: srv.DSN}, &w)
+		if err == nil || !strings.Contains(err.Error(), "no archive_command") || w.Len() != 0 {
+			t.Fatalf("Base = %v (%d bytes written), want a refusal naming archive_command before any byte", err, w.Len())
 		}
 	})
 }
