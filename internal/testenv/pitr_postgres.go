@@ -19,7 +19,7 @@ import (
 // configured as an operator configures one for point-in-time recovery:
 // wal_level=replica, archive_mode=on, full_page_writes=on, and an
 // archive_command that copies each file PostgreSQL archives into Archive
-// (never overwriting one). Its WAL segments are 1 MiB, so tests fill and
+// (never overwriting one; ArchiveConf). Its WAL segments are 1 MiB, so tests fill and
 // switch segments with little data.
 type PITRPostgres struct {
 	DSN     string // superuser, URL form
@@ -55,9 +55,11 @@ logging_collector = off
 }
 
 // ArchiveConf is the postgresql.conf lines that archive every WAL file
-// into dir, never overwriting one.
+// into dir, never overwriting one. A file appears there whole (copied
+// under a .tmp name, then renamed), as a repository's Put stores it: a
+// reader never sees one half copied.
 func ArchiveConf(dir string) string {
-	return fmt.Sprintf("archive_mode = on\narchive_command = 'test ! -f %[1]s/%%f && cp %%p %[1]s/%%f'\n", dir)
+	return fmt.Sprintf("archive_mode = on\narchive_command = 'test ! -f %[1]s/%%f && cp %%p %[1]s/%%f.tmp && mv %[1]s/%%f.tmp %[1]s/%%f'\n", dir)
 }
 
 // PITRPostgresTarget returns an empty directory a restore may fill and a
