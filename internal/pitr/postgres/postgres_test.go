@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/stillpoint/stillpoint/internal/config"
 	"github.com/stillpoint/stillpoint/internal/pitr"
+	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/postgres"
 	"github.com/stillpoint/stillpoint/internal/testenv"
 )
@@ -95,6 +97,55 @@ func TestBaseRefusesAServerThatDoesNotArchive(t *testing.T) {
 	}
 }
 
+// loadMark is a mark taken while one session commits ids 0, 1, 2, ...
+// into table live, one per transaction: every id up to committedBefore
+// had committed when Mark was called, and no id after begunBefore had
+// begun when it returned.
+type loadMark struct {
+	cut                          pitr.Position
+	committedBefore, begunBefore int
+}
+
+func markUnderLoad(t *testing.T, dsn string, st storage.Store) loadMark {
+	t.Helper()
+	ctx := context.Background()
+	writer := connect(t, dsn)
+	run(t, writer, "CREATE TABLE live (id int PRIMARY KEY)")
+	var committed atomic.Int64
+	committed.Store(-1)
+	stop, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if _, err := writer.Exec(ctx, "INSERT INTO live VALUES ($1)", i); err != nil {
+				done <- err
+				return
+			}
+			committed.Store(int64(i))
+		}
+	}()
+	testenv.Await(t, "100 commits", func() bool { return committed.Load() >= 100 })
+	m := loadMark{committedBefore: int(committed.Load())}
+	var err error
+	m.cut, err = Engine{}.Mark(ctx, st, "live")
+	// The insert of committed+1 may have begun before Mark returned.
+	m.begunBefore = int(committed.Load()) + 1
+	testenv.Await(t, "commits after the mark", func() bool { return committed.Load() > int64(m.begunBefore)+100 })
+	close(stop)
+	if werr := <-done; werr != nil {
+		t.Fatalf("writer: %v", werr)
+	}
+	if err != nil {
+		t.Fatalf("Mark: %v", err)
+	}
+	return m
+}
+
 // switchAndArchive ends the server's current WAL segment, awaits its
 // archiving into dir, and returns the archive.
 func switchAndArchive(t *testing.T, conn *pgx.Conn, dir string) *memLogs {
@@ -155,6 +206,7 @@ func TestRestoreToMarks(t *testing.T) {
 		t.Fatalf("Mark: %v", err)
 	}
 	phase(20000)
+	live := markUnderLoad(t, srv.DSN, st)
 	logs := switchAndArchive(t, conn, srv.Archive)
 	names, _ := logs.Names(ctx)
 	t.Logf("base %d bytes, %s to %s; archive %d files; cut1 %s, cut2 %s", base.Len(), info.Start, info.End, len(names), cut1, cut2)
@@ -198,6 +250,25 @@ func TestRestoreToMarks(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("a mark taken while commits run", func(t *testing.T) {
+		dir, port := testenv.PITRPostgresTarget(t)
+		if err := (Engine{}).Restore(ctx, bytes.NewReader(base.Bytes()), info, logs, live.cut, pitr.Target{DataDir: dir, Port: port, Start: true}); err != nil {
+			t.Fatalf("Restore: %v", err)
+		}
+		restored := connect(t, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port))
+		var n, maxID int
+		if err := restored.QueryRow(ctx, "SELECT count(*), coalesce(max(id), -1) FROM live").Scan(&n, &maxID); err != nil {
+			t.Fatal(err)
+		}
+		// Commits are sequential: what replay kept is a prefix, holding
+		// every commit that returned before the mark was asked for and
+		// none begun after it returned.
+		if n != maxID+1 || maxID < live.committedBefore || maxID > live.begunBefore {
+			t.Fatalf("restored ids 0..%d (%d rows); want a prefix ending between %d and %d", maxID, n, live.committedBefore, live.begunBefore)
+		}
+		t.Logf("mark under load: restored ids 0..%d, bounds %d..%d", maxID, live.committedBefore, live.begunBefore)
+	})
 
 	// An operator makes a restored server the new primary: it archives
 	// into the same archive on the timeline its promotion began (its
