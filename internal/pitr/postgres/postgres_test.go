@@ -417,6 +417,13 @@ func TestRestoreToMarks(t *testing.T) {
 			t.Fatalf("the restored directory is not set to recover: %v", err)
 		}
 	})
+	t.Run("a restored server to start without a port", func(t *testing.T) {
+		dir, _ := testenv.PITRPostgresTarget(t)
+		err := Engine{}.Restore(ctx, bytes.NewReader(base.Bytes()), info, logs, cut1, pitr.Target{DataDir: dir, Start: true})
+		if err == nil || !strings.Contains(err.Error(), "port of its own") || !isEmpty(t, dir) {
+			t.Fatalf("Restore = %v, want a refusal that writes nothing", err)
+		}
+	})
 	t.Run("a target that is not empty", func(t *testing.T) {
 		dir, port := testenv.PITRPostgresTarget(t)
 		keep := filepath.Join(dir, "keep")

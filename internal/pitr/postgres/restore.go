@@ -31,6 +31,10 @@ func (Engine) Restore(ctx context.Context, base io.Reader, info pitr.BaseInfo, l
 	if info.Format != "tar" {
 		return fmt.Errorf("restore: the base is in format %q; PostgreSQL bases are tar", info.Format)
 	}
+	if target.Start && target.Port == 0 {
+		// It would listen on the base's port, the original server's.
+		return errors.New("restore: starting the restored server needs a port of its own (the base's is the original server's)")
+	}
 	if to.Engine != "postgres" || to.LSN == "" {
 		return fmt.Errorf("restore: the cut records no PostgreSQL LSN for this store (%s)", to)
 	}
