@@ -63,7 +63,7 @@ func TestJSONOutput(t *testing.T) {
 		{"stats", "--repo", repoDir},
 		{"diff", "latest", "latest", "--rows", "--repo", repoDir},
 		{"restore", "latest", "--repo", repoDir, "--data-dir", restored},
-		{"wal-push", "--store", "coordinator", segment, "--repo", repoDir},
+		{"wal-push", "--store", "coordinator", filepath.Base(segment), segment, "--repo", repoDir},
 		{"wal-fetch", "--store", "coordinator", filepath.Base(segment), filepath.Join(dir, "fetched"), "--repo", repoDir},
 		{"cut", "list", "--repo", repoDir},
 		{"forget", "--keep-last", "2", "--dry-run", "--repo", repoDir},

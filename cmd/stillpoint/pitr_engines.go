@@ -5,13 +5,14 @@ import (
 
 	"github.com/stillpoint/stillpoint/internal/config"
 	"github.com/stillpoint/stillpoint/internal/pitr"
-	"github.com/stillpoint/stillpoint/internal/pitr/mariadb" // registers the MariaDB engine
+	"github.com/stillpoint/stillpoint/internal/pitr/mariadb"    // registers the MariaDB engine
+	_ "github.com/stillpoint/stillpoint/internal/pitr/postgres" // registers the PostgreSQL engine
 	"github.com/stillpoint/stillpoint/internal/storage"
 )
 
 // The engines' functions beyond pitr.Engine, by storage engine name.
-// PostgreSQL pushes its WAL itself (archive_command: wal-push) and needs
-// neither; its engine registers itself here by import once it lands.
+// PostgreSQL pushes its WAL itself (archive_command: wal-push, wal.go)
+// and needs neither.
 var (
 	// archivers pull a store's log into the archive until ctx ends
 	// (stillpoint archive).

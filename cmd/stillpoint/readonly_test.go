@@ -39,7 +39,7 @@ func TestReadOnlyCommandsCreateNothing(t *testing.T) {
 		{"base", "create", "--repo", missing},
 		{"forget", "--keep-last", "1", "--repo", missing},
 		{"forget", "--keep-last", "1", "--dry-run", "--repo", missing},
-		{"wal-push", "--store", "pg", filepath.Join(missing, "seg"), "--repo", missing},
+		{"wal-push", "--store", "pg", "seg", filepath.Join(missing, "seg"), "--repo", missing},
 		{"wal-fetch", "--store", "pg", "seg", filepath.Join(missing, "seg"), "--repo", missing},
 		{"archive", "--repo", missing},
 	} {

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -14,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/stillpoint/stillpoint/internal/pitr"
+	"github.com/stillpoint/stillpoint/internal/pitr/postgres"
 )
 
 // storeFlag names the store whose log a command archives.
@@ -47,35 +46,29 @@ func newWALPushCmd(g *globals) *cobra.Command {
 	var rf repoFlags
 	var store string
 	cmd := &cobra.Command{
-		Use:   "wal-push PATH",
-		Short: "Archive one WAL segment into the repository (PostgreSQL's archive_command)",
-		Long: `Stores the file at PATH in the store's log archive under its file name, for
-PostgreSQL's archive_command:
+		Use:   "wal-push NAME PATH",
+		Short: "Archive one WAL file into the repository (PostgreSQL's archive_command)",
+		Long: `Stores the file at PATH in the store's log archive under NAME, verbatim
+(segments, .partial segments, .history and .backup files), for PostgreSQL's
+archive_command:
 
-  archive_command = 'stillpoint wal-push --config /etc/stillpoint.yaml --store pg %p'
+  archive_command = 'stillpoint --config /etc/stillpoint.yaml wal-push --store pg %f %p'
 
 It exits 0 only once the file is stored (so PostgreSQL keeps the segment and
 retries until then: none is lost while the repository is unreachable), and also
 when the same content is already archived; other content under the same name
 is refused (exit 1). It takes no repository lock.`,
-		Args: exactArgs(1),
+		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
 			logs, err := storeLogs(cmd, g, &rf, store)
 			if err != nil {
 				return err
 			}
-			f, err := os.Open(args[0])
-			if err != nil {
+			if err := postgres.Push(cmd.Context(), logs, args[0], args[1]); err != nil {
 				return err
 			}
-			defer f.Close()
-			name := filepath.Base(args[0])
-			if err := logs.Put(ctx, name, f); err != nil {
-				return err
-			}
-			return g.print(cmd.OutOrStdout(), map[string]string{"store": store, "archived": name}, func(w io.Writer) {
-				fmt.Fprintf(w, "archived %s of store %s\n", name, store)
+			return g.print(cmd.OutOrStdout(), map[string]string{"store": store, "archived": args[0]}, func(w io.Writer) {
+				fmt.Fprintf(w, "archived %s of store %s\n", args[0], store)
 			})
 		},
 	}
@@ -88,35 +81,22 @@ func newWALFetchCmd(g *globals) *cobra.Command {
 	var rf repoFlags
 	var store string
 	cmd := &cobra.Command{
-		Use:   "wal-fetch NAME DEST",
-		Short: "Fetch one archived WAL file into DEST (PostgreSQL's restore_command)",
-		Long: `Writes the archived file NAME of the store to DEST, checked against its
+		Use:   "wal-fetch NAME PATH",
+		Short: "Fetch one archived WAL file into PATH (PostgreSQL's restore_command)",
+		Long: `Writes the archived file NAME of the store to PATH, checked against its
 SHA-256, for PostgreSQL's restore_command:
 
-  restore_command = 'stillpoint wal-fetch --config /etc/stillpoint.yaml --store pg %f %p'
+  restore_command = 'stillpoint --config /etc/stillpoint.yaml wal-fetch --store pg %f %p'
 
 A file the archive does not hold exits 1 (PostgreSQL then ends its archive
-recovery there); DEST appears only whole.`,
+recovery there); PATH appears only whole.`,
 		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
 			logs, err := storeLogs(cmd, g, &rf, store)
 			if err != nil {
 				return err
 			}
-			tmp, err := os.CreateTemp(filepath.Dir(args[1]), ".wal-fetch-*")
-			if err != nil {
-				return err
-			}
-			defer os.Remove(tmp.Name())
-			err = logs.Get(ctx, args[0], tmp)
-			if cerr := tmp.Close(); err == nil {
-				err = cerr
-			}
-			if err == nil {
-				err = os.Rename(tmp.Name(), args[1])
-			}
-			if err != nil {
+			if err := postgres.Fetch(cmd.Context(), logs, args[0], args[1]); err != nil {
 				return err
 			}
 			return g.print(cmd.OutOrStdout(), map[string]string{"store": store, "fetched": args[0]}, func(w io.Writer) {
