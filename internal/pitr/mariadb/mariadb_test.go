@@ -7,12 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,65 +18,13 @@ import (
 	"github.com/stillpoint/stillpoint/internal/config"
 	"github.com/stillpoint/stillpoint/internal/pitr"
 	"github.com/stillpoint/stillpoint/internal/pitr/mariadb"
+	"github.com/stillpoint/stillpoint/internal/pitr/pitrtest"
 	"github.com/stillpoint/stillpoint/internal/storage/mysql"
 	"github.com/stillpoint/stillpoint/internal/storage/sqlstore"
 	"github.com/stillpoint/stillpoint/internal/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
-
-// memLogs is an in-memory pitr.Logs that counts every Put, so tests see
-// a file stored twice.
-type memLogs struct {
-	mu    sync.Mutex
-	files map[string][]byte
-	puts  map[string]int
-}
-
-func newLogs() *memLogs { return &memLogs{files: map[string][]byte{}, puts: map[string]int{}} }
-
-func (l *memLogs) Put(ctx context.Context, name string, r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.puts[name]++
-	if old, ok := l.files[name]; ok && !bytes.Equal(old, b) {
-		return fmt.Errorf("%s: other content already stored", name)
-	}
-	l.files[name] = b
-	return nil
-}
-
-func (l *memLogs) Get(ctx context.Context, name string, w io.Writer) error {
-	l.mu.Lock()
-	b, ok := l.files[name]
-	l.mu.Unlock()
-	if !ok {
-		return pitr.ErrMissing
-	}
-	_, err := w.Write(b)
-	return err
-}
-
-func (l *memLogs) Names(ctx context.Context) ([]string, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	names := make([]string, 0, len(l.files))
-	for n := range l.files {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names, nil
-}
-
-func (l *memLogs) putCounts() map[string]int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return maps.Clone(l.puts)
-}
 
 type source struct {
 	sc  config.Store
@@ -302,7 +248,7 @@ func TestRestoreToCuts(t *testing.T) {
 	if cut1.File == cut2.File || cut1.File != info.Start.File {
 		t.Fatalf("want the cuts on either side of a rotation, the first in the base's binlog: base %s, cut1 %s, cut2 %s", info.Start, cut1, cut2)
 	}
-	logs := newLogs()
+	logs := pitrtest.NewMemLogs()
 	// The cut's own binlog is archived once it is closed.
 	if _, err := mariadb.ArchiveOnce(ctx, s.sc, logs); err != nil {
 		t.Fatal(err)
@@ -361,7 +307,7 @@ func TestArchiver(t *testing.T) {
 	}
 	flush()
 	first := s.closedBinlogs(t)[0]
-	logs := newLogs()
+	logs := pitrtest.NewMemLogs()
 	copied, err := mariadb.ArchiveOnce(ctx, s.sc, logs)
 	if err != nil || !slices.Equal(copied, s.closedBinlogs(t)) {
 		t.Fatalf("first pass copied %v (%v), want %v", copied, err, s.closedBinlogs(t))
@@ -387,7 +333,7 @@ func TestArchiver(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("archiver stopped with %v, want a clean shutdown", err)
 	}
-	for name, n := range logs.putCounts() {
+	for name, n := range logs.PutCounts() {
 		if n != 1 {
 			t.Errorf("%s stored %d times", name, n)
 		}
@@ -439,7 +385,7 @@ func TestGaps(t *testing.T) {
 		{"another server's files only", []string{"other-bin.000003"}, "mysql-bin.000003"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			logs := newLogs()
+			logs := pitrtest.NewMemLogs()
 			for _, n := range tc.held {
 				logs.Put(ctx, n, strings.NewReader(n))
 			}
@@ -480,7 +426,7 @@ func TestRestoreRefuses(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			err := e.Restore(ctx, strings.NewReader("not read"), tc.info, newLogs(), tc.to, pitr.Target{DataDir: dir})
+			err := e.Restore(ctx, strings.NewReader("not read"), tc.info, pitrtest.NewMemLogs(), tc.to, pitr.Target{DataDir: dir})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("want an error saying %q, got %v", tc.want, err)
 			}
@@ -515,7 +461,7 @@ func TestLeastPrivileges(t *testing.T) {
 	if _, err := s.eng.Base(ctx, sc, io.Discard); err != nil {
 		t.Errorf("base: %v", err)
 	}
-	if copied, err := mariadb.ArchiveOnce(ctx, sc, newLogs()); err != nil || len(copied) == 0 {
+	if copied, err := mariadb.ArchiveOnce(ctx, sc, pitrtest.NewMemLogs()); err != nil || len(copied) == 0 {
 		t.Errorf("archive: copied %v, %v", copied, err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/stillpoint/stillpoint/internal/config"
 	"github.com/stillpoint/stillpoint/internal/pitr"
+	"github.com/stillpoint/stillpoint/internal/pitr/pitrtest"
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/postgres"
 	"github.com/stillpoint/stillpoint/internal/testenv"
@@ -54,13 +55,13 @@ func ids(t *testing.T, conn *pgx.Conn) []int {
 
 // archived loads every file the server's archive_command copied into a
 // Logs, through Push as archive_command would.
-func archived(t *testing.T, dir string) *memLogs {
+func archived(t *testing.T, dir string) *pitrtest.MemLogs {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := newMemLogs()
+	logs := pitrtest.NewMemLogs()
 	for _, e := range entries {
 		if strings.HasSuffix(e.Name(), ".tmp") { // being archived
 			continue
@@ -148,7 +149,7 @@ func markUnderLoad(t *testing.T, dsn string, st storage.Store) loadMark {
 
 // switchAndArchive ends the server's current WAL segment, awaits its
 // archiving into dir, and returns the archive.
-func switchAndArchive(t *testing.T, conn *pgx.Conn, dir string) *memLogs {
+func switchAndArchive(t *testing.T, conn *pgx.Conn, dir string) *pitrtest.MemLogs {
 	t.Helper()
 	var switched string
 	if err := conn.QueryRow(context.Background(), "SELECT pg_walfile_name(pg_switch_wal())").Scan(&switched); err != nil {
@@ -326,7 +327,7 @@ func TestRestoreToMarks(t *testing.T) {
 	}
 	startLSN, _ := parseLSN(info.Start.LSN)
 	hole := segmentName(1, startLSN/a.segSize+1, a.segSize)
-	holed := logs.without(hole)
+	holed := logs.Without(hole)
 	bad := []struct {
 		name    string
 		logs    pitr.Logs
@@ -355,12 +356,12 @@ func TestRestoreToMarks(t *testing.T) {
 	// ends at the damage, before the mark, and the server stops: the
 	// restore fails, leaving a server that never promoted.
 	t.Run("a damaged segment", func(t *testing.T) {
-		damaged := logs.without()
-		b := bytes.Clone(damaged.files[hole])
+		damaged := logs.Without()
+		b := bytes.Clone(damaged.Files[hole])
 		for i := len(b) / 2; i < len(b)/2+64; i++ {
 			b[i] ^= 0xff
 		}
-		damaged.files[hole] = b
+		damaged.Files[hole] = b
 		dir, port := testenv.PITRPostgresTarget(t)
 		err := Engine{}.Restore(ctx, bytes.NewReader(base.Bytes()), info, damaged, cut2, pitr.Target{DataDir: dir, Port: port, Start: true})
 		if err == nil || !strings.Contains(err.Error(), "before reaching the cut") || !strings.Contains(err.Error(), "recovery ended before configured recovery target was reached") {

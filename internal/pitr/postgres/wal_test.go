@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/stillpoint/stillpoint/internal/pitr"
+	"github.com/stillpoint/stillpoint/internal/pitr/pitrtest"
 	"github.com/stillpoint/stillpoint/internal/testenv"
 )
 
@@ -22,9 +23,9 @@ const mib = 1 << 20
 // segments 2 to 5, "1:4p" segment 4 as .partial, "h3:1@0/400028,2@0/600028"
 // timeline 3's history file: timeline 1 switched to 2 at 0/400028, 2 to 3
 // at 0/600028.
-func archiveOf(t *testing.T, specs ...string) *memLogs {
+func archiveOf(t *testing.T, specs ...string) *pitrtest.MemLogs {
 	t.Helper()
-	logs := newMemLogs()
+	logs := pitrtest.NewMemLogs()
 	for _, spec := range specs {
 		var tli, lo, hi uint64
 		if sw, ok := strings.CutPrefix(spec, "h"); ok {
@@ -37,7 +38,7 @@ func archiveOf(t *testing.T, specs ...string) *memLogs {
 				parent, lsn, _ := strings.Cut(s, "@")
 				fmt.Fprintf(&history, "%s\t%s\tno recovery target specified\n\n", parent, lsn)
 			}
-			logs.files[historyName(uint32(tli))] = []byte(history.String())
+			logs.Files[historyName(uint32(tli))] = []byte(history.String())
 			continue
 		}
 		tl, rng, _ := strings.Cut(spec, ":")
@@ -60,7 +61,7 @@ func archiveOf(t *testing.T, specs ...string) *memLogs {
 			if partial {
 				name += ".partial"
 			}
-			logs.files[name] = make([]byte, mib)
+			logs.Files[name] = make([]byte, mib)
 		}
 	}
 	return logs
@@ -115,8 +116,8 @@ func TestGaps(t *testing.T) {
 }
 
 func TestGapsRefusesAnArchiveOfOddSizedFiles(t *testing.T) {
-	logs := newMemLogs()
-	logs.files[segmentName(1, 2, mib)] = []byte("not a segment")
+	logs := pitrtest.NewMemLogs()
+	logs.Files[segmentName(1, 2, mib)] = []byte("not a segment")
 	err := Engine{}.Gaps(context.Background(), "pg", logs, pitr.Position{LSN: "0/200028", Timeline: 1})
 	if err == nil || !strings.Contains(err.Error(), "not a WAL segment size") {
 		t.Fatalf("Gaps = %v, want a refusal naming the segment size", err)
@@ -126,7 +127,7 @@ func TestGapsRefusesAnArchiveOfOddSizedFiles(t *testing.T) {
 func TestPushFetch(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	logs := newMemLogs()
+	logs := pitrtest.NewMemLogs()
 	write := func(name, content string) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
