@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stillpoint/stillpoint/internal/backup"
+	"github.com/stillpoint/stillpoint/internal/repo"
 )
 
 func TestPolicyKeep(t *testing.T) {
@@ -158,7 +159,9 @@ func TestLogArchive(t *testing.T) {
 		ctx := context.Background()
 		h := newHarness(t, key)
 		logs := NewLogs(h.repo, "pg")
-		big := make([]byte, 4<<20) // several chunks
+		// Longer than the largest chunk, so it is chunked whatever the
+		// repository's random polynomial (4 MiB made one chunk 3 times in 40).
+		big := make([]byte, repo.DefaultMaxChunk+1)
 		rand.New(rand.NewSource(1)).Read(big)
 		for _, tc := range []struct {
 			name, file string
