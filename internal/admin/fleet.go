@@ -245,6 +245,9 @@ type Pause struct {
 type PauseFailedError struct {
 	Pause   []TargetResult // each target's Pause
 	Unpause []TargetResult // each target's Unpause, after the failure
+	// Interrupted is why the pause stopped when it was cancelled (SIGINT):
+	// the targets that did not pause were cut short, not at fault.
+	Interrupted error
 }
 
 func (e *PauseFailedError) Error() string {
@@ -255,7 +258,11 @@ func (e *PauseFailedError) Error() string {
 			failed++
 		}
 	}
-	fmt.Fprintf(&b, "pause failed on %d of %d targets (", failed, len(e.Pause))
+	if e.Interrupted != nil {
+		fmt.Fprintf(&b, "pause interrupted (%v) before %d of %d targets paused (", e.Interrupted, failed, len(e.Pause))
+	} else {
+		fmt.Fprintf(&b, "pause failed on %d of %d targets (", failed, len(e.Pause))
+	}
 	earlier := map[string]string{}
 	for i, r := range e.Pause {
 		if i > 0 {
@@ -268,7 +275,10 @@ func (e *PauseFailedError) Error() string {
 			fmt.Fprintf(&b, "%s: paused", r.Target)
 		}
 	}
-	b.WriteString("); the pause failed; ")
+	b.WriteString("); ")
+	if e.Interrupted == nil {
+		b.WriteString("the pause failed; ")
+	}
 	b.WriteString(unpauseSummary(e.Unpause, earlier))
 	b.WriteString("; this window must not be used for a backup")
 	return b.String()
@@ -332,7 +342,7 @@ func (f *Fleet) PauseAll(ctx context.Context, waitOutstanding bool, maxWait time
 	p := &Pause{Targets: f.Targets(), waitOutstanding: waitOutstanding, maxWait: maxWait}
 	for _, r := range res {
 		if r.Err != nil {
-			return nil, &PauseFailedError{Pause: res, Unpause: f.unpauseEvery(context.WithoutCancel(ctx))}
+			return nil, &PauseFailedError{Pause: res, Unpause: f.unpauseEvery(context.WithoutCancel(ctx)), Interrupted: context.Cause(ctx)}
 		}
 		if r.At.After(p.Start) {
 			p.Start = r.At

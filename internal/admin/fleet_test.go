@@ -494,3 +494,19 @@ func TestWindowJSON(t *testing.T) {
 		t.Errorf("ZoneName(time.Local) = %q, want a zone name", got)
 	}
 }
+
+// TestPauseAllInterrupted: an interruption while the targets pause is
+// reported as one, not as the cancelled calls' failures, and every target
+// is unpaused.
+func TestPauseAllInterrupted(t *testing.T) {
+	servers := startServers(t, 2, GateOptions{Lease: 2 * time.Second})
+	f := newFleet(t, addrsOf(servers), DialOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := f.PauseAll(ctx, true, 0)
+	var pf *PauseFailedError
+	if !errors.As(err, &pf) || !strings.HasPrefix(err.Error(), "pause interrupted (context canceled)") || !strings.Contains(err.Error(), "must not be used for a backup") || strings.Contains(err.Error(), "the pause failed") {
+		t.Fatalf("PauseAll with an interrupted context = %v, want it to say it was interrupted", err)
+	}
+	wantAllUnpaused(t, servers, 0)
+}
