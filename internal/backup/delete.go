@@ -42,16 +42,13 @@ func (e *PruneError) Unwrap() error { return e.Err }
 // is read before the manifest is removed, so an error is either "nothing
 // deleted" or a *PruneError (the backup is gone, its chunks partly stay).
 func Delete(ctx context.Context, r *repo.Repository, lk *repo.Lock, id string, prune bool) (DeleteResult, error) {
-	res := DeleteResult{Deleted: id}
-	if _, err := Load(ctx, r, id); Unreadable(err) {
-		res.WasDamaged = true
-	} else if err != nil {
+	res, err := deleteTarget(ctx, r, id)
+	if err != nil {
 		return DeleteResult{}, err
 	}
 	var refs map[string]bool
 	var blocked []string
 	if prune {
-		var err error
 		if refs, blocked, err = referenced(ctx, r, id); err != nil {
 			return DeleteResult{}, fmt.Errorf("nothing deleted: %w", err)
 		}
@@ -69,14 +66,24 @@ func Delete(ctx context.Context, r *repo.Repository, lk *repo.Lock, id string, p
 	return res, nil
 }
 
-// PlanDelete says what Delete would do, changing nothing and taking no
-// lock: whether the backup exists and is damaged, and with prune how many
-// chunks would go (the backup's own and any left by earlier failures).
-func PlanDelete(ctx context.Context, r *repo.Repository, id string, prune bool) (DeleteResult, error) {
+// deleteTarget reads the backup to delete: it must exist, readable or
+// damaged.
+func deleteTarget(ctx context.Context, r *repo.Repository, id string) (DeleteResult, error) {
 	res := DeleteResult{Deleted: id}
 	if _, err := Load(ctx, r, id); Unreadable(err) {
 		res.WasDamaged = true
 	} else if err != nil {
+		return DeleteResult{}, err
+	}
+	return res, nil
+}
+
+// PlanDelete says what Delete would do, changing nothing and taking no
+// lock: whether the backup exists and is damaged, and with prune how many
+// chunks would go (the backup's own and any left by earlier failures).
+func PlanDelete(ctx context.Context, r *repo.Repository, id string, prune bool) (DeleteResult, error) {
+	res, err := deleteTarget(ctx, r, id)
+	if err != nil {
 		return DeleteResult{}, err
 	}
 	if prune {

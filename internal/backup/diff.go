@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 
@@ -59,20 +60,15 @@ func Diff(ctx context.Context, r *repo.Repository, from, to *Manifest, rows bool
 		return nil, err
 	}
 	before, after := tablesOf(from), tablesOf(to)
-	names := slices.Sorted(func(yield func(string) bool) {
-		for n := range before {
-			if !yield(n) {
-				return
-			}
-		}
-		for n := range after {
-			if _, ok := before[n]; !ok && !yield(n) {
-				return
-			}
-		}
-	})
+	names := map[string]bool{}
+	for n := range before {
+		names[n] = true
+	}
+	for n := range after {
+		names[n] = true
+	}
 	d := &BackupDiff{From: from.ID, To: to.ID}
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(names)) {
 		a, inFrom := before[name]
 		b, inTo := after[name]
 		td := TableDiff{Table: name, RowsFrom: a.Rows, RowsTo: b.Rows, BytesFrom: a.Bytes, BytesTo: b.Bytes}
@@ -125,9 +121,10 @@ func tablesOf(m *Manifest) map[string]TableBackup {
 // changed in a table.
 func compareRows(ctx context.Context, r *repo.Repository, from, to TableBackup, td *TableDiff) error {
 	keys := from.Metadata.KeyColumns()
+	fromCols, toCols := columnNames(from.Metadata.Columns), columnNames(to.Metadata.Columns)
 	hashes := make(map[string][sha256.Size]byte, from.Rows)
 	err := EachRecord(ctx, r, from, func(rec storage.Record) {
-		hashes[encode(rec, keys)] = sha256.Sum256([]byte(encode(rec, columnNames(from.Metadata.Columns))))
+		hashes[encode(rec, keys)] = sha256.Sum256([]byte(encode(rec, fromCols)))
 	})
 	if err != nil {
 		return err
@@ -139,7 +136,7 @@ func compareRows(ctx context.Context, r *repo.Repository, from, to TableBackup, 
 		switch {
 		case !ok:
 			added++
-		case h != sha256.Sum256([]byte(encode(rec, columnNames(to.Metadata.Columns)))):
+		case h != sha256.Sum256([]byte(encode(rec, toCols))):
 			changed++
 		}
 		delete(hashes, k)
