@@ -11,6 +11,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -85,10 +88,15 @@ func TestPITRBankUnderLoad(t *testing.T) {
 	if err != nil || setup == nil {
 		t.Fatalf("bank setup: %v", err)
 	}
+	const workers = 4
+	var committed atomic.Int64
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	loaded := make(chan bank.Stats, 1)
 	go func() {
-		stats, err := bank.Run(loadCtx, bank.Local(txn.NewManager(st, txn.Options{})), setup, bank.Workload{Concurrency: 4, Duration: time.Hour})
+		stats, err := bank.Run(loadCtx, bank.Local(txn.NewManager(st, txn.Options{})), setup, bank.Workload{
+			Concurrency: workers, Duration: time.Hour,
+			Progress: func(s bank.Stats) { committed.Store(max(committed.Load(), s.Committed)) },
+		})
 		if err != nil {
 			t.Error(err)
 		}
@@ -99,6 +107,11 @@ func TestPITRBankUnderLoad(t *testing.T) {
 	tick := time.NewTicker(time.Duration(seconds) * time.Second / bankCuts)
 	for i := 1; i <= bankCuts; i++ {
 		<-tick.C
+		// Each worker has at most one transfer deciding across the last
+		// mark: one more returned than there are workers was decided after
+		// it, so every cut has transfers before it that the last has not.
+		at := committed.Load()
+		testenv.Await(t, "transfers to commit since the last cut", func() bool { return committed.Load() > at+workers })
 		var c pitr.Cut
 		if out := mustRun(src, "--json", "cut", "create", "--name", fmt.Sprintf("c%02d", i)); json.Unmarshal([]byte(out), &c) != nil {
 			t.Fatalf("cut create: %s", out)
@@ -130,17 +143,7 @@ func TestPITRBankUnderLoad(t *testing.T) {
 	// pulled by the archiver (each cut closed its binlog).
 	pg.push(src)
 	testenv.Await(t, "the archive to make every cut restorable", func() bool {
-		var o pitrOverviewJSON
-		out, _ := src.run("--json", "cut", "list")
-		if json.Unmarshal([]byte(out), &o) != nil || len(o.Stores) != len(stores) {
-			return false
-		}
-		for _, s := range o.Stores {
-			if s.Cuts != bankCuts {
-				return false
-			}
-		}
-		return true
+		return slices.Equal(restorable(src), []int{bankCuts, bankCuts})
 	})
 	archiver.Process.Signal(syscall.SIGINT)
 	if err := archiver.Wait(); archiver.ProcessState.ExitCode() != exitInterrupted {
@@ -155,18 +158,26 @@ func TestPITRBankUnderLoad(t *testing.T) {
 	}
 	t.Logf("transfers decided before each cut: first %d, middle %d, last %d", len(decided[0]), len(decided[bankCuts/2-1]), len(decided[bankCuts-1]))
 
-	restore := func(i int, how ...string) {
-		t.Helper()
-		args, restored, dsns := bankTargets(t, dir, repoDir, stores, fmt.Sprintf("restore-%s", cuts[i].Name))
-		var res pitr.Result
-		if out := mustRun(restored, append(append([]string{"--json", "restore"}, how...), args...)...); json.Unmarshal([]byte(out), &res) != nil || res.Cut != cuts[i].ID {
-			t.Fatalf("restore %v: restored %q, want cut %s (%s):\n%s", how, res.Cut, cuts[i].Name, cuts[i].ID, out)
-		}
-		checkRestoredBank(t, restored, dsns[0], setup, decided[i])
-		t.Logf("restore %v: cut %s in %v, %d transfers", how, cuts[i].Name, res.Took.Round(time.Millisecond), len(decided[i]))
+	// restore restores cuts into fresh servers, in parallel, and checks
+	// each against the transfers decided before it.
+	restore := func(group string, restores ...bankRestore) {
+		t.Run(group, func(t *testing.T) {
+			for _, r := range restores {
+				c := cuts[r.cut]
+				t.Run(c.Name, func(t *testing.T) {
+					t.Parallel()
+					args, restored, dsns := bankTargets(t, dir, repoDir, stores, "restore-"+c.Name)
+					var res pitr.Result
+					if out := mustRun(restored, append(append([]string{"--json", "restore"}, r.how...), args...)...); json.Unmarshal([]byte(out), &res) != nil || res.Cut != c.ID {
+						t.Fatalf("restore %v: restored %q, want cut %s (%s):\n%s", r.how, res.Cut, c.Name, c.ID, out)
+					}
+					checkRestoredBank(t, restored, dsns[0], setup, decided[r.cut])
+					t.Logf("restore %v: cut %s in %v, %d transfers", r.how, c.Name, res.Took.Round(time.Millisecond), len(decided[r.cut]))
+				})
+			}
+		})
 	}
-	restore(0, "--to-cut", cuts[0].Name)
-	restore(bankCuts/2-1, "--to-cut", cuts[bankCuts/2-1].ID)
+	restore("first and middle", bankRestore{0, []string{"--to-cut", cuts[0].Name}}, bankRestore{bankCuts/2 - 1, []string{"--to-cut", cuts[bankCuts/2-1].ID}})
 
 	// forget --dry-run writes nothing at all; then forget keeps the two
 	// newest cuts, their base, and the logs from it on.
@@ -196,8 +207,32 @@ func TestPITRBankUnderLoad(t *testing.T) {
 	}
 	// Between the two kept cuts: --to-time picks the earlier.
 	between := cuts[bankCuts-2].Taken.Add(cuts[bankCuts-1].Taken.Sub(cuts[bankCuts-2].Taken) / 2)
-	restore(bankCuts-2, "--to-time", between.Format(time.RFC3339Nano))
-	restore(bankCuts-1, "--to-latest")
+	restore("kept after forget", bankRestore{bankCuts - 2, []string{"--to-time", between.Format(time.RFC3339Nano)}}, bankRestore{bankCuts - 1, []string{"--to-latest"}})
+
+	// Two cut creates with one name at once: one cut, the other refused.
+	var wg sync.WaitGroup
+	outs, codes := make([][]byte, 2), make([]int, 2)
+	for i := range 2 {
+		wg.Go(func() {
+			cmd := exec.Command(bin, append(src.args, "cut", "create", "--name", "twice")...)
+			outs[i], _ = cmd.CombinedOutput()
+			codes[i] = cmd.ProcessState.ExitCode()
+		})
+	}
+	wg.Wait()
+	if slices.Sort(codes); codes[0] != 0 || codes[1] != exitError || !strings.Contains(string(slices.Concat(outs...)), `cut name "twice" is taken`) && !strings.Contains(string(slices.Concat(outs...)), `cut named "twice" exists already`) {
+		t.Errorf("two cut create --name twice at once: exits %v; want one 0 and one %d saying the name is taken:\n%s\n%s", codes, exitError, outs[0], outs[1])
+	}
+	if out := mustRun(src, "--json", "cut", "list"); json.Unmarshal([]byte(out), &o) != nil || len(o.Cuts) != 3 {
+		t.Errorf("after two cut creates named twice: %s; want one more cut", out)
+	}
+}
+
+// bankRestore is a restore TestPITRBankUnderLoad makes: of which cut, and
+// how it is chosen.
+type bankRestore struct {
+	cut int
+	how []string
 }
 
 // pitrOverviewJSON is what TestPITRBankUnderLoad reads of `cut list --json`.
@@ -205,6 +240,19 @@ type pitrOverviewJSON struct {
 	Cuts   []struct{ Name string } `json:"cuts"`
 	Bases  []struct{ ID string }   `json:"bases"`
 	Stores []struct{ Cuts int }    `json:"stores"`
+}
+
+// restorable is how many cuts each store can be restored to, as `cut
+// list` says.
+func restorable(c cli) []int {
+	var o pitrOverviewJSON
+	out, _ := c.run("--json", "cut", "list")
+	json.Unmarshal([]byte(out), &o)
+	n := make([]int, len(o.Stores))
+	for i, s := range o.Stores {
+		n[i] = s.Cuts
+	}
+	return n
 }
 
 func mustRun(c cli, args ...string) string {

@@ -97,3 +97,47 @@ func TestCutNameIsExclusive(t *testing.T) {
 		t.Errorf("%d cuts recorded (%v), want 1", len(cuts), err)
 	}
 }
+
+// TestCutNameReservation: a name held by a cut recorded before names
+// were reserved is refused and not left reserved; one reserved by a cut
+// create that died is refused, saying so; one whose cut failed is given
+// back, so the same name can be retried.
+func TestCutNameReservation(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, want string
+		before     func() error
+		reserved   bool // the name stays reserved after the refusal
+	}{
+		{"legacy", `a cut named "legacy" exists already (cut 20250101T000000Z-00000001)`, func() error {
+			return save(ctx, h.repo, nil, repo.KindCut, "20250101T000000Z-00000001", &Cut{ID: "20250101T000000Z-00000001", Name: "legacy"})
+		}, false},
+		{"died", `taken by cut 20250101T000000Z-00000002, begun at 2025-01-01T00:00:00Z and not recorded`, func() error {
+			return save(ctx, h.repo, nil, repo.KindCutName, "died", nameReservation{Cut: "20250101T000000Z-00000002", Reserved: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)})
+		}, true},
+	} {
+		if err := tc.before(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := CreateCut(ctx, h.repo, h.st, MarkOptions{Name: tc.name, FenceTimeout: time.Minute}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("CreateCut(%q) = %v, want %q", tc.name, err, tc.want)
+		}
+		if _, err := h.repo.LoadRecord(ctx, repo.KindCutName, tc.name); (err == nil) != tc.reserved {
+			t.Errorf("after CreateCut(%q) was refused, reading its reservation: %v; want it reserved: %v", tc.name, err, tc.reserved)
+		}
+	}
+	enginesMu.Lock()
+	e := engines["sqlite"]
+	delete(engines, "sqlite")
+	enginesMu.Unlock()
+	if _, err := CreateCut(ctx, h.repo, h.st, MarkOptions{Name: "retry", FenceTimeout: time.Minute}); err == nil {
+		t.Fatal("a cut with no PITR engine was marked")
+	}
+	enginesMu.Lock()
+	engines["sqlite"] = e
+	enginesMu.Unlock()
+	if c, err := CreateCut(ctx, h.repo, h.st, MarkOptions{Name: "retry", FenceTimeout: time.Minute}); err != nil || c.Name != "retry" {
+		t.Errorf("retrying a failed cut's name: %v, %v; want the cut", c, err)
+	}
+}
