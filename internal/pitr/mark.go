@@ -15,6 +15,7 @@ import (
 	"github.com/stillpoint/stillpoint/internal/config"
 	"github.com/stillpoint/stillpoint/internal/cut"
 	"github.com/stillpoint/stillpoint/internal/repo"
+	"github.com/stillpoint/stillpoint/internal/repo/backend"
 	"github.com/stillpoint/stillpoint/internal/schema"
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
@@ -148,8 +149,10 @@ func reserveName(ctx context.Context, r *repo.Repository, name, id string) error
 	}
 	cuts, _, err := Cuts(ctx, r)
 	if err == nil {
-		if old, ferr := FindCut(cuts, name); ferr == nil {
+		if old, ferr := FindCut(cuts, name); ferr == nil && old.Name == name {
 			err = fmt.Errorf("a cut named %q exists already (cut %s): choose another name", name, old.ID)
+		} else if ferr == nil {
+			err = fmt.Errorf("the name %q would also name cut %s (its id or a prefix of it): choose another name", name, old.ID)
 		}
 	}
 	if err != nil {
@@ -168,7 +171,8 @@ func nameTaken(ctx context.Context, r *repo.Repository, name string) error {
 	if err != nil {
 		return fmt.Errorf("the cut name %q is reserved, and its reservation cannot be read (%v): choose another name", name, err)
 	}
-	if _, err := r.LoadRecord(ctx, repo.KindCut, res.Cut); err == nil {
+	// A cut that cannot be read (damaged) still holds its name.
+	if _, err := r.LoadRecord(ctx, repo.KindCut, res.Cut); !errors.Is(err, backend.ErrNotFound) {
 		return fmt.Errorf("a cut named %q exists already (cut %s): choose another name", name, res.Cut)
 	}
 	return fmt.Errorf("the cut name %q is taken by cut %s, begun at %s and not recorded: it is being marked now, was forgotten, or its cut create died; choose another name",

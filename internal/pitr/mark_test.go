@@ -99,9 +99,9 @@ func TestCutNameIsExclusive(t *testing.T) {
 }
 
 // TestCutNameReservation: a name held by a cut recorded before names
-// were reserved is refused and not left reserved; one reserved by a cut
-// create that died is refused, saying so; one whose cut failed is given
-// back, so the same name can be retried.
+// were reserved, or naming its id, is refused and not left reserved; one
+// reserved by a cut create that died is refused, saying so; one whose cut
+// failed is given back, so the same name can be retried.
 func TestCutNameReservation(t *testing.T) {
 	h := newHarness(t, nil)
 	ctx := context.Background()
@@ -113,12 +113,15 @@ func TestCutNameReservation(t *testing.T) {
 		{"legacy", `a cut named "legacy" exists already (cut 20250101T000000Z-00000001)`, func() error {
 			return save(ctx, h.repo, nil, repo.KindCut, "20250101T000000Z-00000001", &Cut{ID: "20250101T000000Z-00000001", Name: "legacy"})
 		}, false},
+		{"20250101T000000Z-00000001", `the name "20250101T000000Z-00000001" would also name cut 20250101T000000Z-00000001`, nil, false},
 		{"died", `taken by cut 20250101T000000Z-00000002, begun at 2025-01-01T00:00:00Z and not recorded`, func() error {
 			return save(ctx, h.repo, nil, repo.KindCutName, "died", nameReservation{Cut: "20250101T000000Z-00000002", Reserved: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)})
 		}, true},
 	} {
-		if err := tc.before(); err != nil {
-			t.Fatal(err)
+		if tc.before != nil {
+			if err := tc.before(); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if _, err := CreateCut(ctx, h.repo, h.st, MarkOptions{Name: tc.name, FenceTimeout: time.Minute}); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("CreateCut(%q) = %v, want %q", tc.name, err, tc.want)
