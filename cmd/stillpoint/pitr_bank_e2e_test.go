@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -73,7 +74,7 @@ func TestPITRBankUnderLoad(t *testing.T) {
 	}
 	mustRun(src, "init")
 	mustRun(src, "workload", "bank", "--accounts", "10", "--count", "1")
-	mustRun(src, "base", "create")
+	first := baseIDs(t, mustRun(src, "--json", "base", "create"))
 
 	archiver := exec.Command(bin, append(src.args, "archive")...)
 	if err := archiver.Start(); err != nil {
@@ -103,7 +104,13 @@ func TestPITRBankUnderLoad(t *testing.T) {
 		loaded <- stats
 	}()
 
-	var cuts []*pitr.Cut
+	var (
+		cuts       []*pitr.Cut
+		secondBase *exec.Cmd
+		secondOut  bytes.Buffer
+		baseDone   = make(chan error, 1)
+		lockFile   = filepath.Join(repoDir, "locks", "repository")
+	)
 	tick := time.NewTicker(time.Duration(seconds) * time.Second / bankCuts)
 	for i := 1; i <= bankCuts; i++ {
 		<-tick.C
@@ -112,19 +119,38 @@ func TestPITRBankUnderLoad(t *testing.T) {
 		// it, so every cut has transfers before it that the last has not.
 		at := committed.Load()
 		testenv.Await(t, "transfers to commit since the last cut", func() bool { return committed.Load() > at+workers })
+		if i == bankCuts/2 {
+			// A second base under load, with the WAL before it archived
+			// (forget may then drop the first base and the logs before
+			// it), and the middle cut marked while it holds the lock.
+			pg.push(src)
+			secondBase = exec.Command(bin, append(src.args, "--json", "base", "create")...)
+			secondBase.Stdout = &secondOut
+			if err := secondBase.Start(); err != nil {
+				t.Fatal(err)
+			}
+			go func() { baseDone <- secondBase.Wait() }()
+			testenv.Await(t, "the second base to take the repository lock", func() bool {
+				_, err := os.Stat(lockFile)
+				return err == nil || len(baseDone) > 0
+			})
+		}
 		var c pitr.Cut
 		if out := mustRun(src, "--json", "cut", "create", "--name", fmt.Sprintf("c%02d", i)); json.Unmarshal([]byte(out), &c) != nil {
 			t.Fatalf("cut create: %s", out)
 		}
 		cuts = append(cuts, &c)
 		if i == bankCuts/2 {
-			// A second base under load, with the WAL before it archived:
-			// forget may then drop the first base and the logs before it.
-			pg.push(src)
-			mustRun(src, "base", "create")
+			if _, err := os.Stat(lockFile); err != nil {
+				t.Errorf("the second base ended before cut %s was marked: the cut did not overlap it", c.Name)
+			}
+			if err := <-baseDone; err != nil {
+				t.Fatalf("base create under load: %v", err)
+			}
 		}
 	}
 	tick.Stop()
+	second := baseIDs(t, secondOut.String())
 	stopLoad()
 	stats := <-loaded
 	t.Logf("load: %d transfers committed, %d aborted, %d unknown, %d failed (%s) in %v; p50 %v p99 %v max %v",
@@ -171,13 +197,20 @@ func TestPITRBankUnderLoad(t *testing.T) {
 					if out := mustRun(restored, append(append([]string{"--json", "restore"}, r.how...), args...)...); json.Unmarshal([]byte(out), &res) != nil || res.Cut != c.ID {
 						t.Fatalf("restore %v: restored %q, want cut %s (%s):\n%s", r.how, res.Cut, c.Name, c.ID, out)
 					}
+					for _, sp := range res.Stores {
+						if sp.Base.ID != r.bases[sp.Store] {
+							t.Errorf("store %s restored from base %s, want %s", sp.Store, sp.Base.ID, r.bases[sp.Store])
+						}
+					}
 					checkRestoredBank(t, restored, dsns[0], setup, decided[r.cut])
 					t.Logf("restore %v: cut %s in %v, %d transfers", r.how, c.Name, res.Took.Round(time.Millisecond), len(decided[r.cut]))
 				})
 			}
 		})
 	}
-	restore("first and middle", bankRestore{0, []string{"--to-cut", cuts[0].Name}}, bankRestore{bankCuts/2 - 1, []string{"--to-cut", cuts[bankCuts/2-1].ID}})
+	// The middle cut, marked while the second base was made, restores
+	// from the first: the second is consistent only after it.
+	restore("first and middle", bankRestore{0, first, []string{"--to-cut", cuts[0].Name}}, bankRestore{bankCuts/2 - 1, first, []string{"--to-cut", cuts[bankCuts/2-1].ID}})
 
 	// forget --dry-run writes nothing at all; then forget keeps the two
 	// newest cuts, their base, and the logs from it on.
@@ -207,7 +240,7 @@ func TestPITRBankUnderLoad(t *testing.T) {
 	}
 	// Between the two kept cuts: --to-time picks the earlier.
 	between := cuts[bankCuts-2].Taken.Add(cuts[bankCuts-1].Taken.Sub(cuts[bankCuts-2].Taken) / 2)
-	restore("kept after forget", bankRestore{bankCuts - 2, []string{"--to-time", between.Format(time.RFC3339Nano)}}, bankRestore{bankCuts - 1, []string{"--to-latest"}})
+	restore("kept after forget", bankRestore{bankCuts - 2, second, []string{"--to-time", between.Format(time.RFC3339Nano)}}, bankRestore{bankCuts - 1, second, []string{"--to-latest"}})
 
 	// Two cut creates with one name at once: one cut, the other refused.
 	var wg sync.WaitGroup
@@ -231,8 +264,23 @@ func TestPITRBankUnderLoad(t *testing.T) {
 // bankRestore is a restore TestPITRBankUnderLoad makes: of which cut, and
 // how it is chosen.
 type bankRestore struct {
-	cut int
-	how []string
+	cut   int
+	bases map[string]string // by store, the base it must restore from
+	how   []string
+}
+
+// baseIDs reads `base create --json`: each store's new base.
+func baseIDs(t *testing.T, out string) map[string]string {
+	t.Helper()
+	var bases []pitr.Base
+	if err := json.Unmarshal([]byte(out), &bases); err != nil || len(bases) == 0 {
+		t.Fatalf("base create: %v: %s", err, out)
+	}
+	ids := map[string]string{}
+	for _, b := range bases {
+		ids[b.Store] = b.ID
+	}
+	return ids
 }
 
 // pitrOverviewJSON is what TestPITRBankUnderLoad reads of `cut list --json`.
