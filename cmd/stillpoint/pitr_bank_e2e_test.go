@@ -96,7 +96,14 @@ func TestPITRBankUnderLoad(t *testing.T) {
 	go func() {
 		stats, err := bank.Run(loadCtx, bank.Local(txn.NewManager(st, txn.Options{})), setup, bank.Workload{
 			Concurrency: workers, Duration: time.Hour,
-			Progress: func(s bank.Stats) { committed.Store(max(committed.Load(), s.Committed)) },
+			// The largest count reported: every worker reports.
+			Progress: func(s bank.Stats) {
+				for old := committed.Load(); s.Committed > old; old = committed.Load() {
+					if committed.CompareAndSwap(old, s.Committed) {
+						return
+					}
+				}
+			},
 		})
 		if err != nil {
 			t.Error(err)
@@ -114,11 +121,14 @@ func TestPITRBankUnderLoad(t *testing.T) {
 	tick := time.NewTicker(time.Duration(seconds) * time.Second / bankCuts)
 	for i := 1; i <= bankCuts; i++ {
 		<-tick.C
-		// Each worker has at most one transfer deciding across the last
-		// mark: one more returned than there are workers was decided after
-		// it, so every cut has transfers before it that the last has not.
+		// committed lags the transfers returned by at most one per
+		// worker (each reports its own after counting it), and each worker
+		// has at most one transfer deciding across the last mark: so more
+		// than 2 × workers reported since were more than workers returned
+		// since, one of them decided after the last mark. Every cut then
+		// has transfers before it that the last has not.
 		at := committed.Load()
-		testenv.Await(t, "transfers to commit since the last cut", func() bool { return committed.Load() > at+workers })
+		testenv.Await(t, "transfers to commit since the last cut", func() bool { return committed.Load() > at+2*workers })
 		if i == bankCuts/2 {
 			// A second base under load, with the WAL before it archived
 			// (forget may then drop the first base and the logs before
