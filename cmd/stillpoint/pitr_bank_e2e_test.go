@@ -74,7 +74,7 @@ func TestPITRBankUnderLoad(t *testing.T) {
 	}
 	mustRun(src, "init")
 	mustRun(src, "workload", "bank", "--accounts", "10", "--count", "1")
-	first := baseIDs(t, mustRun(src, "--json", "base", "create"))
+	first := basesOf(t, mustRun(src, "--json", "base", "create"))
 
 	archiver := exec.Command(bin, append(src.args, "archive")...)
 	if err := archiver.Start(); err != nil {
@@ -160,7 +160,7 @@ func TestPITRBankUnderLoad(t *testing.T) {
 		}
 	}
 	tick.Stop()
-	second := baseIDs(t, secondOut.String())
+	second := basesOf(t, secondOut.String())
 	stopLoad()
 	stats := <-loaded
 	t.Logf("load: %d transfers committed, %d aborted, %d unknown, %d failed (%s) in %v; p50 %v p99 %v max %v",
@@ -208,8 +208,10 @@ func TestPITRBankUnderLoad(t *testing.T) {
 						t.Fatalf("restore %v: restored %q, want cut %s (%s):\n%s", r.how, res.Cut, c.Name, c.ID, out)
 					}
 					for _, sp := range res.Stores {
-						if sp.Base.ID != r.bases[sp.Store] {
-							t.Errorf("store %s restored from base %s, want %s", sp.Store, sp.Base.ID, r.bases[sp.Store])
+						if want := baseBefore(t, c, sp.Store, first, second); sp.Base.ID != want.ID {
+							t.Errorf("store %s restored from base %s, want %s (the newest consistent before the cut)", sp.Store, sp.Base.ID, want.ID)
+						} else if want == first[sp.Store] {
+							t.Logf("store %s: from the first base", sp.Store)
 						}
 					}
 					checkRestoredBank(t, restored, dsns[0], setup, decided[r.cut])
@@ -218,9 +220,7 @@ func TestPITRBankUnderLoad(t *testing.T) {
 			}
 		})
 	}
-	// The middle cut, marked while the second base was made, restores
-	// from the first: the second is consistent only after it.
-	restore("first and middle", bankRestore{0, first, []string{"--to-cut", cuts[0].Name}}, bankRestore{bankCuts/2 - 1, first, []string{"--to-cut", cuts[bankCuts/2-1].ID}})
+	restore("first and middle", bankRestore{0, []string{"--to-cut", cuts[0].Name}}, bankRestore{bankCuts/2 - 1, []string{"--to-cut", cuts[bankCuts/2-1].ID}})
 
 	// forget --dry-run writes nothing at all; then forget keeps the two
 	// newest cuts, their base, and the logs from it on.
@@ -250,7 +250,7 @@ func TestPITRBankUnderLoad(t *testing.T) {
 	}
 	// Between the two kept cuts: --to-time picks the earlier.
 	between := cuts[bankCuts-2].Taken.Add(cuts[bankCuts-1].Taken.Sub(cuts[bankCuts-2].Taken) / 2)
-	restore("kept after forget", bankRestore{bankCuts - 2, second, []string{"--to-time", between.Format(time.RFC3339Nano)}}, bankRestore{bankCuts - 1, second, []string{"--to-latest"}})
+	restore("kept after forget", bankRestore{bankCuts - 2, []string{"--to-time", between.Format(time.RFC3339Nano)}}, bankRestore{bankCuts - 1, []string{"--to-latest"}})
 
 	// Two cut creates with one name at once: one cut, the other refused.
 	var wg sync.WaitGroup
@@ -274,23 +274,41 @@ func TestPITRBankUnderLoad(t *testing.T) {
 // bankRestore is a restore TestPITRBankUnderLoad makes: of which cut, and
 // how it is chosen.
 type bankRestore struct {
-	cut   int
-	bases map[string]string // by store, the base it must restore from
-	how   []string
+	cut int
+	how []string
 }
 
-// baseIDs reads `base create --json`: each store's new base.
-func baseIDs(t *testing.T, out string) map[string]string {
+// basesOf reads `base create --json`: each store's new base.
+func basesOf(t *testing.T, out string) map[string]*pitr.Base {
 	t.Helper()
-	var bases []pitr.Base
+	var bases []*pitr.Base
 	if err := json.Unmarshal([]byte(out), &bases); err != nil || len(bases) == 0 {
 		t.Fatalf("base create: %v: %s", err, out)
 	}
-	ids := map[string]string{}
+	by := map[string]*pitr.Base{}
 	for _, b := range bases {
-		ids[b.Store] = b.ID
+		by[b.Store] = b
 	}
-	return ids
+	return by
+}
+
+// baseBefore is the base a restore of store to cut c must start from, by
+// docs/pitr.md's rule: of the sets of bases, oldest first, the newest
+// whose copy ended (was consistent) at or before the cut's position.
+func baseBefore(t *testing.T, c *pitr.Cut, store string, sets ...map[string]*pitr.Base) *pitr.Base {
+	t.Helper()
+	var want *pitr.Base
+	for _, set := range sets {
+		if cmp, err := pitr.Compare(set[store].Info.End, c.Positions[store]); err != nil {
+			t.Fatal(err)
+		} else if cmp <= 0 {
+			want = set[store]
+		}
+	}
+	if want == nil {
+		t.Fatalf("store %s: no base before cut %s", store, c.Name)
+	}
+	return want
 }
 
 // pitrOverviewJSON is what TestPITRBankUnderLoad reads of `cut list --json`.
