@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -90,7 +92,7 @@ type scanBank struct {
 	scan  *keyPaged
 }
 
-func newScanBank(t *testing.T, accounts int) *scanBank {
+func newScanBank(t testing.TB, accounts int) *scanBank {
 	t.Helper()
 	ctx := context.Background()
 	cfg := &config.Config{
@@ -121,7 +123,7 @@ func newScanBank(t *testing.T, accounts int) *scanBank {
 	return b
 }
 
-func (b *scanBank) engines(t *testing.T, segments int) map[string]cut.Engine {
+func (b *scanBank) engines(t testing.TB, segments int) map[string]cut.Engine {
 	t.Helper()
 	pg, err := cut.EngineOf(b.pg)
 	if err != nil {
@@ -364,4 +366,64 @@ func (b *scanBank) undecidedPrepared(t *testing.T) bool {
 		}
 	}
 	return false
+}
+
+// BenchmarkScanCutStall measures what a cut of a store without snapshots
+// costs the transfers running meanwhile: each iteration runs 400 transfers
+// (4 at a time) and, once 100 have committed, takes one cut (or none),
+// then reports the fence's mean hold, the transfers' mean p50 and p99
+// commit latencies, and the worst latency of all.
+// STILLPOINT_SCANCUT_ACCOUNTS sets the accounts per namespace (default
+// 2000; bank_1 is the store read whole).
+func BenchmarkScanCutStall(b *testing.B) {
+	accounts := 2000
+	if v := os.Getenv("STILLPOINT_SCANCUT_ACCOUNTS"); v != "" {
+		var err error
+		if accounts, err = strconv.Atoi(v); err != nil || accounts < 1 {
+			b.Fatalf("STILLPOINT_SCANCUT_ACCOUNTS=%q: want a positive number", v)
+		}
+	}
+	for _, segments := range []int{0, 1, 8} { // 0: no cut
+		name := fmt.Sprintf("segments=%d", segments)
+		if segments == 0 {
+			name = "no cut"
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			bk := newScanBank(b, accounts)
+			bk.scan.page = 100
+			engines := bk.engines(b, max(segments, 1))
+			var hold, p50, p99, worst time.Duration
+			for range b.N {
+				var committed atomic.Int64
+				started := make(chan struct{})
+				load := make(chan bank.Stats, 1)
+				go func() {
+					stats, _ := bank.Run(ctx, bank.Local(bk.m), &bk.setup, bank.Workload{Concurrency: 4, Count: 400, Isolation: consensus.Snapshot,
+						Progress: func(s bank.Stats) {
+							if committed.Add(1) == 100 {
+								close(started)
+							}
+						}})
+					load <- stats
+				}()
+				<-started
+				if segments > 0 {
+					c, err := cut.Take(ctx, "pg", engines, 10*time.Second, 0)
+					if err != nil {
+						b.Fatal(err)
+					}
+					hold += c.FenceHold
+					c.Close()
+				}
+				stats := <-load
+				p50, p99, worst = p50+stats.P50, p99+stats.P99, max(worst, stats.Max)
+			}
+			ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+			b.ReportMetric(ms(hold)/float64(b.N), "hold-ms")
+			b.ReportMetric(ms(p50)/float64(b.N), "p50-ms")
+			b.ReportMetric(ms(p99)/float64(b.N), "p99-ms")
+			b.ReportMetric(ms(worst), "max-ms")
+		})
+	}
 }
