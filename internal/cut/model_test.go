@@ -474,9 +474,12 @@ func runScanSchedule(seed uint64, how capture, moves bool) (ok, fellBack, overla
 	if fellBack {
 		return true, true, overlapped, ""
 	}
-	total, _, _ := recoverCut(got)
-	if total != 400 {
-		return false, false, overlapped, fmt.Sprintf("total %d (want 400)", total)
+	// Without moves every committed transaction is a transfer writing two
+	// versions: the versions restored are those of the transfers decided
+	// before C, and only those.
+	total, versions, committed := recoverCut(got)
+	if total != 400 || !moves && versions != 4+2*committed {
+		return false, false, overlapped, fmt.Sprintf("total %d (want 400), versions %d (%d committed transfers)", total, versions, committed)
 	}
 	if truth != nil {
 		settle(truth)

@@ -292,6 +292,40 @@ func TestScanCutTransferDuringScan(t *testing.T) {
 	}
 }
 
+// TestScanCutMaxHold: a read of a store without snapshots that outlasts
+// the max hold gives way: the fence is released at once (a transfer
+// commits while the read is still stuck), the error names the store, and
+// the read's spool is removed once the read stops.
+func TestScanCutMaxHold(t *testing.T) {
+	ctx := context.Background()
+	b := newScanBank(t, 64)
+	spool := t.TempDir()
+	engines := map[string]cut.Engine{"scan": cut.ScanEngine(b.scan, cut.ScanOptions{Segments: 2, SpoolDir: spool})}
+	engines["pg"], _ = cut.EngineOf(b.pg)
+	stuck := make(chan struct{})
+	b.scan.beforePage = func(_, page int) {
+		if page == 1 {
+			<-stuck
+		}
+	}
+	_, err := cut.Take(ctx, "pg", engines, 10*time.Second, 50*time.Millisecond)
+	var slow *cut.SlowSnapshotError
+	if !errors.As(err, &slow) || len(slow.Stores) != 1 || slow.Stores[0] != "scan" {
+		t.Fatalf("want the slow read of store scan named, got %v", err)
+	}
+	err = b.m.Run(ctx, 5, func(ctx context.Context, tx *txn.Transaction) error {
+		return tx.Put(ctx, storage.Put{Namespace: "bank_0", Table: bank.AccountsTable, Values: storage.Record{"account_id": 1, "balance": int64(100)}})
+	})
+	if err != nil {
+		t.Fatalf("a commit while the abandoned read is stuck: %v", err)
+	}
+	close(stuck)
+	testenv.Await(t, "the abandoned read's spool to be removed", func() bool {
+		entries, err := os.ReadDir(spool)
+		return err == nil && len(entries) == 0
+	})
+}
+
 // TestScanCutUnderLoad takes cuts of a bank whose bank_1 has no snapshot
 // while transfers run, the scan in parallel segments. Each scan waits,
 // before its first page, for a record of bank_1 prepared by a transaction
