@@ -113,6 +113,10 @@ func (e scanEngine) OpenSnapshot(ctx context.Context) (Snapshot, error) {
 	var mu sync.Mutex
 	var records int64
 	for i, m := range tables {
+		if m == nil {
+			snap.Close()
+			return nil, fmt.Errorf("the store listed table %d of %d without its metadata", i+1, len(tables))
+		}
 		t := &scannedTable{m: m}
 		snap.tables[m.FullName()] = t
 		for seg := range e.o.Segments {
