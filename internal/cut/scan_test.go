@@ -391,7 +391,7 @@ func (b *scanBank) undecidedPrepared(t *testing.T) bool {
 	for _, r := range recs {
 		if m := consensus.MetaOf(r); m.Pending() {
 			row, err := b.pg.Get(ctx, consensus.CoordinatorGet(m.TxID))
-			if err != nil && !errors.Is(err, context.Canceled) {
+			if err != nil {
 				t.Fatal(err)
 			}
 			if row == nil {
