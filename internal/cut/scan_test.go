@@ -25,16 +25,15 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// keyPaged is a PostgreSQL database used as a store without snapshots:
-// each segment is a range of account ids, read a page of keys at a time
-// (its own autocommit query), each record then by its own Get. Nothing is
-// read in a snapshot, so the scan sees the store change under it, as a
-// DynamoDB scan does.
+// keyPaged is a PostgreSQL database used as a store without snapshots.
+// A segment is the records whose key hashes to it; it is read a page of
+// keys at a time, in key order (each page its own autocommit query), each
+// record then by its own Get. Nothing is read in a snapshot, so the scan
+// sees the store change under it, as a DynamoDB scan does. Tables must
+// have a one-column primary key.
 type keyPaged struct {
-	st       *sqlstore.Store
-	ns       string
-	accounts int
-	page     int
+	st   *sqlstore.Store
+	page int
 	// beforePage, when set, runs before each page a segment reads (page
 	// counts from 0): tests hold the scan there.
 	beforePage func(segment, page int)
@@ -42,20 +41,48 @@ type keyPaged struct {
 }
 
 func (k *keyPaged) ScanTables(ctx context.Context) ([]*storage.TableMetadata, error) {
-	m, err := k.st.TableMetadata(ctx, k.ns, bank.AccountsTable)
-	return []*storage.TableMetadata{m}, err
+	namespaces, err := k.st.Namespaces(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*storage.TableMetadata
+	for _, ns := range namespaces {
+		tables, err := k.st.Tables(ctx, ns)
+		if err != nil {
+			return nil, err
+		}
+		for _, tbl := range tables {
+			m, err := k.st.TableMetadata(ctx, ns, tbl)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, m)
+		}
+	}
+	return out, nil
 }
 
 func (k *keyPaged) ScanSegment(ctx context.Context, m *storage.TableMetadata, segment, total int, fn func(storage.Record) error) error {
-	lo, hi := segment*k.accounts/total, (segment+1)*k.accounts/total
-	query := fmt.Sprintf("SELECT account_id FROM %s WHERE account_id >= $1 AND account_id < $2 ORDER BY account_id LIMIT %d", k.st.Table(m.Namespace, m.Table), k.page)
+	keys := m.KeyColumns()
+	if len(keys) != 1 {
+		return fmt.Errorf("keyPaged reads tables with a one-column key, not %s", m.FullName())
+	}
+	key, _ := m.Column(keys[0])
+	pk := k.st.Dialect().Quote(key.Name)
+	query := fmt.Sprintf("SELECT %s FROM %s WHERE mod(abs(hashtext(%s::text)), %d) = %d %%s ORDER BY %s LIMIT %d",
+		pk, k.st.Table(m.Namespace, m.Table), pk, total, segment, pk, k.page)
+	var last any
 	for page := 0; ; page++ {
 		if k.beforePage != nil {
 			k.beforePage(segment, page)
 		}
-		var ids []int32
-		err := sqlstore.QueryRows(ctx, k.st.DB(), query, []any{lo, hi}, func(scan func(...any) error) error {
-			var id int32
+		q, args := fmt.Sprintf(query, ""), []any(nil)
+		if page > 0 {
+			q, args = fmt.Sprintf(query, "AND "+pk+" > $1"), []any{last}
+		}
+		var ids []any
+		err := sqlstore.QueryRows(ctx, k.st.DB(), q, args, func(scan func(...any) error) error {
+			var id any
 			err := scan(&id)
 			ids = append(ids, id)
 			return err
@@ -64,7 +91,11 @@ func (k *keyPaged) ScanSegment(ctx context.Context, m *storage.TableMetadata, se
 			return err
 		}
 		for _, id := range ids {
-			rec, err := k.st.Get(ctx, storage.Get{Namespace: m.Namespace, Table: m.Table, Key: storage.Key{"account_id": id}})
+			v, err := storage.Normalize(key.Type, id)
+			if err != nil {
+				return err
+			}
+			rec, err := k.st.Get(ctx, storage.Get{Namespace: m.Namespace, Table: m.Table, Key: storage.Key{key.Name: v}})
 			if err != nil {
 				return err
 			}
@@ -78,7 +109,7 @@ func (k *keyPaged) ScanSegment(ctx context.Context, m *storage.TableMetadata, se
 				return err
 			}
 		}
-		lo = int(ids[len(ids)-1]) + 1
+		last = ids[len(ids)-1]
 	}
 }
 
@@ -119,7 +150,7 @@ func newScanBank(t testing.TB, accounts int) *scanBank {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.scan = &keyPaged{st: s.(*sqlstore.Store), ns: "bank_1", accounts: accounts, page: 16}
+	b.scan = &keyPaged{st: s.(*sqlstore.Store), page: 16}
 	return b
 }
 
@@ -238,7 +269,11 @@ func TestScanCutTransferDuringScan(t *testing.T) {
 					taken <- result{c, err}
 				}()
 			}
-			<-reached
+			select {
+			case <-reached:
+			case r := <-taken:
+				t.Fatalf("the cut ended before the scan's second page: %v", r.err)
+			}
 			last := storage.Key{"account_id": int32(b.setup.Accounts - 1)}
 			committed := make(chan error, 1)
 			go func() {
@@ -344,14 +379,7 @@ func TestScanCutUnderLoad(t *testing.T) {
 	}()
 	var cutTransfers int64
 	for trial := range trials {
-		arrived := make(chan struct{}, 4)
-		proceed := make(chan struct{})
-		b.scan.beforePage = func(_, page int) {
-			if page == 0 {
-				arrived <- struct{}{}
-				<-proceed
-			}
-		}
+		release := holdScan(b.scan)
 		taken := make(chan error, 1)
 		var c *cut.Cut
 		go func() {
@@ -359,9 +387,7 @@ func TestScanCutUnderLoad(t *testing.T) {
 			c, err = cut.Take(ctx, "pg", engines, 10*time.Second, 0)
 			taken <- err
 		}()
-		<-arrived // the fence is held
-		testenv.Await(t, "a bank_1 record prepared by an undecided transaction", func() bool { return b.undecidedPrepared(t) })
-		close(proceed)
+		release(t, b.pg, taken)
 		if err := <-taken; err != nil {
 			t.Fatal(err)
 		}
@@ -380,22 +406,58 @@ func TestScanCutUnderLoad(t *testing.T) {
 	t.Logf("%d cuts, %d records read pending; the load: %+v", trials, b.scan.pending.Load(), stats)
 }
 
-// undecidedPrepared reports whether some bank_1 record is PREPARED by a
-// transaction with no coordinator row.
-func (b *scanBank) undecidedPrepared(t *testing.T) bool {
+// holdScan makes kp's next read wait before its first page. The returned
+// release, called once the read has started (the fence held), awaits a
+// record of the store PREPARED by a transaction that has no row in the
+// coordinator store pg, then lets the read go on: such a record stays
+// PREPARED while the fence holds, so the read overlaps the load for sure.
+// done is the cut's (or backup's) outcome, so that a failure before the
+// read is reported rather than waited for.
+func holdScan(kp *keyPaged) (release func(t *testing.T, pg storage.Store, done chan error)) {
+	arrived, proceed := make(chan struct{}, 1), make(chan struct{})
+	kp.beforePage = func(_, page int) {
+		if page == 0 {
+			select {
+			case arrived <- struct{}{}:
+			default: // one arrival is enough
+			}
+			<-proceed
+		}
+	}
+	return func(t *testing.T, pg storage.Store, done chan error) {
+		t.Helper()
+		select {
+		case <-arrived:
+		case err := <-done:
+			t.Fatalf("the read never started: %v", err)
+		}
+		testenv.Await(t, "a record prepared by an undecided transaction", func() bool { return undecidedPrepared(t, kp, pg) })
+		close(proceed) // and every later page 0 of this read passes
+	}
+}
+
+// undecidedPrepared reports whether some record of kp's store is PREPARED
+// by a transaction with no row in the coordinator store pg.
+func undecidedPrepared(t *testing.T, kp *keyPaged, pg storage.Store) bool {
 	ctx := context.Background()
-	recs, err := b.scan.st.ScanAll(ctx, storage.ScanAll{Namespace: "bank_1", Table: bank.AccountsTable})
+	tables, err := kp.ScanTables(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range recs {
-		if m := consensus.MetaOf(r); m.Pending() {
-			row, err := b.pg.Get(ctx, consensus.CoordinatorGet(m.TxID))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if row == nil {
-				return true
+	for _, m := range tables {
+		recs, err := kp.st.ScanAll(ctx, storage.ScanAll{Namespace: m.Namespace, Table: m.Table})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if meta := consensus.MetaOf(r); meta.Pending() {
+				row, err := pg.Get(ctx, consensus.CoordinatorGet(meta.TxID))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if row == nil {
+					return true
+				}
 			}
 		}
 	}
