@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/stillpoint/stillpoint/internal/backup"
-	"github.com/stillpoint/stillpoint/internal/config"
 	"github.com/stillpoint/stillpoint/internal/repo"
 	"github.com/stillpoint/stillpoint/internal/repo/backend"
 	"github.com/stillpoint/stillpoint/internal/restore"
@@ -51,23 +50,8 @@ func init() {
 // verified to both bank invariants.
 func TestBackupOfStoreWithoutSnapshots(t *testing.T) {
 	ctx := context.Background()
-	cfg := &config.Config{
-		DataDir: t.TempDir(),
-		Stores: map[string]config.Store{
-			"pg":   {Engine: "postgres", DSN: testenv.PostgresDSN(t)},
-			"scan": {Engine: "pgscan", DSN: testenv.PostgresDSN(t)},
-		},
-		Namespaces:  map[string]string{"bank_0": "pg", "bank_1": "scan"},
-		Coordinator: "pg",
-		Source:      "test",
-	}
-	st := multistorage.New(cfg)
-	defer st.Close()
-	m := txn.NewManager(st, txn.Options{})
-	setup := bank.Setup{Namespaces: []string{"bank_0", "bank_1"}, Accounts: 50, InitialBalance: 1000}
-	if err := bank.Create(ctx, st, m, setup, nil); err != nil {
-		t.Fatal(err)
-	}
+	b := newScanBank(t, 50, "pgscan")
+	st, m, setup, kp := b.st, b.m, b.setup, b.scan
 	be, err := backend.Open(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +62,7 @@ func TestBackupOfStoreWithoutSnapshots(t *testing.T) {
 	}
 	load, stop := context.WithCancel(ctx)
 	defer stop()
-	var committed, stalled = make(chan int64, 1), make(chan bank.Stats, 1)
+	committed, ran := make(chan int64, 1), make(chan bank.Stats, 1) // committed: the most transfers reported
 	committed <- 0
 	go func() {
 		stats, _ := bank.Run(load, bank.Local(m), &setup, bank.Workload{Concurrency: 4, Duration: 5 * time.Minute, Isolation: consensus.Snapshot,
@@ -86,22 +70,13 @@ func TestBackupOfStoreWithoutSnapshots(t *testing.T) {
 				n := <-committed
 				committed <- max(n, s.Committed)
 			}})
-		stalled <- stats
+		ran <- stats
 	}()
 	commits := func() int64 { n := <-committed; committed <- n; return n }
 	awaitCommits := func(what string) {
 		from := commits()
 		testenv.Await(t, "transfers to commit "+what, func() bool { return commits() >= from+5 })
 	}
-	scan, err := st.Store(ctx, "scan")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pg, err := st.Store(ctx, "pg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kp := scan.(scanPG).keyPaged
 	var manifests []*backup.Manifest
 	for i := range testenv.Trials(t, 3, 10) {
 		awaitCommits(fmt.Sprintf("before backup %d", i))
@@ -113,7 +88,7 @@ func TestBackupOfStoreWithoutSnapshots(t *testing.T) {
 			man, err = backup.Create(ctx, st, r, backup.Options{Mode: backup.Fence, FenceMaxHold: time.Minute})
 			done <- err
 		}()
-		release(t, pg, done)
+		release(t, b.pg, done)
 		if err := <-done; err != nil {
 			t.Fatalf("backup %d: %v", i, err)
 		}
@@ -124,7 +99,7 @@ func TestBackupOfStoreWithoutSnapshots(t *testing.T) {
 		t.Fatalf("the backups read %d pending records: fewer than one each", kp.pending.Load())
 	}
 	stop()
-	stats := <-stalled
+	stats := <-ran
 	if stats.Failed != 0 || stats.Unknown != 0 {
 		t.Fatalf("transfers failed during the backups: %+v", stats)
 	}

@@ -123,14 +123,17 @@ type scanBank struct {
 	scan  *keyPaged
 }
 
-func newScanBank(t testing.TB, accounts int) *scanBank {
+// newScanBank opens the stores, "scan" with the given engine: postgres
+// (the test reads it through its own keyPaged) or pgscan (the backup finds
+// it has no snapshot).
+func newScanBank(t testing.TB, accounts int, scanEngine string) *scanBank {
 	t.Helper()
 	ctx := context.Background()
 	cfg := &config.Config{
 		DataDir: t.TempDir(),
 		Stores: map[string]config.Store{
 			"pg":   {Engine: "postgres", DSN: testenv.PostgresDSN(t)},
-			"scan": {Engine: "postgres", DSN: testenv.PostgresDSN(t)},
+			"scan": {Engine: scanEngine, DSN: testenv.PostgresDSN(t)},
 		},
 		Namespaces:  map[string]string{"bank_0": "pg", "bank_1": "scan"},
 		Coordinator: "pg",
@@ -150,7 +153,12 @@ func newScanBank(t testing.TB, accounts int) *scanBank {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.scan = &keyPaged{st: s.(*sqlstore.Store), page: 16}
+	switch s := s.(type) {
+	case scanPG:
+		b.scan = s.keyPaged
+	case *sqlstore.Store:
+		b.scan = &keyPaged{st: s, page: 16}
+	}
 	return b
 }
 
@@ -236,7 +244,7 @@ func TestScanCutTransferDuringScan(t *testing.T) {
 	}{{"held fence", true}, {"no fence", false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			b := newScanBank(t, 64)
+			b := newScanBank(t, 64, "postgres")
 			engines := b.engines(t, 1)
 			reached, proceed := make(chan struct{}), make(chan struct{})
 			b.scan.beforePage = func(_, page int) {
@@ -333,7 +341,7 @@ func TestScanCutTransferDuringScan(t *testing.T) {
 // the read's spool is removed once the read stops.
 func TestScanCutMaxHold(t *testing.T) {
 	ctx := context.Background()
-	b := newScanBank(t, 64)
+	b := newScanBank(t, 64, "postgres")
 	spool := t.TempDir()
 	engines := map[string]cut.Engine{"scan": cut.ScanEngine(b.scan, cut.ScanOptions{Segments: 2, SpoolDir: spool})}
 	engines["pg"], _ = cut.EngineOf(b.pg)
@@ -368,7 +376,7 @@ func TestScanCutMaxHold(t *testing.T) {
 // PREPARED while the fence holds, so every scan overlaps the load.
 func TestScanCutUnderLoad(t *testing.T) {
 	ctx := context.Background()
-	b := newScanBank(t, 200)
+	b := newScanBank(t, 200, "postgres")
 	engines := b.engines(t, 4)
 	trials := testenv.Trials(t, 3, 10)
 	load, stop := context.WithCancel(ctx)
@@ -486,7 +494,7 @@ func BenchmarkScanCutStall(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			ctx := context.Background()
-			bk := newScanBank(b, accounts)
+			bk := newScanBank(b, accounts, "postgres")
 			bk.scan.page = 100
 			engines := bk.engines(b, max(segments, 1))
 			var hold, p50, p99, worst time.Duration
