@@ -39,7 +39,8 @@ type ScanOptions struct {
 	Parallel int
 	// SpoolDir receives the records until the backup streams them (""
 	// the system's temporary directory): the fence is held for the read
-	// only, not for the repository's writes.
+	// only, not for the repository's writes. The spool is a plain copy of
+	// the store in a directory only this user can read (no-snapshot-cut.md).
 	SpoolDir string
 }
 
