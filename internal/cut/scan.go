@@ -1,6 +1,7 @@
 package cut
 
 import (
+	"bufio"
 	"context"
 	"encoding/gob"
 	"errors"
@@ -74,9 +75,8 @@ func (scanEngine) AcquireFence(context.Context, time.Duration) (Fence, error) {
 
 // scannedTable is one table's spool: a file per segment.
 type scannedTable struct {
-	m       *storage.TableMetadata
-	files   []string
-	records int64
+	m     *storage.TableMetadata
+	files []string
 }
 
 // scanSnapshot serves a store read under the fence from its spool.
@@ -104,6 +104,11 @@ func (e scanEngine) OpenSnapshot(ctx context.Context) (Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	for i, m := range tables {
+		if m == nil {
+			return nil, fmt.Errorf("the store listed table %d of %d without its metadata", i+1, len(tables))
+		}
+	}
 	dir, err := os.MkdirTemp(e.o.SpoolDir, "stillpoint-scan-")
 	if err != nil {
 		return nil, fmt.Errorf("scan spool: %w", err)
@@ -114,10 +119,6 @@ func (e scanEngine) OpenSnapshot(ctx context.Context) (Snapshot, error) {
 	var mu sync.Mutex
 	var records int64
 	for i, m := range tables {
-		if m == nil {
-			snap.Close()
-			return nil, fmt.Errorf("the store listed table %d of %d without its metadata", i+1, len(tables))
-		}
 		t := &scannedTable{m: m}
 		snap.tables[m.FullName()] = t
 		for seg := range e.o.Segments {
@@ -126,7 +127,6 @@ func (e scanEngine) OpenSnapshot(ctx context.Context) (Snapshot, error) {
 			g.Go(func() error {
 				n, err := e.spool(gctx, m, seg, file)
 				mu.Lock()
-				t.records += n
 				records += n
 				mu.Unlock()
 				if err != nil {
@@ -156,7 +156,8 @@ func (e scanEngine) spool(ctx context.Context, m *storage.TableMetadata, seg int
 			err = cerr
 		}
 	}()
-	enc := gob.NewEncoder(f)
+	w := bufio.NewWriter(f)
+	enc := gob.NewEncoder(w)
 	err = e.s.ScanSegment(ctx, m, seg, e.o.Segments, func(rec storage.Record) error {
 		var s spooled
 		for i, c := range m.Columns {
@@ -167,7 +168,10 @@ func (e scanEngine) spool(ctx context.Context, m *storage.TableMetadata, seg int
 		n++
 		return enc.Encode(&s)
 	})
-	return n, err
+	if err != nil {
+		return n, err
+	}
+	return n, w.Flush()
 }
 
 func (s *scanSnapshot) Point() string { return s.point }
