@@ -1,0 +1,413 @@
+package main
+
+import (
+	"bytes"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stillpoint/stillpoint/internal/pitr"
+	"github.com/stillpoint/stillpoint/internal/testenv"
+)
+
+// archiveRounds is how many times a test breaks or kills the archiving
+// during the load: STILLPOINT_TEST_ARCHIVE_ROUNDS for a longer campaign.
+func archiveRounds(t *testing.T) int {
+	n, err := strconv.Atoi(os.Getenv("STILLPOINT_TEST_ARCHIVE_ROUNDS"))
+	if err != nil || n < 2 {
+		return 3
+	}
+	return n
+}
+
+// archiving is how one engine's log reaches the repository in
+// TestArchivingSurvivesKills, and how the test breaks it.
+type archiving struct {
+	store pitrStore
+	// disrupt breaks or kills the archiving once, during the load, and
+	// says what it did.
+	disrupt func(t *testing.T, round int) string
+	// finish archives the log up to the last cut, once the load stopped.
+	finish func(t *testing.T, cuts int)
+	// sameAsServer checks every archived file against the server's own.
+	sameAsServer func(t *testing.T)
+}
+
+// TestArchivingSurvivesKills: on both engines, the archiving is killed
+// with SIGKILL (and the PostgreSQL repository made unwritable) again and
+// again while bank transfers run and cuts are taken; afterwards every cut
+// taken during the load is restorable, check and backup verify find no
+// gap, and a restore to the last cut holds the bank's invariants. Then a
+// gap and an unreadable log file made on purpose are named by backup
+// verify and check (exit 3), and refuse a restore before it writes.
+func TestArchivingSurvivesKills(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, c cli, repoDir string) archiving
+	}{
+		{"postgres: archive_command is wal-push", postgresWALPush},
+		{"mariadb: stillpoint archive", mariadbArchiver},
+	} {
+		t.Run(tc.name, func(t *testing.T) { archivingSurvivesKills(t, tc.setup) })
+	}
+}
+
+func archivingSurvivesKills(t *testing.T, setup func(t *testing.T, c cli, repoDir string) archiving) {
+	// Under root, PostgreSQL runs wal-push as its own user: the
+	// configuration and the repository must be that user's.
+	dir := testenv.ServerDir(t)
+	repoDir, cfgPath := filepath.Join(dir, "repo"), filepath.Join(dir, "source.yaml")
+	src := cli{t: t, bin: build(t), args: []string{"--config", cfgPath}}
+	a := setup(t, src, repoDir)
+	writeConfig := func(path, dsn string) {
+		engine := map[bool]string{true: "postgres", false: "mysql"}[a.store.name == "pg"]
+		y := fmt.Sprintf("stores:\n  %[1]s: {engine: %[2]s, dsn: %[3]q}\ncoordinator: %[1]s\nnamespaces: {bank_0: %[1]s, bank_1: %[1]s}\nrepository: %[4]s\n", a.store.name, engine, dsn, repoDir)
+		if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		testenv.ServerOwns(t, path)
+	}
+	writeConfig(cfgPath, a.store.dsn)
+	run := func(c cli, args ...string) string {
+		t.Helper()
+		out, code := c.run(args...)
+		if code != 0 {
+			t.Fatalf("stillpoint %v: exit %d %s", args, code, out)
+		}
+		return out
+	}
+	run(src, "init")
+	testenv.ServerOwns(t, repoDir)
+	run(src, "workload", "bank", "--accounts", "20", "--count", "1")
+	run(src, "base", "create")
+	run(src, "backup", "create")
+
+	load := exec.Command(src.bin, append(src.args, "workload", "bank", "--concurrency", "4", "--duration", "10m")...)
+	if err := load.Start(); err != nil {
+		t.Fatal(err)
+	}
+	loadDone := make(chan error, 1)
+	go func() { loadDone <- load.Wait() }()
+	t.Cleanup(func() { load.Process.Kill() })
+	rounds := archiveRounds(t)
+	began := time.Now()
+	var cut string
+	for i := range rounds {
+		cut = fmt.Sprintf("c%d", i+1)
+		run(src, "cut", "create", "--name", cut)
+		t.Logf("%v round %d: %s, then cut %s", time.Since(began).Round(time.Millisecond), i, a.disrupt(t, i), cut)
+	}
+	select {
+	case err := <-loadDone:
+		t.Fatalf("the load ended (%v) before the last cut: the archiving was not disrupted under load", err)
+	default:
+	}
+	load.Process.Signal(syscall.SIGINT)
+	<-loadDone
+	a.finish(t, rounds)
+	t.Logf("%v: every cut archived", time.Since(began).Round(time.Millisecond))
+
+	var overview struct {
+		Stores []pitr.Reach `json:"stores"`
+	}
+	if out := run(src, "--json", "cut", "list"); json.Unmarshal([]byte(out), &overview) != nil || len(overview.Stores) != 1 ||
+		overview.Stores[0].Cuts != rounds || overview.Stores[0].Unrestorable != 0 {
+		t.Fatalf("after the load, want all %d cuts restorable: %s", rounds, out)
+	}
+	a.sameAsServer(t)
+	run(src, "check")
+	if out := run(src, "backup", "verify", "latest"); !strings.Contains(out, "no gap") {
+		t.Errorf("backup verify does not say the log archive has no gap:\n%s", out)
+	}
+
+	// restore restores the last cut into a fresh server and returns the
+	// CLI configured for it, the restore's exit code and the directory.
+	restore := func() (cli, int, string) {
+		target, port, dsn := a.store.target(t)
+		path := filepath.Join(dir, "restored-"+filepath.Base(target)+strconv.Itoa(port)+".yaml")
+		writeConfig(path, dsn)
+		restored := cli{t: t, bin: src.bin, args: []string{"--config", path}}
+		_, code := restored.run("restore", "--to-cut", cut, "--target", fmt.Sprintf("%s=%s:%d", a.store.name, target, port))
+		return restored, code, target
+	}
+	restored, code, _ := restore()
+	if code != 0 {
+		t.Fatalf("restore to %s: exit %d", cut, code)
+	}
+	var rep struct {
+		Bank map[string]struct {
+			CommittedTransfers int64    `json:"committed_transfers"`
+			Violations         []string `json:"violations"`
+		} `json:"bank"`
+	}
+	out := run(restored, "--json", "verify")
+	if json.Unmarshal([]byte(out), &rep) != nil || len(rep.Bank) != 1 {
+		t.Fatalf("verify of the restored bank: %s", out)
+	}
+	for _, b := range rep.Bank {
+		if len(b.Violations) > 0 || b.CommittedTransfers == 0 {
+			t.Fatalf("restored to %s: %d committed transfers, invariants %v", cut, b.CommittedTransfers, b.Violations)
+		}
+		t.Logf("restored to %s: %d committed transfers, both invariants hold", cut, b.CommittedTransfers)
+	}
+
+	// A gap and an unreadable file, made on purpose in the middle of the
+	// archive (after the base's start, with files after them).
+	logDir := filepath.Join(repoDir, "logs", a.store.name)
+	names := archivedLogs(logDir)
+	if len(names) < 3 {
+		t.Fatalf("only %v archived: too few to make a gap after the base's start", names)
+	}
+	gap, unreadable := names[len(names)-2], names[len(names)-1]
+	if err := os.Remove(filepath.Join(logDir, gap)); err != nil {
+		t.Fatal(err)
+	}
+	chunks, _ := filepath.Glob(filepath.Join(repoDir, "logdata", a.store.name, unreadable, "*"))
+	if len(chunks) == 0 || os.Remove(chunks[0]) != nil {
+		t.Fatalf("no chunk of %s to remove: %v", unreadable, chunks)
+	}
+	for _, args := range [][]string{{"backup", "verify", "latest"}, {"check"}} {
+		out, code := src.run(args...)
+		if code != exitViolation || !strings.Contains(out, gap) {
+			t.Errorf("%v with %s missing: exit %d, want %d naming it:\n%s", args, gap, code, exitViolation, out)
+		}
+		if args[0] == "backup" && !strings.Contains(out, "store "+a.store.name+": log file "+unreadable+" cannot be read") {
+			t.Errorf("backup verify with a chunk of %s missing does not name the file and its store:\n%s", unreadable, out)
+		}
+	}
+	if _, code, target := restore(); code != exitError {
+		t.Errorf("restore across a gap: exit %d, want %d", code, exitError)
+	} else if entries, _ := os.ReadDir(target); len(entries) > 0 {
+		t.Errorf("a restore refused for a gap wrote into %s (%s)", target, entries[0].Name())
+	}
+}
+
+// postgresWALPush: a PostgreSQL whose archive_command is the built
+// `stillpoint wal-push`. Round 0 makes the repository's archive
+// unwritable until PostgreSQL has seen wal-push fail (after storing the
+// chunks, before the file's index), then writable again; the others kill
+// a running wal-push with SIGKILL. PostgreSQL keeps each segment and
+// retries it until wal-push succeeds.
+func postgresWALPush(t *testing.T, c cli, repoDir string) archiving {
+	command := fmt.Sprintf("%s %s wal-push --store pg %%f %%p", c.bin, strings.Join(c.args, " "))
+	pg := testenv.StartPITRPostgresArchiving(t, command)
+	db, err := sql.Open("pgx", pg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	db.SetMaxIdleConns(0) // each query connects anew (see finish)
+	failures := func() int64 {
+		var n int64
+		if err := db.QueryRow("SELECT failed_count FROM pg_stat_archiver").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	logDir := filepath.Join(repoDir, "logs", "pg")
+	killed := 0
+	return archiving{
+		store: pitrStore{name: "pg", dsn: pg.DSN, target: func(t *testing.T) (string, int, string) {
+			dir, port := testenv.PITRPostgresTarget(t)
+			return dir, port, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+		}},
+		disrupt: func(t *testing.T, round int) string {
+			if round == 0 {
+				before := failures()
+				if err := os.Chmod(logDir, 0o500); err != nil {
+					t.Fatal(err)
+				}
+				testenv.Await(t, "wal-push to fail on the unwritable repository", func() bool { return failures() > before })
+				if err := os.Chmod(logDir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				return fmt.Sprintf("the repository was unwritable: %d failed archive_command runs", failures()-before)
+			}
+			testenv.Await(t, "a wal-push to kill", func() bool {
+				for _, pid := range processes(func(cmdline []string, _ int) bool {
+					return len(cmdline) > 0 && cmdline[0] == c.bin && slices.Contains(cmdline, "wal-push")
+				}) {
+					if syscall.Kill(pid, syscall.SIGKILL) == nil {
+						killed++
+						return true
+					}
+				}
+				return false
+			})
+			return fmt.Sprintf("wal-push killed with SIGKILL (%d so far)", killed)
+		},
+		finish: func(t *testing.T, _ int) {
+			var seg string
+			if err := db.QueryRow("SELECT pg_walfile_name(pg_switch_wal())").Scan(&seg); err != nil {
+				t.Fatal(err)
+			}
+			// An archiver whose archive_command was killed exits, and the
+			// postmaster starts a new one when its loop next wakes, which
+			// on an idle server can be a minute: a connection wakes it.
+			poked := time.Now()
+			testenv.Await(t, "PostgreSQL to archive "+seg+" through wal-push", func() bool {
+				if _, err := os.Stat(filepath.Join(logDir, seg)); err == nil {
+					return true
+				}
+				if time.Since(poked) > 200*time.Millisecond {
+					failures()
+					poked = time.Now()
+				}
+				return false
+			})
+			t.Logf("archived up to %s; %d archive_command runs failed in all", seg, failures())
+		},
+		// PostgreSQL recycles its segments: the archive is checked by the
+		// restore, which replays it.
+		sameAsServer: func(*testing.T) {},
+	}
+}
+
+// mariadbArchiver: `stillpoint archive` started, and killed with SIGKILL
+// while it copies a binlog (or just after it stored one), each round;
+// the next one resumes from what the archive holds.
+func mariadbArchiver(t *testing.T, c cli, repoDir string) archiving {
+	s := mariadbStore(t)
+	db, err := sql.Open("mysql", s.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	var dataDir string
+	if err := db.QueryRow("SELECT @@datadir").Scan(&dataDir); err != nil {
+		t.Fatal(err)
+	}
+	logDir := filepath.Join(repoDir, "logs", "maria")
+	archived := func() int { return len(archivedLogs(logDir)) }
+	start := func() *exec.Cmd {
+		archiver := exec.Command(c.bin, append(c.args, "archive")...)
+		archiver.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := archiver.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return archiver
+	}
+	midCopy := 0
+	return archiving{
+		store: s,
+		disrupt: func(t *testing.T, round int) string {
+			before := archived()
+			archiver := start()
+			copying := false
+			testenv.Await(t, "the archiver to copy a binlog", func() bool {
+				copying = len(processes(func(cmdline []string, ppid int) bool {
+					return ppid == archiver.Process.Pid && len(cmdline) > 0 && filepath.Base(cmdline[0]) == "mariadb-binlog"
+				})) > 0
+				return copying || archived() > before
+			})
+			// The group: mariadb-binlog dies with it, as under a supervisor
+			// that kills the unit.
+			syscall.Kill(-archiver.Process.Pid, syscall.SIGKILL)
+			archiver.Wait()
+			if copying {
+				midCopy++
+				return fmt.Sprintf("the archiver killed with SIGKILL while it copied a binlog (%d so far)", midCopy)
+			}
+			return "the archiver killed with SIGKILL after it stored a binlog"
+		},
+		finish: func(t *testing.T, cuts int) {
+			archiver := start()
+			testenv.Await(t, fmt.Sprintf("the archiver to make %d cuts restorable", cuts), func() bool {
+				out, _ := c.run("--json", "cut", "list")
+				var o struct {
+					Stores []pitr.Reach `json:"stores"`
+				}
+				return json.Unmarshal([]byte(out), &o) == nil && len(o.Stores) == 1 && o.Stores[0].Cuts == cuts
+			})
+			archiver.Process.Signal(syscall.SIGINT)
+			if archiver.Wait(); archiver.ProcessState.ExitCode() != exitInterrupted {
+				t.Errorf("archive after SIGINT: exit %d, want %d", archiver.ProcessState.ExitCode(), exitInterrupted)
+			}
+		},
+		sameAsServer: func(t *testing.T) {
+			// Every binlog the server closed is archived, with its content.
+			rows, err := db.Query("SHOW BINARY LOGS")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var closed []string
+			for rows.Next() {
+				var name string
+				var size int64
+				if err := rows.Scan(&name, &size); err != nil {
+					t.Fatal(err)
+				}
+				closed = append(closed, name)
+			}
+			rows.Close()
+			closed = closed[:len(closed)-1] // the one still written
+			if got := archivedLogs(logDir); !slices.Equal(got, closed) {
+				t.Errorf("archived %v, the server closed %v", got, closed)
+			}
+			for _, name := range closed {
+				fetched := filepath.Join(t.TempDir(), name)
+				if out, code := c.run("wal-fetch", "--store", "maria", name, fetched); code != 0 {
+					t.Errorf("binlog %s is not archived: exit %d %s", name, code, out)
+					continue
+				}
+				got, _ := os.ReadFile(fetched)
+				want, err := os.ReadFile(filepath.Join(dataDir, name))
+				if err != nil || !bytes.Equal(got, want) {
+					t.Errorf("archived %s (%d bytes) differs from the server's (%d bytes, %v)", name, len(got), len(want), err)
+				}
+			}
+		},
+	}
+}
+
+// archivedLogs lists the binlogs or WAL segments archived in logDir (a
+// store's logs/ in a repository directory), in log order.
+func archivedLogs(logDir string) []string {
+	entries, _ := os.ReadDir(logDir)
+	var names []string
+	for _, e := range entries {
+		n, binlog := strings.CutPrefix(e.Name(), "mysql-bin.")
+		if strings.Trim(n, "0123456789ABCDEF") == "" && (binlog || len(n) == 24) {
+			names = append(names, e.Name())
+		}
+	}
+	slices.SortFunc(names, pitr.CompareLogNames)
+	return names
+}
+
+// processes returns the ids of the processes whose command line and
+// parent match.
+func processes(match func(cmdline []string, ppid int) bool) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		raw, err1 := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		stat, err2 := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err1 != nil || err2 != nil {
+			continue // gone meanwhile
+		}
+		// stat: pid (comm) state ppid ...; comm may hold spaces.
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(fields) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(fields[1])
+		if match(strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00"), ppid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
