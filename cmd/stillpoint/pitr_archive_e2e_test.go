@@ -77,19 +77,11 @@ func archivingSurvivesKills(t *testing.T, setup func(t *testing.T, c cli, repoDi
 		testenv.ServerOwns(t, path)
 	}
 	writeConfig(cfgPath, a.store.dsn)
-	run := func(c cli, args ...string) string {
-		t.Helper()
-		out, code := c.run(args...)
-		if code != 0 {
-			t.Fatalf("stillpoint %v: exit %d %s", args, code, out)
-		}
-		return out
-	}
-	run(src, "init")
+	src.ok("init")
 	testenv.ServerOwns(t, repoDir)
-	run(src, "workload", "bank", "--accounts", "20", "--count", "1")
-	run(src, "base", "create")
-	run(src, "backup", "create")
+	src.ok("workload", "bank", "--accounts", "20", "--count", "1")
+	src.ok("base", "create")
+	src.ok("backup", "create")
 
 	load := exec.Command(src.bin, append(src.args, "workload", "bank", "--concurrency", "4", "--duration", "10m")...)
 	if err := load.Start(); err != nil {
@@ -126,7 +118,7 @@ func archivingSurvivesKills(t *testing.T, setup func(t *testing.T, c cli, repoDi
 	var cut string
 	for i := range rounds {
 		cut = fmt.Sprintf("c%d", i+1)
-		run(src, "cut", "create", "--name", cut)
+		src.ok("cut", "create", "--name", cut)
 		what := a.disrupt(t, i)
 		t.Logf("%v round %d: %s, then cut %s", time.Since(began).Round(time.Millisecond), i, what, cut)
 	}
@@ -143,13 +135,13 @@ func archivingSurvivesKills(t *testing.T, setup func(t *testing.T, c cli, repoDi
 	var overview struct {
 		Stores []pitr.Reach `json:"stores"`
 	}
-	if out := run(src, "--json", "cut", "list"); json.Unmarshal([]byte(out), &overview) != nil || len(overview.Stores) != 1 ||
+	if out := src.ok("--json", "cut", "list"); json.Unmarshal([]byte(out), &overview) != nil || len(overview.Stores) != 1 ||
 		overview.Stores[0].Cuts != rounds || overview.Stores[0].Unrestorable != 0 {
 		t.Fatalf("after the load, want all %d cuts restorable: %s", rounds, out)
 	}
 	a.sameAsServer(t)
-	run(src, "check")
-	if out := run(src, "backup", "verify", "latest"); !strings.Contains(out, "no gap") {
+	src.ok("check")
+	if out := src.ok("backup", "verify", "latest"); !strings.Contains(out, "no gap") {
 		t.Errorf("backup verify does not say the log archive has no gap:\n%s", out)
 	}
 
@@ -357,21 +349,7 @@ func mariadbArchiver(t *testing.T, c cli, repoDir string) archiving {
 		},
 		sameAsServer: func(t *testing.T) {
 			// Every binlog the server closed is archived, with its content.
-			rows, err := db.Query("SHOW BINARY LOGS")
-			if err != nil {
-				t.Fatal(err)
-			}
-			var closed []string
-			for rows.Next() {
-				var name string
-				var size int64
-				if err := rows.Scan(&name, &size); err != nil {
-					t.Fatal(err)
-				}
-				closed = append(closed, name)
-			}
-			rows.Close()
-			closed = closed[:len(closed)-1] // the one still written
+			closed := testenv.ClosedBinlogs(t, db)
 			if got := archivedLogs(logDir); !slices.Equal(got, closed) {
 				t.Errorf("archived %v, the server closed %v", got, closed)
 			}
@@ -404,6 +382,16 @@ func archivedLogs(logDir string) []string {
 	}
 	slices.SortFunc(names, pitr.CompareLogNames)
 	return names
+}
+
+// ok runs the command and fails the test unless it exits 0.
+func (c cli) ok(args ...string) string {
+	c.t.Helper()
+	out, code := c.run(args...)
+	if code != 0 {
+		c.t.Fatalf("stillpoint %v: exit %d %s", args, code, out)
+	}
+	return out
 }
 
 // processes returns the ids of the processes whose command line and

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"database/sql"
 	"os"
 	"path/filepath"
 	"testing"
@@ -35,4 +36,28 @@ func ServerOwns(t testing.TB, path string) {
 	}); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
+}
+
+// ClosedBinlogs is what a MariaDB server's SHOW BINARY LOGS lists but the
+// file being written: the binlogs an archiver may copy.
+func ClosedBinlogs(t testing.TB, db *sql.DB) []string {
+	t.Helper()
+	rows, err := db.Query("SHOW BINARY LOGS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		var size int64
+		if err := rows.Scan(&n, &size); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	if err := rows.Err(); err != nil || len(names) == 0 {
+		t.Fatalf("SHOW BINARY LOGS: %v, %d files", err, len(names))
+	}
+	return names[:len(names)-1]
 }
