@@ -152,7 +152,12 @@ It takes no repository lock.`,
 				running++
 				slog.Info("archive: archiving", "store", name)
 				eg.Go(func() error {
-					if err := archive(ectx, cfg.Stores[name], pitr.NewLogs(r, name)); err != nil {
+					err := archive(ectx, cfg.Stores[name], pitr.NewLogs(r, name))
+					if gap := (*pitr.GapError)(nil); errors.As(err, &gap) {
+						gap.Store = name // the engine names the server
+						return err
+					}
+					if err != nil {
 						return fmt.Errorf("store %s: %w", name, err)
 					}
 					return nil

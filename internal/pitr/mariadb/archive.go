@@ -29,6 +29,13 @@ func Archive(ctx context.Context, sc config.Store, logs pitr.Logs) error {
 		return err
 	}
 	defer srv.close()
+	var version string
+	if err := srv.db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+		return fmt.Errorf("mariadb at %s: %w", srv.cfg.Addr, err)
+	}
+	if err := notMariaDB(version); err != nil {
+		return fmt.Errorf("mariadb at %s: %w", srv.cfg.Addr, err)
+	}
 	tick := time.NewTicker(ArchiveInterval)
 	defer tick.Stop()
 	for {
