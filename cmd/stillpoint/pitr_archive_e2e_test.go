@@ -305,8 +305,12 @@ func mariadbArchiver(t *testing.T, c cli, repoDir string) archiving {
 	}
 	logDir := filepath.Join(repoDir, "logs", "maria")
 	archived := func() int { return len(archivedLogs(logDir)) }
+	// The archiver's temporary files (its credentials, a binlog being
+	// copied), which one killed cannot remove: the next start does.
+	tmp := t.TempDir()
 	start := func() *exec.Cmd {
 		archiver := exec.Command(c.bin, append(c.args, "archive")...)
+		archiver.Env = append(os.Environ(), "TMPDIR="+tmp)
 		archiver.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := archiver.Start(); err != nil {
 			t.Fatal(err)
@@ -348,6 +352,9 @@ func mariadbArchiver(t *testing.T, c cli, repoDir string) archiving {
 			archiver.Process.Signal(syscall.SIGINT)
 			if archiver.Wait(); archiver.ProcessState.ExitCode() != exitInterrupted {
 				t.Errorf("archive after SIGINT: exit %d, want %d", archiver.ProcessState.ExitCode(), exitInterrupted)
+			}
+			if left, _ := os.ReadDir(tmp); len(left) > 0 {
+				t.Errorf("the archivers killed and the last one left %d temporary files, e.g. %s", len(left), left[0].Name())
 			}
 		},
 		sameAsServer: func(t *testing.T) {

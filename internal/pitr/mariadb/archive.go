@@ -141,7 +141,7 @@ func binaryLogs(ctx context.Context, db *sql.DB) ([]serverBinlog, error) {
 // (mariadb-binlog --read-from-remote-server --raw: the archiver needs no
 // access to the server's files) and stores it once it is whole.
 func archiveFile(ctx context.Context, srv *server, logs pitr.Logs, f serverBinlog) error {
-	dir, err := os.MkdirTemp("", "stillpoint-binlog-")
+	dir, err := tempDir("binlog")
 	if err != nil {
 		return err
 	}

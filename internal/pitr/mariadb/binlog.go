@@ -3,12 +3,14 @@ package mariadb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/stillpoint/stillpoint/internal/config"
@@ -77,7 +79,7 @@ func connect(sc config.Store) (*server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mysql store DSN: %w", err)
 	}
-	dir, err := os.MkdirTemp("", "stillpoint-mariadb-")
+	dir, err := tempDir("mariadb")
 	if err != nil {
 		return nil, err
 	}
@@ -116,4 +118,28 @@ func (s *server) close() {
 		s.db.Close()
 	}
 	os.RemoveAll(s.optionsDir)
+}
+
+// tempDir makes a private temporary directory named for kind and this
+// process (stillpoint-KIND-pPID-...), after removing those of this
+// package's processes that are gone. A process killed with SIGKILL cannot
+// remove its own (the option file with the credentials, a binlog half
+// copied): the next start of the archiver, whose supervisor restarts it at
+// once, does.
+func tempDir(kind string) (string, error) {
+	stale, _ := filepath.Glob(filepath.Join(os.TempDir(), "stillpoint-*-p*-*"))
+	for _, dir := range stale {
+		_, rest, _ := strings.Cut(filepath.Base(dir), "-p")
+		pid, _, _ := strings.Cut(rest, "-")
+		if n, err := strconv.Atoi(pid); err == nil && n != os.Getpid() && !alive(n) {
+			os.RemoveAll(dir) // another user's stays: not ours to remove
+		}
+	}
+	return os.MkdirTemp("", fmt.Sprintf("stillpoint-%s-p%d-", kind, os.Getpid()))
+}
+
+// alive reports whether process pid exists (perhaps another user's).
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
