@@ -99,10 +99,10 @@ func newBackupVerifyCmd(g *globals) *cobra.Command {
 		Long: `Reads the backup's manifest (whose checksum is verified) and checks that every
 chunk it references exists in the repository. With --read-data every chunk is
 read, decompressed (and decrypted) and its SHA-256 compared with its name.
-The point-in-time recovery archive is checked too: a gap in a store's log
-archive that a cut needs or that the cuts to come from its newest base would
-meet, and every archived log file (its index and chunks present; read back
-and checked against its SHA-256 with --read-data). Exit code 3 names every
+The point-in-time recovery archive is checked too: a hole in a store's log
+archive after any base backup's start (replay from that base cannot cross
+it), the cut and base records, and every archived log file (its index and
+chunks present; read back and checked against its SHA-256 with --read-data). Exit code 3 names every
 missing or damaged object, gap and unreadable log file, with its store.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
