@@ -40,6 +40,8 @@ type archiving struct {
 	finish func(t *testing.T, cuts int)
 	// sameAsServer checks every archived file against the server's own.
 	sameAsServer func(t *testing.T)
+	// fileOf names the log file holding a position.
+	fileOf func(t *testing.T, p pitr.Position) string
 }
 
 // TestArchivingSurvivesKills: on both engines, the archiving is killed
@@ -170,14 +172,29 @@ func archivingSurvivesKills(t *testing.T, setup func(t *testing.T, c cli, repoDi
 		t.Logf("restored to %s: %d committed transfers (%d before the first disruption), both invariants hold", cut, n, atStart)
 	}
 
-	// A gap and an unreadable file, made on purpose in the middle of the
-	// archive (after the base's start, with files after them).
+	// A gap and an unreadable file, made on purpose: the gap is the file
+	// holding the last cut's mark (so a restore to it needs it), the
+	// unreadable file the newest.
+	var listed struct {
+		Cuts []pitr.Cut `json:"cuts"`
+	}
+	if out := src.ok("--json", "cut", "list"); json.Unmarshal([]byte(out), &listed) != nil || len(listed.Cuts) != rounds {
+		t.Fatalf("cut list: %s", out)
+	}
 	logDir := filepath.Join(repoDir, "logs", a.store.name)
 	names := archivedLogs(logDir)
-	if len(names) < 3 {
-		t.Fatalf("only %v archived: too few to make a gap after the base's start", names)
+	gap, unreadable := a.fileOf(t, listed.Cuts[rounds-1].Positions[a.store.name]), names[len(names)-1]
+	if pitr.CompareLogNames(gap, unreadable) >= 0 {
+		t.Fatalf("the last cut's file %s is the newest archived (%v): no file after it to make it a gap", gap, names)
 	}
-	gap, unreadable := names[len(names)-2], names[len(names)-1]
+	// The cuts before the gap still restore (a hole after a cut does not
+	// refuse it); the others do not.
+	before := 0
+	for _, c := range listed.Cuts {
+		if pitr.CompareLogNames(a.fileOf(t, c.Positions[a.store.name]), gap) < 0 {
+			before++
+		}
+	}
 	if err := os.Remove(filepath.Join(logDir, gap)); err != nil {
 		t.Fatal(err)
 	}
@@ -194,6 +211,11 @@ func archivingSurvivesKills(t *testing.T, setup func(t *testing.T, c cli, repoDi
 			t.Errorf("backup verify with a chunk of %s missing does not name the file and its store:\n%s", unreadable, out)
 		}
 	}
+	if out := src.ok("--json", "cut", "list"); json.Unmarshal([]byte(out), &overview) != nil || len(overview.Stores) != 1 ||
+		overview.Stores[0].Cuts != before || overview.Stores[0].Unrestorable != rounds-before {
+		t.Errorf("with %s missing, want the %d cuts before it restorable and the %d others not: %s", gap, before, rounds-before, out)
+	}
+	t.Logf("with %s missing, %d of %d cuts still restorable", gap, before, rounds)
 	if _, code, target := restore(); code != exitError {
 		t.Errorf("restore across a gap: exit %d, want %d", code, exitError)
 	} else if entries, _ := os.ReadDir(target); len(entries) > 0 {
@@ -272,16 +294,27 @@ func postgresWALPush(t *testing.T, c cli, repoDir string) archiving {
 			})
 			return fmt.Sprintf("wal-push killed with SIGKILL (%d so far)", killed)
 		},
+		// The segment holding the last mark, then one more (a restore
+		// point between them makes the second switch one).
 		finish: func(t *testing.T, _ int) {
 			var seg string
-			if err := db.QueryRow("SELECT pg_walfile_name(pg_switch_wal())").Scan(&seg); err != nil {
-				t.Fatal(err)
+			for _, q := range []string{"SELECT pg_walfile_name(pg_switch_wal())", "SELECT pg_walfile_name(pg_create_restore_point('after'))", "SELECT pg_walfile_name(pg_switch_wal())"} {
+				if err := db.QueryRow(q).Scan(&seg); err != nil {
+					t.Fatal(err)
+				}
 			}
 			awaitArchiver("PostgreSQL to archive "+seg+" through wal-push", func() bool {
 				_, err := os.Stat(filepath.Join(logDir, seg))
 				return err == nil
 			})
 			t.Logf("archived up to %s; %d archive_command runs failed in all", seg, failures())
+		},
+		fileOf: func(t *testing.T, p pitr.Position) string {
+			var seg string
+			if err := db.QueryRow("SELECT pg_walfile_name($1::pg_lsn)", p.LSN).Scan(&seg); err != nil {
+				t.Fatal(err)
+			}
+			return seg
 		},
 		// PostgreSQL recycles its segments: the archive is checked by the
 		// restore, which replays it.
@@ -340,14 +373,19 @@ func mariadbArchiver(t *testing.T, c cli, repoDir string) archiving {
 			}
 			return "the archiver killed with SIGKILL after it stored a binlog"
 		},
+		// Every closed binlog, and one after the last cut's.
 		finish: func(t *testing.T, cuts int) {
+			if _, err := db.Exec("FLUSH BINARY LOGS"); err != nil {
+				t.Fatal(err)
+			}
 			archiver := start()
 			testenv.Await(t, fmt.Sprintf("the archiver to make %d cuts restorable", cuts), func() bool {
 				out, _ := c.run("--json", "cut", "list")
 				var o struct {
 					Stores []pitr.Reach `json:"stores"`
 				}
-				return json.Unmarshal([]byte(out), &o) == nil && len(o.Stores) == 1 && o.Stores[0].Cuts == cuts
+				return json.Unmarshal([]byte(out), &o) == nil && len(o.Stores) == 1 && o.Stores[0].Cuts == cuts &&
+					slices.Equal(archivedLogs(logDir), testenv.ClosedBinlogs(t, db))
 			})
 			archiver.Process.Signal(syscall.SIGINT)
 			if archiver.Wait(); archiver.ProcessState.ExitCode() != exitInterrupted {
@@ -357,6 +395,7 @@ func mariadbArchiver(t *testing.T, c cli, repoDir string) archiving {
 				t.Errorf("the archivers killed and the last one left %d temporary files, e.g. %s", len(left), left[0].Name())
 			}
 		},
+		fileOf: func(_ *testing.T, p pitr.Position) string { return p.File },
 		sameAsServer: func(t *testing.T) {
 			// Every binlog the server closed is archived, with its content.
 			closed := testenv.ClosedBinlogs(t, db)

@@ -143,3 +143,41 @@ func alive(pid int) bool {
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
 }
+
+// GapsTo checks that logs hold every binlog a replay from `from` to `to`
+// reads, the cut's own included: a hole after the cut does not stop a
+// restore to it. Files after the base's first that no later file follows
+// are not archived yet (the archiver copies each once the server closes
+// it), which the restore reports by name; they are not a hole. The base's
+// first missing with nothing after it is a gap, as Gaps says.
+func (Engine) GapsTo(ctx context.Context, store string, logs pitr.Logs, from, to pitr.Position) error {
+	start, ok1 := parseBinlog(from.File)
+	end, ok2 := parseBinlog(to.File)
+	if !ok1 || !ok2 || start.base != end.base {
+		return fmt.Errorf("store %s: cannot replay from %s to %s: not binlog positions of one server", store, from, to)
+	}
+	held, err := heldNumbers(ctx, logs, start.base)
+	if err != nil {
+		return fmt.Errorf("store %s: %w", store, err)
+	}
+	for b := start; b.num <= end.num; b = b.next() {
+		if _, ok := slices.BinarySearch(held, b.num); ok {
+			continue
+		}
+		i, _ := slices.BinarySearch(held, b.num)
+		switch {
+		case i < len(held):
+			gap := &pitr.GapError{Store: store, Missing: b.String(), Before: binlog{start.base, held[i]}.String(),
+				Suggestion: "; replay to " + to.String() + " cannot cross it: restore a cut before it, or take a new base backup for the cuts after it"}
+			if i > 0 {
+				gap.After = binlog{start.base, held[i-1]}.String()
+			}
+			return gap
+		case b == start:
+			// As Gaps says: nothing of the base's log is archived.
+			return &pitr.GapError{Store: store, Missing: b.String(), Suggestion: "; the base backup's first binlog was never archived: is the archiver running?"}
+		}
+		return nil // not archived yet
+	}
+	return nil
+}
