@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 
 	"github.com/spf13/cobra"
@@ -26,41 +27,44 @@ type backupCheck struct {
 	LogProblems []string `json:"log_problems,omitempty"`
 }
 
-// logArchiveProblems checks the point-in-time recovery archive: a hole
-// after any base's start (replay from it cannot cross it), a damaged cut
-// or base record, and every log file readable (its index and chunks
-// present; with readData read back whole against its SHA-256). A base's
-// log that simply ends before a file (a binlog not rotated yet) is no
-// hole: that file is archived when the server closes it. It returns the
-// files checked and the problems, each naming the store and the file.
+// logArchiveProblems checks the point-in-time recovery archive: a hole a
+// cut's replay would meet (as check reports it), a hole after the start
+// of a store's newest base (the cuts to come replay from it), a damaged
+// cut or base record, and every log file readable (its index and chunks
+// present; with readData read back whole against its SHA-256). A hole no
+// cut and no cut to come needs (after an old base, past its cuts) is not
+// reported; nor is a log that simply ends before a file (a binlog not
+// rotated yet), archived when the server closes it. It returns the files
+// checked and the problems, each naming the store and the file.
 func logArchiveProblems(ctx context.Context, r *repo.Repository, readData bool) (int, []string, error) {
-	bases, damaged, err := pitr.Bases(ctx, r)
+	o, err := loadOverview(ctx, r)
 	if err != nil {
 		return 0, nil, err
 	}
-	_, damagedCuts, err := pitr.Cuts(ctx, r)
-	if err != nil {
-		return 0, nil, err
+	problems := o.Damaged
+	for _, s := range o.Stores {
+		if s.Gap != "" {
+			problems = append(problems, s.Gap)
+		}
 	}
-	var problems []string
-	for _, d := range append(damaged, damagedCuts...) {
-		problems = append(problems, fmt.Sprintf("%s %s cannot be read: %v", d.Kind, d.ID, d.Err))
+	newest := map[string]*pitr.Base{} // bases are oldest first
+	for _, b := range o.Bases {
+		newest[b.Store] = b
 	}
-	archived := map[string][]string{}
-	for _, b := range bases {
+	for _, store := range slices.Sorted(maps.Keys(newest)) {
+		b := newest[store]
 		e, err := pitr.EngineFor(b.Engine)
 		if err != nil {
 			return 0, nil, err
 		}
-		if _, ok := archived[b.Store]; !ok {
-			if archived[b.Store], err = r.ListLogs(ctx, b.Store); err != nil {
-				return 0, nil, err
-			}
+		names, err := r.ListLogs(ctx, store)
+		if err != nil {
+			return 0, nil, err
 		}
 		var gap *pitr.GapError
-		if err := e.Gaps(ctx, b.Store, pitr.NewLogs(r, b.Store), b.Info.Start); errors.As(err, &gap) {
-			if slices.ContainsFunc(archived[b.Store], func(n string) bool { return pitr.CompareLogNames(n, gap.Missing) > 0 }) {
-				problems = append(problems, fmt.Sprintf("base %s: %v", b.ID, err))
+		if err := e.Gaps(ctx, store, pitr.NewLogs(r, store), b.Info.Start); errors.As(err, &gap) {
+			if slices.ContainsFunc(names, func(n string) bool { return pitr.CompareLogNames(n, gap.Missing) > 0 }) {
+				problems = append(problems, fmt.Sprintf("the cuts to come from base %s: %v", b.ID, err))
 			}
 		} else if err != nil {
 			return 0, nil, err
@@ -100,9 +104,10 @@ func newBackupVerifyCmd(g *globals) *cobra.Command {
 chunk it references exists in the repository. With --read-data every chunk is
 read, decompressed (and decrypted) and its SHA-256 compared with its name.
 The point-in-time recovery archive is checked too: a hole in a store's log
-archive after any base backup's start (replay from that base cannot cross
-it), the cut and base records, and every archived log file (its index and
-chunks present; read back and checked against its SHA-256 with --read-data). Exit code 3 names every
+archive that a cut's replay would meet, or that the cuts to come from the
+store's newest base would, the cut and base records, and every archived log
+file (its index and chunks present; read back and checked against its
+SHA-256 with --read-data). Exit code 3 names every
 missing or damaged object, gap and unreadable log file, with its store.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
