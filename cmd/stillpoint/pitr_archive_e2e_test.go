@@ -281,9 +281,14 @@ func postgresWALPush(t *testing.T, c cli, repoDir string) archiving {
 				}
 				return fmt.Sprintf("the repository was unwritable: %d failed archive_command runs", failures()-before)
 			}
+			var seg string // PostgreSQL archives one segment at a time
 			awaitArchiver("a wal-push to kill", func() bool {
 				for _, pid := range processes(func(cmdline []string, _ int) bool {
-					return len(cmdline) > 0 && cmdline[0] == c.bin && slices.Contains(cmdline, "wal-push")
+					if len(cmdline) < 3 || cmdline[0] != c.bin || !slices.Contains(cmdline, "wal-push") {
+						return false
+					}
+					seg = cmdline[len(cmdline)-2] // %f
+					return true
 				}) {
 					if syscall.Kill(pid, syscall.SIGKILL) == nil {
 						killed++
@@ -292,7 +297,12 @@ func postgresWALPush(t *testing.T, c cli, repoDir string) archiving {
 				}
 				return false
 			})
-			return fmt.Sprintf("wal-push killed with SIGKILL (%d so far)", killed)
+			// PostgreSQL retries the segment once its archiver restarts.
+			awaitArchiver("PostgreSQL to archive "+seg+" again", func() bool {
+				_, err := os.Stat(filepath.Join(logDir, seg))
+				return err == nil
+			})
+			return fmt.Sprintf("wal-push of %s killed with SIGKILL (%d so far), then archived by PostgreSQL's retry", seg, killed)
 		},
 		// The segment holding the last mark, then one more (a restore
 		// point between them makes the second switch one).
