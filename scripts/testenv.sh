@@ -4,6 +4,7 @@
 # Usage:
 #   scripts/testenv.sh up DIR [--owner-pid PID]
 #   scripts/testenv.sh down DIR
+#   scripts/testenv.sh up-dynalite DIR [--owner-pid PID]   (dynalite alone)
 #
 # `up` installs missing packages (only when something is missing, and only as
 # root or with passwordless sudo), starts both servers with all their files
@@ -15,6 +16,12 @@
 #   export STILLPOINT_TEST_S3_ENDPOINT='127.0.0.1:PORT'      (MinIO, plain http)
 #   export STILLPOINT_TEST_S3_ACCESS_KEY='...'
 #   export STILLPOINT_TEST_S3_SECRET_KEY='...'
+#   export STILLPOINT_TEST_DYNAMO_ENDPOINT='http://127.0.0.1:PORT'  (dynalite)
+#
+# dynalite (a DynamoDB-compatible server on Node) has no Debian package: `up`
+# installs a pinned version with npm into a cache directory outside the
+# repository, once (see the dynalite section below). `up-dynalite` starts
+# only dynalite, for test binaries run against an environment from before it.
 #
 # MinIO has no Debian package: `up` builds it with `go install` when it is
 # missing (once; see the minio section below).
@@ -35,6 +42,8 @@
 #   STILLPOINT_TESTENV_USER     user to run servers as when root (default stillpoint-test)
 #   STILLPOINT_TESTENV_MINIO_BIN      minio binary to use (default: found or built)
 #   STILLPOINT_TESTENV_MINIO_VERSION  github.com/minio/minio version to build
+#   STILLPOINT_TESTENV_DYNALITE_DIR   npm prefix holding dynalite
+#                                     (default ~/.cache/stillpoint/dynalite)
 set -euo pipefail
 
 PG_BIN=${STILLPOINT_TESTENV_PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -85,6 +94,8 @@ missing_packages() {
 	command -v protoc >/dev/null || pkgs+=(protobuf-compiler)
 	# go test -race needs cgo, i.e. a C compiler and libc headers.
 	command -v gcc >/dev/null || pkgs+=(gcc libc6-dev)
+	command -v node >/dev/null || pkgs+=(nodejs)
+	command -v npm >/dev/null || pkgs+=(npm)
 	echo "${pkgs[*]}"
 }
 
@@ -464,6 +475,88 @@ minio_stop() {
 	done
 }
 
+# --------------------------------------------------------------- dynalite --
+
+# DYNALITE_VERSION is pinned: 4.0.0 is the newest release (npm view dynalite
+# version). It has no TransactWriteItems (UnknownOperationException); the
+# engine falls back as docs/dynamodb.md says.
+DYNALITE_VERSION=4.0.0
+DYNALITE_DIR=${STILLPOINT_TESTENV_DYNALITE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/stillpoint/dynalite}
+DYNALITE_CLI=$DYNALITE_DIR/node_modules/dynalite/cli.js
+
+dynalite_installed() {
+	[ -f "$DYNALITE_CLI" ] && grep -qsF "\"version\": \"$DYNALITE_VERSION\"" "$DYNALITE_DIR/node_modules/dynalite/package.json"
+}
+
+ensure_dynalite() {
+	dynalite_installed && return 0
+	command -v npm >/dev/null || die "npm is missing (apt-get install npm)"
+	mkdir -p "$DYNALITE_DIR"
+	(
+		flock 9
+		dynalite_installed && exit 0
+		log "installing dynalite $DYNALITE_VERSION into $DYNALITE_DIR (once)"
+		npm install --prefix "$DYNALITE_DIR" --no-audit --no-fund --loglevel=error \
+			"dynalite@$DYNALITE_VERSION" >&2 || die "npm install dynalite@$DYNALITE_VERSION failed"
+	) 9>"$DYNALITE_DIR/.install.lock"
+}
+
+# dynalite_start runs dynalite in memory (no files, so it runs as the
+# invoking user), tables ACTIVE at once instead of after 500ms.
+dynalite_start() {
+	local dir=$1 d=$1/dynalite port attempt pid waited
+	mkdir -p "$d"
+	log "dynalite $DYNALITE_VERSION ($DYNALITE_CLI)"
+	for attempt in 1 2 3 4 5; do
+		port=$(pick_port)
+		node "$DYNALITE_CLI" --host 127.0.0.1 --port "$port" \
+			--createTableMs 0 --deleteTableMs 0 --updateTableMs 0 \
+			</dev/null >>"$d/dynalite.log" 2>&1 &
+		pid=$!
+		echo "$pid" >"$d/dynalite.pid"
+		waited=0
+		until port_in_use "$port"; do
+			kill -0 "$pid" 2>/dev/null || break
+			if [ "$waited" -ge $((TIMEOUT * 5)) ]; then
+				tail_log "$d/dynalite.log"
+				die "dynalite did not listen within ${TIMEOUT}s"
+			fi
+			sleep 0.2
+			waited=$((waited + 1))
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			DYNALITE_PORT=$port
+			break
+		fi
+		wait "$pid" 2>/dev/null || true
+		if grep -qi "EADDRINUSE" "$d/dynalite.log" && [ "$attempt" -lt 5 ]; then
+			log "dynalite port $port taken, retrying"
+			continue
+		fi
+		tail_log "$d/dynalite.log"
+		die "dynalite exited during startup"
+	done
+	log "dynalite ready on 127.0.0.1:$DYNALITE_PORT"
+}
+
+# dynalite_pid_alive succeeds if pid is the dynalite started for this DIR.
+dynalite_pid_alive() {
+	[ -n "$1" ] && grep -qsF "dynalite" "/proc/$1/cmdline" && [ "$(cat "$2/dynalite/dynalite.pid" 2>/dev/null)" = "$1" ]
+}
+
+dynalite_stop() {
+	local dir=$1 pid i
+	[ -f "$dir/dynalite/dynalite.pid" ] || return 0
+	pid=$(cat "$dir/dynalite/dynalite.pid" 2>/dev/null || true)
+	dynalite_pid_alive "$pid" "$dir" || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for i in $(seq 1 50); do # up to 10s
+		dynalite_pid_alive "$pid" "$dir" && [ -d "/proc/$pid" ] || return 0
+		sleep 0.2
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+}
+
 # --------------------------------------------------------------- commands --
 
 stop_all() {
@@ -471,6 +564,7 @@ stop_all() {
 	pg_stop "$dir"
 	mysql_stop "$dir"
 	minio_stop "$dir"
+	dynalite_stop "$dir"
 	if [ -f "$dir/watchdog.pid" ]; then
 		wpid=$(cat "$dir/watchdog.pid" 2>/dev/null || true)
 		if [ -n "$wpid" ] && [ "$wpid" != "$$" ] && grep -qsF "$dir" "/proc/$wpid/cmdline"; then
@@ -493,6 +587,7 @@ cmd_up() {
 	ensure_packages
 	ensure_user
 	ensure_minio
+	ensure_dynalite
 
 	mkdir -p "$dir"
 	dir=$(cd "$dir" && pwd -P)
@@ -525,6 +620,7 @@ cmd_up() {
 	pg_start "$dir"
 	mysql_start "$dir"
 	minio_start "$dir"
+	dynalite_start "$dir"
 
 	cat >"$dir/env.tmp" <<-EOF
 		export STILLPOINT_TEST_POSTGRES_DSN='postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable'
@@ -533,11 +629,35 @@ cmd_up() {
 		export STILLPOINT_TEST_S3_ENDPOINT='127.0.0.1:$MINIO_PORT'
 		export STILLPOINT_TEST_S3_ACCESS_KEY='$MINIO_USER'
 		export STILLPOINT_TEST_S3_SECRET_KEY='$MINIO_PASSWORD'
+		export STILLPOINT_TEST_DYNAMO_ENDPOINT='http://127.0.0.1:$DYNALITE_PORT'
 	EOF
 	mv "$dir/env.tmp" "$dir/env"
 
 	trap - EXIT HUP INT TERM
 	log "up in $((SECONDS - start))s; environment in $dir/env"
+}
+
+# cmd_up_dynalite starts dynalite alone into DIR (DIR/env sets only its
+# endpoint), for a test binary whose environment predates it.
+cmd_up_dynalite() {
+	local dir=$1 owner_pid=${2:-}
+	ensure_dynalite
+	mkdir -p "$dir"
+	dir=$(cd "$dir" && pwd -P)
+	[ -z "$(ls -A "$dir")" ] || die "$dir is not empty (already up? run: $0 down $dir)"
+	UP_DIR=$dir
+	trap up_failed EXIT
+	trap 'exit 129' HUP
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	if [ -n "$owner_pid" ]; then
+		setsid bash "$SELF" watch "$dir" "$owner_pid" </dev/null >/dev/null 2>&1 &
+		echo $! >"$dir/watchdog.pid"
+	fi
+	dynalite_start "$dir"
+	echo "export STILLPOINT_TEST_DYNAMO_ENDPOINT='http://127.0.0.1:$DYNALITE_PORT'" >"$dir/env.tmp"
+	mv "$dir/env.tmp" "$dir/env"
+	trap - EXIT HUP INT TERM
 }
 
 cmd_down() {
@@ -565,11 +685,11 @@ cmd_watch() {
 	return 0
 }
 
-usage() { die "usage: $0 up DIR [--owner-pid PID] | down DIR"; }
+usage() { die "usage: $0 up DIR [--owner-pid PID] | up-dynalite DIR [--owner-pid PID] | down DIR"; }
 
 [ $# -ge 2 ] || usage
 case $1 in
-up)
+up | up-dynalite)
 	owner=""
 	if [ $# -eq 4 ] && [ "$3" = --owner-pid ]; then
 		owner=$4
@@ -577,7 +697,7 @@ up)
 	elif [ $# -ne 2 ]; then
 		usage
 	fi
-	cmd_up "$2" "$owner"
+	if [ "$1" = up ]; then cmd_up "$2" "$owner"; else cmd_up_dynalite "$2" "$owner"; fi
 	;;
 down) cmd_down "$2" ;;
 watch) cmd_watch "$2" "$3" ;;
