@@ -459,7 +459,9 @@ func (e *exprs) apply(cond string) (*string, map[string]string, item) {
 	return c, names, values
 }
 
-func (s *Store) Put(ctx context.Context, p storage.Put) error { return s.Mutate(ctx, []storage.Mutation{p}) }
+func (s *Store) Put(ctx context.Context, p storage.Put) error {
+	return s.Mutate(ctx, []storage.Mutation{p})
+}
 
 func (s *Store) Delete(ctx context.Context, d storage.Delete) error {
 	return s.Mutate(ctx, []storage.Mutation{d})
