@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/stillpoint/stillpoint/internal/config"
 )
 
 // EnvDynamoEndpoint is dynalite's URL, written by scripts/testenv.sh up.
@@ -105,4 +107,34 @@ func dropDynamoTables(ctx context.Context, endpoint, prefix string) error {
 		}
 	}
 	return nil
+}
+
+// Dynamo is a configuration whose namespaces and coordinator are all on a
+// new DynamoDB store on dynalite (DynamoDSN).
+func Dynamo(t testing.TB, namespaces ...string) *config.Config {
+	t.Helper()
+	cfg := &config.Config{
+		DataDir:     t.TempDir(),
+		Stores:      map[string]config.Store{"dy": {Engine: "dynamodb", DSN: DynamoDSN(t)}},
+		Namespaces:  map[string]string{},
+		Coordinator: "dy",
+		Source:      "test",
+	}
+	for _, ns := range namespaces {
+		cfg.Namespaces[ns] = "dy"
+	}
+	return cfg
+}
+
+// DynamoPostgres is DynamoDB plus PostgreSQL: the namespaces go
+// alternately to a new DynamoDB store ("dy") and a fresh PostgreSQL
+// database ("pg"); the coordinator is on DynamoDB.
+func DynamoPostgres(t testing.TB, namespaces ...string) *config.Config {
+	t.Helper()
+	cfg := Dynamo(t)
+	cfg.Stores["pg"] = config.Store{Engine: "postgres", DSN: PostgresDSN(t)}
+	for i, ns := range namespaces {
+		cfg.Namespaces[ns] = []string{"dy", "pg"}[i%2]
+	}
+	return cfg
 }
