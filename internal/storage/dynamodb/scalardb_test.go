@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/stillpoint/stillpoint/internal/cut"
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/dynamodb"
 	"github.com/stillpoint/stillpoint/internal/testenv"
@@ -66,6 +68,10 @@ func TestScalarDBLayout(t *testing.T) {
 		if _, err := c.CreateTable(ctx, in); err != nil {
 			t.Fatal(err)
 		}
+		testenv.Await(t, "table "+*in.TableName+" ACTIVE", func() bool {
+			out, err := c.DescribeTable(ctx, &ddb.DescribeTableInput{TableName: in.TableName})
+			return err == nil && out.Table.TableStatus == types.TableStatusActive
+		})
 	}
 	put := func(tbl string, it map[string]types.AttributeValue) {
 		t.Helper()
@@ -206,4 +212,16 @@ func sameAttr(a, b types.AttributeValue) bool {
 		return ok && x.Value == y.Value
 	}
 	return false
+}
+
+// A backup of a DynamoDB store is refused with a clear error until the
+// backup of a store without snapshots exists (issue 14).
+func TestNoBackupYet(t *testing.T) {
+	st, err := dynamodb.Open(context.Background(), "dy", testenv.DynamoDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cut.EngineOf(st); err == nil || !strings.Contains(err.Error(), "a DynamoDB store cannot be backed up yet") {
+		t.Fatalf("cut.EngineOf(a DynamoDB store) = %v, want the refusal", err)
+	}
 }
