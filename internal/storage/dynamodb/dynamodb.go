@@ -56,6 +56,10 @@ type Store struct {
 	// noTransactions: the server answered TransactWriteItems with
 	// UnknownOperationException (dynalite); Mutate falls back.
 	noTransactions atomic.Bool
+
+	// beforeWrite, when set (by tests), runs after a Mutate of several
+	// records has read and checked them and before it writes.
+	beforeWrite func()
 }
 
 // Config is what a store's DSN says:

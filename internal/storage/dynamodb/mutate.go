@@ -95,6 +95,9 @@ func (s *Store) mutateOnce(ctx context.Context, ops []*op) error {
 			maps.Copy(im.after, o.values)
 		}
 	}
+	if s.beforeWrite != nil {
+		s.beforeWrite()
+	}
 	if !s.noTransactions.Load() {
 		err := s.transact(ctx, order)
 		if !isUnknownOperation(err) {
