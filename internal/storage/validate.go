@@ -2,6 +2,7 @@ package storage
 
 import (
 	"fmt"
+	"slices"
 )
 
 // These checks are shared by every engine so that bad input gets the same
@@ -138,4 +139,52 @@ func BoundColumns(m *TableMetadata, b *Bound) []string {
 		cols[i] = m.ClusteringKey[i].Name
 	}
 	return cols
+}
+
+// CheckedScan is a Scan whose partition and bounds are normalized.
+type CheckedScan struct {
+	Partition  Key
+	Start, End *Bound
+}
+
+// CheckScan checks a scan against the table: partition key, bounds,
+// ordering, projection and limit.
+func CheckScan(m *TableMetadata, sc Scan) (CheckedScan, error) {
+	var c CheckedScan
+	var err error
+	if c.Partition, err = NormalizeKey(m, sc.Partition, m.PartitionKey, "scan partition"); err != nil {
+		return c, err
+	}
+	if c.Start, err = NormalizeBound(m, sc.Start, "start"); err != nil {
+		return c, err
+	}
+	if c.End, err = NormalizeBound(m, sc.End, "end"); err != nil {
+		return c, err
+	}
+	if err := CheckOrdering(m, sc.Ordering); err != nil {
+		return c, err
+	}
+	if err := CheckProjection(m, sc.Projection); err != nil {
+		return c, err
+	}
+	if sc.Limit < 0 {
+		return c, fmt.Errorf("scan of %s: negative limit %d", m.FullName(), sc.Limit)
+	}
+	return c, nil
+}
+
+// SortRecords orders records by the given clustering columns (stable).
+func SortRecords(recs []Record, ordering []ClusteringKey) {
+	slices.SortStableFunc(recs, func(a, b Record) int {
+		for _, o := range ordering {
+			c := Compare(a[o.Name], b[o.Name])
+			if o.Order == Desc {
+				c = -c
+			}
+			if c != 0 {
+				return c
+			}
+		}
+		return 0
+	})
 }

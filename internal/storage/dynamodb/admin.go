@@ -35,13 +35,7 @@ const tableWait = 5 * time.Minute
 
 // checkNamespace refuses the layout's own schemas as user namespaces.
 func (s *Store) checkNamespace(namespace string) error {
-	switch {
-	case namespace == s.layout.MetadataSchema:
-		return fmt.Errorf("store %s: namespace %s is the metadata schema (metadata_schema); use another name", s.name, namespace)
-	case namespace != storage.DefaultCoordinatorNamespace && namespace == s.layout.CoordinatorNamespace:
-		return fmt.Errorf("store %s: namespace %s is the coordinator namespace (coordinator_namespace); use another name", s.name, namespace)
-	}
-	return nil
+	return s.layout.CheckNamespace(s.name, namespace)
 }
 
 // CreateNamespace records nothing: as in ScalarDB's DynamoAdmin, a

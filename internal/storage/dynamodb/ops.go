@@ -199,27 +199,11 @@ func (s *Store) Scan(ctx context.Context, sc storage.Scan) ([]storage.Record, er
 	if err != nil {
 		return nil, err
 	}
-	part, err := storage.NormalizeKey(m, sc.Partition, m.PartitionKey, "scan partition")
+	checked, err := storage.CheckScan(m, sc)
 	if err != nil {
 		return nil, err
 	}
-	start, err := storage.NormalizeBound(m, sc.Start, "start")
-	if err != nil {
-		return nil, err
-	}
-	end, err := storage.NormalizeBound(m, sc.End, "end")
-	if err != nil {
-		return nil, err
-	}
-	if err := storage.CheckOrdering(m, sc.Ordering); err != nil {
-		return nil, err
-	}
-	if err := storage.CheckProjection(m, sc.Projection); err != nil {
-		return nil, err
-	}
-	if sc.Limit < 0 {
-		return nil, fmt.Errorf("scan of %s: limit %d is negative (0 means no limit)", m.FullName(), sc.Limit)
-	}
+	part, start, end := checked.Partition, checked.Start, checked.End
 	// The partition key alone: keyItem of a key without clustering columns.
 	pm := *m
 	pm.ClusteringKey = nil
@@ -312,18 +296,7 @@ func sortRecords(m *storage.TableMetadata, recs []storage.Record, ord []storage.
 		}
 		full = append(full, c)
 	}
-	slices.SortStableFunc(recs, func(a, b storage.Record) int {
-		for _, o := range full {
-			c := storage.Compare(a[o.Name], b[o.Name])
-			if o.Order == storage.Desc {
-				c = -c
-			}
-			if c != 0 {
-				return c
-			}
-		}
-		return 0
-	})
+	storage.SortRecords(recs, full)
 }
 
 func project(r storage.Record, cols []string) storage.Record {

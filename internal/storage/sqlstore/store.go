@@ -118,27 +118,11 @@ func (s *Store) Scan(ctx context.Context, sc storage.Scan) ([]storage.Record, er
 	if err != nil {
 		return nil, err
 	}
-	part, err := storage.NormalizeKey(m, sc.Partition, m.PartitionKey, "scan partition")
+	checked, err := storage.CheckScan(m, sc)
 	if err != nil {
 		return nil, err
 	}
-	start, err := storage.NormalizeBound(m, sc.Start, "start")
-	if err != nil {
-		return nil, err
-	}
-	end, err := storage.NormalizeBound(m, sc.End, "end")
-	if err != nil {
-		return nil, err
-	}
-	if err := storage.CheckOrdering(m, sc.Ordering); err != nil {
-		return nil, err
-	}
-	if err := storage.CheckProjection(m, sc.Projection); err != nil {
-		return nil, err
-	}
-	if sc.Limit < 0 {
-		return nil, fmt.Errorf("scan of %s: negative limit %d", m.FullName(), sc.Limit)
-	}
+	part, start, end := checked.Partition, checked.Start, checked.End
 	var w where
 	w.keyEquals(s.dialect, m, part, m.PartitionKey)
 	w.bound(s.dialect, m, start, ">")
