@@ -411,44 +411,62 @@ http_ok() {
 	[[ $status == "HTTP/1."?" 200"* ]]
 }
 
-minio_start() {
-	local dir=$1 m=$1/minio port cport attempt pid waited
-	log "minio ($("$MINIO_BIN" --version 2>/dev/null | head -n 1 | awk '{print $3}'), $MINIO_BIN)"
+# serve_on_free_port starts a server on a free port, retrying on another
+# one when the port was taken meanwhile: NAME LOG PIDFILE INUSE_PATTERN
+# EXEC READY. "EXEC PORT" must exec the server (so $! is its pid) with its
+# output appended to LOG; "READY PORT" succeeds once it serves. Sets
+# SERVED_PORT.
+serve_on_free_port() {
+	local name=$1 logf=$2 pidfile=$3 inuse=$4 exec_fn=$5 ready=$6 port attempt pid waited
 	for attempt in 1 2 3 4 5; do
 		port=$(pick_port)
-		cport=$(pick_port)
-		[ "$port" != "$cport" ] || cport=$((port + 1))
-		# MINIO_CI_CD: a single drive on the root filesystem is fine here.
-		# --certs-dir: not under $HOME, which the server user cannot write.
-		"${AS_USER[@]}" env MINIO_ROOT_USER="$MINIO_USER" MINIO_ROOT_PASSWORD="$MINIO_PASSWORD" \
-			MINIO_CI_CD=1 MINIO_UPDATE=off MINIO_BROWSER=off \
-			"$MINIO_BIN" server "$m/data" --address "127.0.0.1:$port" \
-			--console-address "127.0.0.1:$cport" --certs-dir "$m/certs" --quiet \
-			</dev/null >>"$m/minio.log" 2>&1 &
+		"$exec_fn" "$port" </dev/null >>"$logf" 2>&1 &
 		pid=$!
-		echo "$pid" >"$m/minio.pid"
+		echo "$pid" >"$pidfile"
 		waited=0
-		until http_ok "$port" /minio/health/live; do
+		until "$ready" "$port"; do
 			kill -0 "$pid" 2>/dev/null || break
 			if [ "$waited" -ge $((TIMEOUT * 5)) ]; then
-				tail_log "$m/minio.log"
-				die "MinIO did not become live within ${TIMEOUT}s"
+				tail_log "$logf"
+				die "$name did not become ready within ${TIMEOUT}s"
 			fi
 			sleep 0.2
 			waited=$((waited + 1))
 		done
 		if kill -0 "$pid" 2>/dev/null; then
-			MINIO_PORT=$port
-			break
+			SERVED_PORT=$port
+			return 0
 		fi
 		wait "$pid" 2>/dev/null || true
-		if grep -qi "address already in use" "$m/minio.log" && [ "$attempt" -lt 5 ]; then
-			log "minio port $port or $cport taken, retrying"
+		if grep -qi "$inuse" "$logf" && [ "$attempt" -lt 5 ]; then
+			log "$name: port $port taken, retrying"
 			continue
 		fi
-		tail_log "$m/minio.log"
-		die "MinIO exited during startup"
+		tail_log "$logf"
+		die "$name exited during startup"
 	done
+}
+
+# minio_exec runs MinIO on port $1, its console on another free port.
+minio_exec() {
+	local m=$MINIO_DIR cport
+	cport=$(pick_port)
+	[ "$1" != "$cport" ] || cport=$(($1 + 1))
+	# MINIO_CI_CD: a single drive on the root filesystem is fine here.
+	# --certs-dir: not under $HOME, which the server user cannot write.
+	exec "${AS_USER[@]}" env MINIO_ROOT_USER="$MINIO_USER" MINIO_ROOT_PASSWORD="$MINIO_PASSWORD" \
+		MINIO_CI_CD=1 MINIO_UPDATE=off MINIO_BROWSER=off \
+		"$MINIO_BIN" server "$m/data" --address "127.0.0.1:$1" \
+		--console-address "127.0.0.1:$cport" --certs-dir "$m/certs" --quiet
+}
+
+minio_live() { http_ok "$1" /minio/health/live; }
+
+minio_start() {
+	MINIO_DIR=$1/minio
+	log "minio ($("$MINIO_BIN" --version 2>/dev/null | head -n 1 | awk '{print $3}'), $MINIO_BIN)"
+	serve_on_free_port MinIO "$MINIO_DIR/minio.log" "$MINIO_DIR/minio.pid" "address already in use" minio_exec minio_live
+	MINIO_PORT=$SERVED_PORT
 	log "minio ready on 127.0.0.1:$MINIO_PORT"
 }
 
@@ -501,41 +519,19 @@ ensure_dynalite() {
 	) 9>"$DYNALITE_DIR/.install.lock"
 }
 
-# dynalite_start runs dynalite in memory (no files, so it runs as the
-# invoking user), tables ACTIVE at once instead of after 500ms.
+# dynalite_exec runs dynalite in memory on port $1 (no files, so it runs as
+# the invoking user), tables ACTIVE at once instead of after 500ms.
+dynalite_exec() {
+	exec node "$DYNALITE_CLI" --host 127.0.0.1 --port "$1" \
+		--createTableMs 0 --deleteTableMs 0 --updateTableMs 0
+}
+
 dynalite_start() {
-	local dir=$1 d=$1/dynalite port attempt pid waited
+	local d=$1/dynalite
 	mkdir -p "$d"
 	log "dynalite $DYNALITE_VERSION ($DYNALITE_CLI)"
-	for attempt in 1 2 3 4 5; do
-		port=$(pick_port)
-		node "$DYNALITE_CLI" --host 127.0.0.1 --port "$port" \
-			--createTableMs 0 --deleteTableMs 0 --updateTableMs 0 \
-			</dev/null >>"$d/dynalite.log" 2>&1 &
-		pid=$!
-		echo "$pid" >"$d/dynalite.pid"
-		waited=0
-		until port_in_use "$port"; do
-			kill -0 "$pid" 2>/dev/null || break
-			if [ "$waited" -ge $((TIMEOUT * 5)) ]; then
-				tail_log "$d/dynalite.log"
-				die "dynalite did not listen within ${TIMEOUT}s"
-			fi
-			sleep 0.2
-			waited=$((waited + 1))
-		done
-		if kill -0 "$pid" 2>/dev/null; then
-			DYNALITE_PORT=$port
-			break
-		fi
-		wait "$pid" 2>/dev/null || true
-		if grep -qi "EADDRINUSE" "$d/dynalite.log" && [ "$attempt" -lt 5 ]; then
-			log "dynalite port $port taken, retrying"
-			continue
-		fi
-		tail_log "$d/dynalite.log"
-		die "dynalite exited during startup"
-	done
+	serve_on_free_port dynalite "$d/dynalite.log" "$d/dynalite.pid" EADDRINUSE dynalite_exec port_in_use
+	DYNALITE_PORT=$SERVED_PORT
 	log "dynalite ready on 127.0.0.1:$DYNALITE_PORT"
 }
 
