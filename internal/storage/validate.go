@@ -188,3 +188,39 @@ func SortRecords(recs []Record, ordering []ClusteringKey) {
 		return 0
 	})
 }
+
+// ScanOrdering completes a scan's ordering as ScalarDB does: clustering
+// columns it does not name follow in the table's clustering order, all
+// reversed when the first ordering given reverses the table's. Without it
+// SQL leaves their order undefined.
+func ScanOrdering(m *TableMetadata, ordering []ClusteringKey) []ClusteringKey {
+	if len(ordering) == 0 {
+		return m.ClusteringKey
+	}
+	first, _ := m.ClusteringOrder(ordering[0].Name)
+	reverse := ordering[0].Order != first
+	out := slices.Clone(ordering)
+	for _, c := range m.ClusteringKey {
+		if slices.ContainsFunc(ordering, func(o ClusteringKey) bool { return o.Name == c.Name }) {
+			continue
+		}
+		if reverse && c.Order == Asc {
+			c.Order = Desc
+		} else if reverse {
+			c.Order = Asc
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// CheckScanAll checks a ScanAll's projection and limit.
+func CheckScanAll(m *TableMetadata, sa ScanAll) error {
+	if err := CheckProjection(m, sa.Projection); err != nil {
+		return err
+	}
+	if sa.Limit < 0 {
+		return fmt.Errorf("scan of %s: negative limit %d", m.FullName(), sa.Limit)
+	}
+	return nil
+}

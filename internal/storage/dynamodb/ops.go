@@ -177,21 +177,16 @@ func (s *Store) bound(m *storage.TableMetadata, r *keyRange, b *storage.Bound, s
 // direction tells how to read a scan's ordering: forward or backward in
 // bytes, or sorted here when it mixes the table's order and its reverse.
 func direction(m *storage.TableMetadata, ord []storage.ClusteringKey) (forward, sortHere bool) {
-	if len(ord) == 0 {
+	full := storage.ScanOrdering(m, ord)
+	if slices.Equal(full, m.ClusteringKey) {
 		return true, false
 	}
-	first, _ := m.ClusteringOrder(ord[0].Name)
-	forward = ord[0].Order == first
-	for i, o := range ord {
-		want, _ := m.ClusteringOrder(o.Name)
-		if !forward {
-			want = 1 - want
-		}
-		if o.Name != m.ClusteringKey[i].Name || o.Order != want {
+	for i, c := range m.ClusteringKey {
+		if full[i].Name != c.Name || full[i].Order == c.Order {
 			return true, true
 		}
 	}
-	return forward, false
+	return false, false
 }
 
 func (s *Store) Scan(ctx context.Context, sc storage.Scan) ([]storage.Record, error) {
@@ -273,7 +268,7 @@ pages:
 		recs = append(recs, rec)
 	}
 	if sortHere {
-		sortRecords(m, recs, sc.Ordering)
+		storage.SortRecords(recs, storage.ScanOrdering(m, sc.Ordering))
 		if sc.Limit > 0 && len(recs) > sc.Limit {
 			recs = recs[:sc.Limit]
 		}
@@ -282,21 +277,6 @@ pages:
 		out = append(out, project(rec, sc.Projection))
 	}
 	return out, nil
-}
-
-// sortRecords orders records as ScalarDB completes a partial ordering:
-// the remaining clustering columns follow, reversed when the first given
-// ordering reverses the table's.
-func sortRecords(m *storage.TableMetadata, recs []storage.Record, ord []storage.ClusteringKey) {
-	full := slices.Clone(ord)
-	first, _ := m.ClusteringOrder(ord[0].Name)
-	for _, c := range m.ClusteringKey[len(ord):] {
-		if ord[0].Order != first {
-			c.Order = 1 - c.Order
-		}
-		full = append(full, c)
-	}
-	storage.SortRecords(recs, full)
 }
 
 func project(r storage.Record, cols []string) storage.Record {
@@ -315,11 +295,8 @@ func (s *Store) ScanAll(ctx context.Context, sa storage.ScanAll) ([]storage.Reco
 	if err != nil {
 		return nil, err
 	}
-	if err := storage.CheckProjection(m, sa.Projection); err != nil {
+	if err := storage.CheckScanAll(m, sa); err != nil {
 		return nil, err
-	}
-	if sa.Limit < 0 {
-		return nil, fmt.Errorf("scan of %s: limit %d is negative (0 means no limit)", m.FullName(), sa.Limit)
 	}
 	out := []storage.Record{}
 	p := dynamodb.NewScanPaginator(s.client, &dynamodb.ScanInput{TableName: aws.String(s.tableName(m.Namespace, m.Table)), ConsistentRead: aws.Bool(true)})

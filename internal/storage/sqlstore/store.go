@@ -128,35 +128,10 @@ func (s *Store) Scan(ctx context.Context, sc storage.Scan) ([]storage.Record, er
 	w.bound(s.dialect, m, start, ">")
 	w.bound(s.dialect, m, end, "<")
 	var order []string
-	for _, o := range scanOrdering(m, sc.Ordering) {
+	for _, o := range storage.ScanOrdering(m, sc.Ordering) {
 		order = append(order, s.dialect.Quote(o.Name)+" "+o.Order.String())
 	}
 	return s.query(ctx, m, sc.Projection, w, strings.Join(order, ", "), sc.Limit)
-}
-
-// scanOrdering completes a scan's ordering as ScalarDB does: clustering
-// columns it does not name follow in the table's clustering order, all
-// reversed when the first ordering given reverses the table's. Without it
-// SQL leaves their order undefined.
-func scanOrdering(m *storage.TableMetadata, ordering []storage.ClusteringKey) []storage.ClusteringKey {
-	if len(ordering) == 0 {
-		return m.ClusteringKey
-	}
-	first, _ := m.ClusteringOrder(ordering[0].Name)
-	reverse := ordering[0].Order != first
-	out := slices.Clone(ordering)
-	for _, c := range m.ClusteringKey {
-		if slices.ContainsFunc(ordering, func(o storage.ClusteringKey) bool { return o.Name == c.Name }) {
-			continue
-		}
-		if reverse && c.Order == storage.Asc {
-			c.Order = storage.Desc
-		} else if reverse {
-			c.Order = storage.Asc
-		}
-		out = append(out, c)
-	}
-	return out
 }
 
 func (s *Store) ScanAll(ctx context.Context, sc storage.ScanAll) ([]storage.Record, error) {
@@ -164,11 +139,8 @@ func (s *Store) ScanAll(ctx context.Context, sc storage.ScanAll) ([]storage.Reco
 	if err != nil {
 		return nil, err
 	}
-	if err := storage.CheckProjection(m, sc.Projection); err != nil {
+	if err := storage.CheckScanAll(m, sc); err != nil {
 		return nil, err
-	}
-	if sc.Limit < 0 {
-		return nil, fmt.Errorf("scan of %s: negative limit %d", m.FullName(), sc.Limit)
 	}
 	return s.query(ctx, m, sc.Projection, where{}, "", sc.Limit)
 }
