@@ -578,6 +578,24 @@ up_failed() {
 	exit "$rc"
 }
 
+# guard_up DIR [OWNER_PID]: from here on, a failure must not leave servers
+# running. Signals are turned into exits so the EXIT trap also runs on
+# Ctrl-C / kill. With OWNER_PID, the watchdog is started first so that it
+# also covers the startup itself; detached, with no inherited stdio, so it
+# never holds a caller's pipe.
+guard_up() {
+	local dir=$1 owner_pid=${2:-}
+	UP_DIR=$dir
+	trap up_failed EXIT
+	trap 'exit 129' HUP
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	if [ -n "$owner_pid" ]; then
+		setsid bash "$SELF" watch "$dir" "$owner_pid" </dev/null >/dev/null 2>&1 &
+		echo $! >"$dir/watchdog.pid"
+	fi
+}
+
 cmd_up() {
 	local dir=$1 owner_pid=${2:-}
 	ensure_packages
@@ -599,19 +617,7 @@ cmd_up() {
 	# The servers' children must not inherit a cwd they cannot read (/root).
 	cd "$dir"
 
-	# From here on, a failure must not leave servers running. Signals are
-	# turned into exits so the EXIT trap also runs on Ctrl-C / kill.
-	UP_DIR=$dir
-	trap up_failed EXIT
-	trap 'exit 129' HUP
-	trap 'exit 130' INT
-	trap 'exit 143' TERM
-	if [ -n "$owner_pid" ]; then
-		# Started first so that it also covers the startup itself. Detached,
-		# with no inherited stdio, so it never holds a caller's pipe.
-		setsid bash "$SELF" watch "$dir" "$owner_pid" </dev/null >/dev/null 2>&1 &
-		echo $! >"$dir/watchdog.pid"
-	fi
+	guard_up "$dir" "$owner_pid"
 	local start=$SECONDS
 	pg_start "$dir"
 	mysql_start "$dir"
@@ -641,15 +647,7 @@ cmd_up_dynalite() {
 	mkdir -p "$dir"
 	dir=$(cd "$dir" && pwd -P)
 	[ -z "$(ls -A "$dir")" ] || die "$dir is not empty (already up? run: $0 down $dir)"
-	UP_DIR=$dir
-	trap up_failed EXIT
-	trap 'exit 129' HUP
-	trap 'exit 130' INT
-	trap 'exit 143' TERM
-	if [ -n "$owner_pid" ]; then
-		setsid bash "$SELF" watch "$dir" "$owner_pid" </dev/null >/dev/null 2>&1 &
-		echo $! >"$dir/watchdog.pid"
-	fi
+	guard_up "$dir" "$owner_pid"
 	dynalite_start "$dir"
 	echo "export STILLPOINT_TEST_DYNAMO_ENDPOINT='http://127.0.0.1:$DYNALITE_PORT'" >"$dir/env.tmp"
 	mv "$dir/env.tmp" "$dir/env"
