@@ -224,3 +224,12 @@ func CheckScanAll(m *TableMetadata, sa ScanAll) error {
 	}
 	return nil
 }
+
+// CheckGet checks a Get's key and projection and returns its normalized key.
+func CheckGet(m *TableMetadata, g Get) (Key, error) {
+	key, err := NormalizeKey(m, g.Key, m.KeyColumns(), "get")
+	if err != nil {
+		return nil, err
+	}
+	return key, CheckProjection(m, g.Projection)
+}

@@ -97,11 +97,8 @@ func (s *Store) Get(ctx context.Context, g storage.Get) (storage.Record, error) 
 	if err != nil {
 		return nil, err
 	}
-	key, err := storage.NormalizeKey(m, g.Key, m.KeyColumns(), "get")
+	key, err := storage.CheckGet(m, g)
 	if err != nil {
-		return nil, err
-	}
-	if err := storage.CheckProjection(m, g.Projection); err != nil {
 		return nil, err
 	}
 	var w where
