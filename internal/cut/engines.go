@@ -37,8 +37,8 @@ func Register(engine string, m Methods) {
 // EngineOf returns the cut engine of a store.
 func EngineOf(st storage.Store) (Engine, error) {
 	s, ok := st.(*sqlstore.Store)
-	if e, isDynamo := st.(interface{ Engine() string }); !ok && isDynamo && e.Engine() == "dynamodb" {
-		return nil, fmt.Errorf("a DynamoDB store cannot be backed up yet: it has no snapshot (issue 14)")
+	if u, uncut := st.(interface{ Uncuttable() error }); !ok && uncut {
+		return nil, u.Uncuttable()
 	}
 	if !ok {
 		return nil, fmt.Errorf("store %T cannot be cut", st)
