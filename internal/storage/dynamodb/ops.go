@@ -232,6 +232,9 @@ func (s *Store) Scan(ctx context.Context, sc storage.Scan) ([]storage.Record, er
 		in.KeyConditionExpression = aws.String("#pk = :pk AND #ck < :b")
 		in.ExpressionAttributeValues[":b"] = &types.AttributeValueMemberB{Value: r.hi}
 	}
+	if sc.Limit > 0 && !sortHere {
+		in.Limit = pageLimit(sc.Limit) // no page larger than what is wanted
+	}
 	if len(m.ClusteringKey) > 0 && len(in.ExpressionAttributeValues) > 1 {
 		in.ExpressionAttributeNames["#ck"] = clusteringAttr
 	}
@@ -276,6 +279,9 @@ pages:
 	return out, nil
 }
 
+// pageLimit caps a read's pages at a limit (DynamoDB's Limit is an int32).
+func pageLimit(limit int) *int32 { return aws.Int32(int32(min(limit, 1<<30))) }
+
 func project(r storage.Record, cols []string) storage.Record {
 	if len(cols) == 0 {
 		return r
@@ -296,7 +302,11 @@ func (s *Store) ScanAll(ctx context.Context, sa storage.ScanAll) ([]storage.Reco
 		return nil, err
 	}
 	out := []storage.Record{}
-	p := dynamodb.NewScanPaginator(s.client, &dynamodb.ScanInput{TableName: aws.String(s.tableName(m.Namespace, m.Table)), ConsistentRead: aws.Bool(true)})
+	in := &dynamodb.ScanInput{TableName: aws.String(s.tableName(m.Namespace, m.Table)), ConsistentRead: aws.Bool(true)}
+	if sa.Limit > 0 {
+		in.Limit = pageLimit(sa.Limit)
+	}
+	p := dynamodb.NewScanPaginator(s.client, in)
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
