@@ -175,17 +175,17 @@ func fullItem(o *op, r storage.Record) item {
 	return it
 }
 
-// replace writes a record's image (nil: deletes it) if the item is still
+// replace writes an item (nil: deletes the record) if the record is still
 // as expected.
-func (s *Store) replace(ctx context.Context, o *op, expected item, r storage.Record) error {
+func (s *Store) replace(ctx context.Context, o *op, expected, it item) error {
 	e := newExprs()
 	c, n, v := e.apply(guard(e, o.m, expected))
 	table := aws.String(s.tableName(o.m.Namespace, o.m.Table))
 	var err error
-	if r == nil {
+	if it == nil {
 		_, err = s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: table, Key: o.key, ConditionExpression: c, ExpressionAttributeNames: n, ExpressionAttributeValues: v})
 	} else {
-		_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: table, Item: fullItem(o, r), ConditionExpression: c, ExpressionAttributeNames: n, ExpressionAttributeValues: v})
+		_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: table, Item: it, ConditionExpression: c, ExpressionAttributeNames: n, ExpressionAttributeValues: v})
 	}
 	if isConditionFailed(err) {
 		return errChanged
@@ -196,25 +196,29 @@ func (s *Store) replace(ctx context.Context, o *op, expected item, r storage.Rec
 	return nil
 }
 
+// written is the item a record's image is written as; nil when absent.
+func (im *image) written() item {
+	if im.after == nil {
+		return nil
+	}
+	return fullItem(im.o, im.after)
+}
+
 // oneByOne writes the images record by record. When a guard fails, the
-// records already written are put back as they were read (each guarded by
-// the image written), and the Mutate starts over.
+// records already written are put back exactly as they were read (each
+// guarded by the item written), and the Mutate starts over.
 func (s *Store) oneByOne(ctx context.Context, images []*image) error {
 	for i, im := range images {
-		err := s.replace(ctx, im.o, im.before, im.after)
+		err := s.replace(ctx, im.o, im.before, im.written())
 		if err == nil {
 			continue
 		}
 		for _, done := range slices.Backward(images[:i]) {
-			var before storage.Record
+			var before item
 			if len(done.before) > 0 {
-				before, _ = s.record(done.o.m, done.before, nil)
+				before = done.before
 			}
-			var written item
-			if done.after != nil {
-				written = fullItem(done.o, done.after)
-			}
-			if uerr := s.replace(ctx, done.o, written, before); uerr != nil {
+			if uerr := s.replace(ctx, done.o, done.written(), before); uerr != nil {
 				return fmt.Errorf("store %s: a Mutate of several records failed half-way (%v) and could not undo its write to %s: %w", s.name, err, done.o.m.FullName(), uerr)
 			}
 		}
@@ -234,17 +238,18 @@ func (s *Store) transact(ctx context.Context, images []*image) error {
 		e := newExprs()
 		c, n, v := e.apply(guard(e, im.o.m, im.before))
 		table := aws.String(s.tableName(im.o.m.Namespace, im.o.m.Table))
-		if im.after == nil {
+		if it := im.written(); it == nil {
 			items[i].Delete = &types.Delete{TableName: table, Key: im.o.key, ConditionExpression: c, ExpressionAttributeNames: n, ExpressionAttributeValues: v}
 		} else {
-			items[i].Put = &types.Put{TableName: table, Item: fullItem(im.o, im.after), ConditionExpression: c, ExpressionAttributeNames: n, ExpressionAttributeValues: v}
+			items[i].Put = &types.Put{TableName: table, Item: it, ConditionExpression: c, ExpressionAttributeNames: n, ExpressionAttributeValues: v}
 		}
 	}
 	_, err := s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 	var cancelled *types.TransactionCanceledException
 	if errors.As(err, &cancelled) {
+		// A guard failed or another transaction held a record: read again.
 		for _, r := range cancelled.CancellationReasons {
-			if aws.ToString(r.Code) == "ConditionalCheckFailed" {
+			if code := aws.ToString(r.Code); code == "ConditionalCheckFailed" || code == "TransactionConflict" {
 				return errChanged
 			}
 		}
