@@ -37,7 +37,7 @@ func Settle(ctx context.Context, st storage.Store, tables []*storage.TableMetada
 		for _, c := range schema.TxColumns {
 			cols = append(cols, c.Name)
 		}
-		recs, err := st.ScanAll(ctx, storage.ScanAll{Namespace: meta.Namespace, Table: meta.Table, Projection: cols})
+		recs, err := inFlight(ctx, st, storage.ScanAll{Namespace: meta.Namespace, Table: meta.Table, Projection: cols})
 		if err != nil {
 			return out, fmt.Errorf("restore: finish the cut: %w", err)
 		}
@@ -62,4 +62,26 @@ func Settle(ctx context.Context, st storage.Store, tables []*storage.TableMetada
 		}
 	}
 	return out, nil
+}
+
+// inFlight reads the records of a table that may be in flight (a state
+// other than COMMITTED; the caller keeps the pending ones), filtered by
+// the database where the store can: a restored table may hold millions of
+// records, which a plain ScanAll would hold in memory at once.
+func inFlight(ctx context.Context, st storage.Store, sc storage.ScanAll) ([]storage.Record, error) {
+	if ms, ok := st.(interface {
+		ForNamespace(context.Context, string) (storage.Store, error)
+	}); ok {
+		var err error
+		if st, err = ms.ForNamespace(ctx, sc.Namespace); err != nil {
+			return nil, err
+		}
+	}
+	if f, ok := st.(storage.FilteredScanner); ok {
+		return f.ScanAllWhere(ctx, sc, []storage.Expr{
+			{Column: schema.TxState, Op: storage.IsNotNull},
+			{Column: schema.TxState, Op: storage.NE, Value: int32(consensus.Committed)},
+		})
+	}
+	return st.ScanAll(ctx, sc)
 }
