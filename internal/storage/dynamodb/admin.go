@@ -334,6 +334,9 @@ func (s *Store) createTable(ctx context.Context, m *storage.TableMetadata, spec 
 	if err := s.checkNamespace(m.Namespace); err != nil {
 		return err
 	}
+	if err := checkTableName(s.tableName(m.Namespace, m.Table)); err != nil {
+		return fmt.Errorf("store %s: table %s: %w", s.name, m.FullName(), err)
+	}
 	for _, ix := range m.Indexes {
 		if t, _ := m.ColumnType(ix); t == storage.Boolean {
 			return fmt.Errorf("store %s: table %s: DynamoDB cannot index the BOOLEAN column %q (a GSI key is a string, number or binary; ScalarDB refuses it too)", s.name, m.FullName(), ix)
@@ -398,6 +401,21 @@ func (s *Store) createTable(ctx context.Context, m *storage.TableMetadata, spec 
 	}
 	if err != nil {
 		return s.wrap(err, "write metadata of "+m.FullName())
+	}
+	return nil
+}
+
+// checkTableName refuses what DynamoDB cannot name a table: 3 to 255 of
+// a-z, A-Z, 0-9, '_', '-' and '.'; the GSIs' names add
+// ".global_index.<column>", checked by DynamoDB itself.
+func checkTableName(name string) error {
+	if len(name) < 3 || len(name) > 255 {
+		return fmt.Errorf("DynamoDB table name %q is %d characters; DynamoDB takes 3 to 255", name, len(name))
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return fmt.Errorf("DynamoDB table name %q holds %q; DynamoDB table names hold only a-z, A-Z, 0-9, '_', '-' and '.': rename the namespace or table", name, r)
+		}
 	}
 	return nil
 }

@@ -6,7 +6,9 @@ import (
 	"testing"
 
 	"github.com/stillpoint/stillpoint/internal/config"
+	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/dynamodb"
+	"github.com/stillpoint/stillpoint/internal/testenv"
 )
 
 // TestParseDSN: a DSN gives region, endpoint, prefix and credentials; a
@@ -51,5 +53,24 @@ func TestOpenUnreachable(t *testing.T) {
 	_, err := dynamodb.Open(context.Background(), "dy", "dynamodb://id:s3cret@us-east-1?endpoint=http://127.0.0.1:1")
 	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("Open of an unreachable endpoint: %v; want an error naming it, without the secret", err)
+	}
+}
+
+// A namespace or table DynamoDB cannot name is refused before anything is
+// created, saying which characters it takes.
+func TestTableNames(t *testing.T) {
+	ctx := context.Background()
+	st, err := dynamodb.Open(ctx, "dy", testenv.DynamoDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range []string{"naïve", "with space"} {
+		m := &storage.TableMetadata{Namespace: ns, Table: "t", Columns: []storage.Column{{Name: "id", Type: storage.Int}}, PartitionKey: []string{"id"}}
+		if err := st.CreateTable(ctx, m); err == nil || !strings.Contains(err.Error(), "a-z, A-Z, 0-9") {
+			t.Errorf("CreateTable(%s.t): %v; want a refusal naming the characters DynamoDB takes", ns, err)
+		}
+		if got, err := st.TableMetadata(ctx, ns, "t"); got != nil || err != nil {
+			t.Errorf("TableMetadata after the refusal: %+v, %v", got, err)
+		}
 	}
 }
