@@ -475,23 +475,28 @@ minio_pid_alive() {
 	[ -n "$1" ] && grep -qsF "$2/minio/data" "/proc/$1/cmdline"
 }
 
-minio_stop() {
-	local dir=$1 pid i
-	[ -f "$dir/minio/minio.pid" ] || return 0
-	pid=$(cat "$dir/minio/minio.pid" 2>/dev/null || true)
-	minio_pid_alive "$pid" "$dir" || return 0
+# stop_server NAME PIDFILE ALIVE DIR TRIES: TERM the server whose pid
+# PIDFILE holds if "ALIVE PID DIR" says it is this DIR's, wait up to
+# TRIES × 0.2s, then KILL it.
+stop_server() {
+	local name=$1 pidfile=$2 alive=$3 dir=$4 tries=$5 pid i
+	[ -f "$pidfile" ] || return 0
+	pid=$(cat "$pidfile" 2>/dev/null || true)
+	"$alive" "$pid" "$dir" || return 0
 	kill -TERM "$pid" 2>/dev/null || true
-	for i in $(seq 1 150); do # up to 30s
-		minio_pid_alive "$pid" "$dir" || return 0
+	for i in $(seq 1 "$tries"); do
+		"$alive" "$pid" "$dir" || return 0
 		sleep 0.2
 	done
-	log "minio $pid did not stop, killing it"
+	log "$name $pid did not stop, killing it"
 	kill -KILL "$pid" 2>/dev/null || true
 	for i in $(seq 1 50); do
-		minio_pid_alive "$pid" "$dir" || return 0
+		"$alive" "$pid" "$dir" || return 0
 		sleep 0.2
 	done
 }
+
+minio_stop() { stop_server minio "$1/minio/minio.pid" minio_pid_alive "$1" 150; } # up to 30s
 
 # --------------------------------------------------------------- dynalite --
 
@@ -540,18 +545,7 @@ dynalite_pid_alive() {
 	[ -n "$1" ] && grep -qsF "dynalite" "/proc/$1/cmdline" && [ "$(cat "$2/dynalite/dynalite.pid" 2>/dev/null)" = "$1" ]
 }
 
-dynalite_stop() {
-	local dir=$1 pid i
-	[ -f "$dir/dynalite/dynalite.pid" ] || return 0
-	pid=$(cat "$dir/dynalite/dynalite.pid" 2>/dev/null || true)
-	dynalite_pid_alive "$pid" "$dir" || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for i in $(seq 1 50); do # up to 10s
-		dynalite_pid_alive "$pid" "$dir" && [ -d "/proc/$pid" ] || return 0
-		sleep 0.2
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-}
+dynalite_stop() { stop_server dynalite "$1/dynalite/dynalite.pid" dynalite_pid_alive "$1" 50; } # up to 10s
 
 # --------------------------------------------------------------- commands --
 
