@@ -41,9 +41,6 @@ func EngineOf(st storage.Store) (Engine, error) {
 		return ScanEngine(ss, ScanOptions{}), nil
 	}
 	s, ok := st.(*sqlstore.Store)
-	if u, uncut := st.(interface{ Uncuttable() error }); !ok && uncut {
-		return nil, u.Uncuttable()
-	}
 	if !ok {
 		return nil, fmt.Errorf("store %T cannot be cut", st)
 	}

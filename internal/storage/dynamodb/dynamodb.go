@@ -149,12 +149,6 @@ func open(ctx context.Context, name, dsn string, layout storage.Layout) (*Store,
 	return s, nil
 }
 
-// Uncuttable says why cut.EngineOf has no engine for the store: a backup
-// of a store without snapshots is not done yet (issue 14).
-func (s *Store) Uncuttable() error {
-	return fmt.Errorf("store %s: a DynamoDB store cannot be backed up yet: it has no snapshot to cut (issue 14, docs/dynamodb.md)", s.name)
-}
-
 // Close releases nothing: the SDK's HTTP client needs no closing.
 func (s *Store) Close() error { return nil }
 

@@ -214,14 +214,19 @@ func sameAttr(a, b types.AttributeValue) bool {
 	return false
 }
 
-// A backup of a DynamoDB store is refused with a clear error until the
-// backup of a store without snapshots exists (issue 14).
-func TestNoBackupYet(t *testing.T) {
+// A DynamoDB store is cut by reading it whole under the fence
+// (docs/no-snapshot-cut.md), so it cannot hold the fence itself: a backup
+// whose coordinator is in DynamoDB is refused, saying what to do.
+func TestCoordinatorFenceRefused(t *testing.T) {
 	st, err := dynamodb.Open(context.Background(), "dy", testenv.DynamoDSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cut.EngineOf(st); err == nil || !strings.Contains(err.Error(), "a DynamoDB store cannot be backed up yet") {
-		t.Fatalf("cut.EngineOf(a DynamoDB store) = %v, want the refusal", err)
+	e, err := cut.EngineOf(st)
+	if err != nil {
+		t.Fatalf("cut.EngineOf(a DynamoDB store): %v", err)
+	}
+	if _, err := e.AcquireFence(context.Background(), time.Second); err == nil || !strings.Contains(err.Error(), "pause mode") {
+		t.Fatalf("the fence on a DynamoDB store: %v, want a refusal naming pause mode", err)
 	}
 }
