@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,42 +23,59 @@ import (
 	"github.com/stillpoint/stillpoint/internal/workload/bank"
 )
 
-const (
-	benchAccounts    = 1000
-	benchConcurrency = 8
-	benchDuration    = 10 * time.Second
-)
+const benchAccounts = 1000
+
+// benchConcurrencies are the numbers of concurrent clients measured.
+var benchConcurrencies = []int{8, 32}
+
+// benchDuration is how long each measurement runs: 10 s, or
+// STILLPOINT_BENCH_SECONDS.
+func benchDuration(b *testing.B) time.Duration {
+	s := os.Getenv("STILLPOINT_BENCH_SECONDS")
+	if s == "" {
+		return 10 * time.Second
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		b.Fatalf("STILLPOINT_BENCH_SECONDS=%q: want a whole number of seconds, at least 1", s)
+	}
+	return time.Duration(n) * time.Second
+}
 
 // BenchmarkBankVersusLocalPostgres measures, side by side in one run, the
 // bank transfers through Stillpoint and the same transfers as plain local
 // REPEATABLE READ transactions on one PostgreSQL (read both balances, write
 // both), and reports the ratio. Run it with ./scripts/bench.sh.
 func BenchmarkBankVersusLocalPostgres(b *testing.B) {
+	d := benchDuration(b)
 	for range b.N {
-		local := localPostgres(b)
-		onePG := throughStillpoint(b, func(b *testing.B) *config.Config {
-			return &config.Config{DataDir: b.TempDir(), Source: "bench", Coordinator: "pg",
-				Stores:     map[string]config.Store{"pg": {Engine: "postgres", DSN: testenv.PostgresDSN(b)}},
-				Namespaces: map[string]string{"bank_0": "pg", "bank_1": "pg"}}
-		}, []string{"bank_0", "bank_1"})
-		mixed := throughStillpoint(b, func(b *testing.B) *config.Config {
-			return testenv.Mixed(b, nsPG, nsMaria)
-		}, []string{nsPG, nsMaria})
-		b.ReportMetric(local, "local-pg-tps")
-		b.ReportMetric(onePG, "stillpoint-pg-tps")
-		b.ReportMetric(mixed, "stillpoint-pg+maria-tps")
-		b.ReportMetric(onePG/local, "ratio-pg")
-		b.ReportMetric(mixed/local, "ratio-pg+maria")
-		fmt.Printf("bank transfers, %d accounts × 2, concurrency %d, %v each:\n", benchAccounts, benchConcurrency, benchDuration)
-		fmt.Printf("  plain local transactions on one PostgreSQL   %8.0f/s\n", local)
-		fmt.Printf("  Stillpoint, both stores on that PostgreSQL   %8.0f/s  (%.2f× local)\n", onePG, onePG/local)
-		fmt.Printf("  Stillpoint, PostgreSQL + MariaDB             %8.0f/s  (%.2f× local)\n", mixed, mixed/local)
+		for _, c := range benchConcurrencies {
+			w := bank.Workload{Concurrency: c, Duration: d}
+			local := localPostgres(b, w)
+			onePG := throughStillpoint(b, func(b *testing.B) *config.Config {
+				return &config.Config{DataDir: b.TempDir(), Source: "bench", Coordinator: "pg",
+					Stores:     map[string]config.Store{"pg": {Engine: "postgres", DSN: testenv.PostgresDSN(b)}},
+					Namespaces: map[string]string{"bank_0": "pg", "bank_1": "pg"}}
+			}, []string{"bank_0", "bank_1"}, w)
+			nsPG, nsMaria := testenv.UniqueName("bank_pg"), testenv.UniqueName("bank_maria")
+			mixed := throughStillpoint(b, func(b *testing.B) *config.Config {
+				return testenv.Mixed(b, nsPG, nsMaria)
+			}, []string{nsPG, nsMaria}, w)
+			suffix := fmt.Sprintf("-c%d", c)
+			b.ReportMetric(local, "local-pg-tps"+suffix)
+			b.ReportMetric(onePG, "stillpoint-pg-tps"+suffix)
+			b.ReportMetric(mixed, "stillpoint-pg+maria-tps"+suffix)
+			b.ReportMetric(onePG/local, "ratio-pg"+suffix)
+			b.ReportMetric(mixed/local, "ratio-pg+maria"+suffix)
+			fmt.Printf("bank transfers, %d accounts × 2, concurrency %d, %v each:\n", benchAccounts, c, d)
+			fmt.Printf("  plain local transactions on one PostgreSQL   %8.0f/s\n", local)
+			fmt.Printf("  Stillpoint, both stores on that PostgreSQL   %8.0f/s  (%.2f× local)\n", onePG, onePG/local)
+			fmt.Printf("  Stillpoint, PostgreSQL + MariaDB             %8.0f/s  (%.2f× local)\n", mixed, mixed/local)
+		}
 	}
 }
 
-var nsPG, nsMaria = testenv.UniqueName("bank_pg"), testenv.UniqueName("bank_maria")
-
-func throughStillpoint(b *testing.B, cfg func(*testing.B) *config.Config, nss []string) float64 {
+func throughStillpoint(b *testing.B, cfg func(*testing.B) *config.Config, nss []string, w bank.Workload) float64 {
 	ctx := context.Background()
 	st := multistorage.New(cfg(b))
 	defer st.Close()
@@ -65,7 +84,7 @@ func throughStillpoint(b *testing.B, cfg func(*testing.B) *config.Config, nss []
 	if err := bank.Create(ctx, st, m, s, nil); err != nil {
 		b.Fatal(err)
 	}
-	stats, err := bank.Run(ctx, bank.Local(m), &s, bank.Workload{Concurrency: benchConcurrency, Duration: benchDuration})
+	stats, err := bank.Run(ctx, bank.Local(m), &s, w)
 	if err != nil || stats.Failed > 0 {
 		b.Fatalf("run: %v %+v", err, stats)
 	}
@@ -75,14 +94,14 @@ func throughStillpoint(b *testing.B, cfg func(*testing.B) *config.Config, nss []
 	return stats.Throughput
 }
 
-func localPostgres(b *testing.B) float64 {
+func localPostgres(b *testing.B, w bank.Workload) float64 {
 	ctx := context.Background()
 	db, err := sql.Open("pgx", testenv.PostgresDSN(b))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(benchConcurrency * 2)
+	db.SetMaxOpenConns(w.Concurrency * 2)
 	for i := range 2 {
 		if _, err := db.ExecContext(ctx, fmt.Sprintf("CREATE TABLE accounts_%d (account_id INT PRIMARY KEY, balance BIGINT NOT NULL)", i)); err != nil {
 			b.Fatal(err)
@@ -92,13 +111,13 @@ func localPostgres(b *testing.B) float64 {
 		}
 	}
 	var committed atomic.Int64
-	ctx2, cancel := context.WithTimeout(ctx, benchDuration)
+	ctx2, cancel := context.WithTimeout(ctx, w.Duration)
 	defer cancel()
 	start := time.Now()
 	var wg sync.WaitGroup
-	for w := range benchConcurrency {
+	for i := range w.Concurrency {
 		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			rng := rand.New(rand.NewPCG(uint64(i), 7))
 			for ctx2.Err() == nil {
 				err := localTransfer(ctx, db, rng)
 				var pgErr *pgconn.PgError
