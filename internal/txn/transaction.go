@@ -62,15 +62,46 @@ func (t *Transaction) read(ctx context.Context, ref consensus.Ref) (storage.Reco
 	if stored, ok := t.tx.Stored(ref); ok {
 		return stored, nil
 	}
-	stored, err := t.m.store.Get(ctx, storage.Get{Namespace: ref.Table.Namespace, Table: ref.Table.Table, Key: ref.Key})
+	get := storage.Get{Namespace: ref.Table.Namespace, Table: ref.Table.Table, Key: ref.Key}
+	stored, err := t.m.store.Get(ctx, get)
 	if err != nil {
 		return nil, t.storageErr(err)
+	}
+	if waited, err := t.awaitCommit(ctx, stored); err != nil {
+		return nil, err
+	} else if waited {
+		if stored, err = t.m.store.Get(ctx, get); err != nil {
+			return nil, t.storageErr(err)
+		}
 	}
 	if stored != nil && consensus.MetaOf(stored).Pending() {
 		return nil, t.pending(ctx, ref, stored)
 	}
 	t.tx.Read(ref, stored)
 	return stored, nil
+}
+
+// awaitCommit waits for the asynchronous commit records of the transaction
+// that left a record pending, when this manager committed it and they are
+// not written yet, and reports whether it waited: the record is then to be
+// read again. A client so reads what it committed before (read your
+// writes) instead of meeting its own PREPARED records.
+func (t *Transaction) awaitCommit(ctx context.Context, stored ...storage.Record) (bool, error) {
+	if t.m.async == nil {
+		return false, nil
+	}
+	waited := false
+	for _, r := range stored {
+		if r == nil || !consensus.MetaOf(r).Pending() {
+			continue
+		}
+		w, err := t.m.async.await(ctx, consensus.MetaOf(r).TxID)
+		if err != nil {
+			return false, err
+		}
+		waited = waited || w
+	}
+	return waited, nil
 }
 
 // pending handles a record another transaction left undecided: recover it
@@ -139,6 +170,13 @@ func (t *Transaction) Scan(ctx context.Context, s storage.Scan) ([]storage.Recor
 	recs, err := t.m.store.Scan(ctx, full)
 	if err != nil {
 		return nil, t.storageErr(err)
+	}
+	if waited, err := t.awaitCommit(ctx, recs...); err != nil {
+		return nil, err
+	} else if waited {
+		if recs, err = t.m.store.Scan(ctx, full); err != nil {
+			return nil, t.storageErr(err)
+		}
 	}
 	for _, r := range recs {
 		if consensus.MetaOf(r).Pending() {
@@ -285,7 +323,7 @@ func (t *Transaction) carryOut(ctx context.Context, c *consensus.Commit) consens
 	now := t.m.millis()
 	switch c.Step() {
 	case consensus.StepPrepare:
-		return consensus.Result{Err: t.m.mutateGrouped(ctx, c.Mutations(now))}
+		return consensus.Result{Err: t.m.mutate(ctx, c.Mutations(now))}
 	case consensus.StepValidate:
 		valid, err := t.validate(ctx)
 		return consensus.Result{Valid: valid, Err: err}
@@ -295,8 +333,12 @@ func (t *Transaction) carryOut(ctx context.Context, c *consensus.Commit) consens
 		d, err := t.m.decision(ctx, t.tx.ID)
 		return consensus.Result{Err: err, Decision: d}
 	case consensus.StepCommitRecords, consensus.StepRollback:
+		if c.Step() == consensus.StepCommitRecords && t.m.async != nil {
+			t.m.async.add(t.tx.ID, c.Mutations(now))
+			return consensus.Result{}
+		}
 		// The outcome is decided; a record left behind is lazy recovery's.
-		if err := t.m.mutateGrouped(ctx, c.Mutations(now)); err != nil && !errors.Is(err, storage.ErrNoMutation) {
+		if err := t.m.mutate(ctx, c.Mutations(now)); err != nil && !errors.Is(err, storage.ErrNoMutation) {
 			t.m.log.Info("records left for lazy recovery", "tx", t.tx.ID, "step", c.Step(), "err", err)
 		}
 		return consensus.Result{}

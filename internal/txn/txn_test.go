@@ -26,6 +26,16 @@ type engine struct {
 var engines = []engine{
 	{"sqlite", func(t *testing.T, _ ...string) *config.Config { return testenv.Embedded(t) }},
 	{"postgres+mariadb", func(t *testing.T, ns ...string) *config.Config { return testenv.Mixed(t, ns...) }},
+	// Both namespaces in one PostgreSQL: a transaction's writes to it go
+	// in one pipeline.
+	{"postgres", func(t *testing.T, ns ...string) *config.Config {
+		cfg := &config.Config{DataDir: t.TempDir(), Source: "test", Coordinator: "pg",
+			Stores: map[string]config.Store{"pg": {Engine: "postgres", DSN: testenv.PostgresDSN(t)}}, Namespaces: map[string]string{}}
+		for _, n := range ns {
+			cfg.Namespaces[n] = "pg"
+		}
+		return cfg
+	}},
 }
 
 // fixture is two account tables in two stores and a manager with a clock

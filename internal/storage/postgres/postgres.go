@@ -4,10 +4,12 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
@@ -165,6 +167,33 @@ func (Dialect) Upsert(table string, cols, keyCols, update []string) string {
 // surrounding transaction of a Mutate.
 func (Dialect) InsertIfNotExists(table string, cols, keyCols []string) (string, bool) {
 	return sqlstore.Insert(Dialect{}, table, cols) + " ON CONFLICT (" + strings.Join(keyCols, ", ") + ") DO NOTHING", false
+}
+
+// ExecPipeline sends the queries as one pgx batch: one round trip, run by
+// PostgreSQL in one implicit transaction.
+func (Dialect) ExecPipeline(ctx context.Context, db *sql.DB, queries []string, args [][]any) ([]int64, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	affected := make([]int64, len(queries))
+	err = conn.Raw(func(dc any) error {
+		var b pgx.Batch
+		for i, q := range queries {
+			b.Queue(q, args[i]...)
+		}
+		br := dc.(*stdlib.Conn).Conn().SendBatch(ctx, &b)
+		for i := range queries {
+			tag, err := br.Exec()
+			if err != nil {
+				return errors.Join(err, br.Close())
+			}
+			affected[i] = tag.RowsAffected()
+		}
+		return br.Close()
+	})
+	return affected, err
 }
 
 func (Dialect) IsDuplicateKey(err error) bool { return sqlState(err) == "23505" }

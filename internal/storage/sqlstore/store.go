@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/stillpoint/stillpoint/internal/storage"
 )
 
@@ -290,6 +292,59 @@ func (s *Store) Mutate(ctx context.Context, ms []storage.Mutation) error {
 		}
 	}
 	return s.wrap(tx.Commit(), "commit")
+}
+
+// Pipeliner is an optional Dialect: an engine that sends several
+// statements in one round trip (PostgreSQL's extended protocol pipeline).
+type Pipeliner interface {
+	// ExecPipeline runs the queries in order, in one round trip and one
+	// implicit transaction, and returns each one's rows affected. An error
+	// of any query undoes them all.
+	ExecPipeline(ctx context.Context, db *sql.DB, queries []string, args [][]any) ([]int64, error)
+}
+
+var _ storage.EachMutator = (*Store)(nil)
+
+// MutateEach applies each mutation on its own condition: in one pipeline
+// where the dialect has one, otherwise one autocommit statement each, in
+// parallel (docs/performance-transactions.md).
+func (s *Store) MutateEach(ctx context.Context, ms []storage.Mutation) ([]error, error) {
+	stmts := make([]statement, 0, len(ms))
+	pipelined := len(ms) > 1
+	for _, mu := range ms {
+		st, err := s.build(ctx, mu)
+		if err != nil {
+			return nil, err
+		}
+		// A duplicate key would undo the whole pipeline, not only its
+		// own statement.
+		pipelined = pipelined && !st.duplicateIsError
+		stmts = append(stmts, st)
+	}
+	errs := make([]error, len(stmts))
+	p, ok := s.dialect.(Pipeliner)
+	if !ok || !pipelined {
+		var g errgroup.Group
+		g.SetLimit(16)
+		for i, st := range stmts {
+			g.Go(func() error { errs[i] = s.exec(ctx, s.db, st); return nil })
+		}
+		return errs, g.Wait()
+	}
+	queries, args := make([]string, len(stmts)), make([][]any, len(stmts))
+	for i, st := range stmts {
+		queries[i], args[i] = st.query, st.args
+	}
+	affected, err := p.ExecPipeline(ctx, s.db, queries, args)
+	if err != nil {
+		return nil, s.wrap(err, fmt.Sprintf("write %d records of %s and others", len(stmts), stmts[0].table))
+	}
+	for i, st := range stmts {
+		if st.needRows && affected[i] == 0 {
+			errs[i] = &storage.NoMutationError{Table: st.table, Condition: st.cond}
+		}
+	}
+	return errs, nil
 }
 
 type execer interface {

@@ -52,34 +52,41 @@ func BenchmarkBankVersusLocalPostgres(b *testing.B) {
 		for _, c := range benchConcurrencies {
 			w := bank.Workload{Concurrency: c, Duration: d}
 			local := localPostgres(b, w)
-			onePG := throughStillpoint(b, func(b *testing.B) *config.Config {
-				return &config.Config{DataDir: b.TempDir(), Source: "bench", Coordinator: "pg",
-					Stores:     map[string]config.Store{"pg": {Engine: "postgres", DSN: testenv.PostgresDSN(b)}},
-					Namespaces: map[string]string{"bank_0": "pg", "bank_1": "pg"}}
-			}, []string{"bank_0", "bank_1"}, w)
-			nsPG, nsMaria := testenv.UniqueName("bank_pg"), testenv.UniqueName("bank_maria")
-			mixed := throughStillpoint(b, func(b *testing.B) *config.Config {
-				return testenv.Mixed(b, nsPG, nsMaria)
-			}, []string{nsPG, nsMaria}, w)
-			suffix := fmt.Sprintf("-c%d", c)
-			b.ReportMetric(local, "local-pg-tps"+suffix)
-			b.ReportMetric(onePG, "stillpoint-pg-tps"+suffix)
-			b.ReportMetric(mixed, "stillpoint-pg+maria-tps"+suffix)
-			b.ReportMetric(onePG/local, "ratio-pg"+suffix)
-			b.ReportMetric(mixed/local, "ratio-pg+maria"+suffix)
 			fmt.Printf("bank transfers, %d accounts × 2, concurrency %d, %v each:\n", benchAccounts, c, d)
-			fmt.Printf("  plain local transactions on one PostgreSQL   %8.0f/s\n", local)
-			fmt.Printf("  Stillpoint, both stores on that PostgreSQL   %8.0f/s  (%.2f× local)\n", onePG, onePG/local)
-			fmt.Printf("  Stillpoint, PostgreSQL + MariaDB             %8.0f/s  (%.2f× local)\n", mixed, mixed/local)
+			fmt.Printf("  plain local transactions on one PostgreSQL         %8.0f/s\n", local)
+			b.ReportMetric(local, fmt.Sprintf("local-pg-tps-c%d", c))
+			for _, setup := range []struct {
+				name, metric string
+				cfg          func(b *testing.B, nss []string) *config.Config
+			}{
+				{"both stores on that PostgreSQL", "pg", func(b *testing.B, nss []string) *config.Config {
+					return &config.Config{DataDir: b.TempDir(), Source: "bench", Coordinator: "pg",
+						Stores:     map[string]config.Store{"pg": {Engine: "postgres", DSN: testenv.PostgresDSN(b)}},
+						Namespaces: map[string]string{nss[0]: "pg", nss[1]: "pg"}}
+				}},
+				{"PostgreSQL + MariaDB", "pg+maria", func(b *testing.B, nss []string) *config.Config { return testenv.Mixed(b, nss...) }},
+			} {
+				for _, async := range []bool{false, true} {
+					name, metric := setup.name, setup.metric
+					if async {
+						name, metric = name+", async commit", metric+"-async"
+					}
+					nss := []string{testenv.UniqueName("bank_a"), testenv.UniqueName("bank_b")}
+					tps := throughStillpoint(b, setup.cfg(b, nss), nss, txn.Options{AsyncCommit: async}, w)
+					fmt.Printf("  Stillpoint, %-38s %8.0f/s  (%.2f× local)\n", name, tps, tps/local)
+					b.ReportMetric(tps, fmt.Sprintf("stillpoint-%s-tps-c%d", metric, c))
+					b.ReportMetric(tps/local, fmt.Sprintf("ratio-%s-c%d", metric, c))
+				}
+			}
 		}
 	}
 }
 
-func throughStillpoint(b *testing.B, cfg func(*testing.B) *config.Config, nss []string, w bank.Workload) float64 {
+func throughStillpoint(b *testing.B, cfg *config.Config, nss []string, opts txn.Options, w bank.Workload) float64 {
 	ctx := context.Background()
-	st := multistorage.New(cfg(b))
+	st := multistorage.New(cfg)
 	defer st.Close()
-	m := txn.NewManager(st, txn.Options{})
+	m := txn.NewManager(st, opts)
 	s := bank.Setup{Namespaces: nss, Accounts: benchAccounts, InitialBalance: 1000}
 	if err := bank.Create(ctx, st, m, s, nil); err != nil {
 		b.Fatal(err)
@@ -87,6 +94,9 @@ func throughStillpoint(b *testing.B, cfg func(*testing.B) *config.Config, nss []
 	stats, err := bank.Run(ctx, bank.Local(m), &s, w)
 	if err != nil || stats.Failed > 0 {
 		b.Fatalf("run: %v %+v", err, stats)
+	}
+	if err := m.Flush(ctx); err != nil {
+		b.Fatal(err)
 	}
 	if iv, err := bank.Check(ctx, st, &s); err != nil || !iv.OK() {
 		b.Fatalf("invariants: %+v %v", iv, err)
