@@ -264,6 +264,7 @@ type statement struct {
 	duplicateIsError bool
 	table            string
 	cond             storage.ConditionKind
+	lockKey          string // see lockKey
 }
 
 func (s *Store) Mutate(ctx context.Context, ms []storage.Mutation) error {
@@ -331,20 +332,45 @@ func (s *Store) MutateEach(ctx context.Context, ms []storage.Mutation) ([]error,
 		}
 		return errs, g.Wait()
 	}
+	// Every pipeline locks its rows in one order, by table and key, so
+	// two never wait for each other in a cycle (a deadlock PostgreSQL
+	// breaks only after deadlock_timeout).
+	order := make([]int, len(stmts))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(stmts[a].lockKey, stmts[b].lockKey) })
 	queries, args := make([]string, len(stmts)), make([][]any, len(stmts))
-	for i, st := range stmts {
-		queries[i], args[i] = st.query, st.args
+	for j, i := range order {
+		queries[j], args[j] = stmts[i].query, stmts[i].args
 	}
 	affected, err := p.ExecPipeline(ctx, s.db, queries, args)
 	if err != nil {
 		return nil, s.wrap(err, fmt.Sprintf("write %d records of %s and others", len(stmts), stmts[0].table))
 	}
-	for i, st := range stmts {
-		if st.needRows && affected[i] == 0 {
+	for j, i := range order {
+		if st := stmts[i]; st.needRows && affected[j] == 0 {
 			errs[i] = &storage.NoMutationError{Table: st.table, Condition: st.cond}
 		}
 	}
 	return errs, nil
+}
+
+// lockKey places a mutation's row in the order pipelines lock rows in.
+func lockKey(mu storage.Mutation, m *storage.TableMetadata) string {
+	var key map[string]any
+	switch mu := mu.(type) {
+	case storage.Put:
+		key = mu.Values
+	case storage.Delete:
+		key = mu.Key
+	}
+	var b strings.Builder
+	b.WriteString(m.FullName())
+	for _, c := range m.KeyColumns() {
+		fmt.Fprintf(&b, "\x00%v", key[c])
+	}
+	return b.String()
 }
 
 type execer interface {
@@ -382,13 +408,17 @@ func (s *Store) build(ctx context.Context, mu storage.Mutation) (statement, erro
 		return statement{}, err
 	}
 	table := s.Table(ns, tbl)
+	var st statement
 	switch mu := mu.(type) {
 	case storage.Put:
-		return s.buildPut(m, table, mu)
+		st, err = s.buildPut(m, table, mu)
 	case storage.Delete:
-		return s.buildDelete(m, table, mu)
+		st, err = s.buildDelete(m, table, mu)
+	default:
+		return statement{}, fmt.Errorf("unknown mutation %T", mu)
 	}
-	return statement{}, fmt.Errorf("unknown mutation %T", mu)
+	st.lockKey = lockKey(mu, m)
+	return st, err
 }
 
 func (s *Store) buildPut(m *storage.TableMetadata, table string, p storage.Put) (statement, error) {

@@ -72,8 +72,9 @@ func BenchmarkBankVersusLocalPostgres(b *testing.B) {
 						name, metric = name+", async commit", metric+"-async"
 					}
 					nss := []string{testenv.UniqueName("bank_a"), testenv.UniqueName("bank_b")}
-					tps := throughStillpoint(b, setup.cfg(b, nss), nss, txn.Options{AsyncCommit: async}, w)
-					fmt.Printf("  Stillpoint, %-38s %8.0f/s  (%.2f× local)\n", name, tps, tps/local)
+					stats := throughStillpoint(b, setup.cfg(b, nss), nss, txn.Options{AsyncCommit: async}, w)
+					tps := stats.Throughput
+					fmt.Printf("  Stillpoint, %-38s %8.0f/s  (%.2f× local; %d aborted, p50 %v)\n", name, tps, tps/local, stats.Aborted, stats.P50.Round(time.Microsecond))
 					b.ReportMetric(tps, fmt.Sprintf("stillpoint-%s-tps-c%d", metric, c))
 					b.ReportMetric(tps/local, fmt.Sprintf("ratio-%s-c%d", metric, c))
 				}
@@ -82,7 +83,7 @@ func BenchmarkBankVersusLocalPostgres(b *testing.B) {
 	}
 }
 
-func throughStillpoint(b *testing.B, cfg *config.Config, nss []string, opts txn.Options, w bank.Workload) float64 {
+func throughStillpoint(b *testing.B, cfg *config.Config, nss []string, opts txn.Options, w bank.Workload) bank.Stats {
 	ctx := context.Background()
 	st := multistorage.New(cfg)
 	defer st.Close()
@@ -101,7 +102,7 @@ func throughStillpoint(b *testing.B, cfg *config.Config, nss []string, opts txn.
 	if iv, err := bank.Check(ctx, st, &s); err != nil || !iv.OK() {
 		b.Fatalf("invariants: %+v %v", iv, err)
 	}
-	return stats.Throughput
+	return stats
 }
 
 func localPostgres(b *testing.B, w bank.Workload) float64 {
