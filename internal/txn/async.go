@@ -14,13 +14,12 @@ import (
 // the load and need no timer. docs/performance-transactions.md.
 type asyncCommits struct {
 	m *Manager
+	batcher[queuedCommit]
 
-	mu    sync.Mutex
-	queue []queuedCommit
+	mu sync.Mutex
 	// pending maps a transaction id to a channel closed once its commit
 	// records were written, or given up to lazy recovery.
 	pending map[string]chan struct{}
-	writing bool
 }
 
 // queuedCommit is the commit records of one transaction.
@@ -30,51 +29,37 @@ type queuedCommit struct {
 }
 
 func newAsyncCommits(m *Manager) *asyncCommits {
-	return &asyncCommits{m: m, pending: map[string]chan struct{}{}}
+	a := &asyncCommits{m: m, pending: map[string]chan struct{}{}}
+	a.batcher.write = a.write
+	return a
 }
 
 // add queues the commit records of transaction id.
 func (a *asyncCommits) add(id string, ms []storage.Mutation) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	a.pending[id] = make(chan struct{})
-	a.queue = append(a.queue, queuedCommit{id: id, ms: ms})
-	if !a.writing {
-		a.writing = true
-		go a.write()
-	}
+	a.mu.Unlock()
+	a.batcher.add(queuedCommit{id: id, ms: ms})
 }
 
-// write drains the queue, one batch at a time, and stops when it is empty.
-func (a *asyncCommits) write() {
-	ctx := context.Background() // the clients that queued have returned
-	for {
-		a.mu.Lock()
-		batch := a.queue
-		a.queue = nil
-		if len(batch) == 0 {
-			a.writing = false
-			a.mu.Unlock()
-			return
+// write writes a batch of commit records in one MutateEach per store.
+func (a *asyncCommits) write(batch []queuedCommit) {
+	var ms []storage.Mutation
+	for _, q := range batch {
+		ms = append(ms, q.ms...)
+	}
+	if h := a.m.hooks.asyncBatch; h == nil || h() {
+		// A record already rolled forward by a reader fails its
+		// condition; any other failure is lazy recovery's.
+		if err := a.m.mutate(context.Background(), ms); err != nil && !errors.Is(err, storage.ErrNoMutation) {
+			a.m.log.Info("commit records left for lazy recovery", "records", len(ms), "err", err)
 		}
-		a.mu.Unlock()
-		var ms []storage.Mutation
-		for _, q := range batch {
-			ms = append(ms, q.ms...)
-		}
-		if h := a.m.hooks.asyncBatch; h == nil || h() {
-			// A record already rolled forward by a reader fails its
-			// condition; any other failure is lazy recovery's.
-			if err := a.m.mutate(ctx, ms); err != nil && !errors.Is(err, storage.ErrNoMutation) {
-				a.m.log.Info("commit records left for lazy recovery", "records", len(ms), "err", err)
-			}
-		}
-		a.mu.Lock()
-		for _, q := range batch {
-			close(a.pending[q.id])
-			delete(a.pending, q.id)
-		}
-		a.mu.Unlock()
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, q := range batch {
+		close(a.pending[q.id])
+		delete(a.pending, q.id)
 	}
 }
 

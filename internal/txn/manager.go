@@ -43,6 +43,11 @@ type Options struct {
 	// Flush before reading the stores directly. Default off
 	// (docs/performance-transactions.md says why).
 	AsyncCommit bool
+	// GroupDecisions: the coordinator inserts of concurrent transactions
+	// are written together, one round trip for all that queued while the
+	// last group was written; each keeps its own row. Default off
+	// (docs/performance-transactions.md).
+	GroupDecisions bool
 }
 
 // Manager begins transactions over a store that routes every namespace,
@@ -58,6 +63,8 @@ type Manager struct {
 	tables map[string]*storage.TableMetadata
 
 	async *asyncCommits // nil: commit records are written before Commit returns
+	// decisions groups coordinator inserts (nil: one Put each).
+	decisions *decisions
 
 	hooks hooks
 }
@@ -95,6 +102,9 @@ func NewManager(store storage.Store, opts Options) *Manager {
 	m := &Manager{store: store, lifetime: opts.Lifetime, iso: opts.Isolation, now: opts.Now, log: opts.Logger, tables: map[string]*storage.TableMetadata{}}
 	if opts.AsyncCommit {
 		m.async = newAsyncCommits(m)
+	}
+	if opts.GroupDecisions {
+		m.decisions = newDecisions(m)
 	}
 	return m
 }

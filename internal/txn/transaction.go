@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"slices"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/stillpoint/stillpoint/internal/schema"
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/txn/consensus"
@@ -328,7 +326,7 @@ func (t *Transaction) carryOut(ctx context.Context, c *consensus.Commit) consens
 		valid, err := t.validate(ctx)
 		return consensus.Result{Valid: valid, Err: err}
 	case consensus.StepDecide, consensus.StepDecideAbort:
-		return consensus.Result{Err: t.m.store.Put(ctx, c.Decision(now))}
+		return consensus.Result{Err: t.m.decide(ctx, c.Decision(now))}
 	case consensus.StepCheckDecision:
 		d, err := t.m.decision(ctx, t.tx.ID)
 		return consensus.Result{Err: err, Decision: d}
@@ -393,52 +391,6 @@ func (t *Transaction) storageErr(err error) error {
 		return &TxError{TxID: t.tx.ID, Kind: ErrConflict, Cause: err}
 	}
 	return err
-}
-
-// mutateGrouped applies mutations partition by partition (the unit the
-// storage contract makes atomic), partitions in parallel. Every group is
-// attempted; the first error is returned.
-func (m *Manager) mutateGrouped(ctx context.Context, ms []storage.Mutation) error {
-	groups := map[string][]storage.Mutation{}
-	var order []string
-	for _, mu := range ms {
-		k := partitionOf(m, ctx, mu)
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], mu)
-	}
-	if len(order) == 1 {
-		return m.store.Mutate(ctx, groups[order[0]])
-	}
-	var g errgroup.Group // no shared context: every group is attempted
-	g.SetLimit(16)
-	for _, k := range order {
-		g.Go(func() error { return m.store.Mutate(ctx, groups[k]) })
-	}
-	return g.Wait()
-}
-
-func partitionOf(m *Manager, ctx context.Context, mu storage.Mutation) string {
-	ns, table := storage.Target(mu)
-	tbl, err := m.Table(ctx, ns, table)
-	if err != nil {
-		return ns + "." + table
-	}
-	var key storage.Key
-	switch x := mu.(type) {
-	case storage.Put:
-		key = storage.Key(x.Values)
-	case storage.Delete:
-		key = x.Key
-	}
-	part := storage.Key{}
-	for _, c := range tbl.PartitionKey {
-		part[c] = key[c]
-	}
-	pt := *tbl
-	pt.ClusteringKey = nil
-	return consensus.Ref{Table: &pt, Key: part}.ID()
 }
 
 // inScan reports whether a key lies in a scan's partition and range.

@@ -28,6 +28,17 @@ const benchAccounts = 1000
 // benchConcurrencies are the numbers of concurrent clients measured.
 var benchConcurrencies = []int{8, 32}
 
+// benchModes are the manager options measured.
+var benchModes = []struct {
+	name, metric string
+	opts         txn.Options
+}{
+	{"", "", txn.Options{}},
+	{", grouped decisions", "-group", txn.Options{GroupDecisions: true}},
+	{", async commit", "-async", txn.Options{AsyncCommit: true}},
+	{", both", "-group-async", txn.Options{GroupDecisions: true, AsyncCommit: true}},
+}
+
 // benchDuration is how long each measurement runs: 10 s, or
 // STILLPOINT_BENCH_SECONDS.
 func benchDuration(b *testing.B) time.Duration {
@@ -53,7 +64,7 @@ func BenchmarkBankVersusLocalPostgres(b *testing.B) {
 			w := bank.Workload{Concurrency: c, Duration: d}
 			local := localPostgres(b, w)
 			fmt.Printf("bank transfers, %d accounts × 2, concurrency %d, %v each:\n", benchAccounts, c, d)
-			fmt.Printf("  plain local transactions on one PostgreSQL         %8.0f/s\n", local)
+			fmt.Printf("  plain local transactions on one PostgreSQL%-22s %8.0f/s\n", "", local)
 			b.ReportMetric(local, fmt.Sprintf("local-pg-tps-c%d", c))
 			for _, setup := range []struct {
 				name, metric string
@@ -66,15 +77,13 @@ func BenchmarkBankVersusLocalPostgres(b *testing.B) {
 				}},
 				{"PostgreSQL + MariaDB", "pg+maria", func(b *testing.B, nss []string) *config.Config { return testenv.Mixed(b, nss...) }},
 			} {
-				for _, async := range []bool{false, true} {
-					name, metric := setup.name, setup.metric
-					if async {
-						name, metric = name+", async commit", metric+"-async"
-					}
+				for _, mode := range benchModes {
+					name, metric := setup.name+mode.name, setup.metric+mode.metric
 					nss := []string{testenv.UniqueName("bank_a"), testenv.UniqueName("bank_b")}
-					stats := throughStillpoint(b, setup.cfg(b, nss), nss, txn.Options{AsyncCommit: async}, w)
+					stats := throughStillpoint(b, setup.cfg(b, nss), nss, mode.opts, w)
 					tps := stats.Throughput
-					fmt.Printf("  Stillpoint, %-38s %8.0f/s  (%.2f× local; %d aborted, p50 %v)\n", name, tps, tps/local, stats.Aborted, stats.P50.Round(time.Microsecond))
+					fmt.Printf("  Stillpoint, %-50s %8.0f/s  (%.2f× local; %d aborted, p50 %v, p99 %v)\n", name, tps, tps/local, stats.Aborted,
+						stats.P50.Round(time.Microsecond), stats.P99.Round(time.Microsecond))
 					b.ReportMetric(tps, fmt.Sprintf("stillpoint-%s-tps-c%d", metric, c))
 					b.ReportMetric(tps/local, fmt.Sprintf("ratio-%s-c%d", metric, c))
 				}
