@@ -175,3 +175,41 @@ func TestFlushHonoursContext(t *testing.T) {
 		t.Errorf("Flush once the writer runs: %v", err)
 	}
 }
+
+// TestGroupedDecisions: a group of coordinator inserts (one pipeline on
+// PostgreSQL) tells each transaction whether its own insert was applied:
+// one whose row a reader's abort wrote first fails, and the others land.
+func TestGroupedDecisions(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			f := newFixture(t, e)
+			ctx := context.Background()
+			f.put(t, f.nsA, 1, 100) // creates the coordinator table
+			if err := f.st.Put(ctx, consensus.CoordinatorPut("aborted-first", consensus.Aborted, 1)); err != nil {
+				t.Fatal(err)
+			}
+			d := newDecisions(f.m)
+			ids := []string{"lands-1", "aborted-first", "lands-2"}
+			batch := make([]decision, len(ids))
+			for i, id := range ids {
+				batch[i] = decision{put: consensus.CoordinatorPut(id, consensus.Committed, 2), done: make(chan error, 1)}
+			}
+			d.write(batch)
+			for i, id := range ids {
+				err := <-batch[i].done
+				want := consensus.Committed
+				if id == "aborted-first" {
+					want = consensus.Aborted
+					if !errors.Is(err, storage.ErrNoMutation) {
+						t.Errorf("%s: insert = %v, want no mutation", id, err)
+					}
+				} else if err != nil {
+					t.Errorf("%s: insert = %v", id, err)
+				}
+				if got, err := f.m.decision(ctx, id); err != nil || got != want {
+					t.Errorf("%s: coordinator says %v, %v; want %v", id, got, err, want)
+				}
+			}
+		})
+	}
+}
