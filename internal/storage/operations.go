@@ -159,3 +159,11 @@ func CheckCondition(m Mutation) error {
 type EachMutator interface {
 	MutateEach(ctx context.Context, ms []Mutation) (errs []error, err error)
 }
+
+// EachGetter is an optional Store interface, checked by type assertion (the
+// fallback is one Get each): GetEach reads several records, of any tables of
+// the store, in as few round trips as the engine allows (one on
+// PostgreSQL); out[i] is the record of gs[i], nil when there is none.
+type EachGetter interface {
+	GetEach(ctx context.Context, gs []Get) (out []Record, err error)
+}

@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/stillpoint/stillpoint/internal/storage"
+	"github.com/stillpoint/stillpoint/internal/txn/consensus"
 )
 
 // router is the optional side of a store that routes namespaces to the
@@ -16,52 +17,42 @@ type router interface {
 	ForNamespace(ctx context.Context, namespace string) (storage.Store, error)
 }
 
-// storeBatch is the mutations that go to one store, and where each came
-// from in the caller's list.
-type storeBatch struct {
-	store storage.EachMutator
-	ms    []storage.Mutation
+// storeGroup is the items of a list that go to one store: their indexes.
+type storeGroup struct {
+	store storage.Store
 	at    []int
 }
 
-// byStore splits mutations by the store that holds them, or says (false)
-// that some store cannot take them in one MutateEach.
-func (m *Manager) byStore(ctx context.Context, ms []storage.Mutation) ([]storeBatch, bool) {
+// byStore groups namespaces by the store that holds them.
+func (m *Manager) byStore(ctx context.Context, namespaces []string) ([]storeGroup, error) {
 	r, ok := m.store.(router)
 	if !ok {
-		em, ok := m.store.(storage.EachMutator)
-		at := make([]int, len(ms))
-		for i := range at {
-			at[i] = i
+		g := storeGroup{store: m.store, at: make([]int, len(namespaces))}
+		for i := range g.at {
+			g.at[i] = i
 		}
-		return []storeBatch{{store: em, ms: ms, at: at}}, ok
+		return []storeGroup{g}, nil
 	}
 	index := map[string]int{}
-	var out []storeBatch
-	for j, mu := range ms {
-		ns, _ := storage.Target(mu)
+	var out []storeGroup
+	for j, ns := range namespaces {
 		name, err := r.StoreName(ns)
 		if err != nil {
-			return nil, false
+			return nil, err
 		}
 		i, seen := index[name]
 		if !seen {
 			st, err := r.ForNamespace(ctx, ns)
 			if err != nil {
-				return nil, false
-			}
-			em, ok := st.(storage.EachMutator)
-			if !ok {
-				return nil, false
+				return nil, err
 			}
 			i = len(out)
 			index[name] = i
-			out = append(out, storeBatch{store: em})
+			out = append(out, storeGroup{store: st})
 		}
-		out[i].ms = append(out[i].ms, mu)
 		out[i].at = append(out[i].at, j)
 	}
-	return out, true
+	return out, nil
 }
 
 // mutateEach applies mutations each on its own condition and returns each
@@ -71,20 +62,34 @@ func (m *Manager) byStore(ctx context.Context, ms []storage.Mutation) ([]storeBa
 // parallel. Every mutation is attempted.
 func (m *Manager) mutateEach(ctx context.Context, ms []storage.Mutation) []error {
 	errs := make([]error, len(ms))
-	var g errgroup.Group // no shared context: every store is attempted
-	g.SetLimit(16)
-	batches, ok := m.byStore(ctx, ms)
-	if !ok {
-		for i, mu := range ms {
-			g.Go(func() error { errs[i] = m.store.Mutate(ctx, []storage.Mutation{mu}); return nil })
+	namespaces := make([]string, len(ms))
+	for i, mu := range ms {
+		namespaces[i], _ = storage.Target(mu)
+	}
+	groups, err := m.byStore(ctx, namespaces)
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
 		}
-		_ = g.Wait()
 		return errs
 	}
-	for _, b := range batches {
+	var g errgroup.Group // no shared context: every mutation is attempted
+	g.SetLimit(16)
+	for _, gr := range groups {
+		em, ok := gr.store.(storage.EachMutator)
+		if !ok {
+			for _, i := range gr.at {
+				g.Go(func() error { errs[i] = gr.store.Mutate(ctx, []storage.Mutation{ms[i]}); return nil })
+			}
+			continue
+		}
 		g.Go(func() error {
-			each, err := b.store.MutateEach(ctx, b.ms)
-			for k, i := range b.at {
+			batch := make([]storage.Mutation, len(gr.at))
+			for k, i := range gr.at {
+				batch[k] = ms[i]
+			}
+			each, err := em.MutateEach(ctx, batch)
+			for k, i := range gr.at {
 				if err != nil {
 					errs[i] = err
 				} else {
@@ -109,6 +114,47 @@ func (m *Manager) mutate(ctx context.Context, ms []storage.Mutation) error {
 		}
 	}
 	return nil
+}
+
+// getEach reads records as stored: one GetEach per store (one round trip
+// on PostgreSQL), stores in parallel; where a store has no GetEach, one Get
+// each, in parallel.
+func (m *Manager) getEach(ctx context.Context, refs []consensus.Ref) ([]storage.Record, error) {
+	out := make([]storage.Record, len(refs))
+	namespaces := make([]string, len(refs))
+	for i, r := range refs {
+		namespaces[i] = r.Table.Namespace
+	}
+	groups, err := m.byStore(ctx, namespaces)
+	if err != nil {
+		return nil, err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for _, gr := range groups {
+		eg, ok := gr.store.(storage.EachGetter)
+		if !ok || len(gr.at) == 1 {
+			for _, i := range gr.at {
+				g.Go(func() (err error) { out[i], err = gr.store.Get(gctx, refs[i].Get()); return err })
+			}
+			continue
+		}
+		g.Go(func() error {
+			gets := make([]storage.Get, len(gr.at))
+			for k, i := range gr.at {
+				gets[k] = refs[i].Get()
+			}
+			recs, err := eg.GetEach(gctx, gets)
+			if err != nil {
+				return err
+			}
+			for k, i := range gr.at {
+				out[i] = recs[k]
+			}
+			return nil
+		})
+	}
+	return out, g.Wait()
 }
 
 // batcher hands what is queued to one writer at a time; what queues while

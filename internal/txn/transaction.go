@@ -54,13 +54,69 @@ func (t *Transaction) Get(ctx context.Context, g storage.Get) (storage.Record, e
 	return project(t.view(ref, stored), g.Projection), nil
 }
 
+// GetEach reads several records as Get reads each, in one round trip per
+// store where the store allows it (storage.EachGetter). out[i] is the
+// record of gs[i], nil when there is none.
+func (t *Transaction) GetEach(ctx context.Context, gs []storage.Get) ([]storage.Record, error) {
+	refs := make([]consensus.Ref, len(gs))
+	for i, g := range gs {
+		ref, err := t.ref(ctx, g.Namespace, g.Table, g.Key)
+		if err != nil {
+			return nil, err
+		}
+		if err := storage.CheckProjection(ref.Table, g.Projection); err != nil {
+			return nil, invalid(err)
+		}
+		refs[i] = ref
+	}
+	if err := t.readEach(ctx, refs); err != nil {
+		return nil, err
+	}
+	out := make([]storage.Record, len(gs))
+	for i, ref := range refs {
+		stored, _ := t.tx.Stored(ref)
+		out[i] = project(t.view(ref, stored), gs[i].Projection)
+	}
+	return out, nil
+}
+
+// readEach puts into the read set the records it does not hold yet, read
+// together; a record found pending goes through read, which settles it.
+func (t *Transaction) readEach(ctx context.Context, refs []consensus.Ref) error {
+	var todo []consensus.Ref
+	seen := map[string]bool{}
+	for _, ref := range refs {
+		if !t.tx.HasRead(ref) && !seen[ref.ID()] {
+			seen[ref.ID()] = true
+			todo = append(todo, ref)
+		}
+	}
+	if len(todo) > 1 {
+		recs, err := t.m.getEach(ctx, todo)
+		if err != nil {
+			return t.storageErr(err)
+		}
+		for i, ref := range todo {
+			if recs[i] == nil || !consensus.MetaOf(recs[i]).Pending() {
+				t.tx.Read(ref, recs[i])
+			}
+		}
+	}
+	for _, ref := range todo {
+		if _, err := t.read(ctx, ref); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // read returns the committed record as this transaction sees it, reading
 // it from the store the first time.
 func (t *Transaction) read(ctx context.Context, ref consensus.Ref) (storage.Record, error) {
 	if stored, ok := t.tx.Stored(ref); ok {
 		return stored, nil
 	}
-	get := storage.Get{Namespace: ref.Table.Namespace, Table: ref.Table.Table, Key: ref.Key}
+	get := ref.Get()
 	stored, err := t.m.store.Get(ctx, get)
 	if err != nil {
 		return nil, t.storageErr(err)
@@ -285,10 +341,8 @@ func (t *Transaction) Commit(ctx context.Context) error {
 	}
 	t.finished = true
 	// Prepare's condition is "still as read": read what was written blind.
-	for _, ref := range t.tx.Unread() {
-		if _, err := t.read(ctx, ref); err != nil {
-			return t.conflict(err)
-		}
+	if err := t.readEach(ctx, t.tx.Unread()); err != nil {
+		return t.conflict(err)
 	}
 	c := consensus.NewCommit(t.tx)
 	for c.Step() != consensus.StepDone {
@@ -361,12 +415,13 @@ func (t *Transaction) crash(ctx context.Context, c *consensus.Commit, n int) {
 }
 
 func (t *Transaction) validate(ctx context.Context) (bool, error) {
-	for _, ref := range t.tx.ValidationReads() {
-		now, err := t.m.store.Get(ctx, storage.Get{Namespace: ref.Table.Namespace, Table: ref.Table.Table, Key: ref.Key})
-		if err != nil {
-			return false, err
-		}
-		if !t.tx.Unchanged(ref, now) {
+	refs := t.tx.ValidationReads()
+	now, err := t.m.getEach(ctx, refs)
+	if err != nil {
+		return false, err
+	}
+	for i, ref := range refs {
+		if !t.tx.Unchanged(ref, now[i]) {
 			return false, nil
 		}
 	}

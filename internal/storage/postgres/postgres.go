@@ -172,28 +172,48 @@ func (Dialect) InsertIfNotExists(table string, cols, keyCols []string) (string, 
 // ExecPipeline sends the queries as one pgx batch: one round trip, run by
 // PostgreSQL in one implicit transaction.
 func (Dialect) ExecPipeline(ctx context.Context, db *sql.DB, queries []string, args [][]any) ([]int64, error) {
+	affected := make([]int64, len(queries))
+	err := batch(ctx, db, queries, args, func(i int, br pgx.BatchResults) error {
+		tag, err := br.Exec()
+		affected[i] = tag.RowsAffected()
+		return err
+	})
+	return affected, err
+}
+
+// QueryPipeline sends the queries as one pgx batch.
+func (Dialect) QueryPipeline(ctx context.Context, db *sql.DB, queries []string, args [][]any, scan func(i int, rows sqlstore.Rows) error) error {
+	return batch(ctx, db, queries, args, func(i int, br pgx.BatchResults) error {
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		return errors.Join(scan(i, rows), rows.Err())
+	})
+}
+
+// batch sends the queries as one pgx batch on a connection of the pool and
+// hands each result to read, in order.
+func batch(ctx context.Context, db *sql.DB, queries []string, args [][]any, read func(i int, br pgx.BatchResults) error) error {
 	conn, err := db.Conn(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer conn.Close()
-	affected := make([]int64, len(queries))
-	err = conn.Raw(func(dc any) error {
+	return conn.Raw(func(dc any) error {
 		var b pgx.Batch
 		for i, q := range queries {
 			b.Queue(q, args[i]...)
 		}
 		br := dc.(*stdlib.Conn).Conn().SendBatch(ctx, &b)
 		for i := range queries {
-			tag, err := br.Exec()
-			if err != nil {
+			if err := read(i, br); err != nil {
 				return errors.Join(err, br.Close())
 			}
-			affected[i] = tag.RowsAffected()
 		}
 		return br.Close()
 	})
-	return affected, err
 }
 
 func (Dialect) IsDuplicateKey(err error) bool { return sqlState(err) == "23505" }

@@ -95,24 +95,77 @@ func (s *Store) meta(ctx context.Context, namespace, table string) (*storage.Tab
 }
 
 func (s *Store) Get(ctx context.Context, g storage.Get) (storage.Record, error) {
-	m, err := s.meta(ctx, g.Namespace, g.Table)
+	q, err := s.getQuery(ctx, g)
 	if err != nil {
 		return nil, err
 	}
-	key, err := storage.NormalizeKey(m, g.Key, m.KeyColumns(), "get")
-	if err != nil {
-		return nil, err
-	}
-	if err := storage.CheckProjection(m, g.Projection); err != nil {
-		return nil, err
-	}
-	var w where
-	w.keyEquals(s.dialect, m, key, m.KeyColumns())
-	recs, err := s.query(ctx, m, g.Projection, w, "", 0)
+	recs, err := s.run(ctx, q)
 	if err != nil || len(recs) == 0 {
 		return nil, err
 	}
 	return recs[0], nil
+}
+
+// getQuery is the SELECT of one record.
+func (s *Store) getQuery(ctx context.Context, g storage.Get) (selectQuery, error) {
+	m, err := s.meta(ctx, g.Namespace, g.Table)
+	if err != nil {
+		return selectQuery{}, err
+	}
+	key, err := storage.NormalizeKey(m, g.Key, m.KeyColumns(), "get")
+	if err != nil {
+		return selectQuery{}, err
+	}
+	if err := storage.CheckProjection(m, g.Projection); err != nil {
+		return selectQuery{}, err
+	}
+	var w where
+	w.keyEquals(s.dialect, m, key, m.KeyColumns())
+	return s.selectQuery(m, g.Projection, w, "", 0), nil
+}
+
+var _ storage.EachGetter = (*Store)(nil)
+
+// GetEach reads the records in one pipeline where the dialect has one,
+// otherwise one query each.
+func (s *Store) GetEach(ctx context.Context, gs []storage.Get) ([]storage.Record, error) {
+	qs := make([]selectQuery, len(gs))
+	for i, g := range gs {
+		q, err := s.getQuery(ctx, g)
+		if err != nil {
+			return nil, err
+		}
+		qs[i] = q
+	}
+	out := make([]storage.Record, len(gs))
+	p, ok := s.dialect.(Pipeliner)
+	if !ok || len(qs) < 2 {
+		for i, q := range qs {
+			recs, err := s.run(ctx, q)
+			if err != nil {
+				return nil, err
+			}
+			if len(recs) > 0 {
+				out[i] = recs[0]
+			}
+		}
+		return out, nil
+	}
+	queries, args := make([]string, len(qs)), make([][]any, len(qs))
+	for i, q := range qs {
+		queries[i], args[i] = q.sql, q.args
+	}
+	err := p.QueryPipeline(ctx, s.db, queries, args, func(i int, rows Rows) error {
+		recs, err := s.scanRows(rows, qs[i])
+		if len(recs) > 0 {
+			out[i] = recs[0]
+		}
+		return err
+	})
+	if err != nil {
+		return nil, s.wrap(err, fmt.Sprintf("read %d records of %s and others", len(qs), qs[0].m.FullName()))
+	}
+	return out, nil
 }
 
 func (s *Store) Scan(ctx context.Context, sc storage.Scan) ([]storage.Record, error) {
@@ -192,6 +245,18 @@ func (s *Store) ScanAll(ctx context.Context, sc storage.ScanAll) ([]storage.Reco
 }
 
 func (s *Store) query(ctx context.Context, m *storage.TableMetadata, projection []string, w where, orderBy string, limit int) ([]storage.Record, error) {
+	return s.run(ctx, s.selectQuery(m, projection, w, orderBy, limit))
+}
+
+// selectQuery is a SELECT and what its rows hold.
+type selectQuery struct {
+	m    *storage.TableMetadata
+	cols []string
+	sql  string
+	args []any
+}
+
+func (s *Store) selectQuery(m *storage.TableMetadata, projection []string, w where, orderBy string, limit int) selectQuery {
 	cols := projection
 	if len(cols) == 0 {
 		cols = make([]string, len(m.Columns))
@@ -210,23 +275,39 @@ func (s *Store) query(ctx context.Context, m *storage.TableMetadata, projection 
 	if limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", limit)
 	}
-	rows, err := s.db.QueryContext(ctx, q, w.args...)
+	return selectQuery{m: m, cols: cols, sql: q, args: w.args}
+}
+
+func (s *Store) run(ctx context.Context, q selectQuery) ([]storage.Record, error) {
+	rows, err := s.db.QueryContext(ctx, q.sql, q.args...)
 	if err != nil {
-		return nil, s.wrap(err, "read "+m.FullName())
+		return nil, s.wrap(err, "read "+q.m.FullName())
 	}
 	defer rows.Close()
+	out, err := s.scanRows(rows, q)
+	return out, s.wrap(err, "read "+q.m.FullName())
+}
+
+// Rows is what scanning needs of a result: database/sql's or a driver's.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+func (s *Store) scanRows(rows Rows, q selectQuery) ([]storage.Record, error) {
 	var out []storage.Record
 	for rows.Next() {
-		rec, err := s.scanRow(rows, m, cols)
+		rec, err := s.scanRow(rows, q.m, q.cols)
 		if err != nil {
-			return nil, s.wrap(err, "read "+m.FullName())
+			return nil, err
 		}
 		out = append(out, rec)
 	}
-	return out, s.wrap(rows.Err(), "read "+m.FullName())
+	return out, rows.Err()
 }
 
-func (s *Store) scanRow(rows *sql.Rows, m *storage.TableMetadata, cols []string) (storage.Record, error) {
+func (s *Store) scanRow(rows Rows, m *storage.TableMetadata, cols []string) (storage.Record, error) {
 	dests := make([]any, len(cols))
 	values := make([]func() (any, error), len(cols))
 	for i, c := range cols {
@@ -302,6 +383,9 @@ type Pipeliner interface {
 	// implicit transaction, and returns each one's rows affected. An error
 	// of any query undoes them all.
 	ExecPipeline(ctx context.Context, db *sql.DB, queries []string, args [][]any) ([]int64, error)
+	// QueryPipeline runs the queries in one round trip and hands each
+	// one's rows to scan, with its index.
+	QueryPipeline(ctx context.Context, db *sql.DB, queries []string, args [][]any, scan func(i int, rows Rows) error) error
 }
 
 var _ storage.EachMutator = (*Store)(nil)
