@@ -17,10 +17,8 @@ func TestPrepareBatchConditionFails(t *testing.T) {
 	for _, e := range engines {
 		for _, lost := range []int{0, 1} {
 			t.Run(e.name+"/"+[]string{"first", "second"}[lost], func(t *testing.T) {
-				f := newFixture(t, e)
+				f := newAccounts(t, e)
 				ctx := context.Background()
-				f.put(t, f.nsA, 1, 100)
-				f.put(t, f.nsB, 2, 100)
 				tx := f.m.Begin()
 				keys := []struct {
 					ns string
@@ -66,10 +64,8 @@ func (f *fixture) asyncManager(h hooks) {
 func TestAsyncCommitReadYourWrites(t *testing.T) {
 	for _, e := range engines {
 		t.Run(e.name, func(t *testing.T) {
-			f := newFixture(t, e)
+			f := newAccounts(t, e)
 			ctx := context.Background()
-			f.put(t, f.nsA, 1, 100)
-			f.put(t, f.nsB, 2, 100)
 			release, waiting := make(chan struct{}), make(chan string, 1)
 			f.asyncManager(hooks{
 				asyncBatch:  func() bool { <-release; return true },
@@ -122,10 +118,8 @@ func TestAsyncCommitCrash(t *testing.T) {
 	for _, e := range engines {
 		for _, reader := range []string{"same manager", "other process"} {
 			t.Run(e.name+"/"+reader, func(t *testing.T) {
-				f := newFixture(t, e)
+				f := newAccounts(t, e)
 				ctx := context.Background()
-				f.put(t, f.nsA, 1, 100)
-				f.put(t, f.nsB, 2, 100)
 				writer := f.m
 				f.asyncManager(hooks{asyncBatch: func() bool { return false }})
 				tx, err := f.transfer(t)
@@ -157,9 +151,7 @@ func TestAsyncCommitCrash(t *testing.T) {
 
 // TestFlushHonoursContext: Flush gives up when its context ends.
 func TestFlushHonoursContext(t *testing.T) {
-	f := newFixture(t, engines[0])
-	f.put(t, f.nsA, 1, 100)
-	f.put(t, f.nsB, 2, 100)
+	f := newAccounts(t, engines[0])
 	release := make(chan struct{})
 	f.asyncManager(hooks{asyncBatch: func() bool { <-release; return true }})
 	if _, err := f.transfer(t); err != nil {

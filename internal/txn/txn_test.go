@@ -70,6 +70,16 @@ func newFixture(t *testing.T, e engine) *fixture {
 	return f
 }
 
+// newAccounts is a fixture with account 1 in A and account 2 in B, both
+// holding 100.
+func newAccounts(t *testing.T, e engine) *fixture {
+	t.Helper()
+	f := newFixture(t, e)
+	f.put(t, f.nsA, 1, 100)
+	f.put(t, f.nsB, 2, 100)
+	return f
+}
+
 func (f *fixture) advance(d time.Duration) { f.clock.Add(d.Milliseconds()) }
 
 func (f *fixture) put(t *testing.T, ns string, id int, balance int64) {
@@ -102,10 +112,8 @@ func (f *fixture) read(ns string, id int) (storage.Record, error) {
 func TestCommitAndRead(t *testing.T) {
 	for _, e := range engines {
 		t.Run(e.name, func(t *testing.T) {
-			f := newFixture(t, e)
+			f := newAccounts(t, e)
 			ctx := context.Background()
-			f.put(t, f.nsA, 1, 100)
-			f.put(t, f.nsB, 2, 100)
 			tx := f.m.Begin()
 			a, err := tx.Get(ctx, storage.Get{Namespace: f.nsA, Table: "accounts", Key: storage.Key{"id": 1}})
 			if err != nil || a["balance"] != int64(100) {
