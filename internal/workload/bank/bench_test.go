@@ -79,10 +79,10 @@ func BenchmarkBankVersusLocalPostgres(b *testing.B) {
 					name, metric := setup.name+mode.name, setup.metric+mode.metric
 					local := localPostgres(b, w)
 					nss := []string{testenv.UniqueName("bank_a"), testenv.UniqueName("bank_b")}
-					stats := throughStillpoint(b, setup.cfg(b, nss), nss, mode.opts, w)
-					tps := stats.Throughput
-					fmt.Printf("  Stillpoint, %-44s %6.0f/s, plain %6.0f/s: %.2f× (%d aborted, p50 %v, p99 %v)\n", name, tps, local, tps/local, stats.Aborted,
-						stats.P50.Round(time.Microsecond), stats.P99.Round(time.Microsecond))
+					r := throughStillpoint(b, setup.cfg(b, nss), nss, mode.opts, w)
+					tps := r.Throughput
+					fmt.Printf("  Stillpoint, %-44s %6.0f/s, plain %6.0f/s: %.2f× (%d aborted, p50 %v, p99 %v, %.2f transactions per transfer in the coordinator's PostgreSQL)\n",
+						name, tps, local, tps/local, r.Aborted, r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.pgTxPerTransfer)
 					b.ReportMetric(tps, fmt.Sprintf("stillpoint-%s-tps-c%d", metric, c))
 					b.ReportMetric(tps/local, fmt.Sprintf("ratio-%s-c%d", metric, c))
 				}
@@ -91,15 +91,27 @@ func BenchmarkBankVersusLocalPostgres(b *testing.B) {
 	}
 }
 
-func throughStillpoint(b *testing.B, cfg *config.Config, nss []string, opts txn.Options, w bank.Workload) bank.Stats {
+// run is one Stillpoint measurement: the workload's stats and how many
+// transactions the coordinator's PostgreSQL ran per attempted transfer
+// (load-independent, unlike the rate: the round trips this work removes).
+type run struct {
+	bank.Stats
+	pgTxPerTransfer float64
+}
+
+func throughStillpoint(b *testing.B, cfg *config.Config, nss []string, opts txn.Options, w bank.Workload) run {
 	ctx := context.Background()
+	s := bank.Setup{Namespaces: nss, Accounts: benchAccounts, InitialBalance: 1000}
 	st := multistorage.New(cfg)
 	defer st.Close()
-	m := txn.NewManager(st, opts)
-	s := bank.Setup{Namespaces: nss, Accounts: benchAccounts, InitialBalance: 1000}
-	if err := bank.Create(ctx, st, m, s, nil); err != nil {
+	if err := bank.Create(ctx, st, txn.NewManager(st, txn.Options{}), s, nil); err != nil {
 		b.Fatal(err)
 	}
+	pg := cfg.Stores[cfg.Coordinator].DSN
+	st.Close()
+	before := pgTransactions(b, pg)
+	st = multistorage.New(cfg)
+	m := txn.NewManager(st, opts)
 	stats, err := bank.Run(ctx, bank.Local(m), &s, w)
 	if err != nil || stats.Failed > 0 {
 		b.Fatalf("run: %v %+v", err, stats)
@@ -107,10 +119,37 @@ func throughStillpoint(b *testing.B, cfg *config.Config, nss []string, opts txn.
 	if err := m.Flush(ctx); err != nil {
 		b.Fatal(err)
 	}
+	st.Close()
+	ran := pgTransactions(b, pg) - before - 1 // the count's own
+	st = multistorage.New(cfg)
 	if iv, err := bank.Check(ctx, st, &s); err != nil || !iv.OK() {
 		b.Fatalf("invariants: %+v %v", iv, err)
 	}
-	return stats
+	return run{Stats: stats, pgTxPerTransfer: float64(ran) / float64(stats.Committed+stats.Aborted+stats.Unknown)}
+}
+
+// pgTransactions is how many transactions the database of dsn has run, once
+// every other session has ended (a backend reports its counts as it exits).
+func pgTransactions(b *testing.B, dsn string) int64 {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	testenv.Await(b, "the other sessions to end", func() bool {
+		var others int
+		err := db.QueryRow("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()").Scan(&others)
+		return err == nil && others == 0
+	})
+	var n int64
+	if _, err := db.Exec("SELECT pg_stat_force_next_flush()"); err != nil {
+		b.Fatal(err)
+	}
+	if err := db.QueryRow("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()").Scan(&n); err != nil {
+		b.Fatal(err)
+	}
+	return n
 }
 
 func localPostgres(b *testing.B, w bank.Workload) float64 {
