@@ -127,7 +127,7 @@ func (s *Store) getQuery(ctx context.Context, g storage.Get) (selectQuery, error
 var _ storage.EachGetter = (*Store)(nil)
 
 // GetEach reads the records in one pipeline where the dialect has one,
-// otherwise one query each.
+// otherwise one query each, in parallel.
 func (s *Store) GetEach(ctx context.Context, gs []storage.Get) ([]storage.Record, error) {
 	qs := make([]selectQuery, len(gs))
 	for i, g := range gs {
@@ -140,16 +140,18 @@ func (s *Store) GetEach(ctx context.Context, gs []storage.Get) ([]storage.Record
 	out := make([]storage.Record, len(gs))
 	p, ok := s.dialect.(Pipeliner)
 	if !ok || len(qs) < 2 {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(16)
 		for i, q := range qs {
-			recs, err := s.run(ctx, q)
-			if err != nil {
-				return nil, err
-			}
-			if len(recs) > 0 {
-				out[i] = recs[0]
-			}
+			g.Go(func() error {
+				recs, err := s.run(gctx, q)
+				if len(recs) > 0 {
+					out[i] = recs[0]
+				}
+				return err
+			})
 		}
-		return out, nil
+		return out, g.Wait()
 	}
 	queries, args := make([]string, len(qs)), make([][]any, len(qs))
 	for i, q := range qs {
