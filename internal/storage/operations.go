@@ -1,6 +1,9 @@
 package storage
 
-import "fmt"
+import (
+	"context"
+	"fmt"
+)
 
 // Record is a row: column name to canonical value (nil is NULL).
 type Record map[string]any
@@ -143,4 +146,24 @@ func CheckCondition(m Mutation) error {
 		return fmt.Errorf("a Delete on %s.%s cannot carry a %v condition", m.Namespace, m.Table, m.Condition.Kind)
 	}
 	return fmt.Errorf("unknown mutation %T", m)
+}
+
+// EachMutator is an optional Store interface, checked by type assertion
+// (the fallback is one Mutate per partition): MutateEach applies every
+// mutation on its own condition, as separate Puts and Deletes would, in as
+// few round trips as the engine allows (one on PostgreSQL). errs[i] is nil
+// or the error of mutation i, a NoMutationError when its condition failed;
+// the others are applied all the same. An error of the whole call (err)
+// means any of them may have been applied. docs/performance-transactions.md
+// says why the transaction layer wants this rather than all-or-nothing.
+type EachMutator interface {
+	MutateEach(ctx context.Context, ms []Mutation) (errs []error, err error)
+}
+
+// EachGetter is an optional Store interface, checked by type assertion (the
+// fallback is one Get each): GetEach reads several records, of any tables of
+// the store, in as few round trips as the engine allows (one on
+// PostgreSQL); out[i] is the record of gs[i], nil when there is none.
+type EachGetter interface {
+	GetEach(ctx context.Context, gs []Get) (out []Record, err error)
 }

@@ -73,9 +73,7 @@ func TestCrashDuringCommit(t *testing.T) {
 	for _, e := range engines {
 		for _, tt := range tests {
 			t.Run(e.name+"/"+tt.name, func(t *testing.T) {
-				f := newFixture(t, e)
-				f.put(t, f.nsA, 1, 100)
-				f.put(t, f.nsB, 2, 100)
+				f := newAccounts(t, e)
 				f.crashAt(tt.step, tt.n)
 				tx, err := f.transfer(t)
 				if !errors.Is(err, errCrashed) {
@@ -114,10 +112,8 @@ func TestCrashDuringCommit(t *testing.T) {
 func TestCrashDuringRollback(t *testing.T) {
 	for _, e := range engines {
 		t.Run(e.name, func(t *testing.T) {
-			f := newFixture(t, e)
+			f := newAccounts(t, e)
 			ctx := context.Background()
-			f.put(t, f.nsA, 1, 100)
-			f.put(t, f.nsB, 2, 100)
 			tx := f.m.Begin()
 			for _, k := range []struct {
 				ns string

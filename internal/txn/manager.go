@@ -35,6 +35,19 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives recovery and rollback failures.
 	Logger *slog.Logger
+	// AsyncCommit: Commit returns once the decision is recorded and the
+	// commit records are written afterwards, batched across transactions
+	// (ScalarDB's scalar.db.consensus_commit.async_commit.enabled). This
+	// manager's transactions wait for them before reading such a record;
+	// other clients meet it PREPARED and settle it by lazy recovery. Call
+	// Flush before reading the stores directly. Default off
+	// (docs/performance-transactions.md says why).
+	AsyncCommit bool
+	// GroupDecisions: the coordinator inserts of concurrent transactions
+	// are written together, one round trip for all that queued while the
+	// last group was written; each keeps its own row. Default off
+	// (docs/performance-transactions.md).
+	GroupDecisions bool
 }
 
 // Manager begins transactions over a store that routes every namespace,
@@ -49,6 +62,10 @@ type Manager struct {
 	mu     sync.Mutex
 	tables map[string]*storage.TableMetadata
 
+	async *asyncCommits // nil: commit records are written before Commit returns
+	// decisions groups coordinator inserts (nil: one Put each).
+	decisions *decisions
+
 	hooks hooks
 }
 
@@ -57,6 +74,12 @@ type hooks struct {
 	// crashAt, when it says crash, stops the commit at step after applying
 	// only the first n of the step's writes (the decision insert counts as one).
 	crashAt func(step consensus.Step) (n int, crash bool)
+	// asyncBatch runs before each batch of asynchronous commit records is
+	// written; false drops the batch, as a crash would.
+	asyncBatch func() bool
+	// awaitCommit runs when a reader starts waiting for the asynchronous
+	// commit records of transaction id.
+	awaitCommit func(id string)
 }
 
 // errCrashed is what a commit stopped by hooks.crashAt returns.
@@ -76,7 +99,24 @@ func NewManager(store storage.Store, opts Options) *Manager {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Manager{store: store, lifetime: opts.Lifetime, iso: opts.Isolation, now: opts.Now, log: opts.Logger, tables: map[string]*storage.TableMetadata{}}
+	m := &Manager{store: store, lifetime: opts.Lifetime, iso: opts.Isolation, now: opts.Now, log: opts.Logger, tables: map[string]*storage.TableMetadata{}}
+	if opts.AsyncCommit {
+		m.async = newAsyncCommits(m)
+	}
+	if opts.GroupDecisions {
+		m.decisions = newDecisions(m)
+	}
+	return m
+}
+
+// Flush waits until the commit records of every transaction committed so
+// far are written (or left to lazy recovery, if writing them failed). It
+// returns at once without AsyncCommit.
+func (m *Manager) Flush(ctx context.Context) error {
+	if m.async == nil {
+		return nil
+	}
+	return m.async.flush(ctx)
 }
 
 // Store is the storage the manager runs on.

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/stillpoint/stillpoint/internal/schema"
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/txn/consensus"
@@ -55,21 +53,108 @@ func (t *Transaction) Get(ctx context.Context, g storage.Get) (storage.Record, e
 	return project(t.view(ref, stored), g.Projection), nil
 }
 
+// GetEach reads several records as Get reads each, in one round trip per
+// store where the store allows it (storage.EachGetter). out[i] is the
+// record of gs[i], nil when there is none.
+func (t *Transaction) GetEach(ctx context.Context, gs []storage.Get) ([]storage.Record, error) {
+	refs := make([]consensus.Ref, len(gs))
+	for i, g := range gs {
+		ref, err := t.ref(ctx, g.Namespace, g.Table, g.Key)
+		if err != nil {
+			return nil, err
+		}
+		if err := storage.CheckProjection(ref.Table, g.Projection); err != nil {
+			return nil, invalid(err)
+		}
+		refs[i] = ref
+	}
+	if err := t.readEach(ctx, refs); err != nil {
+		return nil, err
+	}
+	out := make([]storage.Record, len(gs))
+	for i, ref := range refs {
+		stored, _ := t.tx.Stored(ref)
+		out[i] = project(t.view(ref, stored), gs[i].Projection)
+	}
+	return out, nil
+}
+
+// readEach puts into the read set the records it does not hold yet, read
+// together; a record found pending goes through read, which settles it.
+func (t *Transaction) readEach(ctx context.Context, refs []consensus.Ref) error {
+	var todo []consensus.Ref
+	seen := map[string]bool{}
+	for _, ref := range refs {
+		if !t.tx.HasRead(ref) && !seen[ref.ID()] {
+			seen[ref.ID()] = true
+			todo = append(todo, ref)
+		}
+	}
+	if len(todo) > 1 {
+		recs, err := t.m.getEach(ctx, todo)
+		if err != nil {
+			return t.storageErr(err)
+		}
+		for i, ref := range todo {
+			if recs[i] == nil || !consensus.MetaOf(recs[i]).Pending() {
+				t.tx.Read(ref, recs[i])
+			}
+		}
+	}
+	for _, ref := range todo {
+		if _, err := t.read(ctx, ref); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // read returns the committed record as this transaction sees it, reading
 // it from the store the first time.
 func (t *Transaction) read(ctx context.Context, ref consensus.Ref) (storage.Record, error) {
 	if stored, ok := t.tx.Stored(ref); ok {
 		return stored, nil
 	}
-	stored, err := t.m.store.Get(ctx, storage.Get{Namespace: ref.Table.Namespace, Table: ref.Table.Table, Key: ref.Key})
+	get := ref.Get()
+	stored, err := t.m.store.Get(ctx, get)
 	if err != nil {
 		return nil, t.storageErr(err)
+	}
+	if waited, err := t.awaitCommit(ctx, stored); err != nil {
+		return nil, err
+	} else if waited {
+		if stored, err = t.m.store.Get(ctx, get); err != nil {
+			return nil, t.storageErr(err)
+		}
 	}
 	if stored != nil && consensus.MetaOf(stored).Pending() {
 		return nil, t.pending(ctx, ref, stored)
 	}
 	t.tx.Read(ref, stored)
 	return stored, nil
+}
+
+// awaitCommit waits for the asynchronous commit records of the transaction
+// that left a record pending, when this manager committed it and they are
+// not written yet, and reports whether it waited: the record is then to be
+// read again. A client so reads what it committed before (read your
+// writes) instead of meeting its own PREPARED records.
+func (t *Transaction) awaitCommit(ctx context.Context, stored ...storage.Record) (bool, error) {
+	if t.m.async == nil {
+		return false, nil
+	}
+	waited := false
+	for _, r := range stored {
+		if r == nil || !consensus.MetaOf(r).Pending() {
+			continue
+		}
+		w, err := t.m.async.await(ctx, consensus.MetaOf(r).TxID)
+		if err != nil {
+			return false, err
+		}
+		waited = waited || w
+	}
+	return waited, nil
 }
 
 // pending handles a record another transaction left undecided: recover it
@@ -138,6 +223,13 @@ func (t *Transaction) Scan(ctx context.Context, s storage.Scan) ([]storage.Recor
 	recs, err := t.m.store.Scan(ctx, full)
 	if err != nil {
 		return nil, t.storageErr(err)
+	}
+	if waited, err := t.awaitCommit(ctx, recs...); err != nil {
+		return nil, err
+	} else if waited {
+		if recs, err = t.m.store.Scan(ctx, full); err != nil {
+			return nil, t.storageErr(err)
+		}
 	}
 	for _, r := range recs {
 		if consensus.MetaOf(r).Pending() {
@@ -248,10 +340,8 @@ func (t *Transaction) Commit(ctx context.Context) error {
 	}
 	t.finished = true
 	// Prepare's condition is "still as read": read what was written blind.
-	for _, ref := range t.tx.Unread() {
-		if _, err := t.read(ctx, ref); err != nil {
-			return t.conflict(err)
-		}
+	if err := t.readEach(ctx, t.tx.Unread()); err != nil {
+		return t.conflict(err)
 	}
 	c := consensus.NewCommit(t.tx)
 	for c.Step() != consensus.StepDone {
@@ -284,18 +374,22 @@ func (t *Transaction) carryOut(ctx context.Context, c *consensus.Commit) consens
 	now := t.m.millis()
 	switch c.Step() {
 	case consensus.StepPrepare:
-		return consensus.Result{Err: t.m.mutateGrouped(ctx, c.Mutations(now))}
+		return consensus.Result{Err: t.m.mutate(ctx, c.Mutations(now))}
 	case consensus.StepValidate:
 		valid, err := t.validate(ctx)
 		return consensus.Result{Valid: valid, Err: err}
 	case consensus.StepDecide, consensus.StepDecideAbort:
-		return consensus.Result{Err: t.m.store.Put(ctx, c.Decision(now))}
+		return consensus.Result{Err: t.m.decide(ctx, c.Decision(now))}
 	case consensus.StepCheckDecision:
 		d, err := t.m.decision(ctx, t.tx.ID)
 		return consensus.Result{Err: err, Decision: d}
 	case consensus.StepCommitRecords, consensus.StepRollback:
+		if c.Step() == consensus.StepCommitRecords && t.m.async != nil {
+			t.m.async.add(t.tx.ID, c.Mutations(now))
+			return consensus.Result{}
+		}
 		// The outcome is decided; a record left behind is lazy recovery's.
-		if err := t.m.mutateGrouped(ctx, c.Mutations(now)); err != nil && !errors.Is(err, storage.ErrNoMutation) {
+		if err := t.m.mutate(ctx, c.Mutations(now)); err != nil && !errors.Is(err, storage.ErrNoMutation) {
 			t.m.log.Info("records left for lazy recovery", "tx", t.tx.ID, "step", c.Step(), "err", err)
 		}
 		return consensus.Result{}
@@ -320,12 +414,13 @@ func (t *Transaction) crash(ctx context.Context, c *consensus.Commit, n int) {
 }
 
 func (t *Transaction) validate(ctx context.Context) (bool, error) {
-	for _, ref := range t.tx.ValidationReads() {
-		now, err := t.m.store.Get(ctx, storage.Get{Namespace: ref.Table.Namespace, Table: ref.Table.Table, Key: ref.Key})
-		if err != nil {
-			return false, err
-		}
-		if !t.tx.Unchanged(ref, now) {
+	refs := t.tx.ValidationReads()
+	now, err := t.m.getEach(ctx, refs)
+	if err != nil {
+		return false, err
+	}
+	for i, ref := range refs {
+		if !t.tx.Unchanged(ref, now[i]) {
 			return false, nil
 		}
 	}
@@ -350,52 +445,6 @@ func (t *Transaction) storageErr(err error) error {
 		return &TxError{TxID: t.tx.ID, Kind: ErrConflict, Cause: err}
 	}
 	return err
-}
-
-// mutateGrouped applies mutations partition by partition (the unit the
-// storage contract makes atomic), partitions in parallel. Every group is
-// attempted; the first error is returned.
-func (m *Manager) mutateGrouped(ctx context.Context, ms []storage.Mutation) error {
-	groups := map[string][]storage.Mutation{}
-	var order []string
-	for _, mu := range ms {
-		k := partitionOf(m, ctx, mu)
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], mu)
-	}
-	if len(order) == 1 {
-		return m.store.Mutate(ctx, groups[order[0]])
-	}
-	var g errgroup.Group // no shared context: every group is attempted
-	g.SetLimit(16)
-	for _, k := range order {
-		g.Go(func() error { return m.store.Mutate(ctx, groups[k]) })
-	}
-	return g.Wait()
-}
-
-func partitionOf(m *Manager, ctx context.Context, mu storage.Mutation) string {
-	ns, table := storage.Target(mu)
-	tbl, err := m.Table(ctx, ns, table)
-	if err != nil {
-		return ns + "." + table
-	}
-	var key storage.Key
-	switch x := mu.(type) {
-	case storage.Put:
-		key = storage.Key(x.Values)
-	case storage.Delete:
-		key = x.Key
-	}
-	part := storage.Key{}
-	for _, c := range tbl.PartitionKey {
-		part[c] = key[c]
-	}
-	pt := *tbl
-	pt.ClusteringKey = nil
-	return consensus.Ref{Table: &pt, Key: part}.ID()
 }
 
 // inScan reports whether a key lies in a scan's partition and range.

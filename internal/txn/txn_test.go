@@ -28,6 +28,16 @@ var engines = []engine{
 	{"postgres+mariadb", func(t *testing.T, ns ...string) *config.Config { return testenv.Mixed(t, ns...) }},
 	{"dynamodb", func(t *testing.T, ns ...string) *config.Config { return testenv.Dynamo(t, ns...) }},
 	{"dynamodb+postgres", func(t *testing.T, ns ...string) *config.Config { return testenv.DynamoPostgres(t, ns...) }},
+	// Both namespaces in one PostgreSQL: a transaction's writes to it go
+	// in one pipeline.
+	{"postgres", func(t *testing.T, ns ...string) *config.Config {
+		cfg := &config.Config{DataDir: t.TempDir(), Source: "test", Coordinator: "pg",
+			Stores: map[string]config.Store{"pg": {Engine: "postgres", DSN: testenv.PostgresDSN(t)}}, Namespaces: map[string]string{}}
+		for _, n := range ns {
+			cfg.Namespaces[n] = "pg"
+		}
+		return cfg
+	}},
 }
 
 // fixture is two account tables in two stores and a manager with a clock
@@ -59,6 +69,16 @@ func newFixture(t *testing.T, e engine) *fixture {
 		t.Fatalf("create schema: %v", err)
 	}
 	f.m = NewManager(f.st, Options{Lifetime: f.lifetim, Now: func() time.Time { return time.UnixMilli(f.clock.Load()) }})
+	return f
+}
+
+// newAccounts is a fixture with account 1 in A and account 2 in B, both
+// holding 100.
+func newAccounts(t *testing.T, e engine) *fixture {
+	t.Helper()
+	f := newFixture(t, e)
+	f.put(t, f.nsA, 1, 100)
+	f.put(t, f.nsB, 2, 100)
 	return f
 }
 
@@ -94,10 +114,8 @@ func (f *fixture) read(ns string, id int) (storage.Record, error) {
 func TestCommitAndRead(t *testing.T) {
 	for _, e := range engines {
 		t.Run(e.name, func(t *testing.T) {
-			f := newFixture(t, e)
+			f := newAccounts(t, e)
 			ctx := context.Background()
-			f.put(t, f.nsA, 1, 100)
-			f.put(t, f.nsB, 2, 100)
 			tx := f.m.Begin()
 			a, err := tx.Get(ctx, storage.Get{Namespace: f.nsA, Table: "accounts", Key: storage.Key{"id": 1}})
 			if err != nil || a["balance"] != int64(100) {

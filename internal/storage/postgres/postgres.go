@@ -4,10 +4,12 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
@@ -165,6 +167,53 @@ func (Dialect) Upsert(table string, cols, keyCols, update []string) string {
 // surrounding transaction of a Mutate.
 func (Dialect) InsertIfNotExists(table string, cols, keyCols []string) (string, bool) {
 	return sqlstore.Insert(Dialect{}, table, cols) + " ON CONFLICT (" + strings.Join(keyCols, ", ") + ") DO NOTHING", false
+}
+
+// ExecPipeline sends the queries as one pgx batch: one round trip, run by
+// PostgreSQL in one implicit transaction.
+func (Dialect) ExecPipeline(ctx context.Context, db *sql.DB, queries []string, args [][]any) ([]int64, error) {
+	affected := make([]int64, len(queries))
+	err := batch(ctx, db, queries, args, func(i int, br pgx.BatchResults) error {
+		tag, err := br.Exec()
+		affected[i] = tag.RowsAffected()
+		return err
+	})
+	return affected, err
+}
+
+// QueryPipeline sends the queries as one pgx batch.
+func (Dialect) QueryPipeline(ctx context.Context, db *sql.DB, queries []string, args [][]any, scan func(i int, rows sqlstore.Rows) error) error {
+	return batch(ctx, db, queries, args, func(i int, br pgx.BatchResults) error {
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		return errors.Join(scan(i, rows), rows.Err())
+	})
+}
+
+// batch sends the queries as one pgx batch on a connection of the pool and
+// hands each result to read, in order.
+func batch(ctx context.Context, db *sql.DB, queries []string, args [][]any, read func(i int, br pgx.BatchResults) error) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		var b pgx.Batch
+		for i, q := range queries {
+			b.Queue(q, args[i]...)
+		}
+		br := dc.(*stdlib.Conn).Conn().SendBatch(ctx, &b)
+		for i := range queries {
+			if err := read(i, br); err != nil {
+				return errors.Join(err, br.Close())
+			}
+		}
+		return br.Close()
+	})
 }
 
 func (Dialect) IsDuplicateKey(err error) bool { return sqlState(err) == "23505" }

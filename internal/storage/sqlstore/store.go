@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/stillpoint/stillpoint/internal/storage"
 )
 
@@ -93,21 +95,76 @@ func (s *Store) meta(ctx context.Context, namespace, table string) (*storage.Tab
 }
 
 func (s *Store) Get(ctx context.Context, g storage.Get) (storage.Record, error) {
-	m, err := s.meta(ctx, g.Namespace, g.Table)
+	q, err := s.getQuery(ctx, g)
 	if err != nil {
 		return nil, err
 	}
-	key, err := storage.CheckGet(m, g)
-	if err != nil {
-		return nil, err
-	}
-	var w where
-	w.keyEquals(s.dialect, m, key, m.KeyColumns())
-	recs, err := s.query(ctx, m, g.Projection, w, "", 0)
+	recs, err := s.run(ctx, q)
 	if err != nil || len(recs) == 0 {
 		return nil, err
 	}
 	return recs[0], nil
+}
+
+// getQuery is the SELECT of one record.
+func (s *Store) getQuery(ctx context.Context, g storage.Get) (selectQuery, error) {
+	m, err := s.meta(ctx, g.Namespace, g.Table)
+	if err != nil {
+		return selectQuery{}, err
+	}
+	key, err := storage.CheckGet(m, g)
+	if err != nil {
+		return selectQuery{}, err
+	}
+	var w where
+	w.keyEquals(s.dialect, m, key, m.KeyColumns())
+	return s.selectQuery(m, g.Projection, w, "", 0), nil
+}
+
+var _ storage.EachGetter = (*Store)(nil)
+
+// GetEach reads the records in one pipeline where the dialect has one,
+// otherwise one query each, in parallel.
+func (s *Store) GetEach(ctx context.Context, gs []storage.Get) ([]storage.Record, error) {
+	qs := make([]selectQuery, len(gs))
+	for i, g := range gs {
+		q, err := s.getQuery(ctx, g)
+		if err != nil {
+			return nil, err
+		}
+		qs[i] = q
+	}
+	out := make([]storage.Record, len(gs))
+	p, ok := s.dialect.(Pipeliner)
+	if !ok || len(qs) < 2 {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(16)
+		for i, q := range qs {
+			g.Go(func() error {
+				recs, err := s.run(gctx, q)
+				if len(recs) > 0 {
+					out[i] = recs[0]
+				}
+				return err
+			})
+		}
+		return out, g.Wait()
+	}
+	queries, args := make([]string, len(qs)), make([][]any, len(qs))
+	for i, q := range qs {
+		queries[i], args[i] = q.sql, q.args
+	}
+	err := p.QueryPipeline(ctx, s.db, queries, args, func(i int, rows Rows) error {
+		recs, err := s.scanRows(rows, qs[i])
+		if len(recs) > 0 {
+			out[i] = recs[0]
+		}
+		return err
+	})
+	if err != nil {
+		return nil, s.wrap(err, fmt.Sprintf("read %d records of %s and others", len(qs), qs[0].m.FullName()))
+	}
+	return out, nil
 }
 
 func (s *Store) Scan(ctx context.Context, sc storage.Scan) ([]storage.Record, error) {
@@ -143,6 +200,18 @@ func (s *Store) ScanAll(ctx context.Context, sc storage.ScanAll) ([]storage.Reco
 }
 
 func (s *Store) query(ctx context.Context, m *storage.TableMetadata, projection []string, w where, orderBy string, limit int) ([]storage.Record, error) {
+	return s.run(ctx, s.selectQuery(m, projection, w, orderBy, limit))
+}
+
+// selectQuery is a SELECT and what its rows hold.
+type selectQuery struct {
+	m    *storage.TableMetadata
+	cols []string
+	sql  string
+	args []any
+}
+
+func (s *Store) selectQuery(m *storage.TableMetadata, projection []string, w where, orderBy string, limit int) selectQuery {
 	cols := projection
 	if len(cols) == 0 {
 		cols = make([]string, len(m.Columns))
@@ -161,23 +230,39 @@ func (s *Store) query(ctx context.Context, m *storage.TableMetadata, projection 
 	if limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", limit)
 	}
-	rows, err := s.db.QueryContext(ctx, q, w.args...)
+	return selectQuery{m: m, cols: cols, sql: q, args: w.args}
+}
+
+func (s *Store) run(ctx context.Context, q selectQuery) ([]storage.Record, error) {
+	rows, err := s.db.QueryContext(ctx, q.sql, q.args...)
 	if err != nil {
-		return nil, s.wrap(err, "read "+m.FullName())
+		return nil, s.wrap(err, "read "+q.m.FullName())
 	}
 	defer rows.Close()
+	out, err := s.scanRows(rows, q)
+	return out, s.wrap(err, "read "+q.m.FullName())
+}
+
+// Rows is what scanning needs of a result: database/sql's or a driver's.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+func (s *Store) scanRows(rows Rows, q selectQuery) ([]storage.Record, error) {
 	var out []storage.Record
 	for rows.Next() {
-		rec, err := s.scanRow(rows, m, cols)
+		rec, err := s.scanRow(rows, q.m, q.cols)
 		if err != nil {
-			return nil, s.wrap(err, "read "+m.FullName())
+			return nil, err
 		}
 		out = append(out, rec)
 	}
-	return out, s.wrap(rows.Err(), "read "+m.FullName())
+	return out, rows.Err()
 }
 
-func (s *Store) scanRow(rows *sql.Rows, m *storage.TableMetadata, cols []string) (storage.Record, error) {
+func (s *Store) scanRow(rows Rows, m *storage.TableMetadata, cols []string) (storage.Record, error) {
 	dests := make([]any, len(cols))
 	values := make([]func() (any, error), len(cols))
 	for i, c := range cols {
@@ -215,6 +300,7 @@ type statement struct {
 	duplicateIsError bool
 	table            string
 	cond             storage.ConditionKind
+	lockKey          string // see lockKey
 }
 
 func (s *Store) Mutate(ctx context.Context, ms []storage.Mutation) error {
@@ -243,6 +329,87 @@ func (s *Store) Mutate(ctx context.Context, ms []storage.Mutation) error {
 		}
 	}
 	return s.wrap(tx.Commit(), "commit")
+}
+
+// Pipeliner is an optional Dialect: an engine that sends several
+// statements in one round trip (PostgreSQL's extended protocol pipeline).
+type Pipeliner interface {
+	// ExecPipeline runs the queries in order, in one round trip and one
+	// implicit transaction, and returns each one's rows affected. An error
+	// of any query undoes them all.
+	ExecPipeline(ctx context.Context, db *sql.DB, queries []string, args [][]any) ([]int64, error)
+	// QueryPipeline runs the queries in one round trip and hands each
+	// one's rows to scan, with its index.
+	QueryPipeline(ctx context.Context, db *sql.DB, queries []string, args [][]any, scan func(i int, rows Rows) error) error
+}
+
+var _ storage.EachMutator = (*Store)(nil)
+
+// MutateEach applies each mutation on its own condition: in one pipeline
+// where the dialect has one, otherwise one autocommit statement each, in
+// parallel (docs/performance-transactions.md).
+func (s *Store) MutateEach(ctx context.Context, ms []storage.Mutation) ([]error, error) {
+	stmts := make([]statement, 0, len(ms))
+	pipelined := len(ms) > 1
+	for _, mu := range ms {
+		st, err := s.build(ctx, mu)
+		if err != nil {
+			return nil, err
+		}
+		// A duplicate key would undo the whole pipeline, not only its
+		// own statement.
+		pipelined = pipelined && !st.duplicateIsError
+		stmts = append(stmts, st)
+	}
+	errs := make([]error, len(stmts))
+	p, ok := s.dialect.(Pipeliner)
+	if !ok || !pipelined {
+		var g errgroup.Group
+		g.SetLimit(16)
+		for i, st := range stmts {
+			g.Go(func() error { errs[i] = s.exec(ctx, s.db, st); return nil })
+		}
+		return errs, g.Wait()
+	}
+	// Every pipeline locks its rows in one order, by table and key, so
+	// two never wait for each other in a cycle (a deadlock PostgreSQL
+	// breaks only after deadlock_timeout).
+	order := make([]int, len(stmts))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(stmts[a].lockKey, stmts[b].lockKey) })
+	queries, args := make([]string, len(stmts)), make([][]any, len(stmts))
+	for j, i := range order {
+		queries[j], args[j] = stmts[i].query, stmts[i].args
+	}
+	affected, err := p.ExecPipeline(ctx, s.db, queries, args)
+	if err != nil {
+		return nil, s.wrap(err, fmt.Sprintf("write %d records of %s and others", len(stmts), stmts[0].table))
+	}
+	for j, i := range order {
+		if st := stmts[i]; st.needRows && affected[j] == 0 {
+			errs[i] = &storage.NoMutationError{Table: st.table, Condition: st.cond}
+		}
+	}
+	return errs, nil
+}
+
+// lockKey places a mutation's row in the order pipelines lock rows in.
+func lockKey(mu storage.Mutation, m *storage.TableMetadata) string {
+	var key map[string]any
+	switch mu := mu.(type) {
+	case storage.Put:
+		key = mu.Values
+	case storage.Delete:
+		key = mu.Key
+	}
+	var b strings.Builder
+	b.WriteString(m.FullName())
+	for _, c := range m.KeyColumns() {
+		fmt.Fprintf(&b, "\x00%v", key[c])
+	}
+	return b.String()
 }
 
 type execer interface {
@@ -280,13 +447,17 @@ func (s *Store) build(ctx context.Context, mu storage.Mutation) (statement, erro
 		return statement{}, err
 	}
 	table := s.Table(ns, tbl)
+	var st statement
 	switch mu := mu.(type) {
 	case storage.Put:
-		return s.buildPut(m, table, mu)
+		st, err = s.buildPut(m, table, mu)
 	case storage.Delete:
-		return s.buildDelete(m, table, mu)
+		st, err = s.buildDelete(m, table, mu)
+	default:
+		return statement{}, fmt.Errorf("unknown mutation %T", mu)
 	}
-	return statement{}, fmt.Errorf("unknown mutation %T", mu)
+	st.lockKey = lockKey(mu, m)
+	return st, err
 }
 
 func (s *Store) buildPut(m *storage.TableMetadata, table string, p storage.Put) (statement, error) {

@@ -84,6 +84,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Mutate", func(t *testing.T) { testMutate(t, h) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, h) })
 	t.Run("Definitions", func(t *testing.T) { testDefinitions(t, h) })
+	t.Run("Each", func(t *testing.T) { testEach(t, h) })
 }
 
 // fixture is one test's database and the store opened over it.

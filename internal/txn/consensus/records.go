@@ -83,6 +83,11 @@ type Ref struct {
 	Key   storage.Key
 }
 
+// Get reads the record, every column.
+func (r Ref) Get() storage.Get {
+	return storage.Get{Namespace: r.Table.Namespace, Table: r.Table.Table, Key: r.Key}
+}
+
 // ID is a stable string identity of the record, used as a map key.
 func (r Ref) ID() string {
 	var b strings.Builder

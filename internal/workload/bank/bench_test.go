@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,68 +23,143 @@ import (
 	"github.com/stillpoint/stillpoint/internal/workload/bank"
 )
 
-const (
-	benchAccounts    = 1000
-	benchConcurrency = 8
-	benchDuration    = 10 * time.Second
-)
+const benchAccounts = 1000
+
+// benchConcurrencies are the numbers of concurrent clients measured.
+var benchConcurrencies = []int{8, 32}
+
+// benchModes are the manager options measured.
+var benchModes = []struct {
+	name, metric string
+	opts         txn.Options
+}{
+	{"", "", txn.Options{}},
+	{", grouped decisions", "-group", txn.Options{GroupDecisions: true}},
+	{", async commit", "-async", txn.Options{AsyncCommit: true}},
+}
+
+// benchDuration is how long each measurement runs: 10 s, or
+// STILLPOINT_BENCH_SECONDS.
+func benchDuration(b *testing.B) time.Duration {
+	s := os.Getenv("STILLPOINT_BENCH_SECONDS")
+	if s == "" {
+		return 10 * time.Second
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		b.Fatalf("STILLPOINT_BENCH_SECONDS=%q: want a whole number of seconds, at least 1", s)
+	}
+	return time.Duration(n) * time.Second
+}
 
 // BenchmarkBankVersusLocalPostgres measures, side by side in one run, the
 // bank transfers through Stillpoint and the same transfers as plain local
 // REPEATABLE READ transactions on one PostgreSQL (read both balances, write
-// both), and reports the ratio. Run it with ./scripts/bench.sh.
+// both), and reports the ratio. Each Stillpoint measurement is paired with
+// a plain one taken just before it, so a shared machine whose load drifts
+// during the run skews the ratio less. Run it with ./scripts/bench.sh.
 func BenchmarkBankVersusLocalPostgres(b *testing.B) {
+	d := benchDuration(b)
 	for range b.N {
-		local := localPostgres(b)
-		onePG := throughStillpoint(b, func(b *testing.B) *config.Config {
-			return &config.Config{DataDir: b.TempDir(), Source: "bench", Coordinator: "pg",
-				Stores:     map[string]config.Store{"pg": {Engine: "postgres", DSN: testenv.PostgresDSN(b)}},
-				Namespaces: map[string]string{"bank_0": "pg", "bank_1": "pg"}}
-		}, []string{"bank_0", "bank_1"})
-		mixed := throughStillpoint(b, func(b *testing.B) *config.Config {
-			return testenv.Mixed(b, nsPG, nsMaria)
-		}, []string{nsPG, nsMaria})
-		b.ReportMetric(local, "local-pg-tps")
-		b.ReportMetric(onePG, "stillpoint-pg-tps")
-		b.ReportMetric(mixed, "stillpoint-pg+maria-tps")
-		b.ReportMetric(onePG/local, "ratio-pg")
-		b.ReportMetric(mixed/local, "ratio-pg+maria")
-		fmt.Printf("bank transfers, %d accounts × 2, concurrency %d, %v each:\n", benchAccounts, benchConcurrency, benchDuration)
-		fmt.Printf("  plain local transactions on one PostgreSQL   %8.0f/s\n", local)
-		fmt.Printf("  Stillpoint, both stores on that PostgreSQL   %8.0f/s  (%.2f× local)\n", onePG, onePG/local)
-		fmt.Printf("  Stillpoint, PostgreSQL + MariaDB             %8.0f/s  (%.2f× local)\n", mixed, mixed/local)
+		for _, c := range benchConcurrencies {
+			w := bank.Workload{Concurrency: c, Duration: d}
+			fmt.Printf("bank transfers, %d accounts × 2, concurrency %d, %v each, against plain local transactions on one PostgreSQL just before:\n", benchAccounts, c, d)
+			for _, setup := range []struct {
+				name, metric string
+				cfg          func(b *testing.B, nss []string) *config.Config
+			}{
+				{"both stores on that PostgreSQL", "pg", func(b *testing.B, nss []string) *config.Config {
+					return &config.Config{DataDir: b.TempDir(), Source: "bench", Coordinator: "pg",
+						Stores:     map[string]config.Store{"pg": {Engine: "postgres", DSN: testenv.PostgresDSN(b)}},
+						Namespaces: map[string]string{nss[0]: "pg", nss[1]: "pg"}}
+				}},
+				{"PostgreSQL + MariaDB", "pg+maria", func(b *testing.B, nss []string) *config.Config { return testenv.Mixed(b, nss...) }},
+			} {
+				for _, mode := range benchModes {
+					name, metric := setup.name+mode.name, setup.metric+mode.metric
+					local := localPostgres(b, w)
+					nss := []string{testenv.UniqueName("bank_a"), testenv.UniqueName("bank_b")}
+					r := throughStillpoint(b, setup.cfg(b, nss), nss, mode.opts, w)
+					tps := r.Throughput
+					fmt.Printf("  Stillpoint, %-44s %6.0f/s, plain %6.0f/s: %.2f× (%d aborted, p50 %v, p99 %v, %.2f transactions per transfer in the coordinator's PostgreSQL)\n",
+						name, tps, local, tps/local, r.Aborted, r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.pgTxPerTransfer)
+					b.ReportMetric(tps, fmt.Sprintf("stillpoint-%s-tps-c%d", metric, c))
+					b.ReportMetric(tps/local, fmt.Sprintf("ratio-%s-c%d", metric, c))
+				}
+			}
+		}
 	}
 }
 
-var nsPG, nsMaria = testenv.UniqueName("bank_pg"), testenv.UniqueName("bank_maria")
+// run is one Stillpoint measurement: the workload's stats and how many
+// transactions the coordinator's PostgreSQL ran per attempted transfer
+// (load-independent, unlike the rate: the round trips this work removes).
+type run struct {
+	bank.Stats
+	pgTxPerTransfer float64
+}
 
-func throughStillpoint(b *testing.B, cfg func(*testing.B) *config.Config, nss []string) float64 {
+func throughStillpoint(b *testing.B, cfg *config.Config, nss []string, opts txn.Options, w bank.Workload) run {
 	ctx := context.Background()
-	st := multistorage.New(cfg(b))
-	defer st.Close()
-	m := txn.NewManager(st, txn.Options{})
 	s := bank.Setup{Namespaces: nss, Accounts: benchAccounts, InitialBalance: 1000}
-	if err := bank.Create(ctx, st, m, s, nil); err != nil {
+	st := multistorage.New(cfg)
+	defer st.Close()
+	if err := bank.Create(ctx, st, txn.NewManager(st, txn.Options{}), s, nil); err != nil {
 		b.Fatal(err)
 	}
-	stats, err := bank.Run(ctx, bank.Local(m), &s, bank.Workload{Concurrency: benchConcurrency, Duration: benchDuration})
+	pg := cfg.Stores[cfg.Coordinator].DSN
+	st.Close()
+	before := pgTransactions(b, pg)
+	st = multistorage.New(cfg)
+	m := txn.NewManager(st, opts)
+	stats, err := bank.Run(ctx, bank.Local(m), &s, w)
 	if err != nil || stats.Failed > 0 {
 		b.Fatalf("run: %v %+v", err, stats)
 	}
+	if err := m.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	st.Close()
+	ran := pgTransactions(b, pg) - before - 1 // the count's own
+	st = multistorage.New(cfg)
 	if iv, err := bank.Check(ctx, st, &s); err != nil || !iv.OK() {
 		b.Fatalf("invariants: %+v %v", iv, err)
 	}
-	return stats.Throughput
+	return run{Stats: stats, pgTxPerTransfer: float64(ran) / float64(stats.Committed+stats.Aborted+stats.Unknown)}
 }
 
-func localPostgres(b *testing.B) float64 {
+// pgTransactions is how many transactions the database of dsn has run, once
+// every other session has ended (a backend reports its counts as it exits).
+func pgTransactions(b *testing.B, dsn string) int64 {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	testenv.Await(b, "the other sessions to end", func() bool {
+		var others int
+		err := db.QueryRow("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()").Scan(&others)
+		return err == nil && others == 0
+	})
+	var n int64
+	if _, err := db.Exec("SELECT pg_stat_force_next_flush()"); err != nil {
+		b.Fatal(err)
+	}
+	if err := db.QueryRow("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()").Scan(&n); err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+func localPostgres(b *testing.B, w bank.Workload) float64 {
 	ctx := context.Background()
 	db, err := sql.Open("pgx", testenv.PostgresDSN(b))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(benchConcurrency * 2)
+	db.SetMaxOpenConns(w.Concurrency * 2)
 	for i := range 2 {
 		if _, err := db.ExecContext(ctx, fmt.Sprintf("CREATE TABLE accounts_%d (account_id INT PRIMARY KEY, balance BIGINT NOT NULL)", i)); err != nil {
 			b.Fatal(err)
@@ -92,13 +169,13 @@ func localPostgres(b *testing.B) float64 {
 		}
 	}
 	var committed atomic.Int64
-	ctx2, cancel := context.WithTimeout(ctx, benchDuration)
+	ctx2, cancel := context.WithTimeout(ctx, w.Duration)
 	defer cancel()
 	start := time.Now()
 	var wg sync.WaitGroup
-	for w := range benchConcurrency {
+	for i := range w.Concurrency {
 		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			rng := rand.New(rand.NewPCG(uint64(i), 7))
 			for ctx2.Err() == nil {
 				err := localTransfer(ctx, db, rng)
 				var pgErr *pgconn.PgError

@@ -143,12 +143,31 @@ func Transfer(ctx context.Context, db DB, s *Setup, rng *rand.Rand, iso consensu
 	return tx.Commit(ctx)
 }
 
-func move(ctx context.Context, tx Tx, s *Setup, i, j int, from, to storage.Key, amount int64) error {
-	a, err := tx.Get(ctx, storage.Get{Namespace: s.Namespaces[i], Table: AccountsTable, Key: from})
-	if err != nil {
-		return err
+// eachGetter is a transaction that reads several records together (a
+// local one: txn.Transaction.GetEach).
+type eachGetter interface {
+	GetEach(ctx context.Context, gs []storage.Get) ([]storage.Record, error)
+}
+
+// getBoth reads two records, together where the transaction can.
+func getBoth(ctx context.Context, tx Tx, ga, gb storage.Get) (a, b storage.Record, err error) {
+	if eg, ok := tx.(eachGetter); ok {
+		recs, err := eg.GetEach(ctx, []storage.Get{ga, gb})
+		if err != nil {
+			return nil, nil, err
+		}
+		return recs[0], recs[1], nil
 	}
-	b, err := tx.Get(ctx, storage.Get{Namespace: s.Namespaces[j], Table: AccountsTable, Key: to})
+	if a, err = tx.Get(ctx, ga); err != nil {
+		return nil, nil, err
+	}
+	b, err = tx.Get(ctx, gb)
+	return a, b, err
+}
+
+func move(ctx context.Context, tx Tx, s *Setup, i, j int, from, to storage.Key, amount int64) error {
+	a, b, err := getBoth(ctx, tx, storage.Get{Namespace: s.Namespaces[i], Table: AccountsTable, Key: from},
+		storage.Get{Namespace: s.Namespaces[j], Table: AccountsTable, Key: to})
 	if err != nil {
 		return err
 	}
