@@ -317,15 +317,15 @@ func loadTable(ctx context.Context, r *repo.Repository, t *table, progress func(
 	}
 	defer closeStream()
 	var read int64
-	n, err := t.d.Load(ctx, &t.backup.Metadata, func() (storage.Record, error) {
-		rec, err := next()
+	n, err := loadRows(ctx, t.d, &t.backup.Metadata, func() ([]any, error) {
+		row, err := next()
 		if err == nil {
 			read++
 			if progress != nil && read%1000 == 0 {
 				progress(1000)
 			}
 		}
-		return rec, err
+		return row, err
 	})
 	if err != nil {
 		return n, err
@@ -337,4 +337,19 @@ func loadTable(ctx context.Context, r *repo.Repository, t *table, progress func(
 		return n, fmt.Errorf("loaded %d records, the manifest says %d", n, t.backup.Rows)
 	}
 	return n, nil
+}
+
+// loadRows loads rows into a table: positionally where the store can
+// (RowLoader), else as records.
+func loadRows(ctx context.Context, d Destination, m *storage.TableMetadata, next func() ([]any, error)) (int64, error) {
+	if rl, ok := d.(RowLoader); ok {
+		return rl.LoadRows(ctx, m, next)
+	}
+	return d.Load(ctx, m, func() (storage.Record, error) {
+		row, err := next()
+		if err != nil {
+			return nil, err
+		}
+		return m.Record(row), nil
+	})
 }

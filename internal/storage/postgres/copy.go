@@ -16,7 +16,7 @@ import (
 )
 
 // Copy loads records with COPY FROM STDIN (binary), PostgreSQL's fast path.
-func (Dialect) Copy(ctx context.Context, s *sqlstore.Store, m *storage.TableMetadata, next func() (storage.Record, error)) (int64, error) {
+func (Dialect) Copy(ctx context.Context, s *sqlstore.Store, m *storage.TableMetadata, next func() ([]any, error)) (int64, error) {
 	conn, err := s.DB().Conn(ctx)
 	if err != nil {
 		return 0, err
@@ -38,32 +38,31 @@ func (Dialect) Copy(ctx context.Context, s *sqlstore.Store, m *storage.TableMeta
 	return n, err
 }
 
-// copySource feeds COPY from a record stream.
+// copySource feeds COPY from a row stream. pgx encodes each row before it
+// asks for the next, so the reader's reused slice is safe to hand over.
 type copySource struct {
-	m      *storage.TableMetadata
-	next   func() (storage.Record, error)
-	values []any
-	err    error
+	m    *storage.TableMetadata
+	next func() ([]any, error)
+	row  []any
+	err  error
 }
 
 func (c *copySource) Next() bool {
-	rec, err := c.next()
+	row, err := c.next()
 	if err != nil {
 		if !errors.Is(err, io.EOF) {
 			c.err = err
 		}
 		return false
 	}
-	c.values = make([]any, len(c.m.Columns))
-	for i, col := range c.m.Columns {
-		v := rec[col.Name]
+	for i, v := range row {
 		if d, ok := v.(time.Duration); ok {
-			v = pgtype.Time{Microseconds: d.Microseconds(), Valid: true}
+			row[i] = pgtype.Time{Microseconds: d.Microseconds(), Valid: true}
 		}
-		c.values[i] = v
 	}
+	c.row = row
 	return true
 }
 
-func (c *copySource) Values() ([]any, error) { return c.values, nil }
+func (c *copySource) Values() ([]any, error) { return c.row, nil }
 func (c *copySource) Err() error             { return c.err }

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strings"
 
 	"github.com/stillpoint/stillpoint/internal/storage"
@@ -16,9 +17,20 @@ type Querier interface {
 // ReadTable streams every record of a table through q, in primary-key
 // order (so that unchanged data reads back byte for byte the same).
 func (s *Store) ReadTable(ctx context.Context, q Querier, m *storage.TableMetadata, fn func(storage.Record) error) error {
+	return s.ReadRows(ctx, q, m, func(row []any) error { return fn(m.Record(row)) })
+}
+
+// ReadRows streams every row of a table through q in primary-key order,
+// as canonical values in the order of m.Columns: the backup's path, with
+// one set of scan targets per table and no map per row (docs/performance.md).
+// The row slice is reused: fn must not keep it.
+func (s *Store) ReadRows(ctx context.Context, q Querier, m *storage.TableMetadata, fn func(row []any) error) error {
 	cols := make([]string, len(m.Columns))
+	dests := make([]any, len(m.Columns))
+	values := make([]func() (any, error), len(m.Columns))
 	for i, c := range m.Columns {
 		cols[i] = c.Name
+		dests[i], values[i] = s.dialect.ScanTarget(c.Type)
 	}
 	keys := quoteAll(s.dialect, m.KeyColumns())
 	query := "SELECT " + strings.Join(quoteAll(s.dialect, cols), ", ") + " FROM " + s.Table(m.Namespace, m.Table) + " ORDER BY " + strings.Join(keys, ", ")
@@ -27,12 +39,17 @@ func (s *Store) ReadTable(ctx context.Context, q Querier, m *storage.TableMetada
 		return s.wrap(err, "read "+m.FullName())
 	}
 	defer rows.Close()
+	row := make([]any, len(cols))
 	for rows.Next() {
-		rec, err := s.scanRow(rows, m, cols)
-		if err != nil {
+		if err := rows.Scan(dests...); err != nil {
 			return s.wrap(err, "read "+m.FullName())
 		}
-		if err := fn(rec); err != nil {
+		for i, value := range values {
+			if row[i], err = value(); err != nil {
+				return s.wrap(fmt.Errorf("column %s: %w", cols[i], err), "read "+m.FullName())
+			}
+		}
+		if err := fn(row); err != nil {
 			return err
 		}
 	}
