@@ -71,6 +71,9 @@ type table struct {
 	// captured DDL (same engine), else from the metadata.
 	namespace *storage.NamespaceDefinition
 	replay    bool
+	// pending are the keys of the pending records this run loaded (nil:
+	// not loaded by this run, or not transactional).
+	pending *pendingRows
 }
 
 // plan is a restore's tables and the journal's store.
@@ -317,9 +320,13 @@ func loadTable(ctx context.Context, r *repo.Repository, t *table, progress func(
 	}
 	defer closeStream()
 	var read int64
+	pending := newPendingRows(&t.backup.Metadata)
 	n, err := loadRows(ctx, t.d, &t.backup.Metadata, func() ([]any, error) {
 		row, err := next()
 		if err == nil {
+			if pending != nil {
+				pending.add(row)
+			}
 			read++
 			if progress != nil && read%1000 == 0 {
 				progress(1000)
@@ -336,6 +343,7 @@ func loadTable(ctx context.Context, r *repo.Repository, t *table, progress func(
 	if n != t.backup.Rows {
 		return n, fmt.Errorf("loaded %d records, the manifest says %d", n, t.backup.Rows)
 	}
+	t.pending = pending
 	return n, nil
 }
 

@@ -43,6 +43,7 @@ func TestSettledRightAfterRestore(t *testing.T) {
 					t.Fatalf("trial %d: restore: %v", i, err)
 				}
 				rep := checkSettled(t, src.st, src.setup)
+				checkNothingPending(t, src.st, man)
 				checkNoJournal(t, src.st)
 				settled += res.Recovery.RolledForward + res.Recovery.RolledBack
 				t.Logf("trial %d: %d rows, recovery %+v, %d transfers in the cut", i, res.Rows, res.Recovery, rep.Bank[nss[0]].CommittedTransfers)
