@@ -115,15 +115,21 @@ type RowReader struct {
 	row  []any
 }
 
-// ErrTruncated means a stream ended before its end marker.
-var ErrTruncated = errors.New("table stream is truncated")
+// ErrTruncated means a stream ended before its end marker; ErrCorrupt
+// that it does not decode.
+var (
+	ErrTruncated = errors.New("table stream is truncated")
+	ErrCorrupt   = errors.New("corrupt table stream")
+)
 
 // NewRowReader checks the magic and reads rows of the given columns.
 func NewRowReader(r io.Reader, cols []storage.Column) (*RowReader, error) {
 	br := bufio.NewReaderSize(r, 256<<10)
 	magic := make([]byte, len(rowsMagic))
-	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != rowsMagic {
-		return nil, fmt.Errorf("not a Stillpoint table stream (bad header)")
+	if _, err := io.ReadFull(br, magic); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, err // the repository's: a chunk missing or damaged
+	} else if err != nil || string(magic) != rowsMagic {
+		return nil, fmt.Errorf("%w: not a Stillpoint table stream (bad header)", ErrCorrupt)
 	}
 	return &RowReader{r: br, cols: cols, row: make([]any, len(cols))}, nil
 }
@@ -133,7 +139,7 @@ func NewRowReader(r io.Reader, cols []storage.Column) (*RowReader, error) {
 func (rr *RowReader) NextRow() ([]any, error) {
 	tag, err := rr.r.ReadByte()
 	if err != nil {
-		return nil, ErrTruncated
+		return nil, streamError(err)
 	}
 	if tag == tagEnd {
 		return nil, io.EOF
@@ -141,7 +147,7 @@ func (rr *RowReader) NextRow() ([]any, error) {
 	for i, c := range rr.cols {
 		if i > 0 {
 			if tag, err = rr.r.ReadByte(); err != nil {
-				return nil, ErrTruncated
+				return nil, streamError(err)
 			}
 		}
 		switch tag {
@@ -150,16 +156,23 @@ func (rr *RowReader) NextRow() ([]any, error) {
 			continue
 		case tagValue:
 		default:
-			return nil, fmt.Errorf("column %s: corrupt table stream (tag %d)", c.Name, tag)
+			return nil, fmt.Errorf("column %s: %w (tag %d)", c.Name, ErrCorrupt, tag)
 		}
 		if rr.row[i], err = rr.value(c.Type); err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				err = ErrTruncated
-			}
-			return nil, fmt.Errorf("column %s: %w", c.Name, err)
+			return nil, fmt.Errorf("column %s: %w", c.Name, streamError(err))
 		}
 	}
 	return rr.row, nil
+}
+
+// streamError is what a failed read of the stream means: the end of the
+// data before the end marker is a truncated stream; any other error is
+// the repository's (a chunk missing or damaged, named in it).
+func streamError(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return ErrTruncated
+	}
+	return err
 }
 
 func (rr *RowReader) value(t storage.DataType) (any, error) {
@@ -186,7 +199,7 @@ func (rr *RowReader) value(t storage.DataType) (any, error) {
 			return nil, err
 		}
 		if n > 1<<31 {
-			return nil, errors.New("corrupt table stream (value too long)")
+			return nil, fmt.Errorf("%w (value too long)", ErrCorrupt)
 		}
 		b := make([]byte, n)
 		if _, err := io.ReadFull(rr.r, b); err != nil {

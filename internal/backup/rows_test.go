@@ -7,6 +7,7 @@ import (
 	"math"
 	"reflect"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/stillpoint/stillpoint/internal/backup"
@@ -78,19 +79,31 @@ func TestRowStream(t *testing.T) {
 		t.Fatalf("stream bytes %q, want the v1 format %q", got, golden)
 	}
 
-	for cut := len("stillpoint rows v1\n"); cut < len(stream)-1; cut++ {
-		rr, err := backup.NewRowReader(bytes.NewReader(stream[:cut]), cols)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			_, err = rr.NextRow()
-			if err != nil {
-				break
+	// A stream cut anywhere is truncated; one whose reader fails (a chunk
+	// missing or damaged) fails with the reader's error, which names it.
+	damaged := errors.New("chunk data/ab/abcd is damaged")
+	for _, tc := range []struct {
+		name string
+		tail io.Reader
+		want error
+	}{
+		{"cut", bytes.NewReader(nil), backup.ErrTruncated},
+		{"failing reader", iotest.ErrReader(damaged), damaged},
+	} {
+		for cut := 0; cut < len(stream)-1; cut++ {
+			rr, err := backup.NewRowReader(io.MultiReader(bytes.NewReader(stream[:cut]), tc.tail), cols)
+			for err == nil {
+				_, err = rr.NextRow()
 			}
-		}
-		if !errors.Is(err, backup.ErrTruncated) {
-			t.Fatalf("stream cut at byte %d of %d: %v, want %v", cut, len(stream), err, backup.ErrTruncated)
+			if cut < len("stillpoint rows v1\n") && tc.want == backup.ErrTruncated {
+				if !errors.Is(err, backup.ErrCorrupt) {
+					t.Fatalf("%s: header cut at byte %d: %v, want %v", tc.name, cut, err, backup.ErrCorrupt)
+				}
+				continue
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("%s: stream cut at byte %d of %d: %v, want %v", tc.name, cut, len(stream), err, tc.want)
+			}
 		}
 	}
 }

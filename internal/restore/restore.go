@@ -145,17 +145,18 @@ func Run(ctx context.Context, r *repo.Repository, m *backup.Manifest, t Target, 
 	if err != nil {
 		return nil, err
 	}
-	// A damaged backup must restore nothing: check every chunk first.
+	// Every chunk must be there before anything is created; each is read
+	// once, verified while it loads (docs/restore.md, step 2).
 	referenced := map[string]bool{}
 	m.Referenced(referenced)
-	problems, err := r.CheckChunks(ctx, referenced, true, nil)
+	problems, err := r.CheckChunks(ctx, referenced, false, nil)
 	if err != nil {
 		return nil, err
 	}
 	if err := errors.Join(problems...); err != nil {
 		return nil, fmt.Errorf("restore: backup %s is damaged, nothing was restored: %w", m.ID, err)
 	}
-	slog.Info("restore: every chunk of the backup read back intact", "id", m.ID, "chunks", len(referenced))
+	slog.Info("restore: every chunk of the backup is in the repository", "id", m.ID, "chunks", len(referenced))
 	if err := validateTargetTables(ctx, r, t, p); err != nil {
 		return nil, err
 	}
@@ -210,6 +211,9 @@ func Run(ctx context.Context, r *repo.Repository, m *backup.Manifest, t Target, 
 	}
 	slog.Info("restore: tables created", "id", m.ID, "to_load", len(todo), "already_loaded", res.Resumed)
 	if err := loadTables(ctx, r, p, w, todo, opts, res); err != nil {
+		if damaged(err) {
+			return nil, fmt.Errorf("restore: backup %s is damaged: %w; the restore is left unfinished (its journal says so, and verify and restore refuse these stores until it is replaced): restore another backup with --force", m.ID, err)
+		}
 		return nil, err
 	}
 	if res.Recovery, err = settle(ctx, t, p); err != nil {
@@ -360,4 +364,12 @@ func loadRows(ctx context.Context, d Destination, m *storage.TableMetadata, next
 		}
 		return m.Record(row), nil
 	})
+}
+
+// damaged reports whether a load failed on the backup itself: a chunk
+// missing or not matching its name, or a table stream that does not decode.
+func damaged(err error) bool {
+	var ce *repo.CorruptError
+	var me *repo.MissingError
+	return errors.As(err, &ce) || errors.As(err, &me) || errors.Is(err, backup.ErrTruncated) || errors.Is(err, backup.ErrCorrupt)
 }
