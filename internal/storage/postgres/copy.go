@@ -39,12 +39,12 @@ func (Dialect) Copy(ctx context.Context, s *sqlstore.Store, m *storage.TableMeta
 }
 
 // copySource feeds COPY from a row stream. pgx encodes each row before it
-// asks for the next, so the reader's reused slice is safe to hand over.
+// asks for the next, so one values slice serves every row.
 type copySource struct {
-	m    *storage.TableMetadata
-	next func() ([]any, error)
-	row  []any
-	err  error
+	m      *storage.TableMetadata
+	next   func() ([]any, error)
+	values []any
+	err    error
 }
 
 func (c *copySource) Next() bool {
@@ -55,14 +55,14 @@ func (c *copySource) Next() bool {
 		}
 		return false
 	}
-	for i, v := range row {
+	c.values = append(c.values[:0], row...)
+	for i, v := range c.values {
 		if d, ok := v.(time.Duration); ok {
-			row[i] = pgtype.Time{Microseconds: d.Microseconds(), Valid: true}
+			c.values[i] = pgtype.Time{Microseconds: d.Microseconds(), Valid: true}
 		}
 	}
-	c.row = row
 	return true
 }
 
-func (c *copySource) Values() ([]any, error) { return c.row, nil }
+func (c *copySource) Values() ([]any, error) { return c.values, nil }
 func (c *copySource) Err() error             { return c.err }
