@@ -1,6 +1,7 @@
 package backup_test
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,7 +18,11 @@ import (
 	"github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/stillpoint/stillpoint/internal/backup"
 	"github.com/stillpoint/stillpoint/internal/config"
+	"github.com/stillpoint/stillpoint/internal/repo"
+	"github.com/stillpoint/stillpoint/internal/repo/backend"
+	"github.com/stillpoint/stillpoint/internal/restore"
 	"github.com/stillpoint/stillpoint/internal/schema"
 	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
 	"github.com/stillpoint/stillpoint/internal/testenv"
@@ -220,4 +226,69 @@ func mustLoad(b *testing.B, path string) *config.Config {
 		b.Fatal(err)
 	}
 	return cfg
+}
+
+// BenchmarkProfileOfBackupAndRestore backs up and restores a bank table of
+// benchRows rows in this process, on PostgreSQL and on MariaDB, and writes
+// a CPU profile of each step into the directory $STILLPOINT_BENCH_PROFILE
+// (the package's if unset): backup-postgres.pprof, restore-postgres.pprof,
+// backup-mysql.pprof, restore-mysql.pprof. Read them with go tool pprof -top.
+func BenchmarkProfileOfBackupAndRestore(b *testing.B) {
+	ctx := context.Background()
+	dir := cmp.Or(os.Getenv("STILLPOINT_BENCH_PROFILE"), ".")
+	for range b.N {
+		for _, engine := range []string{"postgres", "mysql"} {
+			ns, dsn := "bank_big", testenv.PostgresDSN(b)
+			if engine == "mysql" {
+				ns, dsn = testenv.UniqueName("bank_big"), testenv.MySQLDSN(b)
+			}
+			cfg := loadBig(b, ctx, engine, dsn, ns)
+			be, err := backend.Open(ctx, filepath.Join(b.TempDir(), "repo"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			r, _, err := repo.OpenOrInit(ctx, be, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			st := multistorage.New(mustLoad(b, cfg))
+			var m *backup.Manifest
+			profile(b, filepath.Join(dir, "backup-"+engine+".pprof"), func() (err error) {
+				m, err = backup.Create(ctx, st, r, backup.Options{Mode: backup.Fence})
+				return err
+			})
+			st.Close()
+			target := cfg
+			if engine == "postgres" {
+				target = writeConfig(b, engine, testenv.PostgresDSN(b), ns)
+			} else {
+				dropAll(b, ctx, cfg, ns)
+			}
+			tst := multistorage.New(mustLoad(b, target))
+			profile(b, filepath.Join(dir, "restore-"+engine+".pprof"), func() error {
+				_, err := restore.Run(ctx, r, m, restore.Stores(tst), restore.Options{})
+				return err
+			})
+			tst.Close()
+		}
+	}
+}
+
+// profile runs fn under the CPU profiler, writing the profile to path.
+func profile(b *testing.B, path string, fn func() error) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	err = fn()
+	pprof.StopCPUProfile()
+	if err != nil {
+		b.Fatalf("%s: %v", path, err)
+	}
+	fmt.Printf("%s: %v\n", path, time.Since(start).Round(time.Millisecond))
 }
