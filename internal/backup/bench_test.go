@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -156,6 +157,11 @@ func BenchmarkBackupRestoreVersusDumps(b *testing.B) {
 // loadBig fills a store with a bank table of benchRows committed rows (and
 // the coordinator table) and returns a config file naming it.
 func loadBig(b *testing.B, ctx context.Context, engine, dsn, ns string) string {
+	return loadRows(b, ctx, engine, dsn, ns, benchRows)
+}
+
+// loadRows fills a store with a bank table of rows committed rows.
+func loadRows(b *testing.B, ctx context.Context, engine, dsn, ns string, rows int) string {
 	b.Helper()
 	cfgPath := writeConfig(b, engine, dsn, ns)
 	st := multistorage.New(mustLoad(b, cfgPath))
@@ -169,15 +175,15 @@ func loadBig(b *testing.B, ctx context.Context, engine, dsn, ns string) string {
 	switch engine {
 	case "postgres":
 		q = fmt.Sprintf(`INSERT INTO %q.accounts (account_id, balance, tx_id, tx_state, tx_version, tx_prepared_at, tx_committed_at)
-			SELECT g, 1000 + g %% 977, md5(g::text), 3, 1 + g %% 7, 1700000000000 + g, 1700000000000 + g FROM generate_series(0, %d) g`, ns, benchRows-1)
+			SELECT g, 1000 + g %% 977, md5(g::text), 3, 1 + g %% 7, 1700000000000 + g, 1700000000000 + g FROM generate_series(0, %d) g`, ns, rows-1)
 	case "mysql":
-		q = fmt.Sprintf("INSERT INTO `%s`.accounts (account_id, balance, tx_id, tx_state, tx_version, tx_prepared_at, tx_committed_at) SELECT seq, 1000 + seq %% 977, md5(seq), 3, 1 + seq %% 7, 1700000000000 + seq, 1700000000000 + seq FROM `%s`.seq_0_to_%d", ns, ns, benchRows-1)
+		q = fmt.Sprintf("INSERT INTO `%s`.accounts (account_id, balance, tx_id, tx_state, tx_version, tx_prepared_at, tx_committed_at) SELECT seq, 1000 + seq %% 977, md5(seq), 3, 1 + seq %% 7, 1700000000000 + seq, 1700000000000 + seq FROM `%s`.seq_0_to_%d", ns, ns, rows-1)
 	}
 	start := time.Now()
 	if _, err := db.ExecContext(ctx, q); err != nil {
-		b.Fatalf("load %d rows into %s: %v", benchRows, engine, err)
+		b.Fatalf("load %d rows into %s: %v", rows, engine, err)
 	}
-	fmt.Printf("loaded %d rows into %s in %v\n", benchRows, engine, time.Since(start).Round(time.Second))
+	fmt.Printf("loaded %d rows into %s in %v\n", rows, engine, time.Since(start).Round(time.Second))
 	return cfgPath
 }
 
@@ -226,6 +232,71 @@ func mustLoad(b *testing.B, path string) *config.Config {
 		b.Fatal(err)
 	}
 	return cfg
+}
+
+// BenchmarkBackupRestoreMemory measures the peak memory of stillpoint
+// backup create and restore, on PostgreSQL and on MariaDB, at each size of
+// $STILLPOINT_BENCH_MEMORY_ROWS (comma-separated row counts; by default a
+// fifth of benchRows and benchRows), and prints how the peak grows with the
+// size: flat memory means the same peak at every size
+// (STILLPOINT_BENCH_MEMORY_ROWS=5000000,20000000 for issue 13's claim).
+func BenchmarkBackupRestoreMemory(b *testing.B) {
+	ctx := context.Background()
+	sizes := []int{max(benchRows/5, 1), benchRows}
+	if env := os.Getenv("STILLPOINT_BENCH_MEMORY_ROWS"); env != "" {
+		sizes = nil
+		for _, f := range strings.Split(env, ",") {
+			var n int
+			if _, err := fmt.Sscan(f, &n); err != nil || n <= 0 {
+				b.Fatalf("STILLPOINT_BENCH_MEMORY_ROWS=%q: want row counts separated by commas", env)
+			}
+			sizes = append(sizes, n)
+		}
+	}
+	bin := buildCLI(b)
+	for range b.N {
+		peaks := map[string][]int64{} // KiB, per step, per size
+		steps := []string{"PostgreSQL backup", "PostgreSQL restore", "MariaDB backup", "MariaDB restore"}
+		for _, rows := range sizes {
+			for _, engine := range []string{"postgres", "mysql"} {
+				ns, dsn := "bank_big", testenv.PostgresDSN(b)
+				if engine == "mysql" {
+					ns, dsn = testenv.UniqueName("bank_big"), testenv.MySQLDSN(b)
+				}
+				cfg := loadRows(b, ctx, engine, dsn, ns, rows)
+				repoDir := filepath.Join(b.TempDir(), "repo")
+				bk := run(b, "backup", "", exec.Command(bin, "--config", cfg, "backup", "create", "--init", "--repo", repoDir, "--json"))
+				id := onlyBackup(b, bin, cfg, repoDir)
+				target := cfg
+				if engine == "postgres" {
+					target = writeConfig(b, engine, testenv.PostgresDSN(b), ns)
+				} else {
+					dropAll(b, ctx, cfg, ns)
+				}
+				rs := run(b, "restore", "", exec.Command(bin, "--config", target, "restore", id, "--repo", repoDir))
+				step := map[string]int{"postgres": 0, "mysql": 2}[engine]
+				peaks[steps[step]] = append(peaks[steps[step]], bk.maxRSS)
+				peaks[steps[step+1]] = append(peaks[steps[step+1]], rs.maxRSS)
+				if engine == "mysql" {
+					dropAll(b, ctx, cfg, ns)
+				}
+			}
+		}
+		fmt.Printf("\npeak memory (MiB) by bank rows:\n  %-20s", "")
+		for _, rows := range sizes {
+			fmt.Printf(" %12d", rows)
+		}
+		fmt.Printf("   largest/smallest\n")
+		for _, s := range steps {
+			fmt.Printf("  %-20s", s)
+			for _, kib := range peaks[s] {
+				fmt.Printf(" %12.1f", float64(kib)/1024)
+			}
+			ratio := float64(slices.Max(peaks[s])) / float64(slices.Min(peaks[s]))
+			fmt.Printf("   %.2f×\n", ratio)
+			b.ReportMetric(ratio, strings.ReplaceAll(s, " ", "_")+"-peak-growth")
+		}
+	}
 }
 
 // BenchmarkProfileOfBackupAndRestore backs up and restores a bank table of
