@@ -29,7 +29,7 @@ func (Dialect) Copy(ctx context.Context, s *sqlstore.Store, m *storage.TableMeta
 	var n int64
 	err = conn.Raw(func(dc any) error {
 		pc := dc.(*stdlib.Conn).Conn()
-		n, err = pc.CopyFrom(ctx, pgx.Identifier{s.PhysicalNamespace(m.Namespace), m.Table}, cols, &copySource{m: m, next: next})
+		n, err = pc.CopyFrom(ctx, pgx.Identifier{s.PhysicalNamespace(m.Namespace), m.Table}, cols, &copySource{next: next})
 		return err
 	})
 	if errors.Is(err, driver.ErrBadConn) {
@@ -41,7 +41,6 @@ func (Dialect) Copy(ctx context.Context, s *sqlstore.Store, m *storage.TableMeta
 // copySource feeds COPY from a row stream. pgx encodes each row before it
 // asks for the next, so one values slice serves every row.
 type copySource struct {
-	m      *storage.TableMetadata
 	next   func() ([]any, error)
 	values []any
 	err    error
