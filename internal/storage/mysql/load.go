@@ -223,3 +223,7 @@ func appendEscaped(b []byte, s string) []byte {
 	}
 	return b
 }
+
+// PreparedReads: a backup reads rows through the binary protocol
+// (sqlstore.PreparedReader).
+func (Dialect) PreparedReads() bool { return true }
