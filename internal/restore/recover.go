@@ -97,7 +97,7 @@ func scanPending(ctx context.Context, st storage.Store, meta *storage.TableMetad
 
 // maxNotedPending bounds the keys a load notes per table: past it the
 // table is scanned instead, so memory stays bounded whatever the backup.
-const maxNotedPending = 100_000
+var maxNotedPending = 100_000
 
 // pendingRows notes the keys of the pending records (PREPARED, DELETED)
 // of a transactional table as its rows are loaded.
