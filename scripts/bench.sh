@@ -29,4 +29,15 @@ for a in "$@"; do
 done
 $have_bench || args=(-bench . "${args[@]}")
 $have_pkg || args+=(./...)
-go test -run '^$' -benchtime 1x -timeout 60m "${args[@]}"
+out="$envdir/bench.out"
+set +e
+go test -run '^$' -benchtime 1x -timeout 60m "${args[@]}" | tee "$out"
+rc=${PIPESTATUS[0]}
+set -e
+# One table of every ratio the benchmarks reported (time, size, memory,
+# throughput of Stillpoint against the tool a user would otherwise run).
+echo
+echo "ratios (Stillpoint / the other tool; < 1 is better for times, sizes and memory, > 1 for throughput):"
+awk '/^Benchmark/ { name = $1; sub(/-[0-9]+$/, "", name); sub(/^Benchmark/, "", name)
+	for (i = 5; i < NF; i += 2) if ($(i+1) ~ /ratio/) printf "  %-34s %-52s %8.2f\n", name, $(i+1), $i }' "$out"
+exit "$rc"

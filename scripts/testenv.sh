@@ -4,6 +4,7 @@
 # Usage:
 #   scripts/testenv.sh up DIR [--owner-pid PID]
 #   scripts/testenv.sh down DIR
+#   scripts/testenv.sh up-dynalite DIR [--owner-pid PID]   (dynalite alone)
 #
 # `up` installs missing packages (only when something is missing, and only as
 # root or with passwordless sudo), starts both servers with all their files
@@ -15,6 +16,12 @@
 #   export STILLPOINT_TEST_S3_ENDPOINT='127.0.0.1:PORT'      (MinIO, plain http)
 #   export STILLPOINT_TEST_S3_ACCESS_KEY='...'
 #   export STILLPOINT_TEST_S3_SECRET_KEY='...'
+#   export STILLPOINT_TEST_DYNAMO_ENDPOINT='http://127.0.0.1:PORT'  (dynalite)
+#
+# dynalite (a DynamoDB-compatible server on Node) has no Debian package: `up`
+# installs a pinned version with npm into a cache directory outside the
+# repository, once (see the dynalite section below). `up-dynalite` starts
+# only dynalite, for test binaries run against an environment from before it.
 #
 # MinIO has no Debian package: `up` builds it with `go install` when it is
 # missing (once; see the minio section below).
@@ -35,6 +42,8 @@
 #   STILLPOINT_TESTENV_USER     user to run servers as when root (default stillpoint-test)
 #   STILLPOINT_TESTENV_MINIO_BIN      minio binary to use (default: found or built)
 #   STILLPOINT_TESTENV_MINIO_VERSION  github.com/minio/minio version to build
+#   STILLPOINT_TESTENV_DYNALITE_DIR   npm prefix holding dynalite
+#                                     (default ~/.cache/stillpoint/dynalite)
 set -euo pipefail
 
 PG_BIN=${STILLPOINT_TESTENV_PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -85,6 +94,8 @@ missing_packages() {
 	command -v protoc >/dev/null || pkgs+=(protobuf-compiler)
 	# go test -race needs cgo, i.e. a C compiler and libc headers.
 	command -v gcc >/dev/null || pkgs+=(gcc libc6-dev)
+	command -v node >/dev/null || pkgs+=(nodejs)
+	command -v npm >/dev/null || pkgs+=(npm)
 	echo "${pkgs[*]}"
 }
 
@@ -400,44 +411,62 @@ http_ok() {
 	[[ $status == "HTTP/1."?" 200"* ]]
 }
 
-minio_start() {
-	local dir=$1 m=$1/minio port cport attempt pid waited
-	log "minio ($("$MINIO_BIN" --version 2>/dev/null | head -n 1 | awk '{print $3}'), $MINIO_BIN)"
+# serve_on_free_port starts a server on a free port, retrying on another
+# one when the port was taken meanwhile: NAME LOG PIDFILE INUSE_PATTERN
+# EXEC READY. "EXEC PORT" must exec the server (so $! is its pid) with its
+# output appended to LOG; "READY PORT" succeeds once it serves. Sets
+# SERVED_PORT.
+serve_on_free_port() {
+	local name=$1 logf=$2 pidfile=$3 inuse=$4 exec_fn=$5 ready=$6 port attempt pid waited
 	for attempt in 1 2 3 4 5; do
 		port=$(pick_port)
-		cport=$(pick_port)
-		[ "$port" != "$cport" ] || cport=$((port + 1))
-		# MINIO_CI_CD: a single drive on the root filesystem is fine here.
-		# --certs-dir: not under $HOME, which the server user cannot write.
-		"${AS_USER[@]}" env MINIO_ROOT_USER="$MINIO_USER" MINIO_ROOT_PASSWORD="$MINIO_PASSWORD" \
-			MINIO_CI_CD=1 MINIO_UPDATE=off MINIO_BROWSER=off \
-			"$MINIO_BIN" server "$m/data" --address "127.0.0.1:$port" \
-			--console-address "127.0.0.1:$cport" --certs-dir "$m/certs" --quiet \
-			</dev/null >>"$m/minio.log" 2>&1 &
+		"$exec_fn" "$port" </dev/null >>"$logf" 2>&1 &
 		pid=$!
-		echo "$pid" >"$m/minio.pid"
+		echo "$pid" >"$pidfile"
 		waited=0
-		until http_ok "$port" /minio/health/live; do
+		until "$ready" "$port"; do
 			kill -0 "$pid" 2>/dev/null || break
 			if [ "$waited" -ge $((TIMEOUT * 5)) ]; then
-				tail_log "$m/minio.log"
-				die "MinIO did not become live within ${TIMEOUT}s"
+				tail_log "$logf"
+				die "$name did not become ready within ${TIMEOUT}s"
 			fi
 			sleep 0.2
 			waited=$((waited + 1))
 		done
 		if kill -0 "$pid" 2>/dev/null; then
-			MINIO_PORT=$port
-			break
+			SERVED_PORT=$port
+			return 0
 		fi
 		wait "$pid" 2>/dev/null || true
-		if grep -qi "address already in use" "$m/minio.log" && [ "$attempt" -lt 5 ]; then
-			log "minio port $port or $cport taken, retrying"
+		if grep -qi "$inuse" "$logf" && [ "$attempt" -lt 5 ]; then
+			log "$name: port $port taken, retrying"
 			continue
 		fi
-		tail_log "$m/minio.log"
-		die "MinIO exited during startup"
+		tail_log "$logf"
+		die "$name exited during startup"
 	done
+}
+
+# minio_exec runs MinIO on port $1, its console on another free port.
+minio_exec() {
+	local m=$MINIO_DIR cport
+	cport=$(pick_port)
+	[ "$1" != "$cport" ] || cport=$(($1 + 1))
+	# MINIO_CI_CD: a single drive on the root filesystem is fine here.
+	# --certs-dir: not under $HOME, which the server user cannot write.
+	exec "${AS_USER[@]}" env MINIO_ROOT_USER="$MINIO_USER" MINIO_ROOT_PASSWORD="$MINIO_PASSWORD" \
+		MINIO_CI_CD=1 MINIO_UPDATE=off MINIO_BROWSER=off \
+		"$MINIO_BIN" server "$m/data" --address "127.0.0.1:$1" \
+		--console-address "127.0.0.1:$cport" --certs-dir "$m/certs" --quiet
+}
+
+minio_live() { http_ok "$1" /minio/health/live; }
+
+minio_start() {
+	MINIO_DIR=$1/minio
+	log "minio ($("$MINIO_BIN" --version 2>/dev/null | head -n 1 | awk '{print $3}'), $MINIO_BIN)"
+	serve_on_free_port MinIO "$MINIO_DIR/minio.log" "$MINIO_DIR/minio.pid" "address already in use" minio_exec minio_live
+	MINIO_PORT=$SERVED_PORT
 	log "minio ready on 127.0.0.1:$MINIO_PORT"
 }
 
@@ -446,23 +475,77 @@ minio_pid_alive() {
 	[ -n "$1" ] && grep -qsF "$2/minio/data" "/proc/$1/cmdline"
 }
 
-minio_stop() {
-	local dir=$1 pid i
-	[ -f "$dir/minio/minio.pid" ] || return 0
-	pid=$(cat "$dir/minio/minio.pid" 2>/dev/null || true)
-	minio_pid_alive "$pid" "$dir" || return 0
+# stop_server NAME PIDFILE ALIVE DIR TRIES: TERM the server whose pid
+# PIDFILE holds if "ALIVE PID DIR" says it is this DIR's, wait up to
+# TRIES × 0.2s, then KILL it.
+stop_server() {
+	local name=$1 pidfile=$2 alive=$3 dir=$4 tries=$5 pid i
+	[ -f "$pidfile" ] || return 0
+	pid=$(cat "$pidfile" 2>/dev/null || true)
+	"$alive" "$pid" "$dir" || return 0
 	kill -TERM "$pid" 2>/dev/null || true
-	for i in $(seq 1 150); do # up to 30s
-		minio_pid_alive "$pid" "$dir" || return 0
+	for i in $(seq 1 "$tries"); do
+		"$alive" "$pid" "$dir" || return 0
 		sleep 0.2
 	done
-	log "minio $pid did not stop, killing it"
+	log "$name $pid did not stop, killing it"
 	kill -KILL "$pid" 2>/dev/null || true
 	for i in $(seq 1 50); do
-		minio_pid_alive "$pid" "$dir" || return 0
+		"$alive" "$pid" "$dir" || return 0
 		sleep 0.2
 	done
 }
+
+minio_stop() { stop_server minio "$1/minio/minio.pid" minio_pid_alive "$1" 150; } # up to 30s
+
+# --------------------------------------------------------------- dynalite --
+
+# DYNALITE_VERSION is pinned: 4.0.0 is the newest release (npm view dynalite
+# version). It has no TransactWriteItems (UnknownOperationException); the
+# engine falls back as docs/dynamodb.md says.
+DYNALITE_VERSION=4.0.0
+DYNALITE_DIR=${STILLPOINT_TESTENV_DYNALITE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/stillpoint/dynalite}
+DYNALITE_CLI=$DYNALITE_DIR/node_modules/dynalite/cli.js
+
+dynalite_installed() {
+	[ -f "$DYNALITE_CLI" ] && grep -qsF "\"version\": \"$DYNALITE_VERSION\"" "$DYNALITE_DIR/node_modules/dynalite/package.json"
+}
+
+ensure_dynalite() {
+	dynalite_installed && return 0
+	command -v npm >/dev/null || die "npm is missing (apt-get install npm)"
+	mkdir -p "$DYNALITE_DIR"
+	(
+		flock 9
+		dynalite_installed && exit 0
+		log "installing dynalite $DYNALITE_VERSION into $DYNALITE_DIR (once)"
+		npm install --prefix "$DYNALITE_DIR" --no-audit --no-fund --loglevel=error \
+			"dynalite@$DYNALITE_VERSION" >&2 || die "npm install dynalite@$DYNALITE_VERSION failed"
+	) 9>"$DYNALITE_DIR/.install.lock"
+}
+
+# dynalite_exec runs dynalite in memory on port $1 (no files, so it runs as
+# the invoking user), tables ACTIVE at once instead of after 500ms.
+dynalite_exec() {
+	exec node "$DYNALITE_CLI" --host 127.0.0.1 --port "$1" \
+		--createTableMs 0 --deleteTableMs 0 --updateTableMs 0
+}
+
+dynalite_start() {
+	local d=$1/dynalite
+	mkdir -p "$d"
+	log "dynalite $DYNALITE_VERSION ($DYNALITE_CLI)"
+	serve_on_free_port dynalite "$d/dynalite.log" "$d/dynalite.pid" EADDRINUSE dynalite_exec port_in_use
+	DYNALITE_PORT=$SERVED_PORT
+	log "dynalite ready on 127.0.0.1:$DYNALITE_PORT"
+}
+
+# dynalite_pid_alive succeeds if pid is the dynalite started for this DIR.
+dynalite_pid_alive() {
+	[ -n "$1" ] && grep -qsF "dynalite" "/proc/$1/cmdline" && [ "$(cat "$2/dynalite/dynalite.pid" 2>/dev/null)" = "$1" ]
+}
+
+dynalite_stop() { stop_server dynalite "$1/dynalite/dynalite.pid" dynalite_pid_alive "$1" 50; } # up to 10s
 
 # --------------------------------------------------------------- commands --
 
@@ -471,6 +554,7 @@ stop_all() {
 	pg_stop "$dir"
 	mysql_stop "$dir"
 	minio_stop "$dir"
+	dynalite_stop "$dir"
 	if [ -f "$dir/watchdog.pid" ]; then
 		wpid=$(cat "$dir/watchdog.pid" 2>/dev/null || true)
 		if [ -n "$wpid" ] && [ "$wpid" != "$$" ] && grep -qsF "$dir" "/proc/$wpid/cmdline"; then
@@ -488,11 +572,30 @@ up_failed() {
 	exit "$rc"
 }
 
+# guard_up DIR [OWNER_PID]: from here on, a failure must not leave servers
+# running. Signals are turned into exits so the EXIT trap also runs on
+# Ctrl-C / kill. With OWNER_PID, the watchdog is started first so that it
+# also covers the startup itself; detached, with no inherited stdio, so it
+# never holds a caller's pipe.
+guard_up() {
+	local dir=$1 owner_pid=${2:-}
+	UP_DIR=$dir
+	trap up_failed EXIT
+	trap 'exit 129' HUP
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	if [ -n "$owner_pid" ]; then
+		setsid bash "$SELF" watch "$dir" "$owner_pid" </dev/null >/dev/null 2>&1 &
+		echo $! >"$dir/watchdog.pid"
+	fi
+}
+
 cmd_up() {
 	local dir=$1 owner_pid=${2:-}
 	ensure_packages
 	ensure_user
 	ensure_minio
+	ensure_dynalite
 
 	mkdir -p "$dir"
 	dir=$(cd "$dir" && pwd -P)
@@ -508,23 +611,12 @@ cmd_up() {
 	# The servers' children must not inherit a cwd they cannot read (/root).
 	cd "$dir"
 
-	# From here on, a failure must not leave servers running. Signals are
-	# turned into exits so the EXIT trap also runs on Ctrl-C / kill.
-	UP_DIR=$dir
-	trap up_failed EXIT
-	trap 'exit 129' HUP
-	trap 'exit 130' INT
-	trap 'exit 143' TERM
-	if [ -n "$owner_pid" ]; then
-		# Started first so that it also covers the startup itself. Detached,
-		# with no inherited stdio, so it never holds a caller's pipe.
-		setsid bash "$SELF" watch "$dir" "$owner_pid" </dev/null >/dev/null 2>&1 &
-		echo $! >"$dir/watchdog.pid"
-	fi
+	guard_up "$dir" "$owner_pid"
 	local start=$SECONDS
 	pg_start "$dir"
 	mysql_start "$dir"
 	minio_start "$dir"
+	dynalite_start "$dir"
 
 	cat >"$dir/env.tmp" <<-EOF
 		export STILLPOINT_TEST_POSTGRES_DSN='postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable'
@@ -533,11 +625,27 @@ cmd_up() {
 		export STILLPOINT_TEST_S3_ENDPOINT='127.0.0.1:$MINIO_PORT'
 		export STILLPOINT_TEST_S3_ACCESS_KEY='$MINIO_USER'
 		export STILLPOINT_TEST_S3_SECRET_KEY='$MINIO_PASSWORD'
+		export STILLPOINT_TEST_DYNAMO_ENDPOINT='http://127.0.0.1:$DYNALITE_PORT'
 	EOF
 	mv "$dir/env.tmp" "$dir/env"
 
 	trap - EXIT HUP INT TERM
 	log "up in $((SECONDS - start))s; environment in $dir/env"
+}
+
+# cmd_up_dynalite starts dynalite alone into DIR (DIR/env sets only its
+# endpoint), for a test binary whose environment predates it.
+cmd_up_dynalite() {
+	local dir=$1 owner_pid=${2:-}
+	ensure_dynalite
+	mkdir -p "$dir"
+	dir=$(cd "$dir" && pwd -P)
+	[ -z "$(ls -A "$dir")" ] || die "$dir is not empty (already up? run: $0 down $dir)"
+	guard_up "$dir" "$owner_pid"
+	dynalite_start "$dir"
+	echo "export STILLPOINT_TEST_DYNAMO_ENDPOINT='http://127.0.0.1:$DYNALITE_PORT'" >"$dir/env.tmp"
+	mv "$dir/env.tmp" "$dir/env"
+	trap - EXIT HUP INT TERM
 }
 
 cmd_down() {
@@ -565,11 +673,11 @@ cmd_watch() {
 	return 0
 }
 
-usage() { die "usage: $0 up DIR [--owner-pid PID] | down DIR"; }
+usage() { die "usage: $0 up DIR [--owner-pid PID] | up-dynalite DIR [--owner-pid PID] | down DIR"; }
 
 [ $# -ge 2 ] || usage
 case $1 in
-up)
+up | up-dynalite)
 	owner=""
 	if [ $# -eq 4 ] && [ "$3" = --owner-pid ]; then
 		owner=$4
@@ -577,7 +685,7 @@ up)
 	elif [ $# -ne 2 ]; then
 		usage
 	fi
-	cmd_up "$2" "$owner"
+	if [ "$1" = up ]; then cmd_up "$2" "$owner"; else cmd_up_dynalite "$2" "$owner"; fi
 	;;
 down) cmd_down "$2" ;;
 watch) cmd_watch "$2" "$3" ;;

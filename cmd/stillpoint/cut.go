@@ -98,7 +98,7 @@ logical backups); the coordinator's store must have it.`,
 	}
 	rf.add(cmd)
 	f := cmd.Flags()
-	f.StringVar(&opts.Name, "name", "", "name the cut (letters, digits, '-', '_', '.'), to restore it by name")
+	f.StringVar(&opts.Name, "name", "", "name the cut (letters, digits, '-', '_', '.'), to restore it by name; a name serves one cut for the repository's life, even once the cut is forgotten")
 	f.BoolVar(&opts.AllowLogicalOnly, "allow-logical-only", false, "mark the cut although some stores (SQLite) have no point-in-time recovery; they are named in it")
 	durationAtLeast(f, &every, "every", 0, 0, "mark a cut every period (e.g. 1m) until interrupted")
 	durationPositive(f, &fenceTimeout, "fence-timeout", 5*time.Second, "give up if the fence is not granted within this")

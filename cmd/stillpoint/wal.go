@@ -42,6 +42,11 @@ func storeLogs(cmd *cobra.Command, g *globals, rf *repoFlags, store string) (pit
 	return pitr.NewLogs(r, store), nil
 }
 
+// quiet is the text output of wal-push and wal-fetch on success: nothing,
+// since PostgreSQL writes what they print into its log, a line per WAL
+// file (-v logs each file; --json still prints its document).
+func quiet(io.Writer) {}
+
 func newWALPushCmd(g *globals) *cobra.Command {
 	var rf repoFlags
 	var store string
@@ -57,7 +62,8 @@ archive_command:
 It exits 0 only once the file is stored (so PostgreSQL keeps the segment and
 retries until then: none is lost while the repository is unreachable), and also
 when the same content is already archived; other content under the same name
-is refused (exit 1). It takes no repository lock.`,
+is refused (exit 1). It takes no repository lock, and on success prints
+nothing (PostgreSQL logs what it prints; -v logs the file).`,
 		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			logs, err := storeLogs(cmd, g, &rf, store)
@@ -67,9 +73,8 @@ is refused (exit 1). It takes no repository lock.`,
 			if err := postgres.Push(cmd.Context(), logs, args[0], args[1]); err != nil {
 				return err
 			}
-			return g.print(cmd.OutOrStdout(), map[string]string{"store": store, "archived": args[0]}, func(w io.Writer) {
-				fmt.Fprintf(w, "archived %s of store %s\n", args[0], store)
-			})
+			slog.Info("wal-push: archived", "store", store, "file", args[0])
+			return g.print(cmd.OutOrStdout(), map[string]string{"store": store, "archived": args[0]}, quiet)
 		},
 	}
 	rf.add(cmd)
@@ -88,20 +93,27 @@ SHA-256, for PostgreSQL's restore_command:
 
   restore_command = 'stillpoint --config /etc/stillpoint.yaml wal-fetch --store pg %f %p'
 
-A file the archive does not hold exits 1 (PostgreSQL then ends its archive
-recovery there); PATH appears only whole.`,
+A file the archive does not hold exits 1 with one short line (PostgreSQL asks
+for files that may not exist, such as the next timeline's history file, and
+takes the failure as "not there"); PATH appears only whole. On success it
+prints nothing (-v logs the file).`,
 		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			logs, err := storeLogs(cmd, g, &rf, store)
 			if err != nil {
 				return err
 			}
-			if err := postgres.Fetch(cmd.Context(), logs, args[0], args[1]); err != nil {
+			err = postgres.Fetch(cmd.Context(), logs, args[0], args[1])
+			if errors.Is(err, pitr.ErrMissing) {
+				// Routine (PostgreSQL asks for timeline history files that
+				// never existed): one short line in the server's log.
+				return fmt.Errorf("wal-fetch: %s is not in store %s's archive", args[0], store)
+			}
+			if err != nil {
 				return err
 			}
-			return g.print(cmd.OutOrStdout(), map[string]string{"store": store, "fetched": args[0]}, func(w io.Writer) {
-				fmt.Fprintf(w, "fetched %s of store %s\n", args[0], store)
-			})
+			slog.Info("wal-fetch: fetched", "store", store, "file", args[0])
+			return g.print(cmd.OutOrStdout(), map[string]string{"store": store, "fetched": args[0]}, quiet)
 		},
 	}
 	rf.add(cmd)
@@ -140,7 +152,12 @@ It takes no repository lock.`,
 				running++
 				slog.Info("archive: archiving", "store", name)
 				eg.Go(func() error {
-					if err := archive(ectx, cfg.Stores[name], pitr.NewLogs(r, name)); err != nil {
+					err := archive(ectx, cfg.Stores[name], pitr.NewLogs(r, name))
+					if gap := (*pitr.GapError)(nil); errors.As(err, &gap) {
+						gap.Store = name // the engine names the server
+						return err
+					}
+					if err != nil {
 						return fmt.Errorf("store %s: %w", name, err)
 					}
 					return nil

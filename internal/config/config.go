@@ -25,13 +25,16 @@ import (
 const DefaultDataDir = "./stillpoint-data"
 
 // Engines are the store engines Stillpoint speaks.
-var Engines = []string{"sqlite", "postgres", "mysql"}
+var Engines = []string{"sqlite", "postgres", "mysql", "dynamodb"}
 
 // Store names one database.
 type Store struct {
-	// Engine is sqlite, postgres or mysql (mariadb is an alias).
+	// Engine is sqlite, postgres, mysql (mariadb is an alias) or dynamodb.
 	Engine string `yaml:"engine" json:"engine"`
-	// DSN is the connection string of postgres and mysql stores.
+	// DSN is the connection string of postgres and mysql stores, and of
+	// dynamodb stores dynamodb://[ID:SECRET@][REGION][?endpoint=URL&
+	// namespace_prefix=P], which may be empty: the region and credentials
+	// then come from the AWS environment (docs/dynamodb.md).
 	DSN string `yaml:"dsn,omitempty" json:"dsn,omitempty"`
 	// Path is an sqlite store's file, relative to the data directory.
 	Path string `yaml:"path,omitempty" json:"path,omitempty"`
@@ -254,6 +257,9 @@ func (c *Config) normalize() error {
 			if s.DSN == "" {
 				errs = append(errs, fmt.Errorf("store %s: engine %s needs a dsn (in the file or STILLPOINT_STORE_%s_DSN)", name, s.Engine, EnvKey(name)))
 			}
+		case "dynamodb":
+			// An empty dsn is the AWS environment's region and
+			// credentials; the engine checks the dsn when it opens.
 		case "":
 			errs = append(errs, fmt.Errorf("store %s: no engine (use one of %s)", name, strings.Join(Engines, ", ")))
 		default:

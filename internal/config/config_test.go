@@ -31,6 +31,7 @@ stores:
   pg: {engine: postgres, dsn: "postgres://app@db1/app"}
   maria: {engine: mariadb, dsn: "app:pw@tcp(db2:3306)/"}
   local: {engine: sqlite}
+  aws: {engine: DynamoDB}
 namespaces:
   orders: pg
   stock: maria
@@ -49,6 +50,7 @@ scalardb_version: "3.6"
 		{cfg.Stores["pg"].DSN, "postgres://app:s3cret@db9/app"},
 		{cfg.Stores["maria"].Engine, "mysql"},
 		{cfg.Stores["local"].Path, "/var/lib/sp/local.db"},
+		{cfg.Stores["aws"].Engine, "dynamodb"}, // no dsn: the AWS environment's
 		{cfg.Namespaces["audit"], "local"},
 		{cfg.Coordinator, "pg"},
 		{cfg.ScalarDBVersion, "3.7.1"},
@@ -75,7 +77,7 @@ scalardb_version: "3.6"
 
 func TestInvalidConfig(t *testing.T) {
 	tests := []struct{ yaml, want string }{
-		{"stores:\n  x: {engine: oracle, dsn: d}\ncoordinator: x\n", `unknown engine "oracle"`},
+		{"stores:\n  x: {engine: oracle, dsn: d}\ncoordinator: x\n", `unknown engine "oracle" (use one of sqlite, postgres, mysql, dynamodb)`},
 		{"stores:\n  x: {engine: postgres}\ncoordinator: x\n", "store x: engine postgres needs a dsn"},
 		{"stores:\n  x: {engine: sqlite}\n", "no coordinator store"},
 		{"stores:\n  x: {engine: sqlite}\ncoordinator: y\n", `no store named "y"`},
@@ -110,6 +112,7 @@ func TestRedactDSN(t *testing.T) {
 		{"mysql URL", "mysql://u:pw@h:3306/db", "mysql://u:*****@h:3306/db"},
 		{"no password", "postgres://u@h/db", "postgres://u@h/db"},
 		{"mysql without password", "u@tcp(h:3306)/", "u@tcp(h:3306)/"},
+		{"dynamodb", "dynamodb://AKID:s3cret@us-east-1?endpoint=http://h:4567", "dynamodb://AKID:*****@us-east-1?endpoint=http://h:4567"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

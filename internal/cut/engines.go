@@ -34,8 +34,12 @@ func Register(engine string, m Methods) {
 	methods[engine] = m
 }
 
-// EngineOf returns the cut engine of a store.
+// EngineOf returns the cut engine of a store: a store without snapshots
+// that implements ScanStore is read whole under the fence (ScanEngine).
 func EngineOf(st storage.Store) (Engine, error) {
+	if ss, ok := st.(ScanStore); ok {
+		return ScanEngine(ss, ScanOptions{}), nil
+	}
 	s, ok := st.(*sqlstore.Store)
 	if !ok {
 		return nil, fmt.Errorf("store %T cannot be cut", st)

@@ -56,7 +56,7 @@ func createBase(ctx context.Context, r *repo.Repository, lk *repo.Lock, store, e
 	b := &Base{Store: store, Engine: engine, Taken: time.Now().UTC()}
 	b.ID = newID(b.Taken)
 	if len(names) > 0 {
-		b.LogsBefore = names[len(names)-1]
+		b.LogsBefore = slices.MaxFunc(names, CompareLogNames)
 	}
 	pr, pw := io.Pipe()
 	var info BaseInfo

@@ -2,6 +2,7 @@ package pitr
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"github.com/stillpoint/stillpoint/internal/config"
 	"github.com/stillpoint/stillpoint/internal/cut"
 	"github.com/stillpoint/stillpoint/internal/repo"
+	"github.com/stillpoint/stillpoint/internal/repo/backend"
 	"github.com/stillpoint/stillpoint/internal/schema"
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
@@ -51,25 +53,24 @@ func storeEngines(st *multistorage.Storage) (map[string]config.Store, error) {
 // CreateCut takes a cut mark: the coordinator fence, and while it holds
 // every PITR store's log position (Engine.Mark, in parallel); then it
 // records the cut in r. It takes no repository lock (a cut only adds a
-// small object), so cuts go on while a backup runs.
-func CreateCut(ctx context.Context, r *repo.Repository, st *multistorage.Storage, opts MarkOptions) (*Cut, error) {
+// small object), so cuts go on while a backup runs. A name is reserved
+// first, exclusively (reserveName), and released if the cut fails.
+func CreateCut(ctx context.Context, r *repo.Repository, st *multistorage.Storage, opts MarkOptions) (_ *Cut, err error) {
+	c := &Cut{Name: opts.Name, Positions: map[string]Position{}, ID: newID(time.Now())}
 	if opts.Name != "" {
-		if err := validName(opts.Name); err != nil {
+		if err := reserveName(ctx, r, opts.Name, c.ID); err != nil {
 			return nil, err
 		}
-		cuts, _, err := Cuts(ctx, r)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := FindCut(cuts, opts.Name); err == nil {
-			return nil, fmt.Errorf("a cut named %q exists already: choose another name", opts.Name)
-		}
+		defer func() {
+			if err != nil {
+				releaseName(r, opts.Name)
+			}
+		}()
 	}
 	configs, err := storeEngines(st)
 	if err != nil {
 		return nil, err
 	}
-	c := &Cut{Name: opts.Name, Positions: map[string]Position{}}
 	if c.Coordinator, err = st.StoreName(schema.CoordinatorNamespace); err != nil {
 		return nil, err
 	}
@@ -106,7 +107,6 @@ func CreateCut(ctx context.Context, r *repo.Repository, st *multistorage.Storage
 		return nil, err
 	}
 	c.Taken = time.Now().UTC()
-	c.ID = newID(c.Taken)
 	mark := c.Name
 	if mark == "" {
 		mark = "stillpoint-" + c.ID
@@ -122,6 +122,72 @@ func CreateCut(ctx context.Context, r *repo.Repository, st *multistorage.Storage
 	}
 	slog.Info("cut: marked", "id", c.ID, "name", c.Name, "fence_wait", c.FenceWait, "fence_hold", c.FenceHold, "stores", len(c.Positions))
 	return c, nil
+}
+
+// nameReservation is a cut name's reservation (cutnames/NAME): the cut
+// that took the name, and when.
+type nameReservation struct {
+	Cut      string    `json:"cut"`
+	Reserved time.Time `json:"reserved"`
+}
+
+// reserveName takes name for cut id, create-exclusive in the repository:
+// of two cut creates with one name exactly one gets it, where a check by
+// listing let both pass (docs/pitr-bank.md). Cuts recorded before names
+// were reserved are still found by listing; a name that would match one
+// (its name, id or a unique prefix of its id) is refused and released.
+func reserveName(ctx context.Context, r *repo.Repository, name, id string) error {
+	if err := validName(name); err != nil {
+		return err
+	}
+	err := save(ctx, r, nil, repo.KindCutName, name, nameReservation{Cut: id, Reserved: time.Now().UTC()})
+	if errors.Is(err, repo.ErrExists) {
+		return nameTaken(ctx, r, name)
+	}
+	if err != nil {
+		return err
+	}
+	cuts, _, err := Cuts(ctx, r)
+	if err == nil {
+		if old, ferr := FindCut(cuts, name); ferr == nil && old.Name == name {
+			err = fmt.Errorf("a cut named %q exists already (cut %s): choose another name", name, old.ID)
+		} else if ferr == nil {
+			err = fmt.Errorf("the name %q would also name cut %s (its id or a prefix of it): choose another name", name, old.ID)
+		}
+	}
+	if err != nil {
+		releaseName(r, name)
+	}
+	return err
+}
+
+// nameTaken says which cut holds a reserved name.
+func nameTaken(ctx context.Context, r *repo.Repository, name string) error {
+	var res nameReservation
+	data, err := r.LoadRecord(ctx, repo.KindCutName, name)
+	if err == nil {
+		err = json.Unmarshal(data, &res)
+	}
+	if err != nil {
+		return fmt.Errorf("the cut name %q is reserved, and its reservation cannot be read (%v): choose another name", name, err)
+	}
+	// A cut that cannot be read (damaged) still holds its name.
+	if _, err := r.LoadRecord(ctx, repo.KindCut, res.Cut); !errors.Is(err, backend.ErrNotFound) {
+		return fmt.Errorf("a cut named %q exists already (cut %s): choose another name", name, res.Cut)
+	}
+	return fmt.Errorf("the cut name %q is taken by cut %s, begun at %s and not recorded: it is being marked now, was forgotten, or its cut create died; choose another name",
+		name, res.Cut, res.Reserved.Format(time.RFC3339))
+}
+
+// releaseName gives back a name whose cut failed, so the operator may
+// retry with it. Its own context: the failure may be a cancellation. A
+// name it cannot release stays taken (nameTaken says by what).
+func releaseName(r *repo.Repository, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.DeleteRecord(ctx, nil, repo.KindCutName, name); err != nil {
+		slog.Warn("cut: the failed cut's name stays reserved", "name", name, "error", err)
+	}
 }
 
 // markAll records every store's position in parallel, giving up after

@@ -23,7 +23,7 @@ func Compare(a, b Position) (int, error) {
 		}
 		return cmp.Or(cmp.Compare(a.Timeline, b.Timeline), cmp.Compare(x, y)), nil
 	case a.File != "" && b.File != "":
-		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Offset, b.Offset)), nil
+		return cmp.Or(CompareLogNames(a.File, b.File), cmp.Compare(a.Offset, b.Offset)), nil
 	}
 	return 0, fmt.Errorf("positions %s and %s are of different logs", a, b)
 }

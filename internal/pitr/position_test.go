@@ -20,6 +20,7 @@ func TestCompare(t *testing.T) {
 		{"LSN equal", pg("0/3000060", 1), pg("0/3000060", 1), 0, ""},
 		{"a later timeline is later", pg("0/9000000", 1), pg("0/3000000", 2), -1, ""},
 		{"binlog file decides", my("mysql-bin.000002", 4), my("mysql-bin.000001", 900), 1, ""},
+		{"binlog numbers past six digits compare as numbers", my("mysql-bin.999999", 900), my("mysql-bin.1000000", 4), -1, ""},
 		{"binlog offset within a file", my("mysql-bin.000002", 4), my("mysql-bin.000002", 900), -1, ""},
 		{"different logs", pg("0/1", 1), my("mysql-bin.000001", 4), 0, "different logs"},
 		{"a bad LSN", pg("zz", 1), pg("0/1", 1), 0, "invalid LSN"},

@@ -78,7 +78,7 @@ func PlanRestore(ctx context.Context, r *repo.Repository, c *Cut) (*Plan, error)
 			errs = append(errs, err)
 			continue
 		}
-		if err := e.Gaps(ctx, store, NewLogs(r, store), b.Info.Start); err != nil {
+		if err := replayGaps(ctx, e, store, NewLogs(r, store), b.Info.Start, to); err != nil {
 			errs = append(errs, fmt.Errorf("cut %s cannot be restored: %w", c.ID, err))
 			continue
 		}
@@ -234,6 +234,12 @@ func Reaches(ctx context.Context, r *repo.Repository, cuts []*Cut, bases []*Base
 					gaps[b.ID] = err
 				}
 				err = gaps[b.ID]
+				if ge := (*GapError)(nil); errors.As(err, &ge) {
+					// A hole after the base's start: the cuts whose replay
+					// ends before it still restore.
+					e, _ := EngineFor(b.Engine)
+					err = replayGaps(ctx, e, store, NewLogs(r, store), b.Info.Start, to)
+				}
 			}
 			if err == nil {
 				err = reached(store, to, archived[store])

@@ -189,7 +189,7 @@ func PlanForget(ctx context.Context, r *repo.Repository, p Policy, backups []Dat
 			// Kept: timeline history files (tiny, and every later
 			// timeline's replay reads them), and all from the oldest kept
 			// base on; with no kept base, everything.
-			keep := b == nil || b.LogsBefore == "" || n > b.LogsBefore || strings.HasSuffix(n, ".history")
+			keep := b == nil || b.LogsBefore == "" || CompareLogNames(n, b.LogsBefore) > 0 || strings.HasSuffix(n, ".history")
 			v := Verdict{Kind: "log", ID: n, Store: store, Keep: keep}
 			if keep && b != nil {
 				v.Reasons = []string{"base " + b.ID}

@@ -18,6 +18,8 @@ import (
 // Point-in-time recovery's objects (docs/pitr.md):
 //
 //	cuts/ID                  a cut mark (no chunks; written without the lock)
+//	cutnames/NAME            a cut name's reservation, create-exclusive, so
+//	                         two cuts never take one name (no lock)
 //	bases/ID                 a base backup's record, naming its chunks in
 //	                         data/ (written last, under the lock, as a manifest)
 //	logs/STORE/NAME          a log file's index: its size, SHA-256, chunks
@@ -25,17 +27,23 @@ import (
 //	                         archiving needs no lock (a prune of data/ never
 //	                         sees them, and a log file is removed whole)
 const (
-	cutsDir    = "cuts/"
-	basesDir   = "bases/"
-	logsDir    = "logs/"
-	logDataDir = "logdata/"
+	cutsDir     = "cuts/"
+	cutNamesDir = "cutnames/"
+	basesDir    = "bases/"
+	logsDir     = "logs/"
+	logDataDir  = "logdata/"
 )
 
 // Catalog kinds of SaveRecord and friends.
 const (
-	KindCut  = "cut"
-	KindBase = "base"
+	KindCut     = "cut"
+	KindCutName = "cutname"
+	KindBase    = "base"
 )
+
+// ErrExists is matched (errors.Is) by SaveRecord's error for a record
+// that exists already.
+var ErrExists = errors.New("already exists")
 
 func recordName(kind, id string) (string, error) {
 	if err := validManifestID(id); err != nil {
@@ -44,16 +52,20 @@ func recordName(kind, id string) (string, error) {
 	switch kind {
 	case KindCut:
 		return cutsDir + id, nil
+	case KindCutName:
+		return cutNamesDir + id, nil
 	case KindBase:
 		return basesDir + id, nil
 	}
 	return "", fmt.Errorf("unknown record kind %q", kind)
 }
 
-// SaveRecord stores a cut mark or a base backup's record. A base
-// references chunks in data/, so it is saved as a manifest is (lk held
-// since before its first chunk; see SaveManifest); a cut references none
-// and lk may be nil: cut marks are taken while a backup holds the lock.
+// SaveRecord stores a cut mark, a cut name's reservation or a base
+// backup's record. A base references chunks in data/, so it is saved as a
+// manifest is (lk held since before its first chunk; see SaveManifest); a
+// cut or a name references none and lk may be nil: cut marks are taken
+// while a backup holds the lock. Those are created exclusively: one that
+// exists already is an error matching ErrExists.
 // A base's record must be JSON with its chunk ids in "chunks", which
 // prune keeps.
 func (r *Repository) SaveRecord(ctx context.Context, lk *Lock, kind, id string, data []byte) error {
@@ -75,7 +87,7 @@ func (r *Repository) SaveRecord(ctx context.Context, lk *Lock, kind, id string, 
 	if err != nil || created {
 		return err
 	}
-	return fmt.Errorf("repository %s: %s %s already exists", r, kind, id)
+	return fmt.Errorf("repository %s: %s %s %w", r, kind, id, ErrExists)
 }
 
 // LoadRecord reads a cut mark or base record, verified.
@@ -107,14 +119,17 @@ func (r *Repository) ListRecords(ctx context.Context, kind string) ([]string, er
 	return ids, nil
 }
 
-// DeleteRecord removes a record, holding lk.
+// DeleteRecord removes a record, holding lk; a cut name's reservation is
+// released without it, by the cut create that made it and failed.
 func (r *Repository) DeleteRecord(ctx context.Context, lk *Lock, kind, id string) error {
 	name, err := recordName(kind, id)
 	if err != nil {
 		return fmt.Errorf("repository %s: %w", r, err)
 	}
-	if err := lk.Check(ctx); err != nil {
-		return err
+	if kind != KindCutName {
+		if err := lk.Check(ctx); err != nil {
+			return err
+		}
 	}
 	return r.be.Delete(ctx, name)
 }

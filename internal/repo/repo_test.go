@@ -1241,10 +1241,11 @@ func TestLockWaiting(t *testing.T) {
 	if err != nil || retries != 1 {
 		t.Fatalf("LockWaiting after the holder let go: %v after %d retries, want the lock after 1", err, retries)
 	}
-	retries = 0
+	// Whether a retry fits in 1ms depends on the machine's load: only the
+	// giving up is asserted.
 	_, err = r.LockWaiting(ctx, "delete", time.Millisecond)
-	if !errors.As(err, &le) || !strings.Contains(err.Error(), "gave up after waiting 1ms") || retries < 1 {
-		t.Fatalf("LockWaiting past its wait: %v after %d retries, want a *LockedError that says it gave up", err, retries)
+	if !errors.As(err, &le) || !strings.Contains(err.Error(), "gave up after waiting 1ms") {
+		t.Fatalf("LockWaiting past its wait: %v, want a *LockedError that says it gave up", err)
 	}
 	lk.Unlock()
 }

@@ -76,13 +76,13 @@ func settleTables(ctx context.Context, st storage.Store, tables []*storage.Table
 }
 
 // scanPending returns the keys of a table's pending records, read from
-// the store.
+// the store (filtered by the database where it can: inFlight).
 func scanPending(ctx context.Context, st storage.Store, meta *storage.TableMetadata) ([]storage.Key, error) {
 	cols := meta.KeyColumns()
 	for _, c := range schema.TxColumns {
 		cols = append(cols, c.Name)
 	}
-	recs, err := st.ScanAll(ctx, storage.ScanAll{Namespace: meta.Namespace, Table: meta.Table, Projection: cols})
+	recs, err := inFlight(ctx, st, storage.ScanAll{Namespace: meta.Namespace, Table: meta.Table, Projection: cols})
 	if err != nil {
 		return nil, err
 	}
@@ -145,4 +145,26 @@ func (p *pendingRows) add(row []any) {
 		k[p.names[i]] = row[idx]
 	}
 	p.keys = append(p.keys, k)
+}
+
+// inFlight reads the records of a table that may be in flight (a state
+// other than COMMITTED; the caller keeps the pending ones), filtered by
+// the database where the store can: a restored table may hold millions of
+// records, which a plain ScanAll would hold in memory at once.
+func inFlight(ctx context.Context, st storage.Store, sc storage.ScanAll) ([]storage.Record, error) {
+	if ms, ok := st.(interface {
+		ForNamespace(context.Context, string) (storage.Store, error)
+	}); ok {
+		var err error
+		if st, err = ms.ForNamespace(ctx, sc.Namespace); err != nil {
+			return nil, err
+		}
+	}
+	if f, ok := st.(storage.FilteredScanner); ok {
+		return f.ScanAllWhere(ctx, sc, []storage.Expr{
+			{Column: schema.TxState, Op: storage.IsNotNull},
+			{Column: schema.TxState, Op: storage.NE, Value: int32(consensus.Committed)},
+		})
+	}
+	return st.ScanAll(ctx, sc)
 }

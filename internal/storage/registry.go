@@ -143,3 +143,16 @@ func Opener[S Store](open func(ctx context.Context, name string, c Connection) (
 		return s, nil
 	}
 }
+
+// CheckNamespace refuses the names of the layout's own schemas for user
+// namespaces: a table there would be mistaken for the metadata or the
+// coordinator. store names the store in the error.
+func (l Layout) CheckNamespace(store, namespace string) error {
+	switch {
+	case namespace == l.MetadataSchema:
+		return fmt.Errorf("store %s: namespace %s is the metadata schema (metadata_schema); use another name", store, namespace)
+	case namespace != DefaultCoordinatorNamespace && namespace == l.CoordinatorNamespace:
+		return fmt.Errorf("store %s: namespace %s is the coordinator namespace (coordinator_namespace); use another name", store, namespace)
+	}
+	return nil
+}

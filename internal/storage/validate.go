@@ -2,6 +2,7 @@ package storage
 
 import (
 	"fmt"
+	"slices"
 )
 
 // These checks are shared by every engine so that bad input gets the same
@@ -138,4 +139,97 @@ func BoundColumns(m *TableMetadata, b *Bound) []string {
 		cols[i] = m.ClusteringKey[i].Name
 	}
 	return cols
+}
+
+// CheckedScan is a Scan whose partition and bounds are normalized.
+type CheckedScan struct {
+	Partition  Key
+	Start, End *Bound
+}
+
+// CheckScan checks a scan against the table: partition key, bounds,
+// ordering, projection and limit.
+func CheckScan(m *TableMetadata, sc Scan) (CheckedScan, error) {
+	var c CheckedScan
+	var err error
+	if c.Partition, err = NormalizeKey(m, sc.Partition, m.PartitionKey, "scan partition"); err != nil {
+		return c, err
+	}
+	if c.Start, err = NormalizeBound(m, sc.Start, "start"); err != nil {
+		return c, err
+	}
+	if c.End, err = NormalizeBound(m, sc.End, "end"); err != nil {
+		return c, err
+	}
+	if err := CheckOrdering(m, sc.Ordering); err != nil {
+		return c, err
+	}
+	if err := CheckProjection(m, sc.Projection); err != nil {
+		return c, err
+	}
+	if sc.Limit < 0 {
+		return c, fmt.Errorf("scan of %s: negative limit %d", m.FullName(), sc.Limit)
+	}
+	return c, nil
+}
+
+// SortRecords orders records by the given clustering columns (stable).
+func SortRecords(recs []Record, ordering []ClusteringKey) {
+	slices.SortStableFunc(recs, func(a, b Record) int {
+		for _, o := range ordering {
+			c := Compare(a[o.Name], b[o.Name])
+			if o.Order == Desc {
+				c = -c
+			}
+			if c != 0 {
+				return c
+			}
+		}
+		return 0
+	})
+}
+
+// ScanOrdering completes a scan's ordering as ScalarDB does: clustering
+// columns it does not name follow in the table's clustering order, all
+// reversed when the first ordering given reverses the table's. Without it
+// SQL leaves their order undefined.
+func ScanOrdering(m *TableMetadata, ordering []ClusteringKey) []ClusteringKey {
+	if len(ordering) == 0 {
+		return m.ClusteringKey
+	}
+	first, _ := m.ClusteringOrder(ordering[0].Name)
+	reverse := ordering[0].Order != first
+	out := slices.Clone(ordering)
+	for _, c := range m.ClusteringKey {
+		if slices.ContainsFunc(ordering, func(o ClusteringKey) bool { return o.Name == c.Name }) {
+			continue
+		}
+		if reverse && c.Order == Asc {
+			c.Order = Desc
+		} else if reverse {
+			c.Order = Asc
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// CheckScanAll checks a ScanAll's projection and limit.
+func CheckScanAll(m *TableMetadata, sa ScanAll) error {
+	if err := CheckProjection(m, sa.Projection); err != nil {
+		return err
+	}
+	if sa.Limit < 0 {
+		return fmt.Errorf("scan of %s: negative limit %d", m.FullName(), sa.Limit)
+	}
+	return nil
+}
+
+// CheckGet checks a Get's key and projection and returns its normalized key.
+func CheckGet(m *TableMetadata, g Get) (Key, error) {
+	key, err := NormalizeKey(m, g.Key, m.KeyColumns(), "get")
+	if err != nil {
+		return nil, err
+	}
+	return key, CheckProjection(m, g.Projection)
 }

@@ -34,6 +34,13 @@ type PITRPostgres struct {
 // scripts/testenv.sh, as PostgreSQL requires.
 func StartPITRPostgres(t testing.TB) *PITRPostgres {
 	t.Helper()
+	return startPITRPostgres(t, "")
+}
+
+// startPITRPostgres starts a PITRPostgres whose archive_command is
+// command, or with none, copies into Archive.
+func startPITRPostgres(t testing.TB, command string) *PITRPostgres {
+	t.Helper()
 	bin := PGBin(t)
 	dir := serverDir(t)
 	s := &PITRPostgres{Bin: bin, DataDir: filepath.Join(dir, "data"), Archive: filepath.Join(dir, "archive")}
@@ -43,7 +50,11 @@ func StartPITRPostgres(t testing.TB) *PITRPostgres {
 		"--encoding=UTF8", "--locale=C.UTF-8", "--nosync", "--wal-segsize=1").CombinedOutput(); err != nil {
 		t.Fatalf("testenv: initdb: %v\n%s", err, out)
 	}
-	conf := ArchiveConf(s.Archive) + `wal_level = replica
+	archive := ArchiveConf(s.Archive)
+	if command != "" {
+		archive = fmt.Sprintf("archive_mode = on\narchive_command = '%s'\n", command)
+	}
+	conf := archive + `wal_level = replica
 full_page_writes = on
 max_wal_senders = 4
 fsync = off

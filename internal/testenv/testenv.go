@@ -233,7 +233,11 @@ func exportFrom(dir string, keys ...string) error {
 
 // runUp runs `scripts/testenv.sh up` into a new directory, with a watchdog
 // on this process, and returns the directory. why says why it was needed.
-func runUp(why string) (string, error) {
+func runUp(why string) (string, error) { return runScript("up", why) }
+
+// runScript runs `scripts/testenv.sh <command>` (up or up-dynalite) as
+// runUp says.
+func runScript(command, why string) (string, error) {
 	root, err := repoRoot()
 	if err != nil {
 		return "", err
@@ -255,7 +259,7 @@ func runUp(why string) (string, error) {
 	defer out.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), upTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", script, "up", dir, "--owner-pid", fmt.Sprint(os.Getpid()))
+	cmd := exec.CommandContext(ctx, "bash", script, command, dir, "--owner-pid", fmt.Sprint(os.Getpid()))
 	cmd.Dir = root
 	cmd.Stdout, cmd.Stderr = out, out
 	// On timeout, SIGTERM lets the script stop what it already started.
@@ -265,7 +269,7 @@ func runUp(why string) (string, error) {
 		logTail, _ := os.ReadFile(out.Name())
 		_ = exec.Command("bash", script, "down", dir).Run()
 		os.RemoveAll(dir)
-		return "", fmt.Errorf("%s and `%s up %s` failed: %v\n%s", why, script, dir, err, tail(logTail, 4000))
+		return "", fmt.Errorf("%s and `%s %s %s` failed: %v\n%s", why, script, command, dir, err, tail(logTail, 4000))
 	}
 	return dir, nil
 }

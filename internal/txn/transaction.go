@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"golang.org/x/sync/errgroup"
 
@@ -444,16 +443,5 @@ func sortScan(tbl *storage.TableMetadata, s storage.Scan, recs []storage.Record)
 	if len(ordering) == 0 {
 		ordering = tbl.ClusteringKey
 	}
-	slices.SortStableFunc(recs, func(a, b storage.Record) int {
-		for _, o := range ordering {
-			c := storage.Compare(a[o.Name], b[o.Name])
-			if o.Order == storage.Desc {
-				c = -c
-			}
-			if c != 0 {
-				return c
-			}
-		}
-		return 0
-	})
+	storage.SortRecords(recs, ordering)
 }

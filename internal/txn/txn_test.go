@@ -26,6 +26,8 @@ type engine struct {
 var engines = []engine{
 	{"sqlite", func(t *testing.T, _ ...string) *config.Config { return testenv.Embedded(t) }},
 	{"postgres+mariadb", func(t *testing.T, ns ...string) *config.Config { return testenv.Mixed(t, ns...) }},
+	{"dynamodb", func(t *testing.T, ns ...string) *config.Config { return testenv.Dynamo(t, ns...) }},
+	{"dynamodb+postgres", func(t *testing.T, ns ...string) *config.Config { return testenv.DynamoPostgres(t, ns...) }},
 }
 
 // fixture is two account tables in two stores and a manager with a clock

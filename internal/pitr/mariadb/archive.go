@@ -29,6 +29,13 @@ func Archive(ctx context.Context, sc config.Store, logs pitr.Logs) error {
 		return err
 	}
 	defer srv.close()
+	var version string
+	if err := srv.db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+		return fmt.Errorf("mariadb at %s: %w", srv.cfg.Addr, err)
+	}
+	if err := notMariaDB(version); err != nil {
+		return fmt.Errorf("mariadb at %s: %w", srv.cfg.Addr, err)
+	}
 	tick := time.NewTicker(ArchiveInterval)
 	defer tick.Stop()
 	for {
@@ -134,7 +141,7 @@ func binaryLogs(ctx context.Context, db *sql.DB) ([]serverBinlog, error) {
 // (mariadb-binlog --read-from-remote-server --raw: the archiver needs no
 // access to the server's files) and stores it once it is whole.
 func archiveFile(ctx context.Context, srv *server, logs pitr.Logs, f serverBinlog) error {
-	dir, err := os.MkdirTemp("", "stillpoint-binlog-")
+	dir, err := tempDir("binlog")
 	if err != nil {
 		return err
 	}

@@ -3,12 +3,14 @@ package mariadb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/stillpoint/stillpoint/internal/config"
@@ -77,7 +79,7 @@ func connect(sc config.Store) (*server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mysql store DSN: %w", err)
 	}
-	dir, err := os.MkdirTemp("", "stillpoint-mariadb-")
+	dir, err := tempDir("mariadb")
 	if err != nil {
 		return nil, err
 	}
@@ -116,4 +118,66 @@ func (s *server) close() {
 		s.db.Close()
 	}
 	os.RemoveAll(s.optionsDir)
+}
+
+// tempDir makes a private temporary directory named for kind and this
+// process (stillpoint-KIND-pPID-...), after removing those of this
+// package's processes that are gone. A process killed with SIGKILL cannot
+// remove its own (the option file with the credentials, a binlog half
+// copied): the next start of the archiver, whose supervisor restarts it at
+// once, does.
+func tempDir(kind string) (string, error) {
+	stale, _ := filepath.Glob(filepath.Join(os.TempDir(), "stillpoint-*-p*-*"))
+	for _, dir := range stale {
+		_, rest, _ := strings.Cut(filepath.Base(dir), "-p")
+		pid, _, _ := strings.Cut(rest, "-")
+		if n, err := strconv.Atoi(pid); err == nil && n != os.Getpid() && !alive(n) {
+			os.RemoveAll(dir) // another user's stays: not ours to remove
+		}
+	}
+	return os.MkdirTemp("", fmt.Sprintf("stillpoint-%s-p%d-", kind, os.Getpid()))
+}
+
+// alive reports whether process pid exists (perhaps another user's).
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// GapsTo checks that logs hold every binlog a replay from `from` to `to`
+// reads, the cut's own included: a hole after the cut does not stop a
+// restore to it. Files after the base's first that no later file follows
+// are not archived yet (the archiver copies each once the server closes
+// it), which the restore reports by name; they are not a hole. The base's
+// first missing with nothing after it is a gap, as Gaps says.
+func (Engine) GapsTo(ctx context.Context, store string, logs pitr.Logs, from, to pitr.Position) error {
+	start, ok1 := parseBinlog(from.File)
+	end, ok2 := parseBinlog(to.File)
+	if !ok1 || !ok2 || start.base != end.base {
+		return fmt.Errorf("store %s: cannot replay from %s to %s: not binlog positions of one server", store, from, to)
+	}
+	held, err := heldNumbers(ctx, logs, start.base)
+	if err != nil {
+		return fmt.Errorf("store %s: %w", store, err)
+	}
+	for b := start; b.num <= end.num; b = b.next() {
+		if _, ok := slices.BinarySearch(held, b.num); ok {
+			continue
+		}
+		i, _ := slices.BinarySearch(held, b.num)
+		switch {
+		case i < len(held):
+			gap := &pitr.GapError{Store: store, Missing: b.String(), Before: binlog{start.base, held[i]}.String(),
+				Suggestion: "; replay to " + to.String() + " cannot cross it: restore a cut before it, or take a new base backup for the cuts after it"}
+			if i > 0 {
+				gap.After = binlog{start.base, held[i-1]}.String()
+			}
+			return gap
+		case b == start:
+			// As Gaps says: nothing of the base's log is archived.
+			return &pitr.GapError{Store: store, Missing: b.String(), Suggestion: "; the base backup's first binlog was never archived: is the archiver running?"}
+		}
+		return nil // not archived yet
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ package mariadb
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -102,6 +103,12 @@ func (Engine) Mark(ctx context.Context, st storage.Store, name string) (pitr.Pos
 		}
 	}
 	if err != nil {
+		// MySQL has no @@gtid_binlog_pos (and 8.4 no SHOW MASTER STATUS):
+		// asked only once a mark failed, so a mark stays one statement.
+		var version string
+		if conn.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version) == nil {
+			err = cmp.Or(notMariaDB(version), err)
+		}
 		return pitr.Position{}, fmt.Errorf("store %s: mark %s: %w", s.Name(), name, err)
 	}
 	return p, nil
@@ -163,8 +170,8 @@ func (Engine) Base(ctx context.Context, sc config.Store, w io.Writer) (pitr.Base
 // from here: MySQL, no binary log, or a data directory this process cannot
 // read (another host, or another user).
 func canBackUp(addr, version string, logBin bool, datadir string) error {
-	if !strings.Contains(version, "MariaDB") {
-		return fmt.Errorf("mariadb at %s is MySQL %s: mariadb-backup backs up MariaDB only, and point-in-time recovery of MySQL (Percona XtraBackup) is not supported; use logical backups for this store", addr, version)
+	if err := notMariaDB(version); err != nil {
+		return fmt.Errorf("mariadb at %s: %w", addr, err)
 	}
 	if !logBin {
 		return fmt.Errorf("mariadb at %s has no binary log: point-in-time recovery needs log_bin, server_id and binlog_format=ROW in its configuration", addr)
@@ -173,6 +180,16 @@ func canBackUp(addr, version string, logBin bool, datadir string) error {
 		return fmt.Errorf("mariadb at %s: mariadb-backup reads its data directory %s directly, so the base backup must run on the database host (or a sidecar that mounts it) as a user that can read it: %w", addr, datadir, err)
 	}
 	return nil
+}
+
+// notMariaDB says what is supported when a server of a mysql store is
+// MySQL: base backups need mariadb-backup and cut marks MariaDB's
+// @@gtid_binlog_pos.
+func notMariaDB(version string) error {
+	if strings.Contains(version, "MariaDB") {
+		return nil
+	}
+	return fmt.Errorf("the server is MySQL %s: point-in-time recovery supports MariaDB (10.5 or later) only, through mariadb-backup and @@gtid_binlog_pos (MySQL would need Percona XtraBackup, which is not supported); use logical backups for this store (stillpoint backup create)", version)
 }
 
 // toolLog keeps what matters of a tool's output, which can be large

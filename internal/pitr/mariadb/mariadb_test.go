@@ -51,24 +51,7 @@ func (s *source) insert(t *testing.T, from, to int) {
 }
 
 // closedBinlogs is what SHOW BINARY LOGS lists but the file being written.
-func (s *source) closedBinlogs(t *testing.T) []string {
-	t.Helper()
-	rows, err := s.db.Query("SHOW BINARY LOGS")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var names []string
-	for rows.Next() {
-		var n string
-		var size int64
-		if err := rows.Scan(&n, &size); err != nil {
-			t.Fatal(err)
-		}
-		names = append(names, n)
-	}
-	return names[:len(names)-1]
-}
+func (s *source) closedBinlogs(t *testing.T) []string { return testenv.ClosedBinlogs(t, s.db) }
 
 func startSource(t *testing.T, innodb ...string) *source {
 	t.Helper()

@@ -321,3 +321,24 @@ func (Engine) Gaps(ctx context.Context, store string, logs pitr.Logs, from pitr.
 	}
 	return nil
 }
+
+// GapsTo checks the path a replay from `from` (a base's start) to the mark
+// `to` reads, as Restore does: a hole after the mark does not stop a
+// restore to it. Segments at the end of the path that no later file
+// follows are not archived yet, not a hole (recovery itself fails if they
+// never come); a missing history file is always a gap.
+func (Engine) GapsTo(ctx context.Context, store string, logs pitr.Logs, from, to pitr.Position) error {
+	stop, err := parseLSN(to.LSN)
+	if err != nil {
+		return fmt.Errorf("store %s: the cut's position: %w", store, err)
+	}
+	a, err := readArchive(ctx, logs)
+	if err != nil {
+		return fmt.Errorf("store %s: %w", store, err)
+	}
+	err = a.check(ctx, store, from, to.Timeline, stop/a.segSize)
+	if gap := (*pitr.GapError)(nil); errors.As(err, &gap) && gap.Before == "" && !strings.HasSuffix(gap.Missing, ".history") {
+		return nil
+	}
+	return err
+}

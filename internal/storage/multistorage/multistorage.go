@@ -16,6 +16,7 @@ import (
 	"github.com/stillpoint/stillpoint/internal/storage"
 
 	// The engines Stillpoint ships with register themselves.
+	_ "github.com/stillpoint/stillpoint/internal/storage/dynamodb"
 	_ "github.com/stillpoint/stillpoint/internal/storage/mysql"
 	_ "github.com/stillpoint/stillpoint/internal/storage/postgres"
 	_ "github.com/stillpoint/stillpoint/internal/storage/sqlite"

@@ -45,7 +45,7 @@ func TestEnginesRegistered(t *testing.T) {
 			t.Errorf("engine %s: %v", name, err)
 		}
 	}
-	if _, err := storage.LookupEngine("oracle"); err == nil || !strings.Contains(err.Error(), "known: mysql, postgres, sqlite") {
+	if _, err := storage.LookupEngine("oracle"); err == nil || !strings.Contains(err.Error(), "known: dynamodb, mysql, postgres, sqlite") {
 		t.Errorf("unknown engine: %v; the error must list the known ones", err)
 	}
 }

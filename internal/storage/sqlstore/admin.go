@@ -56,17 +56,9 @@ func (s *Store) CreateNamespace(ctx context.Context, namespace string) error {
 	return nil
 }
 
-// checkNamespace refuses the names of the layout's own schemas for user
-// namespaces: a table there would be mistaken for the metadata or the
-// coordinator.
+// checkNamespace refuses the layout's own schemas as user namespaces.
 func (s *Store) checkNamespace(namespace string) error {
-	switch {
-	case namespace == s.layout.MetadataSchema:
-		return fmt.Errorf("store %s: namespace %s is the metadata schema (metadata_schema); use another name", s.name, namespace)
-	case namespace != storage.DefaultCoordinatorNamespace && namespace == s.layout.CoordinatorNamespace:
-		return fmt.Errorf("store %s: namespace %s is the coordinator namespace (coordinator_namespace); use another name", s.name, namespace)
-	}
-	return nil
+	return s.layout.CheckNamespace(s.name, namespace)
 }
 
 func (s *Store) DropNamespace(ctx context.Context, namespace string) error {

@@ -97,11 +97,8 @@ func (s *Store) Get(ctx context.Context, g storage.Get) (storage.Record, error) 
 	if err != nil {
 		return nil, err
 	}
-	key, err := storage.NormalizeKey(m, g.Key, m.KeyColumns(), "get")
+	key, err := storage.CheckGet(m, g)
 	if err != nil {
-		return nil, err
-	}
-	if err := storage.CheckProjection(m, g.Projection); err != nil {
 		return nil, err
 	}
 	var w where
@@ -118,61 +115,20 @@ func (s *Store) Scan(ctx context.Context, sc storage.Scan) ([]storage.Record, er
 	if err != nil {
 		return nil, err
 	}
-	part, err := storage.NormalizeKey(m, sc.Partition, m.PartitionKey, "scan partition")
+	checked, err := storage.CheckScan(m, sc)
 	if err != nil {
 		return nil, err
 	}
-	start, err := storage.NormalizeBound(m, sc.Start, "start")
-	if err != nil {
-		return nil, err
-	}
-	end, err := storage.NormalizeBound(m, sc.End, "end")
-	if err != nil {
-		return nil, err
-	}
-	if err := storage.CheckOrdering(m, sc.Ordering); err != nil {
-		return nil, err
-	}
-	if err := storage.CheckProjection(m, sc.Projection); err != nil {
-		return nil, err
-	}
-	if sc.Limit < 0 {
-		return nil, fmt.Errorf("scan of %s: negative limit %d", m.FullName(), sc.Limit)
-	}
+	part, start, end := checked.Partition, checked.Start, checked.End
 	var w where
 	w.keyEquals(s.dialect, m, part, m.PartitionKey)
 	w.bound(s.dialect, m, start, ">")
 	w.bound(s.dialect, m, end, "<")
 	var order []string
-	for _, o := range scanOrdering(m, sc.Ordering) {
+	for _, o := range storage.ScanOrdering(m, sc.Ordering) {
 		order = append(order, s.dialect.Quote(o.Name)+" "+o.Order.String())
 	}
 	return s.query(ctx, m, sc.Projection, w, strings.Join(order, ", "), sc.Limit)
-}
-
-// scanOrdering completes a scan's ordering as ScalarDB does: clustering
-// columns it does not name follow in the table's clustering order, all
-// reversed when the first ordering given reverses the table's. Without it
-// SQL leaves their order undefined.
-func scanOrdering(m *storage.TableMetadata, ordering []storage.ClusteringKey) []storage.ClusteringKey {
-	if len(ordering) == 0 {
-		return m.ClusteringKey
-	}
-	first, _ := m.ClusteringOrder(ordering[0].Name)
-	reverse := ordering[0].Order != first
-	out := slices.Clone(ordering)
-	for _, c := range m.ClusteringKey {
-		if slices.ContainsFunc(ordering, func(o storage.ClusteringKey) bool { return o.Name == c.Name }) {
-			continue
-		}
-		if reverse && c.Order == storage.Asc {
-			c.Order = storage.Desc
-		} else if reverse {
-			c.Order = storage.Asc
-		}
-		out = append(out, c)
-	}
-	return out
 }
 
 func (s *Store) ScanAll(ctx context.Context, sc storage.ScanAll) ([]storage.Record, error) {
@@ -180,11 +136,8 @@ func (s *Store) ScanAll(ctx context.Context, sc storage.ScanAll) ([]storage.Reco
 	if err != nil {
 		return nil, err
 	}
-	if err := storage.CheckProjection(m, sc.Projection); err != nil {
+	if err := storage.CheckScanAll(m, sc); err != nil {
 		return nil, err
-	}
-	if sc.Limit < 0 {
-		return nil, fmt.Errorf("scan of %s: negative limit %d", m.FullName(), sc.Limit)
 	}
 	return s.query(ctx, m, sc.Projection, where{}, "", sc.Limit)
 }

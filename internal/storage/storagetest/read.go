@@ -475,6 +475,31 @@ func testScanAll(t *testing.T, h Harness) {
 			t.Errorf("ScanAll of an empty table = %v", recs)
 		}
 	})
+	t.Run("Where", func(t *testing.T) {
+		fs, ok := f.s.(storage.FilteredScanner)
+		if !ok {
+			t.Skipf("%T filters no scan (storage.FilteredScanner is optional)", f.s)
+		}
+		for _, tc := range []struct {
+			where []storage.Expr
+			want  int
+		}{
+			{[]storage.Expr{{Column: "c", Op: storage.NE, Value: int32(1)}, {Column: "v", Op: storage.IsNotNull}}, 6},
+			{[]storage.Expr{{Column: "p", Op: storage.EQ, Value: int32(2)}}, 3},
+			{[]storage.Expr{{Column: "v", Op: storage.IsNull}}, 0},
+		} {
+			recs, err := fs.ScanAllWhere(f.ctx, storage.ScanAll{Namespace: m.Namespace, Table: m.Table}, tc.where)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, recs, tc.want)
+			for _, r := range recs {
+				if c := r["c"].(int32); len(tc.where) == 2 && c == 1 || tc.want == 3 && r["p"].(int32) != 2 {
+					t.Errorf("ScanAllWhere(%v) returned %s", tc.where, showRecord(r))
+				}
+			}
+		}
+	})
 	t.Run("Invalid", func(t *testing.T) {
 		_, err := f.s.ScanAll(f.ctx, storage.ScanAll{Namespace: m.Namespace, Table: m.Table, Limit: -1})
 		wantError(t, "negative limit", err, m.FullName())

@@ -39,6 +39,17 @@ type Harness struct {
 	// When nil, the suite numbers names itself, which suits engines whose
 	// databases are private to a test.
 	Namespace func(prefix string) string
+	// Refuses says which values of the suite's columns the engine cannot
+	// hold (DynamoDB: a DOUBLE beyond its number range, an empty BLOB as
+	// the whole partition key). Writing one must fail with an error that
+	// names the column, and the suite checks that instead of the round
+	// trip. nil: the engine holds every value.
+	Refuses func(column string, v any) bool
+}
+
+// refuses reports whether the engine refuses v in column.
+func (h Harness) refuses(column string, v any) bool {
+	return h.Refuses != nil && h.Refuses(column, v)
 }
 
 // Opener adapts an engine's Open(ctx, name, database) to Harness.Open.

@@ -1,0 +1,76 @@
+package dynamodb_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stillpoint/stillpoint/internal/config"
+	"github.com/stillpoint/stillpoint/internal/storage"
+	"github.com/stillpoint/stillpoint/internal/storage/dynamodb"
+	"github.com/stillpoint/stillpoint/internal/testenv"
+)
+
+// TestParseDSN: a DSN gives region, endpoint, prefix and credentials; a
+// bad one is refused with what to write instead, never showing a secret.
+func TestParseDSN(t *testing.T) {
+	cases := []struct {
+		dsn     string
+		want    dynamodb.Config
+		mention string // "" : valid
+	}{
+		{"", dynamodb.Config{}, ""},
+		{"dynamodb://us-east-1", dynamodb.Config{Region: "us-east-1"}, ""},
+		{"dynamodb://id:s3cret@eu-west-1?endpoint=http://127.0.0.1:4567&namespace_prefix=dev_",
+			dynamodb.Config{Region: "eu-west-1", Endpoint: "http://127.0.0.1:4567", Prefix: "dev_", AccessKeyID: "id", Secret: "s3cret"}, ""},
+		{"dynamodb://?endpoint=http://localhost:8000", dynamodb.Config{Endpoint: "http://localhost:8000"}, ""},
+		{"postgres://us-east-1", dynamodb.Config{}, "dynamodb://"},
+		{"dynamodb://id@us-east-1", dynamodb.Config{}, "ID:SECRET@"},
+		{"dynamodb://id:s3cret@us-east-1?endpoint=localhost", dynamodb.Config{}, "endpoint"},
+		{"dynamodb://id:s3cret@us-east-1?region=x", dynamodb.Config{}, `"region"`},
+	}
+	for _, c := range cases {
+		t.Run(c.dsn, func(t *testing.T) {
+			got, err := dynamodb.ParseDSN(c.dsn)
+			if c.mention == "" {
+				if err != nil || got != c.want {
+					t.Fatalf("ParseDSN = %+v, %v; want %+v", got, err, c.want)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.mention) || strings.Contains(err.Error(), "s3cret") {
+				t.Fatalf("ParseDSN error %v: want one naming %q, without the secret", err, c.mention)
+			}
+		})
+	}
+	if r := config.RedactDSN("dynamodb://id:s3cret@us-east-1"); strings.Contains(r, "s3cret") {
+		t.Errorf("RedactDSN shows the secret: %s", r)
+	}
+}
+
+// An unreachable endpoint fails at open, naming the endpoint.
+func TestOpenUnreachable(t *testing.T) {
+	_, err := dynamodb.Open(context.Background(), "dy", "dynamodb://id:s3cret@us-east-1?endpoint=http://127.0.0.1:1")
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("Open of an unreachable endpoint: %v; want an error naming it, without the secret", err)
+	}
+}
+
+// A namespace or table DynamoDB cannot name is refused before anything is
+// created, saying which characters it takes.
+func TestTableNames(t *testing.T) {
+	ctx := context.Background()
+	st, err := dynamodb.Open(ctx, "dy", testenv.DynamoDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range []string{"naïve", "with space"} {
+		m := &storage.TableMetadata{Namespace: ns, Table: "t", Columns: []storage.Column{{Name: "id", Type: storage.Int}}, PartitionKey: []string{"id"}}
+		if err := st.CreateTable(ctx, m); err == nil || !strings.Contains(err.Error(), "a-z, A-Z, 0-9") {
+			t.Errorf("CreateTable(%s.t): %v; want a refusal naming the characters DynamoDB takes", ns, err)
+		}
+		if got, err := st.TableMetadata(ctx, ns, "t"); got != nil || err != nil {
+			t.Errorf("TableMetadata after the refusal: %+v, %v", got, err)
+		}
+	}
+}
