@@ -1,6 +1,7 @@
 package backup_test
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -8,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,7 +19,11 @@ import (
 	"github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/stillpoint/stillpoint/internal/backup"
 	"github.com/stillpoint/stillpoint/internal/config"
+	"github.com/stillpoint/stillpoint/internal/repo"
+	"github.com/stillpoint/stillpoint/internal/repo/backend"
+	"github.com/stillpoint/stillpoint/internal/restore"
 	"github.com/stillpoint/stillpoint/internal/schema"
 	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
 	"github.com/stillpoint/stillpoint/internal/testenv"
@@ -150,6 +157,11 @@ func BenchmarkBackupRestoreVersusDumps(b *testing.B) {
 // loadBig fills a store with a bank table of benchRows committed rows (and
 // the coordinator table) and returns a config file naming it.
 func loadBig(b *testing.B, ctx context.Context, engine, dsn, ns string) string {
+	return loadRows(b, ctx, engine, dsn, ns, benchRows)
+}
+
+// loadRows fills a store with a bank table of rows committed rows.
+func loadRows(b *testing.B, ctx context.Context, engine, dsn, ns string, rows int) string {
 	b.Helper()
 	cfgPath := writeConfig(b, engine, dsn, ns)
 	st := multistorage.New(mustLoad(b, cfgPath))
@@ -163,15 +175,21 @@ func loadBig(b *testing.B, ctx context.Context, engine, dsn, ns string) string {
 	switch engine {
 	case "postgres":
 		q = fmt.Sprintf(`INSERT INTO %q.accounts (account_id, balance, tx_id, tx_state, tx_version, tx_prepared_at, tx_committed_at)
-			SELECT g, 1000 + g %% 977, md5(g::text), 3, 1 + g %% 7, 1700000000000 + g, 1700000000000 + g FROM generate_series(0, %d) g`, ns, benchRows-1)
+			SELECT g, 1000 + g %% 977, md5(g::text), 3, 1 + g %% 7, 1700000000000 + g, 1700000000000 + g FROM generate_series(0, %d) g`, ns, rows-1)
 	case "mysql":
-		q = fmt.Sprintf("INSERT INTO `%s`.accounts (account_id, balance, tx_id, tx_state, tx_version, tx_prepared_at, tx_committed_at) SELECT seq, 1000 + seq %% 977, md5(seq), 3, 1 + seq %% 7, 1700000000000 + seq, 1700000000000 + seq FROM `%s`.seq_0_to_%d", ns, ns, benchRows-1)
+		q = fmt.Sprintf("INSERT INTO `%s`.accounts (account_id, balance, tx_id, tx_state, tx_version, tx_prepared_at, tx_committed_at) SELECT seq, 1000 + seq %% 977, md5(seq), 3, 1 + seq %% 7, 1700000000000 + seq, 1700000000000 + seq FROM `%s`.seq_0_to_%d", ns, ns, rows-1)
 	}
 	start := time.Now()
 	if _, err := db.ExecContext(ctx, q); err != nil {
-		b.Fatalf("load %d rows into %s: %v", benchRows, engine, err)
+		b.Fatalf("load %d rows into %s: %v", rows, engine, err)
 	}
-	fmt.Printf("loaded %d rows into %s in %v\n", benchRows, engine, time.Since(start).Round(time.Second))
+	// Settle the table (PostgreSQL's hint bits, both engines' statistics)
+	// so that the first tool to read it does not pay for the load.
+	settle := map[string]string{"postgres": fmt.Sprintf("VACUUM ANALYZE %q.accounts", ns), "mysql": fmt.Sprintf("ANALYZE TABLE `%s`.accounts", ns)}[engine]
+	if _, err := db.ExecContext(ctx, settle); err != nil {
+		b.Fatalf("%s: %v", settle, err)
+	}
+	fmt.Printf("loaded %d rows into %s in %v\n", rows, engine, time.Since(start).Round(time.Second))
 	return cfgPath
 }
 
@@ -220,4 +238,134 @@ func mustLoad(b *testing.B, path string) *config.Config {
 		b.Fatal(err)
 	}
 	return cfg
+}
+
+// BenchmarkBackupRestoreMemory measures the peak memory of stillpoint
+// backup create and restore, on PostgreSQL and on MariaDB, at each size of
+// $STILLPOINT_BENCH_MEMORY_ROWS (comma-separated row counts; by default a
+// fifth of benchRows and benchRows), and prints how the peak grows with the
+// size: flat memory means the same peak at every size
+// (STILLPOINT_BENCH_MEMORY_ROWS=5000000,20000000 for issue 13's claim).
+func BenchmarkBackupRestoreMemory(b *testing.B) {
+	ctx := context.Background()
+	sizes := []int{max(benchRows/5, 1), benchRows}
+	if env := os.Getenv("STILLPOINT_BENCH_MEMORY_ROWS"); env != "" {
+		sizes = nil
+		for _, f := range strings.Split(env, ",") {
+			var n int
+			if _, err := fmt.Sscan(f, &n); err != nil || n <= 0 {
+				b.Fatalf("STILLPOINT_BENCH_MEMORY_ROWS=%q: want row counts separated by commas", env)
+			}
+			sizes = append(sizes, n)
+		}
+	}
+	bin := buildCLI(b)
+	for range b.N {
+		peaks := map[string][]int64{} // KiB, per step, per size
+		steps := []string{"PostgreSQL backup", "PostgreSQL restore", "MariaDB backup", "MariaDB restore"}
+		for _, rows := range sizes {
+			for _, engine := range []string{"postgres", "mysql"} {
+				ns, dsn := "bank_big", testenv.PostgresDSN(b)
+				if engine == "mysql" {
+					ns, dsn = testenv.UniqueName("bank_big"), testenv.MySQLDSN(b)
+				}
+				cfg := loadRows(b, ctx, engine, dsn, ns, rows)
+				repoDir := filepath.Join(b.TempDir(), "repo")
+				bk := run(b, "backup", "", exec.Command(bin, "--config", cfg, "backup", "create", "--init", "--repo", repoDir, "--json"))
+				id := onlyBackup(b, bin, cfg, repoDir)
+				target := cfg
+				if engine == "postgres" {
+					target = writeConfig(b, engine, testenv.PostgresDSN(b), ns)
+				} else {
+					dropAll(b, ctx, cfg, ns)
+				}
+				rs := run(b, "restore", "", exec.Command(bin, "--config", target, "restore", id, "--repo", repoDir))
+				step := map[string]int{"postgres": 0, "mysql": 2}[engine]
+				peaks[steps[step]] = append(peaks[steps[step]], bk.maxRSS)
+				peaks[steps[step+1]] = append(peaks[steps[step+1]], rs.maxRSS)
+				if engine == "mysql" {
+					dropAll(b, ctx, cfg, ns)
+				}
+			}
+		}
+		fmt.Printf("\npeak memory (MiB) by bank rows:\n  %-20s", "")
+		for _, rows := range sizes {
+			fmt.Printf(" %12d", rows)
+		}
+		fmt.Printf("   largest/smallest\n")
+		for _, s := range steps {
+			fmt.Printf("  %-20s", s)
+			for _, kib := range peaks[s] {
+				fmt.Printf(" %12.1f", float64(kib)/1024)
+			}
+			ratio := float64(slices.Max(peaks[s])) / float64(slices.Min(peaks[s]))
+			fmt.Printf("   %.2f×\n", ratio)
+			b.ReportMetric(ratio, strings.ReplaceAll(s, " ", "_")+"-peak-growth")
+		}
+	}
+}
+
+// BenchmarkProfileOfBackupAndRestore backs up and restores a bank table of
+// benchRows rows in this process, on PostgreSQL and on MariaDB, and writes
+// a CPU profile of each step into the directory $STILLPOINT_BENCH_PROFILE
+// (the package's if unset): backup-postgres.pprof, restore-postgres.pprof,
+// backup-mysql.pprof, restore-mysql.pprof. Read them with go tool pprof -top.
+func BenchmarkProfileOfBackupAndRestore(b *testing.B) {
+	ctx := context.Background()
+	dir := cmp.Or(os.Getenv("STILLPOINT_BENCH_PROFILE"), ".")
+	for range b.N {
+		for _, engine := range []string{"postgres", "mysql"} {
+			ns, dsn := "bank_big", testenv.PostgresDSN(b)
+			if engine == "mysql" {
+				ns, dsn = testenv.UniqueName("bank_big"), testenv.MySQLDSN(b)
+			}
+			cfg := loadBig(b, ctx, engine, dsn, ns)
+			be, err := backend.Open(ctx, filepath.Join(b.TempDir(), "repo"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			r, _, err := repo.OpenOrInit(ctx, be, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			st := multistorage.New(mustLoad(b, cfg))
+			var m *backup.Manifest
+			profile(b, filepath.Join(dir, "backup-"+engine+".pprof"), func() (err error) {
+				m, err = backup.Create(ctx, st, r, backup.Options{Mode: backup.Fence})
+				return err
+			})
+			st.Close()
+			target := cfg
+			if engine == "postgres" {
+				target = writeConfig(b, engine, testenv.PostgresDSN(b), ns)
+			} else {
+				dropAll(b, ctx, cfg, ns)
+			}
+			tst := multistorage.New(mustLoad(b, target))
+			profile(b, filepath.Join(dir, "restore-"+engine+".pprof"), func() error {
+				_, err := restore.Run(ctx, r, m, restore.Stores(tst), restore.Options{})
+				return err
+			})
+			tst.Close()
+		}
+	}
+}
+
+// profile runs fn under the CPU profiler, writing the profile to path.
+func profile(b *testing.B, path string, fn func() error) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	err = fn()
+	pprof.StopCPUProfile()
+	if err != nil {
+		b.Fatalf("%s: %v", path, err)
+	}
+	fmt.Printf("%s: %v\n", path, time.Since(start).Round(time.Millisecond))
 }

@@ -372,13 +372,13 @@ func streamTable(ctx context.Context, r *repo.Repository, snap cut.Snapshot, m *
 		rw, err := NewRowWriter(pw, m.Columns)
 		if err == nil {
 			var unreported int64
-			err = snap.ReadTable(ctx, m, func(rec storage.Record) error {
-				keys.Add(rec)
+			err = readRows(ctx, snap, m, func(row []any) error {
+				keys.Add(row)
 				if unreported++; progress != nil && unreported == progressEvery {
 					progress(unreported)
 					unreported = 0
 				}
-				return rw.Write(rec)
+				return rw.WriteRow(row)
 			})
 			if progress != nil && unreported > 0 {
 				progress(unreported)
@@ -398,4 +398,14 @@ func streamTable(ctx context.Context, r *repo.Repository, snap cut.Snapshot, m *
 		return TableBackup{}, err
 	}
 	return TableBackup{Metadata: *m, Rows: n, Bytes: s.Bytes, NewBytes: s.NewBytes, Chunks: s.Chunks, KeyLengths: keys.Max}, nil
+}
+
+// readRows streams a table's rows from a snapshot: positionally where the
+// snapshot can (cut.RowSnapshot), else from its records.
+func readRows(ctx context.Context, snap cut.Snapshot, m *storage.TableMetadata, fn func(row []any) error) error {
+	if rs, ok := snap.(cut.RowSnapshot); ok {
+		return rs.ReadRows(ctx, m, fn)
+	}
+	row := make([]any, 0, len(m.Columns))
+	return snap.ReadTable(ctx, m, func(rec storage.Record) error { return fn(m.Row(rec, row)) })
 }

@@ -152,20 +152,26 @@ func compareRows(ctx context.Context, r *repo.Repository, from, to TableBackup, 
 // EachRecord calls fn with every record of a table's stream in the
 // repository, in the order it was stored.
 func EachRecord(ctx context.Context, r *repo.Repository, t TableBackup, fn func(storage.Record)) error {
+	return EachRow(ctx, r, t, func(row []any) { fn(t.Metadata.Record(row)) })
+}
+
+// EachRow calls fn with every row of a table's stream, in the order it was
+// stored; the row is reused by the next call.
+func EachRow(ctx context.Context, r *repo.Repository, t TableBackup, fn func(row []any)) error {
 	next, closeStream, err := OpenTable(ctx, r, t)
 	if err != nil {
 		return err
 	}
 	defer closeStream()
 	for {
-		rec, err := next()
+		row, err := next()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		fn(rec)
+		fn(row)
 	}
 }
 

@@ -48,11 +48,11 @@ func NewRowWriter(w io.Writer, cols []storage.Column) (*RowWriter, error) {
 	return &RowWriter{w: bw, cols: cols}, nil
 }
 
-// Write encodes one record.
-func (rw *RowWriter) Write(r storage.Record) error {
+// WriteRow encodes one row: values in the order of the stream's columns.
+func (rw *RowWriter) WriteRow(row []any) error {
 	b := rw.buf[:0]
-	for _, c := range rw.cols {
-		v := r[c.Name]
+	for i, c := range rw.cols {
+		v := row[i]
 		if v == nil {
 			b = append(b, tagNull)
 			continue
@@ -112,50 +112,67 @@ func (rw *RowWriter) Rows() int64 { return rw.rows }
 type RowReader struct {
 	r    *bufio.Reader
 	cols []storage.Column
+	row  []any
 }
 
-// ErrTruncated means a stream ended before its end marker.
-var ErrTruncated = errors.New("table stream is truncated")
+// ErrTruncated means a stream ended before its end marker; ErrCorrupt
+// that it does not decode.
+var (
+	ErrTruncated = errors.New("table stream is truncated")
+	ErrCorrupt   = errors.New("corrupt table stream")
+)
 
-// NewRowReader checks the magic and reads records of the given columns.
+// NewRowReader checks the magic and reads rows of the given columns.
 func NewRowReader(r io.Reader, cols []storage.Column) (*RowReader, error) {
 	br := bufio.NewReaderSize(r, 256<<10)
 	magic := make([]byte, len(rowsMagic))
-	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != rowsMagic {
-		return nil, fmt.Errorf("not a Stillpoint table stream (bad header)")
+	if _, err := io.ReadFull(br, magic); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, err // the repository's: a chunk missing or damaged
+	} else if err != nil || string(magic) != rowsMagic {
+		return nil, fmt.Errorf("%w: not a Stillpoint table stream (bad header)", ErrCorrupt)
 	}
-	return &RowReader{r: br, cols: cols}, nil
+	return &RowReader{r: br, cols: cols, row: make([]any, len(cols))}, nil
 }
 
-// Next returns the next record, or io.EOF after the last.
-func (rr *RowReader) Next() (storage.Record, error) {
+// NextRow returns the next row, or io.EOF after the last. The slice is
+// reused by the next call: the caller must not keep it.
+func (rr *RowReader) NextRow() ([]any, error) {
 	tag, err := rr.r.ReadByte()
 	if err != nil {
-		return nil, ErrTruncated
+		return nil, streamError(err)
 	}
 	if tag == tagEnd {
 		return nil, io.EOF
 	}
-	rec := make(storage.Record, len(rr.cols))
 	for i, c := range rr.cols {
 		if i > 0 {
 			if tag, err = rr.r.ReadByte(); err != nil {
-				return nil, ErrTruncated
+				return nil, streamError(err)
 			}
 		}
 		switch tag {
 		case tagNull:
-			rec[c.Name] = nil
+			rr.row[i] = nil
 			continue
 		case tagValue:
 		default:
-			return nil, fmt.Errorf("column %s: corrupt table stream (tag %d)", c.Name, tag)
+			return nil, fmt.Errorf("column %s: %w (tag %d)", c.Name, ErrCorrupt, tag)
 		}
-		if rec[c.Name], err = rr.value(c.Type); err != nil {
-			return nil, fmt.Errorf("column %s: %w", c.Name, err)
+		if rr.row[i], err = rr.value(c.Type); err != nil {
+			return nil, fmt.Errorf("column %s: %w", c.Name, streamError(err))
 		}
 	}
-	return rec, nil
+	return rr.row, nil
+}
+
+// streamError is what a failed read of the stream means: the end of the
+// data before the end marker is a truncated stream; any other error is
+// the repository's (a chunk missing or damaged, named in it).
+func streamError(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return ErrTruncated
+	}
+	return err
 }
 
 func (rr *RowReader) value(t storage.DataType) (any, error) {
@@ -182,7 +199,7 @@ func (rr *RowReader) value(t storage.DataType) (any, error) {
 			return nil, err
 		}
 		if n > 1<<31 {
-			return nil, errors.New("corrupt table stream (value too long)")
+			return nil, fmt.Errorf("%w (value too long)", ErrCorrupt)
 		}
 		b := make([]byte, n)
 		if _, err := io.ReadFull(rr.r, b); err != nil {
@@ -213,30 +230,31 @@ type KeyLength struct {
 	Chars int `json:"chars,omitempty"` // TEXT only
 }
 
-// KeyLengths measures the bounded columns of a table's records.
+// KeyLengths measures the bounded columns of a table's rows.
 type KeyLengths struct {
-	cols []storage.Column
+	cols []int // indexes of the measured columns
 	Max  map[string]KeyLength
+	m    *storage.TableMetadata
 }
 
 // NewKeyLengths measures the TEXT and BLOB columns of m that are keys or
 // indexed. Max is never nil, so a manifest tells a table with no such
 // column from one written before they were measured.
 func NewKeyLengths(m *storage.TableMetadata) *KeyLengths {
-	k := &KeyLengths{Max: map[string]KeyLength{}}
-	for _, c := range m.Columns {
+	k := &KeyLengths{Max: map[string]KeyLength{}, m: m}
+	for i, c := range m.Columns {
 		if (c.Type == storage.Text || c.Type == storage.Blob) && (m.IsKey(c.Name) || slices.Contains(m.Indexes, c.Name)) {
-			k.cols = append(k.cols, c)
+			k.cols = append(k.cols, i)
 		}
 	}
 	return k
 }
 
-// Add measures one record.
-func (k *KeyLengths) Add(r storage.Record) {
-	for _, c := range k.cols {
+// Add measures one row of m's columns.
+func (k *KeyLengths) Add(row []any) {
+	for _, i := range k.cols {
 		var l KeyLength
-		switch v := r[c.Name].(type) {
+		switch v := row[i].(type) {
 		case string:
 			l = KeyLength{Bytes: len(v), Chars: utf8.RuneCountInString(v)}
 		case []byte:
@@ -244,19 +262,20 @@ func (k *KeyLengths) Add(r storage.Record) {
 		default:
 			continue
 		}
-		cur := k.Max[c.Name]
-		k.Max[c.Name] = KeyLength{Bytes: max(cur.Bytes, l.Bytes), Chars: max(cur.Chars, l.Chars)}
+		name := k.m.Columns[i].Name
+		cur := k.Max[name]
+		k.Max[name] = KeyLength{Bytes: max(cur.Bytes, l.Bytes), Chars: max(cur.Chars, l.Chars)}
 	}
 }
 
-// OpenTable opens a table's record stream in the repository; closeStream
-// releases it.
-func OpenTable(ctx context.Context, r *repo.Repository, t TableBackup) (next func() (storage.Record, error), closeStream func(), err error) {
+// OpenTable opens a table's row stream in the repository (each chunk
+// verified as it is read); closeStream releases it.
+func OpenTable(ctx context.Context, r *repo.Repository, t TableBackup) (next func() ([]any, error), closeStream func(), err error) {
 	rc := r.OpenStream(ctx, t.Chunks)
 	rr, err := NewRowReader(rc, t.Metadata.Columns)
 	if err != nil {
 		rc.Close()
 		return nil, nil, err
 	}
-	return rr.Next, func() { rc.Close() }, nil
+	return rr.NextRow, func() { rc.Close() }, nil
 }

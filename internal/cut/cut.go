@@ -28,6 +28,13 @@ type Snapshot interface {
 	Close() error
 }
 
+// RowSnapshot is a Snapshot that also streams a table as rows: values in
+// the order of m.Columns, in a slice fn must not keep. Backups use it when
+// a snapshot has it (no map per record), ReadTable otherwise.
+type RowSnapshot interface {
+	ReadRows(ctx context.Context, m *storage.TableMetadata, fn func(row []any) error) error
+}
+
 // Fence blocks commit decisions while held.
 type Fence interface{ Release() error }
 

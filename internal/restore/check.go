@@ -76,7 +76,7 @@ func checkKeyLengths(ctx context.Context, r *repo.Repository, t *table) error {
 	lengths := t.backup.KeyLengths
 	if lengths == nil {
 		k := backup.NewKeyLengths(&t.backup.Metadata)
-		if err := readTable(ctx, r, t.backup, func(rec storage.Record) { k.Add(rec) }); err != nil {
+		if err := readTable(ctx, r, t.backup, k.Add); err != nil {
 			return fmt.Errorf("restore %s: measure key lengths: %w", t.full, err)
 		}
 		lengths = k.Max
@@ -144,12 +144,12 @@ func checkTargets(ctx context.Context, st storage.Store, p *plan, force bool) er
 	return errors.Join(errs...)
 }
 
-// readTable streams a table's records out of the repository, verifying
+// readTable streams a table's rows out of the repository, verifying
 // every chunk, and checks the count against the manifest.
-func readTable(ctx context.Context, r *repo.Repository, t backup.TableBackup, fn func(storage.Record)) error {
+func readTable(ctx context.Context, r *repo.Repository, t backup.TableBackup, fn func(row []any)) error {
 	var n int64
-	err := backup.EachRecord(ctx, r, t, func(rec storage.Record) {
-		fn(rec)
+	err := backup.EachRow(ctx, r, t, func(row []any) {
+		fn(row)
 		n++
 	})
 	if err == nil && n != t.Rows {

@@ -24,3 +24,11 @@ func JournalState(ctx context.Context, st storage.Store) (string, error) {
 	j, err := readJournal(ctx, st)
 	return j[wholeItem].state, err
 }
+
+// SetMaxNotedPending bounds the pending keys a load notes per table, until
+// the test ends.
+func SetMaxNotedPending(t interface{ Cleanup(func()) }, n int) {
+	old := maxNotedPending
+	maxNotedPending = n
+	t.Cleanup(func() { maxNotedPending = old })
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
 	"github.com/stillpoint/stillpoint/internal/testenv"
 	"github.com/stillpoint/stillpoint/internal/txn"
+	"github.com/stillpoint/stillpoint/internal/txn/consensus"
 	"github.com/stillpoint/stillpoint/internal/verify"
 	"github.com/stillpoint/stillpoint/internal/workload/bank"
 )
@@ -179,5 +180,28 @@ func checkNoJournal(t testing.TB, st *multistorage.Storage) {
 	}
 	if ok, err := d.HasTable(ctx, restore.JournalNamespace, restore.JournalTable); err != nil || ok {
 		t.Fatalf("the journal table is still there after a complete restore (%v)", err)
+	}
+}
+
+// checkNothingPending fails if a transactional table of the backup holds a
+// record still PREPARED or DELETED: the restore must have settled them all.
+func checkNothingPending(t testing.TB, st storage.Store, m *backup.Manifest) {
+	t.Helper()
+	for _, s := range m.Stores {
+		for _, tb := range s.Tables {
+			meta := tb.Metadata
+			if !schema.IsTransactional(&meta) {
+				continue
+			}
+			recs, err := st.ScanAll(context.Background(), storage.ScanAll{Namespace: meta.Namespace, Table: meta.Table})
+			if err != nil {
+				t.Fatalf("scan %s: %v", meta.FullName(), err)
+			}
+			for _, rec := range recs {
+				if consensus.MetaOf(rec).Pending() {
+					t.Fatalf("%s %s is still %v after the restore", meta.FullName(), meta.KeyString(consensus.KeyOf(&meta, rec)), consensus.MetaOf(rec).State)
+				}
+			}
+		}
 	}
 }

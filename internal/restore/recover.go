@@ -17,38 +17,49 @@ import (
 // lifetime is waited for. Idempotent: a rerun finds only what is left.
 func settle(ctx context.Context, st storage.Store, p *plan) (txn.Settled, error) {
 	tables := make([]*storage.TableMetadata, len(p.tables))
+	pending := map[*storage.TableMetadata][]storage.Key{}
 	for i, t := range p.tables {
 		tables[i] = &t.backup.Metadata
+		if t.pending != nil && !t.pending.overflow {
+			pending[tables[i]] = t.pending.keys
+		}
 	}
-	return Settle(ctx, st, tables)
+	return settleTables(ctx, st, tables, pending)
 }
 
 // Settle finishes the cut in tables as a restore does (settle): for a
 // point-in-time recovery, which replays each store's log to its cut mark
 // and must then settle what was in flight at the mark.
 func Settle(ctx context.Context, st storage.Store, tables []*storage.TableMetadata) (txn.Settled, error) {
+	return settleTables(ctx, st, tables, nil)
+}
+
+// settleTables settles the pending records of tables. The keys of those
+// a restore loaded were noted as they streamed past (pendingRows), so
+// finishing the cut reads only them; a table not in pending (loaded by an
+// earlier run, or replayed by PITR) is scanned for them.
+func settleTables(ctx context.Context, st storage.Store, tables []*storage.TableMetadata, pending map[*storage.TableMetadata][]storage.Key) (txn.Settled, error) {
 	var out txn.Settled
 	m := txn.NewManager(st, txn.Options{Lifetime: -1})
 	for _, meta := range tables {
 		if !schema.IsTransactional(meta) {
 			continue
 		}
-		cols := meta.KeyColumns()
-		for _, c := range schema.TxColumns {
-			cols = append(cols, c.Name)
-		}
-		recs, err := inFlight(ctx, st, storage.ScanAll{Namespace: meta.Namespace, Table: meta.Table, Projection: cols})
-		if err != nil {
-			return out, fmt.Errorf("restore: finish the cut: %w", err)
-		}
-		for _, rec := range recs {
-			if !consensus.MetaOf(rec).Pending() {
-				continue
+		keys, known := pending[meta]
+		if !known {
+			var err error
+			if keys, err = scanPending(ctx, st, meta); err != nil {
+				return out, fmt.Errorf("restore: finish the cut: %w", err)
 			}
-			ref := consensus.Ref{Table: meta, Key: consensus.KeyOf(meta, rec)}
+		}
+		for _, key := range keys {
+			ref := consensus.Ref{Table: meta, Key: key}
 			full, err := st.Get(ctx, storage.Get{Namespace: meta.Namespace, Table: meta.Table, Key: ref.Key})
 			if err != nil {
 				return out, fmt.Errorf("restore: finish the cut: %w", err)
+			}
+			if full == nil || !consensus.MetaOf(full).Pending() {
+				continue
 			}
 			action, err := m.RecoverRecord(ctx, ref, full)
 			if err != nil {
@@ -62,6 +73,78 @@ func Settle(ctx context.Context, st storage.Store, tables []*storage.TableMetada
 		}
 	}
 	return out, nil
+}
+
+// scanPending returns the keys of a table's pending records, read from
+// the store (filtered by the database where it can: inFlight).
+func scanPending(ctx context.Context, st storage.Store, meta *storage.TableMetadata) ([]storage.Key, error) {
+	cols := meta.KeyColumns()
+	for _, c := range schema.TxColumns {
+		cols = append(cols, c.Name)
+	}
+	recs, err := inFlight(ctx, st, storage.ScanAll{Namespace: meta.Namespace, Table: meta.Table, Projection: cols})
+	if err != nil {
+		return nil, err
+	}
+	var keys []storage.Key
+	for _, rec := range recs {
+		if consensus.MetaOf(rec).Pending() {
+			keys = append(keys, consensus.KeyOf(meta, rec))
+		}
+	}
+	return keys, nil
+}
+
+// maxNotedPending bounds the keys a load notes per table: past it the
+// table is scanned instead, so memory stays bounded whatever the backup.
+var maxNotedPending = 100_000
+
+// pendingRows notes the keys of the pending records (PREPARED, DELETED)
+// of a transactional table as its rows are loaded.
+type pendingRows struct {
+	state    int   // index of tx_state
+	key      []int // indexes of the key columns
+	names    []string
+	keys     []storage.Key
+	overflow bool
+}
+
+// newPendingRows returns nil for a table that is not transactional.
+func newPendingRows(meta *storage.TableMetadata) *pendingRows {
+	if !schema.IsTransactional(meta) {
+		return nil
+	}
+	p := &pendingRows{state: -1, names: meta.KeyColumns()}
+	for i, c := range meta.Columns {
+		if c.Name == schema.TxState {
+			p.state = i
+		}
+	}
+	for _, name := range p.names {
+		for i, c := range meta.Columns {
+			if c.Name == name {
+				p.key = append(p.key, i)
+			}
+		}
+	}
+	return p
+}
+
+// add looks at one loaded row.
+func (p *pendingRows) add(row []any) {
+	state, ok := row[p.state].(int32)
+	if !ok || !(consensus.Meta{State: consensus.State(state)}).Pending() || p.overflow {
+		return
+	}
+	if len(p.keys) == maxNotedPending {
+		p.overflow, p.keys = true, nil
+		return
+	}
+	k := make(storage.Key, len(p.key))
+	for i, idx := range p.key {
+		k[p.names[i]] = row[idx]
+	}
+	p.keys = append(p.keys, k)
 }
 
 // inFlight reads the records of a table that may be in flight (a state

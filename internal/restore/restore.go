@@ -71,6 +71,9 @@ type table struct {
 	// captured DDL (same engine), else from the metadata.
 	namespace *storage.NamespaceDefinition
 	replay    bool
+	// pending are the keys of the pending records this run loaded (nil:
+	// not loaded by this run, or not transactional).
+	pending *pendingRows
 }
 
 // plan is a restore's tables and the journal's store.
@@ -142,17 +145,18 @@ func Run(ctx context.Context, r *repo.Repository, m *backup.Manifest, t Target, 
 	if err != nil {
 		return nil, err
 	}
-	// A damaged backup must restore nothing: check every chunk first.
+	// Every chunk must be there before anything is created; each is read
+	// once, verified while it loads (docs/restore.md, step 2).
 	referenced := map[string]bool{}
 	m.Referenced(referenced)
-	problems, err := r.CheckChunks(ctx, referenced, true, nil)
+	problems, err := r.CheckChunks(ctx, referenced, false, nil)
 	if err != nil {
 		return nil, err
 	}
 	if err := errors.Join(problems...); err != nil {
 		return nil, fmt.Errorf("restore: backup %s is damaged, nothing was restored: %w", m.ID, err)
 	}
-	slog.Info("restore: every chunk of the backup read back intact", "id", m.ID, "chunks", len(referenced))
+	slog.Info("restore: every chunk of the backup is in the repository", "id", m.ID, "chunks", len(referenced))
 	if err := validateTargetTables(ctx, r, t, p); err != nil {
 		return nil, err
 	}
@@ -207,6 +211,9 @@ func Run(ctx context.Context, r *repo.Repository, m *backup.Manifest, t Target, 
 	}
 	slog.Info("restore: tables created", "id", m.ID, "to_load", len(todo), "already_loaded", res.Resumed)
 	if err := loadTables(ctx, r, p, w, todo, opts, res); err != nil {
+		if damaged(err) {
+			return nil, fmt.Errorf("restore: backup %s is damaged: %w; the restore is left unfinished (its journal says so, and verify and restore refuse these stores until it is replaced): restore another backup with --force", m.ID, err)
+		}
 		return nil, err
 	}
 	if res.Recovery, err = settle(ctx, t, p); err != nil {
@@ -317,15 +324,19 @@ func loadTable(ctx context.Context, r *repo.Repository, t *table, progress func(
 	}
 	defer closeStream()
 	var read int64
-	n, err := t.d.Load(ctx, &t.backup.Metadata, func() (storage.Record, error) {
-		rec, err := next()
+	pending := newPendingRows(&t.backup.Metadata)
+	n, err := loadRows(ctx, t.d, &t.backup.Metadata, func() ([]any, error) {
+		row, err := next()
 		if err == nil {
+			if pending != nil {
+				pending.add(row)
+			}
 			read++
 			if progress != nil && read%1000 == 0 {
 				progress(1000)
 			}
 		}
-		return rec, err
+		return row, err
 	})
 	if err != nil {
 		return n, err
@@ -336,5 +347,29 @@ func loadTable(ctx context.Context, r *repo.Repository, t *table, progress func(
 	if n != t.backup.Rows {
 		return n, fmt.Errorf("loaded %d records, the manifest says %d", n, t.backup.Rows)
 	}
+	t.pending = pending
 	return n, nil
+}
+
+// loadRows loads rows into a table: positionally where the store can
+// (RowLoader), else as records.
+func loadRows(ctx context.Context, d Destination, m *storage.TableMetadata, next func() ([]any, error)) (int64, error) {
+	if rl, ok := d.(RowLoader); ok {
+		return rl.LoadRows(ctx, m, next)
+	}
+	return d.Load(ctx, m, func() (storage.Record, error) {
+		row, err := next()
+		if err != nil {
+			return nil, err
+		}
+		return m.Record(row), nil
+	})
+}
+
+// damaged reports whether a load failed on the backup itself: a chunk
+// missing or not matching its name, or a table stream that does not decode.
+func damaged(err error) bool {
+	var ce *repo.CorruptError
+	var me *repo.MissingError
+	return errors.As(err, &ce) || errors.As(err, &me) || errors.Is(err, backup.ErrTruncated) || errors.Is(err, backup.ErrCorrupt)
 }

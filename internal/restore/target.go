@@ -53,6 +53,13 @@ type BulkLoader interface {
 	Load(ctx context.Context, m *storage.TableMetadata, next func() (storage.Record, error)) (int64, error)
 }
 
+// RowLoader is a BulkLoader that also takes rows (values in the order of
+// m.Columns; next may reuse its slice): no map per record. Restore uses it
+// when a store has it, Load otherwise.
+type RowLoader interface {
+	LoadRows(ctx context.Context, m *storage.TableMetadata, next func() ([]any, error)) (int64, error)
+}
+
 // Stores is the Target of a configuration's stores.
 func Stores(st *multistorage.Storage) Target { return stores{st} }
 

@@ -16,7 +16,7 @@ import (
 )
 
 // Copy loads records with COPY FROM STDIN (binary), PostgreSQL's fast path.
-func (Dialect) Copy(ctx context.Context, s *sqlstore.Store, m *storage.TableMetadata, next func() (storage.Record, error)) (int64, error) {
+func (Dialect) Copy(ctx context.Context, s *sqlstore.Store, m *storage.TableMetadata, next func() ([]any, error)) (int64, error) {
 	conn, err := s.DB().Conn(ctx)
 	if err != nil {
 		return 0, err
@@ -29,7 +29,7 @@ func (Dialect) Copy(ctx context.Context, s *sqlstore.Store, m *storage.TableMeta
 	var n int64
 	err = conn.Raw(func(dc any) error {
 		pc := dc.(*stdlib.Conn).Conn()
-		n, err = pc.CopyFrom(ctx, pgx.Identifier{s.PhysicalNamespace(m.Namespace), m.Table}, cols, &copySource{m: m, next: next})
+		n, err = pc.CopyFrom(ctx, pgx.Identifier{s.PhysicalNamespace(m.Namespace), m.Table}, cols, &copySource{next: next})
 		return err
 	})
 	if errors.Is(err, driver.ErrBadConn) {
@@ -38,29 +38,27 @@ func (Dialect) Copy(ctx context.Context, s *sqlstore.Store, m *storage.TableMeta
 	return n, err
 }
 
-// copySource feeds COPY from a record stream.
+// copySource feeds COPY from a row stream. pgx encodes each row before it
+// asks for the next, so one values slice serves every row.
 type copySource struct {
-	m      *storage.TableMetadata
-	next   func() (storage.Record, error)
+	next   func() ([]any, error)
 	values []any
 	err    error
 }
 
 func (c *copySource) Next() bool {
-	rec, err := c.next()
+	row, err := c.next()
 	if err != nil {
 		if !errors.Is(err, io.EOF) {
 			c.err = err
 		}
 		return false
 	}
-	c.values = make([]any, len(c.m.Columns))
-	for i, col := range c.m.Columns {
-		v := rec[col.Name]
+	c.values = append(c.values[:0], row...)
+	for i, v := range c.values {
 		if d, ok := v.(time.Duration); ok {
-			v = pgtype.Time{Microseconds: d.Microseconds(), Valid: true}
+			c.values[i] = pgtype.Time{Microseconds: d.Microseconds(), Valid: true}
 		}
-		c.values[i] = v
 	}
 	return true
 }

@@ -92,6 +92,11 @@ func (s *Snapshot) ReadTable(ctx context.Context, m *storage.TableMetadata, fn f
 	return s.in(ctx, func(tx *sql.Tx) error { return s.st.ReadTable(ctx, tx, m, fn) })
 }
 
+// ReadRows reads a table's rows in the snapshot (cut.RowSnapshot).
+func (s *Snapshot) ReadRows(ctx context.Context, m *storage.TableMetadata, fn func([]any) error) error {
+	return s.in(ctx, func(tx *sql.Tx) error { return s.st.ReadRows(ctx, tx, m, fn) })
+}
+
 // Catalog reads definitions with the catalog's rows as of the snapshot
 // (format_type and pg_get_indexdef deparse from the current catalog).
 func (s *Snapshot) Catalog(ctx context.Context, fn func(storage.Catalog) error) error {

@@ -51,6 +51,13 @@ func (s *ConnSnapshot) ReadTable(ctx context.Context, m *storage.TableMetadata, 
 	return s.st.ReadTable(ctx, s.held.conn, m, fn)
 }
 
+// ReadRows reads a table's rows in the snapshot (cut.RowSnapshot).
+func (s *ConnSnapshot) ReadRows(ctx context.Context, m *storage.TableMetadata, fn func([]any) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st.ReadRows(ctx, s.held.conn, m, fn)
+}
+
 // Catalog reads definitions in the snapshot's session: in its transaction
 // where the engine's catalog is transactional (SQLite), else as the
 // catalog is at the moment of the read (MariaDB's data dictionary).

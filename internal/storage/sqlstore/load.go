@@ -9,9 +9,12 @@ import (
 	"github.com/stillpoint/stillpoint/internal/storage"
 )
 
-// Copier is a dialect's fast path for bulk loads (PostgreSQL's COPY).
+// Copier is a dialect's fast path for bulk loads (PostgreSQL's COPY,
+// MariaDB's LOAD DATA LOCAL INFILE). next returns rows (values in the
+// order of m.Columns, the slice reused by the next call) and io.EOF after
+// the last.
 type Copier interface {
-	Copy(ctx context.Context, s *Store, m *storage.TableMetadata, next func() (storage.Record, error)) (int64, error)
+	Copy(ctx context.Context, s *Store, m *storage.TableMetadata, next func() ([]any, error)) (int64, error)
 }
 
 // loadBatch is how many records one multi-row INSERT carries; loadTx how
@@ -21,19 +24,35 @@ const (
 	loadTx    = 20000
 )
 
-// Load writes records into an empty table as fast as the engine allows:
-// the dialect's Copier if it has one, else multi-row INSERTs in large
-// transactions. next returns io.EOF after the last record.
+// Load writes records into an empty table as fast as the engine allows;
+// next returns io.EOF after the last record.
 func (s *Store) Load(ctx context.Context, m *storage.TableMetadata, next func() (storage.Record, error)) (int64, error) {
+	var row []any
+	return s.LoadRows(ctx, m, func() ([]any, error) {
+		rec, err := next()
+		if err != nil {
+			return nil, err
+		}
+		row = m.Row(rec, row)
+		return row, nil
+	})
+}
+
+// LoadRows writes rows (values in the order of m.Columns; next may reuse
+// its slice) into an empty table: the dialect's Copier if it has one,
+// else multi-row INSERTs in large transactions.
+func (s *Store) LoadRows(ctx context.Context, m *storage.TableMetadata, next func() ([]any, error)) (int64, error) {
 	if c, ok := s.dialect.(Copier); ok {
 		n, err := c.Copy(ctx, s, m, next)
 		return n, s.wrap(err, "load "+m.FullName())
 	}
-	n, err := s.insertAll(ctx, m, next)
+	n, err := s.InsertRows(ctx, m, next)
 	return n, s.wrap(err, "load "+m.FullName())
 }
 
-func (s *Store) insertAll(ctx context.Context, m *storage.TableMetadata, next func() (storage.Record, error)) (int64, error) {
+// InsertRows loads rows with multi-row INSERTs in large transactions: the
+// path of every engine, and the fallback of a Copier that cannot run.
+func (s *Store) InsertRows(ctx context.Context, m *storage.TableMetadata, next func() ([]any, error)) (int64, error) {
 	cols := make([]string, len(m.Columns))
 	for i, c := range m.Columns {
 		cols[i] = c.Name
@@ -52,7 +71,7 @@ func (s *Store) insertAll(ctx context.Context, m *storage.TableMetadata, next fu
 			var args []any
 			rows := 0
 			for rows < perBatch {
-				rec, err := next()
+				row, err := next()
 				if errors.Is(err, io.EOF) {
 					done = true
 					break
@@ -61,8 +80,8 @@ func (s *Store) insertAll(ctx context.Context, m *storage.TableMetadata, next fu
 					tx.Rollback()
 					return total, err
 				}
-				for _, c := range m.Columns {
-					args = append(args, s.dialect.ToDriver(c.Type, rec[c.Name]))
+				for i, c := range m.Columns {
+					args = append(args, s.dialect.ToDriver(c.Type, row[i]))
 				}
 				rows++
 			}
