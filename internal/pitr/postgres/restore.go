@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,12 +66,16 @@ func (Engine) Restore(ctx context.Context, base io.Reader, info pitr.BaseInfo, l
 	if err != nil {
 		return err
 	}
+	began := time.Now()
 	if err := untar(base, target.DataDir); err != nil {
 		return fmt.Errorf("restore: unpacking the base into %s: %w", target.DataDir, err)
 	}
+	slog.Info("restore: base unpacked", "data_dir", target.DataDir, "took", time.Since(began))
+	began = time.Now()
 	if err := spool(ctx, a, info.Start, to, filepath.Join(target.DataDir, spoolDir)); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
+	slog.Info("restore: WAL to the mark fetched", "data_dir", target.DataDir, "took", time.Since(began))
 	if err := configure(target, to); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
@@ -80,7 +85,12 @@ func (Engine) Restore(ctx context.Context, base io.Reader, info pitr.BaseInfo, l
 	if !target.Start {
 		return nil
 	}
-	return start(ctx, bin, target.DataDir, owner)
+	began = time.Now()
+	if err := start(ctx, bin, target.DataDir, owner); err != nil {
+		return err
+	}
+	slog.Info("restore: replayed to the mark and started", "data_dir", target.DataDir, "took", time.Since(began))
+	return nil
 }
 
 // owner is who the restored server runs as: the caller, or under root the
