@@ -431,18 +431,26 @@ func indexType(t storage.DataType) types.ScalarAttributeType {
 	return types.ScalarAttributeTypeN
 }
 
+// exists tells whether DynamoDB has a table of that name.
+func (s *Store) exists(ctx context.Context, name string) (bool, error) {
+	_, err := s.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, s.wrap(err, "look for "+name)
+	}
+	return true, nil
+}
+
 // ensureMetadataTable creates "<metadata schema>.metadata" keyed by
 // "table" (a string), as DynamoAdmin.createMetadataTableIfNotExists does.
 func (s *Store) ensureMetadataTable(ctx context.Context) error {
 	name := s.metadataTable()
-	_, err := s.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
-	if err == nil {
-		return nil
+	if ok, err := s.exists(ctx, name); err != nil || ok {
+		return err
 	}
-	if !isNotFound(err) {
-		return s.wrap(err, "look for "+name)
-	}
-	_, err = s.client.CreateTable(ctx, &dynamodb.CreateTableInput{
+	_, err := s.client.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName:            aws.String(name),
 		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(attrTable), AttributeType: types.ScalarAttributeTypeS}},
 		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(attrTable), KeyType: types.KeyTypeHash}},

@@ -2,7 +2,6 @@ package dynamodb
 
 import (
 	"context"
-	"errors"
 	"io"
 	"time"
 
@@ -38,37 +37,13 @@ func (s *Store) ScanTables(ctx context.Context) ([]*storage.TableMetadata, error
 // ScanSegment reads one of total segments of a table (DynamoDB's parallel
 // scan) with strongly consistent reads, page by page.
 func (s *Store) ScanSegment(ctx context.Context, m *storage.TableMetadata, segment, total int, fn func(storage.Record) error) error {
-	p := dynamodb.NewScanPaginator(s.client, &dynamodb.ScanInput{TableName: aws.String(s.tableName(m.Namespace, m.Table)),
-		ConsistentRead: aws.Bool(true), Segment: aws.Int32(int32(segment)), TotalSegments: aws.Int32(int32(total))})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return s.dataErr(err, m, "scan")
-		}
-		for _, it := range page.Items {
-			rec, err := s.record(m, it, nil)
-			if err != nil {
-				return err
-			}
-			if err := fn(rec); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return s.scan(ctx, m, &dynamodb.ScanInput{TableName: aws.String(s.tableName(m.Namespace, m.Table)),
+		ConsistentRead: aws.Bool(true), Segment: aws.Int32(int32(segment)), TotalSegments: aws.Int32(int32(total))}, nil, fn)
 }
 
 // HasTable tells whether the table exists, whatever the metadata says.
 func (s *Store) HasTable(ctx context.Context, namespace, table string) (bool, error) {
-	_, err := s.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.tableName(namespace, table))})
-	var missing *types.ResourceNotFoundException
-	if errors.As(err, &missing) {
-		return false, nil
-	}
-	if err != nil {
-		return false, s.wrap(err, "describe table "+namespace+"."+table)
-	}
-	return true, nil
+	return s.exists(ctx, s.tableName(namespace, table))
 }
 
 // batchSize is BatchWriteItem's limit.

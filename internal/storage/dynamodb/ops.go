@@ -3,6 +3,7 @@ package dynamodb
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -306,24 +307,41 @@ func (s *Store) ScanAll(ctx context.Context, sa storage.ScanAll) ([]storage.Reco
 	if sa.Limit > 0 {
 		in.Limit = pageLimit(sa.Limit)
 	}
+	err = s.scan(ctx, m, in, sa.Projection, func(rec storage.Record) error {
+		out = append(out, rec)
+		if sa.Limit > 0 && len(out) == sa.Limit {
+			return errEnough
+		}
+		return nil
+	})
+	if err != nil && err != errEnough {
+		return nil, err
+	}
+	return out, nil
+}
+
+// errEnough stops a scan that has what it needs.
+var errEnough = errors.New("enough records")
+
+// scan runs a Scan page by page, each item as a record to fn.
+func (s *Store) scan(ctx context.Context, m *storage.TableMetadata, in *dynamodb.ScanInput, projection []string, fn func(storage.Record) error) error {
 	p := dynamodb.NewScanPaginator(s.client, in)
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, s.dataErr(err, m, "scan")
+			return s.dataErr(err, m, "scan")
 		}
 		for _, it := range page.Items {
-			rec, err := s.record(m, it, sa.Projection)
+			rec, err := s.record(m, it, projection)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			out = append(out, rec)
-			if sa.Limit > 0 && len(out) == sa.Limit {
-				return out, nil
+			if err := fn(rec); err != nil {
+				return err
 			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // exprs builds a ConditionExpression with its names and values.
