@@ -189,14 +189,7 @@ func (s *Store) Scan(ctx context.Context, sc storage.Scan) ([]storage.Record, er
 }
 
 func (s *Store) ScanAll(ctx context.Context, sc storage.ScanAll) ([]storage.Record, error) {
-	m, err := s.meta(ctx, sc.Namespace, sc.Table)
-	if err != nil {
-		return nil, err
-	}
-	if err := storage.CheckScanAll(m, sc); err != nil {
-		return nil, err
-	}
-	return s.query(ctx, m, sc.Projection, where{}, "", sc.Limit)
+	return s.ScanAllWhere(ctx, sc, nil)
 }
 
 func (s *Store) query(ctx context.Context, m *storage.TableMetadata, projection []string, w where, orderBy string, limit int) ([]storage.Record, error) {
