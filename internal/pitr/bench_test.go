@@ -69,14 +69,10 @@ func (t timedTx) Commit(ctx context.Context) error {
 	return err
 }
 
-// percentiles of sorted latencies.
+// percentiles sorts latencies and returns their p50, p99 and largest.
 func percentiles(l []time.Duration) (p50, p99, max time.Duration) {
-	if len(l) == 0 {
-		return 0, 0, 0
-	}
 	slices.Sort(l)
-	at := func(p float64) time.Duration { return l[min(len(l)-1, int(p*float64(len(l))))] }
-	return at(0.50), at(0.99), l[len(l)-1]
+	return bank.Percentile(l, 0.50), bank.Percentile(l, 0.99), bank.Percentile(l, 1)
 }
 
 // BenchmarkCutMarkStall measures what continuous cut marks cost the

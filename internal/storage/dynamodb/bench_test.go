@@ -139,8 +139,7 @@ func BenchmarkBackupStall(b *testing.B) {
 		stop()
 		wg.Wait()
 		slices.Sort(latencies)
-		at := func(p float64) time.Duration { return latencies[min(len(latencies)-1, int(p*float64(len(latencies))))] }
-		res.committed, res.p50, res.p99, res.max = len(latencies), at(0.5), at(0.99), latencies[len(latencies)-1]
+		res.committed, res.p50, res.p99, res.max = len(latencies), bank.Percentile(latencies, 0.5), bank.Percentile(latencies, 0.99), bank.Percentile(latencies, 1)
 		return res
 	}
 	for range b.N {

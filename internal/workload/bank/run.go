@@ -111,17 +111,17 @@ func Run(ctx context.Context, db DB, s *Setup, l Workload) (Stats, error) {
 		st.Throughput = float64(st.Committed) / st.Elapsed.Seconds()
 	}
 	slices.Sort(latencies)
-	pct := func(p float64) time.Duration {
-		if len(latencies) == 0 {
-			return 0
-		}
-		return latencies[min(len(latencies)-1, int(p*float64(len(latencies))))]
-	}
-	st.P50, st.P95, st.P99 = pct(0.50), pct(0.95), pct(0.99)
-	if len(latencies) > 0 {
-		st.Max = latencies[len(latencies)-1]
-	}
+	st.P50, st.P95, st.P99, st.Max = Percentile(latencies, 0.50), Percentile(latencies, 0.95), Percentile(latencies, 0.99), Percentile(latencies, 1)
 	return st, nil
+}
+
+// Percentile is the p-quantile (0 to 1; 1 is the largest) of sorted
+// latencies, 0 for none.
+func Percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))]
 }
 
 // Transfer moves a random amount between random accounts of two different
