@@ -37,10 +37,12 @@ type violationError struct{ error }
 func (e violationError) Unwrap() error { return e.error }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	stopSignals := cancelOnSignal(cancel, os.Stderr)
 	cmd, err := newRootCmd().ExecuteContextC(ctx)
 	interrupted := ctx.Err() != nil
-	stop()
+	stopSignals()
+	cancel()
 	if err != nil && interrupted {
 		// The command has unwound (locks released, nothing recorded); what
 		// it was doing when the signal came is detail.
@@ -50,6 +52,27 @@ func main() {
 	// Hints name the same stores, repository and servers as the command.
 	err = hint.Rendered(err, func(args []string) string { return nextCommand(cmd, args...) })
 	os.Exit(exitCode(os.Stderr, err))
+}
+
+// cancelOnSignal cancels the command's context at the first SIGINT or
+// SIGTERM, so it unwinds (unpauses servers, releases locks, records
+// nothing), and gives the signals back to their default action: a second
+// one ends the process at once, for the operator who cannot wait for that
+// clean-up (a target that does not answer can hold it for its timeout).
+func cancelOnSignal(cancel context.CancelFunc, w io.Writer) (stop func()) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-sigs:
+			signal.Stop(sigs)
+			fmt.Fprintf(w, "stillpoint: %v: stopping cleanly; send it again to stop at once without cleaning up\n", s)
+			cancel()
+		case <-done:
+		}
+	}()
+	return func() { signal.Stop(sigs); close(done) }
 }
 
 // exitCode prints err (if any) to w and returns the exit code it means.
