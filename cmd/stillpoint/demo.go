@@ -77,6 +77,9 @@ read-only: nothing may be left undecided, and both bank invariants must hold. Ev
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			rep := demoReport{Dir: dir}
+			if g.dataDir != "" || g.configFile != "" {
+				return usageError{fmt.Errorf("demo makes its own SQLite stores and repository under --dir (now %s); --data-dir and --config do not apply to it", dir)}
+			}
 			// The demo makes everything it uses, its directory included.
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return err

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -86,5 +89,24 @@ func TestUsageErrors(t *testing.T) {
 	visit(newRootCmd())
 	if commands < 20 {
 		t.Fatalf("visited %d commands; the walk missed some", commands)
+	}
+}
+
+// demo makes everything under its --dir; a --data-dir or --config meant for
+// it is refused, not silently ignored, and nothing is created.
+func TestDemoRefusesStoreFlags(t *testing.T) {
+	for _, flag := range []string{"--data-dir", "--config"} {
+		dir := filepath.Join(t.TempDir(), "demo")
+		root := newRootCmd()
+		root.SetArgs([]string{"demo", "--dir", dir, flag, filepath.Join(t.TempDir(), "x")})
+		root.SetOut(io.Discard)
+		root.SetErr(io.Discard)
+		var msg bytes.Buffer
+		if code := exitCode(&msg, root.ExecuteContext(context.Background())); code != exitUsage || !strings.Contains(msg.String(), "under --dir") {
+			t.Errorf("demo %s: exit %d, %q; want a usage error naming --dir", flag, code, msg.String())
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("demo %s created %s", flag, dir)
+		}
 	}
 }
