@@ -40,6 +40,7 @@ func main() {
 	ctx, cancel := context.WithCancel(context.Background())
 	stopSignals := cancelOnSignal(cancel, os.Stderr)
 	cmd, err := newRootCmd().ExecuteContextC(ctx)
+	stopCPUProfile()
 	interrupted := ctx.Err() != nil
 	stopSignals()
 	cancel()

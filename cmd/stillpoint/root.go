@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -22,6 +23,7 @@ type globals struct {
 	verbose    int
 	logFormat  string
 	progress   bool
+	cpuProfile string
 }
 
 func newRootCmd() *cobra.Command {
@@ -51,7 +53,7 @@ cleanly: locks released, nothing half-recorded).`,
 				return err
 			}
 			slog.SetDefault(slog.New(h))
-			return nil
+			return startCPUProfile(g.cpuProfile)
 		},
 	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
@@ -64,6 +66,7 @@ cleanly: locks released, nothing half-recorded).`,
 	pf.CountVarP(&g.verbose, "verbose", "v", "log to stderr: -v what the command does (the cut, each table), -vv details too")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log line format: text or json (one JSON object per line)")
 	pf.BoolVar(&g.progress, "progress", false, "show progress bars on stderr even when it is not a terminal (never with --json)")
+	pf.StringVar(&g.cpuProfile, "cpu-profile", "", "write a CPU profile of the command to this file (for `go tool pprof`), to see where a slow backup or restore spends its time")
 	root.AddCommand(newSchemaCmd(g), newConfigCmd(g), newWorkloadCmd(g), newVerifyCmd(g), newServerCmd(g), newBackupCmd(g), newRestoreCmd(g), newDemoCmd(g), newAdminCmd(g), newInitCmd(g), newVersionCmd(g), newCheckCmd(g), newStatsCmd(g), newDiffCmd(g),
 		newCutCmd(g), newBaseCmd(g), newForgetCmd(g), newWALPushCmd(g), newWALFetchCmd(g), newArchiveCmd(g))
 	refuseUnknownSubcommands(root)
@@ -102,6 +105,30 @@ func refuseUnknownSubcommands(c *cobra.Command) {
 		}
 		return usageError{fmt.Errorf("%w (see %s --help)", err, cmd.CommandPath())}
 	}
+}
+
+// stopCPUProfile ends the profile --cpu-profile started, if any; main calls
+// it once the command has returned, whether or not it failed.
+var stopCPUProfile = func() {}
+
+func startCPUProfile(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return usageError{fmt.Errorf("--cpu-profile: %w", err)}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("--cpu-profile: %w", err)
+	}
+	stopCPUProfile = func() {
+		pprof.StopCPUProfile()
+		f.Close()
+		stopCPUProfile = func() {}
+	}
+	return nil
 }
 
 // logHandler logs warnings, with -v also info and with -vv debug lines,
