@@ -47,7 +47,7 @@ func bigBank(t *testing.T, c cli, dataDir string, n int) {
 func TestRestoreKilledAndRunAgain(t *testing.T) {
 	src := t.TempDir()
 	c := cli{t: t, bin: build(t), args: []string{"--data-dir", src}}
-	bigBank(t, c, src, 150000)
+	bigBank(t, c, src, 400000)
 	repo := filepath.Join(t.TempDir(), "repo")
 	out, code := c.run("--json", "backup", "create", "--init", "--repo", repo)
 	if code != 0 {

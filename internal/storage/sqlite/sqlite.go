@@ -89,7 +89,11 @@ func (d Dialect) Table(namespace, table string) string { return d.Quote(namespac
 // TextType is TEXT, as in ScalarDB's SQLite engine (RdbEngineSqlite).
 func (Dialect) TextType(int) string { return "TEXT" }
 
-func (Dialect) Placeholder(n int) string { return fmt.Sprintf("?%d", n) }
+// Placeholder is the anonymous "?": the statements bind their arguments in
+// order, and modernc.org/sqlite looks up every numbered parameter's name
+// when binding, a linear search per parameter (quadratic in a multi-row
+// INSERT: a 300,000-row SQLite restore spent 95% of its CPU there).
+func (Dialect) Placeholder(int) string { return "?" }
 
 // ColumnType follows ScalarDB's SQLite mapping (RdbEngineSqlite, the same
 // for keys and in every release): dates and times are integers (epoch day,
