@@ -5,7 +5,9 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -73,10 +75,12 @@ func load(ctx context.Context, c *pgx.Conn, table string, m *storage.TableMetada
 	if p.freeze {
 		opts += ", FREEZE"
 	}
+	began := time.Now()
 	n, err := copyRows(ctx, tx.Conn().PgConn(), "COPY "+table+" ("+strings.Join(cols, ", ")+") FROM STDIN ("+opts+")", enc, next)
 	if err != nil {
 		return 0, err
 	}
+	copied := time.Now()
 	if len(p.keys) > 0 {
 		if _, err := tx.Exec(ctx, "SELECT set_config('maintenance_work_mem', greatest(setting::bigint * 1024, $1)::text || 'kB', true) FROM pg_settings WHERE name = 'maintenance_work_mem'", int64(indexBuildMemory/1024)); err != nil {
 			return 0, err
@@ -87,7 +91,12 @@ func load(ctx context.Context, c *pgx.Conn, table string, m *storage.TableMetada
 			return 0, keyError(k, err)
 		}
 	}
-	return n, tx.Commit(ctx)
+	if err := tx.Commit(ctx); err != nil {
+		return 0, err
+	}
+	slog.Debug("postgres: table loaded", "table", table, "rows", n, "freeze", p.freeze, "keys_after_rows", len(p.keys),
+		"copy", copied.Sub(began), "keys", time.Since(copied))
+	return n, nil
 }
 
 // keyError names the key or index whose build failed; a duplicate key
