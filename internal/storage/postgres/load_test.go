@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"reflect"
@@ -177,7 +178,7 @@ func TestLoadBuildsKeysAfterTheHeap(t *testing.T) {
 
 // TestLoadColumnTypesOfCapturedDDL: a captured definition can give a
 // storage type another column type than Stillpoint's DDL (REAL for FLOAT,
-// VARCHAR, or one the encoder has no case for: SMALLINT, NUMERIC, CHAR,
+// VARCHAR, BIGINT for INT, or one the encoder has no case for: SMALLINT, NUMERIC, CHAR,
 // a domain); every value loads as it would through an INSERT, and a value
 // the column cannot hold fails naming the column.
 func TestLoadColumnTypesOfCapturedDDL(t *testing.T) {
@@ -193,15 +194,15 @@ func TestLoadColumnTypesOfCapturedDDL(t *testing.T) {
 	ns := testenv.UniqueName("types")
 	m := &storage.TableMetadata{Namespace: ns, Table: "t", PartitionKey: []string{"id"}, Columns: []storage.Column{
 		{Name: "id", Type: storage.Int}, {Name: "f", Type: storage.Float}, {Name: "k", Type: storage.Text}, {Name: "s", Type: storage.Int},
-		{Name: "n", Type: storage.Double}, {Name: "ch", Type: storage.Text}, {Name: "d", Type: storage.BigInt}, {Name: "tm", Type: storage.Time}}}
-	def := &storage.TableDefinition{Engine: "postgres", Body: `("id" integer NOT NULL, "f" real, "k" varchar(20), "s" smallint, "n" numeric(12,2), "ch" char(3), "d" positive, "tm" time(3), CONSTRAINT "t_pkey" PRIMARY KEY ("id"))`}
+		{Name: "n", Type: storage.Double}, {Name: "ch", Type: storage.Text}, {Name: "d", Type: storage.BigInt}, {Name: "tm", Type: storage.Time}, {Name: "i8", Type: storage.Int}}}
+	def := &storage.TableDefinition{Engine: "postgres", Body: `("id" integer NOT NULL, "f" real, "k" varchar(20), "s" smallint, "n" numeric(12,2), "ch" char(3), "d" positive, "tm" time(3), "i8" bigint, CONSTRAINT "t_pkey" PRIMARY KEY ("id"))`}
 	if err := st.CreateTableFrom(ctx, m, def); err != nil {
 		t.Fatal(err)
 	}
 	want := [][]any{
-		{int32(1), float32(1.5), "key", int32(-32768), 12.5, "abc", int64(1), time.Second + 250*time.Millisecond},
-		{int32(2), float32(3.4028235e38), "", int32(32767), -0.25, "a  ", int64(1 << 53), time.Duration(0)},
-		{int32(3), nil, nil, nil, nil, nil, nil, nil},
+		{int32(1), float32(1.5), "key", int32(-32768), 12.5, "abc", int64(1), time.Second + 250*time.Millisecond, int32(-7)},
+		{int32(2), float32(3.4028235e38), "", int32(32767), -0.25, "a  ", int64(1 << 53), time.Duration(0), int32(2147483647)},
+		{int32(3), nil, nil, nil, nil, nil, nil, nil, nil},
 	}
 	if n, err := st.LoadRows(ctx, m, rowsOf(want)); err != nil || n != int64(len(want)) {
 		t.Fatalf("load: %d rows, %v", n, err)
@@ -222,9 +223,9 @@ func TestLoadColumnTypesOfCapturedDDL(t *testing.T) {
 		row  []any
 		says []string
 	}{
-		{"out of SMALLINT's range", []any{int32(9), nil, nil, int32(40000), nil, nil, nil, nil}, []string{"column s", "int2"}},
-		{"against the domain's check", []any{int32(9), nil, nil, nil, nil, nil, int64(-1), nil}, []string{"positive"}},
-		{"a value of the wrong Go type", []any{int32(9), 1.5, nil, nil, nil, nil, nil, nil}, []string{"column f", "float64", "float32"}},
+		{"out of SMALLINT's range", []any{int32(9), nil, nil, int32(40000), nil, nil, nil, nil, nil}, []string{"column s", "int2"}},
+		{"against the domain's check", []any{int32(9), nil, nil, nil, nil, nil, int64(-1), nil, nil}, []string{"positive"}},
+		{"a value of the wrong Go type", []any{int32(9), 1.5, nil, nil, nil, nil, nil, nil, nil}, []string{"column f", "float64", "float32"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			other := *m
@@ -240,6 +241,47 @@ func TestLoadColumnTypesOfCapturedDDL(t *testing.T) {
 				if !strings.Contains(err.Error(), s) {
 					t.Errorf("error %q does not say %q", err, s)
 				}
+			}
+		})
+	}
+}
+
+// TestLoadStreamFails: a row stream that fails part way (a damaged chunk)
+// fails the load with the stream's own error, not COPY's report of it, and
+// leaves the table empty with its keys, whether the failure comes before
+// the first row is sent or after many.
+func TestLoadStreamFails(t *testing.T) {
+	ctx := context.Background()
+	st, err := postgres.Open(ctx, "pg", testenv.PostgresDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	damaged := errors.New("chunk 1234 does not match its name")
+	for _, after := range []int{0, 50_000} {
+		t.Run(fmt.Sprint(after), func(t *testing.T) {
+			m := keyedTable(testenv.UniqueName("fails"))
+			if err := st.CreateTable(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+			before := indexOIDs(t, st.DB(), m.Namespace)
+			i := 0
+			_, err := st.LoadRows(ctx, m, func() ([]any, error) {
+				if i == after {
+					return nil, damaged
+				}
+				i++
+				return []any{int32(i), "c", int64(i)}, nil
+			})
+			if !errors.Is(err, damaged) {
+				t.Fatalf("load = %v, want the stream's error", err)
+			}
+			var count int
+			if err := st.DB().QueryRow(fmt.Sprintf(`SELECT count(*) FROM %q.t`, m.Namespace)).Scan(&count); err != nil || count != 0 {
+				t.Fatalf("the table holds %d rows (%v), want none", count, err)
+			}
+			if indexOIDs(t, st.DB(), m.Namespace) != before {
+				t.Error("the failed load changed the table's keys")
 			}
 		})
 	}
