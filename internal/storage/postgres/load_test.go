@@ -14,6 +14,7 @@ import (
 
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/postgres"
+	"github.com/stillpoint/stillpoint/internal/storage/sqlstore"
 	"github.com/stillpoint/stillpoint/internal/testenv"
 )
 
@@ -85,6 +86,33 @@ func indexOIDs(t *testing.T, db *sql.DB, ns string) string {
 	return s
 }
 
+func openStore(t *testing.T) *sqlstore.Store {
+	st, err := postgres.Open(context.Background(), "pg", testenv.PostgresDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func errorSays(t *testing.T, err error, says ...string) {
+	t.Helper()
+	for _, s := range says {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not say %q", err, s)
+		}
+	}
+}
+
+// rowCount is how many rows table t of a schema holds.
+func rowCount(t *testing.T, db *sql.DB, ns string) int {
+	var n int
+	if err := db.QueryRow(fmt.Sprintf(`SELECT count(*) FROM %q.t`, ns)).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func rowsOf(rows [][]any) func() ([]any, error) {
 	i := 0
 	return func() ([]any, error) {
@@ -106,11 +134,7 @@ func rowsOf(rows [][]any) func() ([]any, error) {
 // empty as created.
 func TestLoadBuildsKeysAfterTheHeap(t *testing.T) {
 	ctx := context.Background()
-	st, err := postgres.Open(ctx, "pg", testenv.PostgresDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	db := st.DB()
 	created := func(m *storage.TableMetadata) error { return st.CreateTable(ctx, m) }
 	rows := [][]any{{int32(1), "b", int64(20)}, {int32(1), "a", int64(30)}, {int32(2), "a", int64(5)}}
@@ -151,11 +175,7 @@ func TestLoadBuildsKeysAfterTheHeap(t *testing.T) {
 				if err == nil {
 					t.Fatalf("loaded %d rows, want an error", n)
 				}
-				for _, s := range tc.err {
-					if !strings.Contains(err.Error(), s) {
-						t.Errorf("error %q does not say %q", err, s)
-					}
-				}
+				errorSays(t, err, tc.err...)
 			case err != nil || n != int64(len(tc.rows)):
 				t.Fatalf("load: %d rows, %v", n, err)
 			}
@@ -165,11 +185,7 @@ func TestLoadBuildsKeysAfterTheHeap(t *testing.T) {
 			if rebuilt := indexOIDs(t, db, loaded.Namespace) != before; rebuilt != tc.rebuilt {
 				t.Errorf("keys built again: %v, want %v", rebuilt, tc.rebuilt)
 			}
-			var count int
-			if err := db.QueryRow(fmt.Sprintf(`SELECT count(*) FROM %q.t`, loaded.Namespace)).Scan(&count); err != nil {
-				t.Fatal(err)
-			}
-			if want := map[bool]int{true: 0, false: len(tc.rows)}[tc.err != nil]; count != want {
+			if count, want := rowCount(t, db, loaded.Namespace), map[bool]int{true: 0, false: len(tc.rows)}[tc.err != nil]; count != want {
 				t.Errorf("the table holds %d rows, want %d", count, want)
 			}
 		})
@@ -183,11 +199,7 @@ func TestLoadBuildsKeysAfterTheHeap(t *testing.T) {
 // the column cannot hold fails naming the column.
 func TestLoadColumnTypesOfCapturedDDL(t *testing.T) {
 	ctx := context.Background()
-	st, err := postgres.Open(ctx, "pg", testenv.PostgresDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	if _, err := st.DB().Exec(`CREATE DOMAIN positive AS bigint CHECK (VALUE > 0)`); err != nil {
 		t.Fatal(err)
 	}
@@ -237,11 +249,7 @@ func TestLoadColumnTypesOfCapturedDDL(t *testing.T) {
 			if err == nil {
 				t.Fatal("loaded, want an error")
 			}
-			for _, s := range tc.says {
-				if !strings.Contains(err.Error(), s) {
-					t.Errorf("error %q does not say %q", err, s)
-				}
-			}
+			errorSays(t, err, tc.says...)
 		})
 	}
 }
@@ -252,11 +260,7 @@ func TestLoadColumnTypesOfCapturedDDL(t *testing.T) {
 // the first row is sent or after many.
 func TestLoadStreamFails(t *testing.T) {
 	ctx := context.Background()
-	st, err := postgres.Open(ctx, "pg", testenv.PostgresDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	damaged := errors.New("chunk 1234 does not match its name")
 	for _, after := range []int{0, 50_000} {
 		t.Run(fmt.Sprint(after), func(t *testing.T) {
@@ -276,9 +280,8 @@ func TestLoadStreamFails(t *testing.T) {
 			if !errors.Is(err, damaged) {
 				t.Fatalf("load = %v, want the stream's error", err)
 			}
-			var count int
-			if err := st.DB().QueryRow(fmt.Sprintf(`SELECT count(*) FROM %q.t`, m.Namespace)).Scan(&count); err != nil || count != 0 {
-				t.Fatalf("the table holds %d rows (%v), want none", count, err)
+			if count := rowCount(t, st.DB(), m.Namespace); count != 0 {
+				t.Fatalf("the table holds %d rows, want none", count)
 			}
 			if indexOIDs(t, st.DB(), m.Namespace) != before {
 				t.Error("the failed load changed the table's keys")
