@@ -43,10 +43,11 @@ func (Dialect) Copy(ctx context.Context, s *sqlstore.Store, m *storage.TableMeta
 	return n, err
 }
 
-// indexBuildMemory is the least maintenance_work_mem the key and index
-// builds of a load run with, set for the load's transaction only: a
-// larger setting of the server is kept (docs/performance.md).
-const indexBuildMemory = 256 << 20
+// indexBuildKB is the least maintenance_work_mem, in kB (its unit in
+// pg_settings), the key and index builds of a load run with, set for the
+// load's transaction only: a larger setting of the server is kept
+// (docs/performance.md).
+const indexBuildKB = 256 << 10
 
 func load(ctx context.Context, c *pgx.Conn, table string, m *storage.TableMetadata, next func() ([]any, error)) (int64, error) {
 	tx, err := c.Begin(ctx)
@@ -82,7 +83,7 @@ func load(ctx context.Context, c *pgx.Conn, table string, m *storage.TableMetada
 	}
 	copied := time.Now()
 	if len(p.keys) > 0 {
-		if _, err := tx.Exec(ctx, "SELECT set_config('maintenance_work_mem', greatest(setting::bigint * 1024, $1)::text || 'kB', true) FROM pg_settings WHERE name = 'maintenance_work_mem'", int64(indexBuildMemory/1024)); err != nil {
+		if _, err := tx.Exec(ctx, "SELECT set_config('maintenance_work_mem', greatest(setting::bigint, $1)::text || 'kB', true) FROM pg_settings WHERE name = 'maintenance_work_mem'", int64(indexBuildKB)); err != nil {
 			return 0, err
 		}
 	}

@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -285,6 +286,59 @@ func TestLoadStreamFails(t *testing.T) {
 			}
 			if indexOIDs(t, st.DB(), m.Namespace) != before {
 				t.Error("the failed load changed the table's keys")
+			}
+		})
+	}
+}
+
+// TestKeysBuildWithMoreMemory: the key builds after a load run with
+// maintenance_work_mem raised to 256MB for the load's transaction, or with
+// the server's setting where that is larger; the session keeps its own.
+// An index on a function that fails unless the setting is the one wanted
+// sees the setting of its build.
+func TestKeysBuildWithMoreMemory(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct{ server, want string }{{"", "256MB"}, {"1GB", "1GB"}} {
+		t.Run(tc.want, func(t *testing.T) {
+			dsn := testenv.PostgresDSN(t)
+			if tc.server != "" {
+				db, err := sql.Open("pgx", dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = db.Exec(`DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET maintenance_work_mem = %L', current_database(), '` + tc.server + `'); END $$`)
+				db.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			st, err := postgres.Open(ctx, "pg", dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if _, err := st.DB().Exec(`CREATE FUNCTION built_with(v bigint) RETURNS bigint IMMUTABLE LANGUAGE plpgsql AS $$
+				BEGIN
+					IF current_setting('maintenance_work_mem') <> '` + tc.want + `' THEN
+						RAISE EXCEPTION 'built with maintenance_work_mem %', current_setting('maintenance_work_mem');
+					END IF;
+					RETURN v;
+				END $$`); err != nil {
+				t.Fatal(err)
+			}
+			m := keyedTable(testenv.UniqueName("memory"))
+			def := &storage.TableDefinition{Engine: "postgres",
+				Body:    `("p" integer NOT NULL, "c" text NOT NULL, "v" bigint, CONSTRAINT "t_pkey" PRIMARY KEY ("p", "c"))`,
+				Indexes: []storage.IndexDefinition{{Name: "v_memory", Def: `USING btree (public.built_with("v"))`}}}
+			if err := st.CreateTableFrom(ctx, m, def); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.LoadRows(ctx, m, rowsOf([][]any{{int32(1), "a", int64(1)}})); err != nil {
+				t.Fatalf("load: %v", err)
+			}
+			var session string
+			if err := st.DB().QueryRow("SHOW maintenance_work_mem").Scan(&session); err != nil || session != cmp.Or(tc.server, "64MB") {
+				t.Errorf("the sessions' maintenance_work_mem is %q (%v) after the load, want the server's", session, err)
 			}
 		})
 	}
