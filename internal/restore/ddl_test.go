@@ -512,3 +512,38 @@ func TestManifestDDLFormats(t *testing.T) {
 		})
 	}
 }
+
+// TestDuplicateKeysFailTheRestore: a backup holding two rows with one key
+// (here from a MariaDB table whose key was never enforced), restored into
+// PostgreSQL, whose load builds the key after the rows, fails naming the
+// table and the key, and leaves the restore unfinished.
+func TestDuplicateKeysFailTheRestore(t *testing.T) {
+	ctx := context.Background()
+	f := newEra34(t, "mysql")
+	db := f.open(t)
+	for _, q := range []string{
+		"CREATE TABLE " + f.table(f.ns, "dup") + " (`id` INT, `v` INT)",
+		f.metadataRow(f.ns+".dup", "id", "INT", "'PARTITION'", "NULL", false, 1),
+		f.metadataRow(f.ns+".dup", "v", "INT", "NULL", "NULL", false, 2),
+		"INSERT INTO " + f.table(f.ns, "dup") + " VALUES (1, 1), (2, 2), (2, 3)",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	_, r, m := f.backup(t)
+	target := multistorage.New(postgresOnly(t, f.ns))
+	defer target.Close()
+	_, err := restore.Run(ctx, r, m, restore.Stores(target), restore.Options{})
+	if err == nil {
+		t.Fatal("restored a backup with a duplicate key")
+	}
+	for _, s := range []string{f.ns + ".dup", "dup_pkey", "more than one row with one key", "(id)=(2)"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not say %q", err, s)
+		}
+	}
+	if id, err := restore.Unfinished(ctx, target); err != nil || id != m.ID {
+		t.Fatalf("after the failed key build: unfinished restore %q (%v), want %s", id, err, m.ID)
+	}
+}
