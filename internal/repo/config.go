@@ -43,9 +43,8 @@ const (
 // Why not restic's 512 KiB..8 MiB: the average stays restic's (~1 MiB, a
 // good balance between dedupe granularity and object count on S3), the
 // smaller minimum lets an edit near a short table's boundaries re-share
-// sooner, and the 4 MiB maximum halves the worst-case memory of each
-// in-flight chunk (SaveStream holds up to uploadSlots chunks plus one per
-// stream, each with its compressed and encrypted copies). The parameters
+// sooner, and the 4 MiB maximum halves the chunker's buffer (one per
+// stream) and bounds zstd's window (object.go). The parameters
 // are stored in the config, so they can change for new repositories
 // without breaking old ones.
 const (

@@ -88,3 +88,18 @@ func OnLockRetry(t *testing.T, fn func()) {
 	lockRetried = fn
 	t.Cleanup(func() { lockRetried = func() {} })
 }
+
+// UploadBytes is SaveStream's budget of plaintext bytes in flight.
+const UploadBytes = uploadBytes
+
+// PlainFrameHeader is what an unencrypted, uncompressed frame adds to its
+// plaintext.
+const PlainFrameHeader = headerLen + innerHdrLen
+
+// OnWaitingForRoom sets SaveStream's hook for the rest of the test: f is
+// told when a chunk starts waiting for room in the upload budget (true)
+// and when it has it (false).
+func OnWaitingForRoom(t *testing.T, f func(waiting bool)) {
+	waitingForRoom = f
+	t.Cleanup(func() { waitingForRoom = nil })
+}

@@ -1249,3 +1249,96 @@ func TestLockWaiting(t *testing.T) {
 	}
 	lk.Unlock()
 }
+
+// gatedBackend holds every chunk upload until the test releases it, so the
+// test sees every upload SaveStream has in flight at once.
+type gatedBackend struct {
+	backend.Backend
+	arrived chan int      // plaintext bytes of an upload that started
+	release chan struct{} // lets one upload finish
+}
+
+func (g *gatedBackend) Put(ctx context.Context, name string, data []byte) error {
+	if strings.HasPrefix(name, "data/") {
+		g.arrived <- len(data) - repo.PlainFrameHeader
+		<-g.release
+	}
+	return g.Backend.Put(ctx, name, data)
+}
+
+// eofReader closes eof once its reader is exhausted.
+type eofReader struct {
+	io.Reader
+	eof  chan struct{}
+	once sync.Once
+}
+
+func (e *eofReader) Read(p []byte) (int, error) {
+	n, err := e.Reader.Read(p)
+	if err == io.EOF {
+		e.once.Do(func() { close(e.eof) })
+	}
+	return n, err
+}
+
+// TestSaveStreamBoundsBytesInFlight: SaveStream never has more than
+// UploadBytes of chunks waiting for the backend, whatever their sizes (it
+// used to bound their number: four chunks of up to 4 MiB, each in a buffer
+// of 4 MiB), and does keep several in flight.
+func TestSaveStreamBoundsBytesInFlight(t *testing.T) {
+	g := &gatedBackend{Backend: mem.New(), arrived: make(chan int), release: make(chan struct{})}
+	r := initRepo(t, g, nil)
+	waiting := make(chan bool)
+	repo.OnWaitingForRoom(t, func(w bool) { waiting <- w })
+	// Random bytes: incompressible, so each frame is its plaintext plus a
+	// fixed header, and the test can add up the plaintext in flight.
+	data := make([]byte, 40<<20)
+	rand.NewChaCha8([32]byte{1}).Read(data)
+	rd := &eofReader{Reader: bytes.NewReader(data), eof: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.SaveStream(context.Background(), rd, nil)
+		done <- err
+	}()
+	var pending []int
+	inFlight, most, mostCount, waits := 0, 0, 0, 0
+	blocked, eof := false, rd.eof
+	for {
+		// Release the oldest upload only when SaveStream waits for room or
+		// has read everything, so the budget alone limits what is in flight.
+		var release chan struct{}
+		if len(pending) > 0 && (blocked || eof == nil) {
+			release = g.release
+		}
+		select {
+		case n := <-g.arrived:
+			pending = append(pending, n)
+			inFlight += n
+			most, mostCount = max(most, inFlight), max(mostCount, len(pending))
+			if inFlight > repo.UploadBytes {
+				t.Fatalf("%d bytes of chunks in flight (%d chunks), more than the budget of %d", inFlight, len(pending), repo.UploadBytes)
+			}
+		case release <- struct{}{}:
+			inFlight -= pending[0]
+			pending = pending[1:]
+		case blocked = <-waiting:
+			if blocked {
+				waits++
+			}
+		case <-eof:
+			eof = nil
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(pending) > 0 {
+				t.Fatalf("SaveStream returned with %d uploads unfinished", len(pending))
+			}
+			if mostCount < 2 || waits == 0 {
+				t.Fatalf("at most %d chunks in flight, %d waits for room: the budget was never filled", mostCount, waits)
+			}
+			t.Logf("at most %d bytes in %d chunks in flight; %d waits for room", most, mostCount, waits)
+			return
+		}
+	}
+}

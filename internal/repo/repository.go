@@ -42,6 +42,7 @@ import (
 
 	"github.com/restic/chunker"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/stillpoint/stillpoint/internal/hint"
 	"github.com/stillpoint/stillpoint/internal/repo/backend"
@@ -64,11 +65,15 @@ var (
 
 var errNotFound = backend.ErrNotFound
 
-// uploadSlots bounds the chunk uploads in flight per Repository (shared by
-// all concurrent SaveStream calls); readAhead is how many chunks a stream
-// reader fetches ahead.
+// uploadBytes bounds the plaintext bytes of the chunks being compressed,
+// encrypted and uploaded per Repository (shared by all concurrent
+// SaveStream calls; at least one chunk of MaxSize): with their frames that
+// is at most twice as much memory, whatever the chunks' sizes
+// (docs/performance.md, memory). deleteSlots is how many deletes a prune
+// runs at once; readAhead is how many chunks a stream reader fetches ahead.
 const (
-	uploadSlots = 4
+	uploadBytes = 4 << 20
+	deleteSlots = 4
 	readAhead   = 3
 )
 
@@ -83,8 +88,8 @@ type Repository struct {
 	// version 2 on); nil: chunks are named by their SHA-256.
 	idKey []byte
 
-	uploads chan struct{} // semaphore of uploadSlots
-	bufs    sync.Pool     // *[]byte chunk buffers of cap MaxSize
+	uploads *semaphore.Weighted // plaintext bytes in flight, uploadBytes
+	bufs    sync.Pool           // *[]byte chunker buffers of cap MaxSize
 
 	loadMu sync.Mutex // serialises loading known
 	mu     sync.Mutex // guards known, loaded, inflight
@@ -306,7 +311,7 @@ func newRepository(be backend.Backend, cfg configFile, params ChunkerParams, c *
 		chunk:   params,
 		codec:   c,
 		idKey:   idKey,
-		uploads: make(chan struct{}, uploadSlots),
+		uploads: semaphore.NewWeighted(int64(max(uploadBytes, params.MaxSize))),
 		flying:  map[string]*flight{},
 	}
 	maxSize := int(params.MaxSize)
@@ -400,12 +405,12 @@ func (r *Repository) getBuf() *[]byte  { return r.bufs.Get().(*[]byte) }
 func (r *Repository) putBuf(b *[]byte) { *b = (*b)[:0]; r.bufs.Put(b) }
 
 // SaveStream splits rd into content-defined chunks and stores the ones the
-// repository does not have yet, with at most uploadSlots uploads in flight
-// per Repository and never more than a few chunks in memory per stream.
-// It returns once every chunk of the stream is stored. progress, if not
-// nil, is called (from the calling goroutine) with the number of plaintext
-// bytes just consumed from rd. Concurrent calls are safe and share the
-// dedupe state: a chunk two streams produce at once is uploaded once.
+// repository does not have yet, with at most uploadBytes of chunks in
+// flight per Repository. It returns once every chunk of the stream is
+// stored. progress, if not nil, is called (from the calling goroutine) with
+// the number of plaintext bytes just consumed from rd. Concurrent calls are
+// safe and share the dedupe state: a chunk two streams produce at once is
+// uploaded once.
 //
 // The caller should hold the repository lock: the known-chunk set is
 // loaded once per Repository and a concurrent prune could invalidate it.
@@ -418,20 +423,24 @@ func (r *Repository) SaveStream(ctx context.Context, rd io.Reader, progress func
 	var statsMu sync.Mutex
 	ch := chunker.NewWithBoundaries(rd, r.chunk.Polynomial, r.chunk.MinSize, r.chunk.MaxSize)
 	ch.SetAverageBits(r.chunk.AverageBits)
+	// The chunker fills one buffer of MaxSize per stream; a chunk to
+	// upload is copied out into a buffer of its own size, so what waits
+	// for the upload is bounded by bytes, not by MaxSize per chunk. These
+	// copies and their frames are left to the garbage collector: pooled
+	// by size they were kept once per size (more memory, measured), and
+	// allocating them costs little next to compressing them.
+	buf := r.getBuf()
+	defer r.putBuf(buf)
 	var readErr error
 	for gctx.Err() == nil {
-		buf := r.getBuf()
 		c, err := ch.Next(*buf)
 		if err == io.EOF {
-			r.putBuf(buf)
 			break
 		}
 		if err != nil {
-			r.putBuf(buf)
 			readErr = fmt.Errorf("reading the stream to back up: %w", err)
 			break
 		}
-		*buf = c.Data
 		id := r.chunkID(c.Data)
 		st.Chunks = append(st.Chunks, id)
 		st.Bytes += int64(c.Length)
@@ -442,12 +451,10 @@ func (r *Repository) SaveStream(ctx context.Context, rd io.Reader, progress func
 		r.mu.Lock()
 		if _, ok := r.known[id]; ok {
 			r.mu.Unlock()
-			r.putBuf(buf)
 			continue
 		}
 		if f := r.flying[id]; f != nil {
 			r.mu.Unlock()
-			r.putBuf(buf)
 			g.Go(func() error {
 				select {
 				case <-f.done:
@@ -465,18 +472,16 @@ func (r *Repository) SaveStream(ctx context.Context, rd io.Reader, progress func
 		r.flying[id] = f
 		r.mu.Unlock()
 
-		// Wait for an upload slot: this is what bounds memory.
-		select {
-		case r.uploads <- struct{}{}:
-		case <-gctx.Done():
-			r.land(id, f, gctx.Err())
-			r.putBuf(buf)
+		// Wait for room in the upload budget: this is what bounds memory.
+		weight := int64(len(c.Data))
+		if err := r.acquireUpload(gctx, weight); err != nil {
+			r.land(id, f, err)
 			continue
 		}
+		plain := bytes.Clone(c.Data)
 		g.Go(func() error {
-			defer func() { <-r.uploads }()
-			n, err := r.storeChunk(gctx, id, *buf)
-			r.putBuf(buf)
+			defer r.uploads.Release(weight)
+			n, err := r.storeChunk(gctx, id, plain)
 			r.land(id, f, err)
 			if err != nil {
 				return err
@@ -503,6 +508,21 @@ func (r *Repository) SaveStream(ctx context.Context, rd io.Reader, progress func
 	return st, nil
 }
 
+// waitingForRoom, if set (by tests), is told when a chunk starts waiting
+// for room in the upload budget (true) and when it has it (false).
+var waitingForRoom func(waiting bool)
+
+func (r *Repository) acquireUpload(ctx context.Context, n int64) error {
+	if r.uploads.TryAcquire(n) {
+		return nil
+	}
+	if waitingForRoom != nil {
+		waitingForRoom(true)
+		defer waitingForRoom(false)
+	}
+	return r.uploads.Acquire(ctx, n)
+}
+
 // land finishes a flight, recording the chunk as known on success.
 func (r *Repository) land(id string, f *flight, err error) {
 	r.mu.Lock()
@@ -525,7 +545,7 @@ func (r *Repository) storeChunk(ctx context.Context, id string, plain []byte) (i
 	} else if ok {
 		return 0, nil
 	}
-	obj, err := r.codec.encode(name, plain, true)
+	obj, err := r.codec.encodeTo(make([]byte, 0, len(plain)+frameOverhead), name, plain, true)
 	if err != nil {
 		return 0, err
 	}
@@ -774,7 +794,7 @@ func (r *Repository) Prune(ctx context.Context, lk *Lock, referenced map[string]
 	}
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(uploadSlots)
+	g.SetLimit(deleteSlots)
 	started := 0
 	for _, in := range infos {
 		id := chunkIDFromName(in.Name)
