@@ -155,7 +155,7 @@ The manifest is written last: a backup that fails is never listed.`,
 			if err != nil {
 				return err
 			}
-			opts := backup.Options{Mode: m, FenceTimeout: fenceTimeout, FenceMaxHold: fenceMaxHold, Parallel: parallel, PauseWait: pauseWait, PauseRenew: pauseRenew, RetryLock: rf.retryLock}
+			opts := backup.Options{Mode: m, FenceTimeout: fenceTimeout, FenceMaxHold: fenceMaxHold, Parallel: parallel, PauseWait: pauseWait, PauseRenew: pauseRenew, RetryLock: rf.retryLock, LimitMemory: true}
 			if m == backup.Pause {
 				fleet, err := servers.fleet(cmd)
 				if err != nil {

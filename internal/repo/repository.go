@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -373,6 +374,21 @@ func chunkIDFromName(name string) string {
 		return ""
 	}
 	return id
+}
+
+// LoadKnown lists the repository's chunks, which SaveStream otherwise does
+// on its first call, so a caller can see the heap they take first.
+func (r *Repository) LoadKnown(ctx context.Context) error { return r.loadKnown(ctx) }
+
+// SaveMemory is about how much memory SaveStream needs with streams streams
+// at once: each stream's chunker buffer (MaxSize) and read buffer, the
+// chunks in flight with their frames, and zstd's encoders (one per core,
+// object.go). Calls share the upload budget and the encoders.
+func (r *Repository) SaveMemory(streams int) int64 {
+	const chunkerReadBuf = 512 << 10            // restic/chunker's
+	const encoderMemory = encoderWindow + 1<<20 // history, tables, block buffers
+	budget := int64(max(uploadBytes, r.chunk.MaxSize))
+	return int64(streams)*(int64(r.chunk.MaxSize)+chunkerReadBuf) + 2*budget + int64(runtime.GOMAXPROCS(0))*encoderMemory
 }
 
 // loadKnown lists data/ once per Repository.
