@@ -41,12 +41,16 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// measurement is one tool's run: wall time, output size, peak memory.
+// measurement is one tool's run: wall time, output size, peak memory, and
+// the CPU time of the tool (user + system, with the children it waited for)
+// and, where measured, of the database server meanwhile.
 type measurement struct {
-	name    string
-	elapsed time.Duration
-	bytes   int64
-	maxRSS  int64 // KiB
+	name      string
+	elapsed   time.Duration
+	bytes     int64
+	maxRSS    int64 // KiB
+	cpu       time.Duration
+	serverCPU time.Duration // 0: not measured
 }
 
 // run times a command and reads its peak resident memory (of the command,
@@ -66,7 +70,47 @@ func run(b *testing.B, name, out string, cmd *exec.Cmd) measurement {
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		m.maxRSS = ru.Maxrss
 	}
+	m.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	return m
+}
+
+// runWithServer is run, also measuring the database server's CPU time (a
+// single-process server such as mariadbd: serverCPU reads it).
+func runWithServer(b *testing.B, name, out string, cmd *exec.Cmd, serverCPU func() time.Duration) measurement {
+	before := serverCPU()
+	m := run(b, name, out, cmd)
+	m.serverCPU = serverCPU() - before
+	return m
+}
+
+// mariadbCPU returns a reader of the CPU time (user + system) mariadbd has
+// used, from /proc/PID/stat of the server behind db (its pid file): issue
+// 13 explains the MariaDB backup's time by the server's and the client's
+// CPU on this machine's cores.
+func mariadbCPU(b *testing.B, ctx context.Context, db *sql.DB) func() time.Duration {
+	var pidFile string
+	if err := db.QueryRowContext(ctx, "SELECT @@pid_file").Scan(&pidFile); err != nil {
+		b.Fatal(err)
+	}
+	pid, err := os.ReadFile(pidFile)
+	if err != nil {
+		b.Fatalf("the MariaDB server's pid (the benchmark needs the server on this machine): %v", err)
+	}
+	stat := fmt.Sprintf("/proc/%s/stat", strings.TrimSpace(string(pid)))
+	return func() time.Duration {
+		data, err := os.ReadFile(stat)
+		if err != nil {
+			b.Fatal(err)
+		}
+		// Fields after the command name "(...)": state is the 3rd field,
+		// utime and stime the 14th and 15th, in clock ticks (100 a second
+		// on Linux, USER_HZ).
+		f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+		var utime, stime int64
+		fmt.Sscan(f[11], &utime)
+		fmt.Sscan(f[12], &stime)
+		return time.Duration(utime+stime) * time.Second / 100
+	}
 }
 
 func dirSizeB(path string) int64 {
@@ -88,6 +132,13 @@ func report(b *testing.B, what string, ours measurement, others []measurement) {
 			fmt.Printf(" %9.1f MiB", float64(m.bytes)/(1<<20))
 		}
 		fmt.Printf(" %8.1f MiB peak", float64(m.maxRSS)/1024)
+		if m.serverCPU > 0 {
+			// On 2 cores the wall time is at least half the CPU time of
+			// client and server together.
+			fmt.Printf("  CPU: client %.2fs, server %.2fs, (client+server)/2 %.2fs", m.cpu.Seconds(), m.serverCPU.Seconds(), (m.cpu+m.serverCPU).Seconds()/2)
+			b.ReportMetric(m.cpu.Seconds(), strings.ReplaceAll(what+" "+m.name, " ", "_")+"-client-cpu-s")
+			b.ReportMetric(m.serverCPU.Seconds(), strings.ReplaceAll(what+" "+m.name, " ", "_")+"-server-cpu-s")
+		}
 		if m.name != ours.name {
 			fmt.Printf("   stillpoint takes %.2f× its time", ours.elapsed.Seconds()/m.elapsed.Seconds())
 			if m.bytes > 0 {
@@ -141,9 +192,10 @@ func BenchmarkBackupRestoreVersusDumps(b *testing.B) {
 			c.Env = append(os.Environ(), "MYSQL_PWD="+my.Passwd)
 			return c
 		}
-		ours = run(b, "stillpoint backup create", repoDir, exec.Command(bin, "--config", cfg, "backup", "create", "--init", "--repo", repoDir, "--json"))
+		serverCPU := mariadbCPU(b, ctx, openDB(b, "mysql", myDSN))
+		ours = runWithServer(b, "stillpoint backup create", repoDir, exec.Command(bin, "--config", cfg, "backup", "create", "--init", "--repo", repoDir, "--json"), serverCPU)
 		dump := filepath.Join(dir, "dump.sql")
-		md := run(b, "mysqldump --single-transaction", dump, client("mysqldump", fmt.Sprintf("--single-transaction --databases %s coordinator scalardb > %s", myNS, dump)))
+		md := runWithServer(b, "mysqldump --single-transaction", dump, client("mysqldump", fmt.Sprintf("--single-transaction --databases %s coordinator scalardb > %s", myNS, dump)), serverCPU)
 		report(b, "MariaDB backup", ours, []measurement{md})
 		id = onlyBackup(b, bin, cfg, repoDir)
 		dropAll(b, ctx, cfg, myNS)
@@ -222,6 +274,16 @@ func dropAll(b *testing.B, ctx context.Context, cfgPath, ns string) {
 	for _, n := range []string{ns, schema.CoordinatorNamespace} {
 		st.DropNamespace(ctx, n)
 	}
+}
+
+// openDB opens a database handle closed when the benchmark ends.
+func openDB(b *testing.B, driver, dsn string) *sql.DB {
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	return db
 }
 
 func buildCLI(b *testing.B) string {
