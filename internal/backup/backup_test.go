@@ -57,6 +57,19 @@ func restoreAndVerify(t *testing.T, r *repo.Repository, m *backup.Manifest) (*ve
 	return verify.Run(context.Background(), target, mgr, verify.Options{Repair: true})
 }
 
+// embeddedBank returns embedded SQLite stores holding a bank of accounts
+// accounts, closed when the test ends.
+func embeddedBank(t *testing.T, accounts int) *multistorage.Storage {
+	t.Helper()
+	st := multistorage.New(testenv.Embedded(t))
+	t.Cleanup(func() { st.Close() })
+	setup := bank.Setup{Namespaces: bank.DefaultNamespaces, Accounts: accounts, InitialBalance: 100}
+	if err := bank.Create(context.Background(), st, txn.NewManager(st, txn.Options{}), setup, nil); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 type env struct {
 	name string
 	cfg  func(t *testing.T, ns ...string) *config.Config

@@ -8,10 +8,6 @@ import (
 	"testing"
 
 	"github.com/stillpoint/stillpoint/internal/backup"
-	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
-	"github.com/stillpoint/stillpoint/internal/testenv"
-	"github.com/stillpoint/stillpoint/internal/txn"
-	"github.com/stillpoint/stillpoint/internal/workload/bank"
 )
 
 // gcSettings reads the collector's target (GOGC) and soft memory limit.
@@ -26,12 +22,7 @@ func gcSettings() (gogc uint64, limit uint64) {
 // GOMEMLIMIT or GOGC say otherwise, and puts the settings back after.
 func TestLimitMemory(t *testing.T) {
 	ctx := context.Background()
-	st := multistorage.New(testenv.Embedded(t))
-	defer st.Close()
-	setup := bank.Setup{Namespaces: bank.DefaultNamespaces, Accounts: 3000, InitialBalance: 1000}
-	if err := bank.Create(ctx, st, txn.NewManager(st, txn.Options{}), setup, nil); err != nil {
-		t.Fatal(err)
-	}
+	st := embeddedBank(t, 3000)
 	gogc0, limit0 := gcSettings()
 	if limit0 != math.MaxInt64 {
 		t.Skipf("this test process runs with a memory limit (%d): GOMEMLIMIT is set", limit0)

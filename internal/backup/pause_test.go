@@ -10,10 +10,7 @@ import (
 
 	"github.com/stillpoint/stillpoint/internal/admin"
 	"github.com/stillpoint/stillpoint/internal/backup"
-	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
 	"github.com/stillpoint/stillpoint/internal/testenv"
-	"github.com/stillpoint/stillpoint/internal/txn"
-	"github.com/stillpoint/stillpoint/internal/workload/bank"
 )
 
 // A pause-mode backup records its window only if every server stayed
@@ -42,12 +39,7 @@ func TestPauseBackupNeedsAnUninterruptedPause(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			st := multistorage.New(testenv.Embedded(t))
-			defer st.Close()
-			setup := bank.Setup{Namespaces: bank.DefaultNamespaces, Accounts: 10, InitialBalance: 100}
-			if err := bank.Create(ctx, st, txn.NewManager(st, txn.Options{}), setup, nil); err != nil {
-				t.Fatal(err)
-			}
+			st := embeddedBank(t, 10)
 
 			clock := admin.NewManualClock(time.Now())
 			var gate *admin.Gate
