@@ -117,14 +117,15 @@ func (c *codec) corrupt(name, format string, args ...any) error {
 
 // encode frames plaintext as object name.
 func (c *codec) encode(name string, plain []byte, compress bool) ([]byte, error) {
-	return c.encodeTo(nil, name, plain, compress)
+	return c.encodeTo(nil, name, plain, sha256.Sum256(plain), compress)
 }
 
-// encodeTo frames plaintext as object name, appending the frame to dst[:0]
-// (grown if its capacity is short), so a caller can reuse one buffer per
-// chunk: the payload is compressed straight after the inner header and
-// encrypted in place, no intermediate copy (docs/performance.md, memory).
-func (c *codec) encodeTo(dst []byte, name string, plain []byte, compress bool) ([]byte, error) {
+// encodeTo frames plaintext, whose SHA-256 is sum, as object name, appending
+// the frame to dst[:0] (grown if its capacity is short): the payload is
+// compressed straight after the inner header and encrypted in place, no
+// intermediate copy (docs/performance.md, memory). A caller that has the
+// sum already (a chunk named by it) does not hash the chunk twice.
+func (c *codec) encodeTo(dst []byte, name string, plain []byte, sum [sha256.Size]byte, compress bool) ([]byte, error) {
 	if len(plain) > maxObjectSize {
 		return nil, fmt.Errorf("%s: object of %d bytes is larger than the limit of %d", name, len(plain), maxObjectSize)
 	}
@@ -139,7 +140,6 @@ func (c *codec) encodeTo(dst []byte, name string, plain []byte, compress bool) (
 	}
 	innerAt := len(out)
 	out = binary.BigEndian.AppendUint64(out, uint64(len(plain)))
-	sum := sha256.Sum256(plain)
 	out = append(out, sum[:]...)
 	payloadAt := len(out)
 	if compress {
