@@ -166,13 +166,6 @@ func (c *codec) encodeTo(dst []byte, name string, plain []byte, sum [sha256.Size
 	return out[:innerAt+len(sealed)], nil
 }
 
-func (c *codec) overhead() int {
-	if c.aead == nil {
-		return 0
-	}
-	return c.aead.Overhead()
-}
-
 func additionalData(header []byte, name string) []byte {
 	ad := make([]byte, 0, len(header)+len(name))
 	ad = append(ad, header...)
