@@ -3,6 +3,7 @@ package txn
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -51,8 +52,9 @@ func (f *fixture) settle() (a, b int64, err error) {
 	return 0, 0, err
 }
 
-// TestCrashDuringCommit stops a transfer after each protocol step and
-// shows that readers bring the stores to the decided outcome.
+// TestCrashDuringCommit stops a transfer after each protocol step, with
+// the decision a local transaction of its own, and shows that readers
+// bring the stores to the decided outcome.
 func TestCrashDuringCommit(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -74,6 +76,7 @@ func TestCrashDuringCommit(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(e.name+"/"+tt.name, func(t *testing.T) {
 				f := newAccounts(t, e)
+				f.manager(Options{SeparateDecision: true})
 				f.crashAt(tt.step, tt.n)
 				tx, err := f.transfer(t)
 				if !errors.Is(err, errCrashed) {
@@ -107,12 +110,13 @@ func TestCrashDuringCommit(t *testing.T) {
 	}
 }
 
-// TestCrashDuringRollback: a transfer loses a conflict on one record after
+// TestCrashDuringRollback (decision separate): a transfer loses a conflict on one record after
 // preparing the other, decides ABORTED and dies before rolling back.
 func TestCrashDuringRollback(t *testing.T) {
 	for _, e := range engines {
 		t.Run(e.name, func(t *testing.T) {
 			f := newAccounts(t, e)
+			f.manager(Options{SeparateDecision: true})
 			ctx := context.Background()
 			tx := f.m.Begin()
 			for _, k := range []struct {
@@ -176,6 +180,7 @@ func TestRecoveryMatrix(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(e.name+"/"+tt.name, func(t *testing.T) {
 				f := newFixture(t, e)
+				f.manager(Options{SeparateDecision: true}) // records left PREPARED
 				ctx := context.Background()
 				id := 1
 				if tt.insert {
@@ -232,5 +237,95 @@ func TestRecoveryMatrix(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// engine returns the test engine of that name.
+func engineNamed(t *testing.T, name string) engine {
+	for _, e := range engines {
+		if e.name == name {
+			return e
+		}
+	}
+	t.Fatalf("no engine %s", name)
+	return engine{}
+}
+
+// TestCrashDuringLocalCommit stops a transfer after each step of the
+// default commit, where the records in the coordinator's store are written
+// committed in the decision's local transaction: on PostgreSQL+MariaDB
+// account A shares the coordinator's PostgreSQL and B is prepared first;
+// on one PostgreSQL both join the local transaction and nothing is
+// prepared. Readers must bring the stores to the decided outcome.
+func TestCrashDuringLocalCommit(t *testing.T) {
+	tests := []struct {
+		engine   string
+		name     string
+		lose     bool // a concurrent writer sets A to 500 before the commit
+		step     consensus.Step
+		n        int
+		expire   bool
+		pending  []int // accounts left PREPARED by the transfer
+		conflict bool  // readers get a conflict: the transfer is young and undecided
+		wantA    int64
+		wantB    int64
+		settled  consensus.State
+	}{
+		{"postgres+mariadb", "after B's prepare, young", false, consensus.StepDecide, 0, false, []int{2}, true, 0, 0, 0},
+		{"postgres+mariadb", "after B's prepare, expired", false, consensus.StepDecide, 0, true, []int{2}, false, 100, 100, consensus.Aborted},
+		{"postgres+mariadb", "after the local transaction", false, consensus.StepDecide, 1, false, []int{2}, false, 70, 130, consensus.Committed},
+		{"postgres+mariadb", "after B's commit record", false, consensus.StepCommitRecords, 1, false, nil, false, 70, 130, consensus.Committed},
+		{"postgres+mariadb", "A changed: before the rollback of B", true, consensus.StepRollback, 0, false, []int{2}, false, 500, 100, consensus.Aborted},
+		{"postgres", "before the local transaction", false, consensus.StepDecide, 0, true, nil, false, 100, 100, 0},
+		{"postgres", "after the local transaction", false, consensus.StepDecide, 1, false, nil, false, 70, 130, consensus.Committed},
+		{"postgres", "A changed: before the rollback of nothing", true, consensus.StepRollback, 0, false, nil, false, 500, 100, consensus.Aborted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.engine+"/"+tt.name, func(t *testing.T) {
+			f := newAccounts(t, engineNamed(t, tt.engine))
+			ctx := context.Background()
+			tx := f.m.Begin()
+			a, errA := tx.Get(ctx, storage.Get{Namespace: f.nsA, Table: "accounts", Key: storage.Key{"id": 1}})
+			b, errB := tx.Get(ctx, storage.Get{Namespace: f.nsB, Table: "accounts", Key: storage.Key{"id": 2}})
+			if err := errors.Join(errA, errB); err != nil {
+				t.Fatal(err)
+			}
+			tx.Put(ctx, storage.Put{Namespace: f.nsA, Table: "accounts", Values: storage.Record{"id": 1, "balance": a["balance"].(int64) - 30}})
+			tx.Put(ctx, storage.Put{Namespace: f.nsB, Table: "accounts", Values: storage.Record{"id": 2, "balance": b["balance"].(int64) + 30}})
+			if tt.lose {
+				f.put(t, f.nsA, 1, 500)
+			}
+			f.crashAt(tt.step, tt.n)
+			err := tx.Commit(ctx)
+			f.noCrash()
+			if !errors.Is(err, errCrashed) {
+				t.Fatalf("commit = %v, want the simulated crash", err)
+			}
+			for _, k := range []struct {
+				ns string
+				id int
+			}{{f.nsA, 1}, {f.nsB, 2}} {
+				m := consensus.MetaOf(f.raw(t, k.ns, k.id))
+				if want := slices.Contains(tt.pending, k.id); (m.TxID == tx.ID() && m.Pending()) != want {
+					t.Errorf("account %d after the crash: %+v, want left PREPARED by the transfer: %v", k.id, m, want)
+				}
+			}
+			if tt.expire {
+				f.advance(f.lifetim + time.Second)
+			}
+			gotA, gotB, err := f.settle()
+			if tt.conflict {
+				if !errors.Is(err, ErrConflict) {
+					t.Fatalf("reading an undecided young transfer = %v, want a conflict", err)
+				}
+				return
+			}
+			if err != nil || gotA != tt.wantA || gotB != tt.wantB {
+				t.Errorf("balances = %d, %d, %v; want %d, %d", gotA, gotB, err, tt.wantA, tt.wantB)
+			}
+			if got, _ := f.m.decision(ctx, tx.ID()); got != tt.settled {
+				t.Errorf("coordinator says %v, want %v", got, tt.settled)
+			}
+		})
 	}
 }

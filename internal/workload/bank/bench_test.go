@@ -28,12 +28,16 @@ const benchAccounts = 1000
 // benchConcurrencies are the numbers of concurrent clients measured.
 var benchConcurrencies = []int{8, 32}
 
-// benchModes are the manager options measured.
+// benchModes are the manager options measured: the default first, then
+// the decision as a local transaction of its own (the default before
+// docs/performance-transactions.md's single local transaction) and the
+// other options.
 var benchModes = []struct {
 	name, metric string
 	opts         txn.Options
 }{
 	{"", "", txn.Options{}},
+	{", decision separate", "-separate", txn.Options{SeparateDecision: true}},
 	{", grouped decisions", "-group", txn.Options{GroupDecisions: true}},
 	{", async commit", "-async", txn.Options{AsyncCommit: true}},
 }
