@@ -71,15 +71,29 @@ func BenchmarkBankVersusLocalPostgres(b *testing.B) {
 			for _, setup := range []struct {
 				name, metric string
 				cfg          func(b *testing.B, nss []string) *config.Config
+				modes        int // how many of benchModes; 0: all
 			}{
 				{"both stores on that PostgreSQL", "pg", func(b *testing.B, nss []string) *config.Config {
 					return &config.Config{DataDir: b.TempDir(), Source: "bench", Coordinator: "pg",
 						Stores:     map[string]config.Store{"pg": {Engine: "postgres", DSN: testenv.PostgresDSN(b)}},
 						Namespaces: map[string]string{nss[0]: "pg", nss[1]: "pg"}}
-				}},
-				{"PostgreSQL + MariaDB", "pg+maria", func(b *testing.B, nss []string) *config.Config { return testenv.Mixed(b, nss...) }},
+				}, 0},
+				// MariaDB statements as before interpolateParams: a
+				// server-side prepare and execute each.
+				{"PostgreSQL + MariaDB, server-side prepares", "pg+maria-prepared", func(b *testing.B, nss []string) *config.Config {
+					cfg := testenv.Mixed(b, nss...)
+					maria := cfg.Stores["maria"]
+					maria.DSN += "&interpolateParams=false"
+					cfg.Stores["maria"] = maria
+					return cfg
+				}, 1},
+				{"PostgreSQL + MariaDB", "pg+maria", func(b *testing.B, nss []string) *config.Config { return testenv.Mixed(b, nss...) }, 0},
 			} {
-				for _, mode := range benchModes {
+				modes := benchModes
+				if setup.modes > 0 {
+					modes = modes[:setup.modes]
+				}
+				for _, mode := range modes {
 					name, metric := setup.name+mode.name, setup.metric+mode.metric
 					local := localPostgres(b, w)
 					nss := []string{testenv.UniqueName("bank_a"), testenv.UniqueName("bank_b")}
