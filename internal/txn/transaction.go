@@ -375,13 +375,12 @@ func (t *Transaction) carryOut(ctx context.Context, c *consensus.Commit, atomic 
 	now := t.m.millis()
 	switch c.Step() {
 	case consensus.StepDecide:
-		local := c.LocalMutations(now)
-		if len(local) == 0 {
+		if len(c.LocalMutations(now)) == 0 {
 			return consensus.Result{Err: t.m.decide(ctx, c.Decision(now))}
 		}
 		// The decision first: a cut's write fence blocks it before any
 		// record is locked (docs/performance-transactions.md).
-		err := atomic.MutateAtomic(ctx, append([]storage.Mutation{c.Decision(now)}, local...))
+		err := atomic.MutateAtomic(ctx, c.LocalTransaction(now))
 		var failed *storage.FailedMutationError
 		return consensus.Result{Err: err, LocalConflict: errors.As(err, &failed) && failed.Index > 0}
 	case consensus.StepPrepare:
@@ -414,8 +413,8 @@ func (t *Transaction) crash(ctx context.Context, c *consensus.Commit, atomic sto
 	now := t.m.millis()
 	switch c.Step() {
 	case consensus.StepDecide, consensus.StepDecideAbort:
-		if local := c.LocalMutations(now); n > 0 && len(local) > 0 {
-			_ = atomic.MutateAtomic(ctx, append([]storage.Mutation{c.Decision(now)}, local...))
+		if n > 0 && len(c.LocalMutations(now)) > 0 {
+			_ = atomic.MutateAtomic(ctx, c.LocalTransaction(now))
 		} else if n > 0 {
 			_ = t.m.store.Put(ctx, c.Decision(now))
 		}

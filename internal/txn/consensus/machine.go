@@ -149,6 +149,13 @@ func (c *Commit) Mutations(now int64) []storage.Mutation {
 	return nil
 }
 
+// LocalTransaction is what StepDecide applies in one local transaction
+// of the coordinator's store when LocalMutations has any: the decision
+// first, then them.
+func (c *Commit) LocalTransaction(now int64) []storage.Mutation {
+	return append([]storage.Mutation{c.Decision(now)}, c.LocalMutations(now)...)
+}
+
 // LocalMutations are the writes that join the decision of StepDecide in
 // one local transaction (none: the decision is a single insert).
 func (c *Commit) LocalMutations(now int64) []storage.Mutation {

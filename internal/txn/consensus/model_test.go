@@ -126,7 +126,7 @@ func (t *ltransfer) step(w lworld, now int64) {
 	}
 	switch t.c.Step() {
 	case StepDecide:
-		err := w.writeAll(append([]storage.Mutation{t.c.Decision(now)}, t.c.LocalMutations(now)...))
+		err := w.writeAll(t.c.LocalTransaction(now))
 		var failed *storage.FailedMutationError
 		t.c.Done(Result{Err: err, LocalConflict: errors.As(err, &failed) && failed.Index > 0})
 	case StepDecideAbort:
