@@ -2,12 +2,16 @@ package txn
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/stillpoint/stillpoint/internal/schema"
 	"github.com/stillpoint/stillpoint/internal/storage"
+	"github.com/stillpoint/stillpoint/internal/storage/sqlstore"
+	"github.com/stillpoint/stillpoint/internal/testenv"
 	"github.com/stillpoint/stillpoint/internal/txn/consensus"
 )
 
@@ -327,5 +331,83 @@ func TestCrashDuringLocalCommit(t *testing.T) {
 				t.Errorf("coordinator says %v, want %v", got, tt.settled)
 			}
 		})
+	}
+}
+
+// TestLocalCommitUnderFence: while the coordinator table is locked as a
+// cut's write fence locks it (cut.md), a transfer whose accounts share the
+// coordinator's PostgreSQL waits at its decision insert, the first
+// statement of its local transaction, holding no lock on any account; it
+// commits once the fence is released.
+func TestLocalCommitUnderFence(t *testing.T) {
+	f := newAccounts(t, engineNamed(t, "postgres"))
+	ctx := context.Background()
+	st, err := f.st.ForNamespace(ctx, schema.CoordinatorNamespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg := st.(*sqlstore.Store)
+	// One connection for the fence, one for the transfers: a first
+	// transfer leaves its statements prepared on the connection the next
+	// one gets, which then does not wait already at parsing them (a parse
+	// of the insert locks the coordinator table too).
+	pg.DB().SetMaxOpenConns(2)
+	conn, err := pg.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := f.transfer(t); err != nil {
+		t.Fatal(err)
+	}
+	fence, err := conn.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fence.Rollback()
+	if _, err := fence.ExecContext(ctx, "LOCK TABLE "+pg.Table(schema.CoordinatorNamespace, schema.CoordinatorTable)+" IN SHARE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	tx := f.m.Begin()
+	for _, k := range []struct {
+		ns    string
+		id    int
+		delta int64
+	}{{f.nsA, 1, -30}, {f.nsB, 2, 30}} {
+		r, err := tx.Get(ctx, storage.Get{Namespace: k.ns, Table: "accounts", Key: storage.Key{"id": k.id}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx.Put(ctx, storage.Put{Namespace: k.ns, Table: "accounts", Values: storage.Record{"id": k.id, "balance": r["balance"].(int64) + k.delta}})
+	}
+	done := make(chan error, 1)
+	go func() { done <- tx.Commit(ctx) }()
+	testenv.Await(t, "the decision insert to wait for the fence", func() bool {
+		var waiting int
+		err := fence.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%'||$1||'%'`, schema.CoordinatorTable).Scan(&waiting)
+		return err == nil && waiting > 0
+	})
+	for _, k := range []struct {
+		ns string
+		id int
+	}{{f.nsA, 1}, {f.nsB, 2}} {
+		if _, err := fence.ExecContext(ctx, "SELECT 1 FROM "+pg.Table(k.ns, "accounts")+" WHERE id = $1 FOR UPDATE NOWAIT", k.id); err != nil {
+			t.Fatalf("account %d is locked while the decision waits for the fence: %v", k.id, err)
+		}
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the commit ended under the fence: %v", err)
+	default:
+	}
+	if err := fence.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("commit after the fence: %v", err)
+	}
+	if a, b, err := f.settle(); err != nil || a != 40 || b != 160 {
+		t.Errorf("after the fence: %d, %d, %v; want 40, 160", a, b, err)
 	}
 }
