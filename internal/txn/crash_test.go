@@ -337,77 +337,105 @@ func TestCrashDuringLocalCommit(t *testing.T) {
 // TestLocalCommitUnderFence: while the coordinator table is locked as a
 // cut's write fence locks it (cut.md), a transfer whose accounts share the
 // coordinator's PostgreSQL waits at its decision insert, the first
-// statement of its local transaction, holding no lock on any account; it
-// commits once the fence is released.
+// statement of its local transaction, holding no lock on any account.
+// It commits once the fence is released; cancelled while it waits, it
+// reports an unknown status (its pipeline was sent whole, and the server
+// may still carry it out), and the decision row alone says whether the
+// accounts changed.
 func TestLocalCommitUnderFence(t *testing.T) {
-	f := newAccounts(t, engineNamed(t, "postgres"))
-	ctx := context.Background()
-	st, err := f.st.ForNamespace(ctx, schema.CoordinatorNamespace)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pg := st.(*sqlstore.Store)
-	// One connection for the fence, one for the transfers: a first
-	// transfer leaves its statements prepared on the connection the next
-	// one gets, which then does not wait already at parsing them (a parse
-	// of the insert locks the coordinator table too).
-	pg.DB().SetMaxOpenConns(2)
-	conn, err := pg.DB().Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := f.transfer(t); err != nil {
-		t.Fatal(err)
-	}
-	fence, err := conn.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fence.Rollback()
-	if _, err := fence.ExecContext(ctx, "LOCK TABLE "+pg.Table(schema.CoordinatorNamespace, schema.CoordinatorTable)+" IN SHARE MODE"); err != nil {
-		t.Fatal(err)
-	}
-	tx := f.m.Begin()
-	for _, k := range []struct {
-		ns    string
-		id    int
-		delta int64
-	}{{f.nsA, 1, -30}, {f.nsB, 2, 30}} {
-		r, err := tx.Get(ctx, storage.Get{Namespace: k.ns, Table: "accounts", Key: storage.Key{"id": k.id}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tx.Put(ctx, storage.Put{Namespace: k.ns, Table: "accounts", Values: storage.Record{"id": k.id, "balance": r["balance"].(int64) + k.delta}})
-	}
-	done := make(chan error, 1)
-	go func() { done <- tx.Commit(ctx) }()
-	testenv.Await(t, "the decision insert to wait for the fence", func() bool {
-		var waiting int
-		err := fence.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%'||$1||'%'`, schema.CoordinatorTable).Scan(&waiting)
-		return err == nil && waiting > 0
-	})
-	for _, k := range []struct {
-		ns string
-		id int
-	}{{f.nsA, 1}, {f.nsB, 2}} {
-		if _, err := fence.ExecContext(ctx, "SELECT 1 FROM "+pg.Table(k.ns, "accounts")+" WHERE id = $1 FOR UPDATE NOWAIT", k.id); err != nil {
-			t.Fatalf("account %d is locked while the decision waits for the fence: %v", k.id, err)
-		}
-	}
-	select {
-	case err := <-done:
-		t.Fatalf("the commit ended under the fence: %v", err)
-	default:
-	}
-	if err := fence.Rollback(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatalf("commit after the fence: %v", err)
-	}
-	if a, b, err := f.settle(); err != nil || a != 40 || b != 160 {
-		t.Errorf("after the fence: %d, %d, %v; want 40, 160", a, b, err)
+	for _, cancel := range []bool{false, true} {
+		t.Run(map[bool]string{false: "released", true: "cancelled"}[cancel], func(t *testing.T) {
+			f := newAccounts(t, engineNamed(t, "postgres"))
+			ctx := context.Background()
+			st, err := f.st.ForNamespace(ctx, schema.CoordinatorNamespace)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pg := st.(*sqlstore.Store)
+			// One connection for the fence, one for the transfers: a first
+			// transfer leaves its statements prepared on the connection the
+			// next one gets, which then does not wait already at parsing
+			// them (a parse of the insert locks the coordinator table too).
+			pg.DB().SetMaxOpenConns(2)
+			conn, err := pg.DB().Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := f.transfer(t); err != nil {
+				t.Fatal(err)
+			}
+			fence, err := conn.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fence.Rollback()
+			if _, err := fence.ExecContext(ctx, "LOCK TABLE "+pg.Table(schema.CoordinatorNamespace, schema.CoordinatorTable)+" IN SHARE MODE"); err != nil {
+				t.Fatal(err)
+			}
+			tx := f.m.Begin()
+			for _, k := range []struct {
+				ns    string
+				id    int
+				delta int64
+			}{{f.nsA, 1, -30}, {f.nsB, 2, 30}} {
+				r, err := tx.Get(ctx, storage.Get{Namespace: k.ns, Table: "accounts", Key: storage.Key{"id": k.id}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				tx.Put(ctx, storage.Put{Namespace: k.ns, Table: "accounts", Values: storage.Record{"id": k.id, "balance": r["balance"].(int64) + k.delta}})
+			}
+			commitCtx, stop := context.WithCancel(ctx)
+			defer stop()
+			done := make(chan error, 1)
+			go func() { done <- tx.Commit(commitCtx) }()
+			testenv.Await(t, "the decision insert to wait for the fence", func() bool {
+				var waiting int
+				err := fence.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
+					WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%'||$1||'%'`, schema.CoordinatorTable).Scan(&waiting)
+				return err == nil && waiting > 0
+			})
+			for _, id := range []int{1, 2} {
+				ns := map[int]string{1: f.nsA, 2: f.nsB}[id]
+				if _, err := fence.ExecContext(ctx, "SELECT 1 FROM "+pg.Table(ns, "accounts")+" WHERE id = $1 FOR UPDATE NOWAIT", id); err != nil {
+					t.Fatalf("account %d is locked while the decision waits for the fence: %v", id, err)
+				}
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("the commit ended under the fence: %v", err)
+			default:
+			}
+			if cancel {
+				stop()
+				if err := <-done; !errors.Is(err, ErrUnknownStatus) {
+					t.Fatalf("commit cancelled under the fence = %v, want an unknown status", err)
+				}
+			}
+			if err := fence.Rollback(); err != nil {
+				t.Fatal(err)
+			}
+			if cancel {
+				// The pipeline and its commit were sent: the server may
+				// still carry it out, or not, once the fence is gone.
+				testenv.Await(t, "the cancelled local transaction to end on the server", func() bool {
+					var active int
+					err := conn.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+						AND state <> 'idle' AND pid <> pg_backend_pid() AND query LIKE '%'||$1||'%'`, schema.CoordinatorTable).Scan(&active)
+					return err == nil && active == 0
+				})
+			} else if err := <-done; err != nil {
+				t.Fatalf("commit after the fence: %v", err)
+			}
+			// Whichever way it went, the decision row says it all.
+			got, err := f.m.decision(ctx, tx.ID())
+			if err != nil || (!cancel && got != consensus.Committed) {
+				t.Fatalf("coordinator says %v, %v", got, err)
+			}
+			wantA, wantB := map[bool]int64{true: 40, false: 70}[got == consensus.Committed], map[bool]int64{true: 160, false: 130}[got == consensus.Committed]
+			if a, b, err := f.settle(); err != nil || a != wantA || b != wantB {
+				t.Errorf("after the fence, coordinator %v: %d, %d, %v; want %d, %d", got, a, b, err, wantA, wantB)
+			}
+		})
 	}
 }
