@@ -375,12 +375,13 @@ func (t *Transaction) carryOut(ctx context.Context, c *consensus.Commit, atomic 
 	now := t.m.millis()
 	switch c.Step() {
 	case consensus.StepDecide:
-		if len(c.LocalMutations(now)) == 0 {
-			return consensus.Result{Err: t.m.decide(ctx, c.Decision(now))}
+		ms := c.LocalTransaction(now)
+		if len(ms) == 1 { // the decision alone
+			return consensus.Result{Err: t.m.decide(ctx, ms[0].(storage.Put))}
 		}
 		// The decision first: a cut's write fence blocks it before any
 		// record is locked (docs/performance-transactions.md).
-		err := atomic.MutateAtomic(ctx, c.LocalTransaction(now))
+		err := atomic.MutateAtomic(ctx, ms)
 		var failed *storage.FailedMutationError
 		return consensus.Result{Err: err, LocalConflict: errors.As(err, &failed) && failed.Index > 0}
 	case consensus.StepPrepare:
@@ -413,8 +414,8 @@ func (t *Transaction) crash(ctx context.Context, c *consensus.Commit, atomic sto
 	now := t.m.millis()
 	switch c.Step() {
 	case consensus.StepDecide, consensus.StepDecideAbort:
-		if n > 0 && len(c.LocalMutations(now)) > 0 {
-			_ = atomic.MutateAtomic(ctx, c.LocalTransaction(now))
+		if ms := c.LocalTransaction(now); n > 0 && len(ms) > 1 {
+			_ = atomic.MutateAtomic(ctx, ms)
 		} else if n > 0 {
 			_ = t.m.store.Put(ctx, c.Decision(now))
 		}
