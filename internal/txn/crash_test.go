@@ -439,3 +439,59 @@ func TestLocalCommitUnderFence(t *testing.T) {
 		})
 	}
 }
+
+// TestLocalCommitWriteKinds: every kind of write to a record in the
+// coordinator's store, written committed in the decision's local
+// transaction, leaves what a prepare then a commit would, and fails on
+// the same condition when another writer got there first.
+func TestLocalCommitWriteKinds(t *testing.T) {
+	tests := []struct {
+		name    string
+		id      int
+		del     bool
+		other   bool // another writer puts 500 into the record first
+		want    any  // the balance after; nil: no record
+		success bool
+	}{
+		{"update", 1, false, false, int64(55), true},
+		{"delete", 1, true, false, nil, true},
+		{"insert", 7, false, false, int64(55), true},
+		{"delete of an absent record", 7, true, false, nil, true},
+		{"update of a record changed meanwhile", 1, false, true, int64(500), false},
+		{"insert of a record that appeared", 7, false, true, int64(500), false},
+		{"delete of an absent record that appeared", 7, true, true, int64(500), false},
+	}
+	for _, e := range []string{"postgres", "postgres+mariadb"} {
+		for _, tt := range tests {
+			t.Run(e+"/"+tt.name, func(t *testing.T) {
+				f := newAccounts(t, engineNamed(t, e)) // account 1 in A, on the coordinator's PostgreSQL
+				ctx := context.Background()
+				tx := f.m.Begin()
+				if _, err := tx.Get(ctx, storage.Get{Namespace: f.nsA, Table: "accounts", Key: storage.Key{"id": tt.id}}); err != nil {
+					t.Fatal(err)
+				}
+				if tt.del {
+					tx.Delete(ctx, storage.Delete{Namespace: f.nsA, Table: "accounts", Key: storage.Key{"id": tt.id}})
+				} else {
+					tx.Put(ctx, storage.Put{Namespace: f.nsA, Table: "accounts", Values: storage.Record{"id": tt.id, "balance": int64(55)}})
+				}
+				if tt.other {
+					f.put(t, f.nsA, tt.id, 500)
+				}
+				err := tx.Commit(ctx)
+				if tt.success != (err == nil) || !tt.success && !errors.Is(err, ErrConflict) {
+					t.Fatalf("commit = %v, want success %v or a conflict", err, tt.success)
+				}
+				raw := f.raw(t, f.nsA, tt.id)
+				switch m := consensus.MetaOf(raw); {
+				case tt.want == nil && raw != nil:
+					t.Errorf("record left: %v", raw)
+				case tt.want != nil && (raw == nil || raw["balance"] != tt.want || m.State != consensus.Committed):
+					t.Errorf("record = %v, want balance %v committed", raw, tt.want)
+				case tt.want != nil && tt.success && (m.TxID != tx.ID() || raw[schema.BeforePrefix+"balance"] != map[bool]any{true: int64(100), false: nil}[tt.id == 1]):
+					t.Errorf("record = %v, want written by %s with its before image", raw, tx.ID())
+				}
+			})
+		}
+	}
+}

@@ -397,10 +397,11 @@ func inOrder(n int) []int {
 // lockOrder is the order to run statements in: the first keep stay in
 // place, the rest by table and key, so that two transactions or pipelines
 // never wait for each other's rows in a cycle (a deadlock PostgreSQL
-// breaks only after deadlock_timeout).
+// breaks only after deadlock_timeout). Statements of one record keep
+// their order (an insert, then its delete).
 func lockOrder(stmts []statement, keep int) []int {
 	order := inOrder(len(stmts))
-	slices.SortFunc(order[min(keep, len(order)):], func(a, b int) int { return strings.Compare(stmts[a].lockKey, stmts[b].lockKey) })
+	slices.SortStableFunc(order[min(keep, len(order)):], func(a, b int) int { return strings.Compare(stmts[a].lockKey, stmts[b].lockKey) })
 	return order
 }
 
