@@ -167,3 +167,31 @@ type EachMutator interface {
 type EachGetter interface {
 	GetEach(ctx context.Context, gs []Get) (out []Record, err error)
 }
+
+// AtomicMutator is an optional Store interface, checked by type assertion
+// (a store without it gets no single-transaction commit path):
+// MutateAtomic applies the mutations in one local transaction of the
+// store, all or none. ms[0] is applied first and the others follow in the
+// order EachMutator's pipelines lock rows in, so that a caller can put
+// first what must wait for a lock on its table (the coordinator insert
+// under a cut's write fence) before any row is locked, and two calls never
+// wait for each other in a cycle. When a condition fails nothing is
+// applied and err is a *FailedMutationError naming it. Any other error may
+// have come after the commit was sent (a lost connection): the mutations
+// may or may not be applied.
+type AtomicMutator interface {
+	MutateAtomic(ctx context.Context, ms []Mutation) error
+}
+
+// FailedMutationError says which mutation of an atomic batch failed its
+// condition, so that nothing of the batch was applied.
+type FailedMutationError struct {
+	Index int // into the batch
+	Err   error
+}
+
+func (e *FailedMutationError) Error() string {
+	return fmt.Sprintf("mutation %d of an atomic batch: %v", e.Index, e.Err)
+}
+
+func (e *FailedMutationError) Unwrap() error { return e.Err }

@@ -6,6 +6,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/stillpoint/stillpoint/internal/schema"
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/txn/consensus"
 )
@@ -15,6 +16,37 @@ import (
 type router interface {
 	StoreName(namespace string) (string, error)
 	ForNamespace(ctx context.Context, namespace string) (storage.Store, error)
+}
+
+// local returns the coordinator's store, when it applies writes
+// atomically and the manager lets writes join the decision, and which
+// records it holds (nil, nil: the decision is an insert of its own). An
+// error finding it is left to the decision insert to report.
+func (m *Manager) local(ctx context.Context) (storage.AtomicMutator, func(consensus.Ref) bool) {
+	if m.separate {
+		return nil, nil
+	}
+	r, ok := m.store.(router)
+	if !ok {
+		am, ok := m.store.(storage.AtomicMutator)
+		if !ok {
+			return nil, nil
+		}
+		return am, func(consensus.Ref) bool { return true }
+	}
+	name, err := r.StoreName(schema.CoordinatorNamespace)
+	if err != nil {
+		return nil, nil
+	}
+	st, err := r.ForNamespace(ctx, schema.CoordinatorNamespace)
+	am, ok := st.(storage.AtomicMutator)
+	if err != nil || !ok {
+		return nil, nil
+	}
+	return am, func(ref consensus.Ref) bool {
+		n, err := r.StoreName(ref.Table.Namespace)
+		return err == nil && n == name
+	}
 }
 
 // storeGroup is the items of a list that go to one store: their indexes.

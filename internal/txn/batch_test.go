@@ -52,9 +52,11 @@ func TestPrepareBatchConditionFails(t *testing.T) {
 }
 
 // asyncManager replaces the fixture's manager by one with asynchronous
-// commit records and the hooks given.
+// commit records and the hooks given. The decision is separate, so that
+// every record of the transfer gets an asynchronous commit record (by
+// default those in the coordinator's store are committed with it).
 func (f *fixture) asyncManager(h hooks) {
-	f.m = NewManager(f.st, Options{Lifetime: f.lifetim, AsyncCommit: true, Now: f.m.now})
+	f.manager(Options{AsyncCommit: true, SeparateDecision: true})
 	f.m.hooks = h
 }
 

@@ -48,6 +48,11 @@ type Options struct {
 	// last group was written; each keeps its own row. Default off
 	// (docs/performance-transactions.md).
 	GroupDecisions bool
+	// SeparateDecision: the coordinator insert is a local transaction of
+	// its own, as in ScalarDB, even where records share the coordinator's
+	// store; by default their writes join it (docs/performance-transactions.md).
+	// GroupDecisions implies it.
+	SeparateDecision bool
 }
 
 // Manager begins transactions over a store that routes every namespace,
@@ -65,6 +70,8 @@ type Manager struct {
 	async *asyncCommits // nil: commit records are written before Commit returns
 	// decisions groups coordinator inserts (nil: one Put each).
 	decisions *decisions
+	// separate: no writes join the decision's local transaction.
+	separate bool
 
 	hooks hooks
 }
@@ -99,7 +106,8 @@ func NewManager(store storage.Store, opts Options) *Manager {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	m := &Manager{store: store, lifetime: opts.Lifetime, iso: opts.Isolation, now: opts.Now, log: opts.Logger, tables: map[string]*storage.TableMetadata{}}
+	m := &Manager{store: store, lifetime: opts.Lifetime, iso: opts.Isolation, now: opts.Now, log: opts.Logger, tables: map[string]*storage.TableMetadata{},
+		separate: opts.SeparateDecision || opts.GroupDecisions}
 	if opts.AsyncCommit {
 		m.async = newAsyncCommits(m)
 	}

@@ -188,50 +188,63 @@ func TestRecoverScalarDBRecords(t *testing.T) {
 // with NULL metadata leaves what ScalarDB 3.10+ leaves
 // (PrepareMutationComposer.createBeforeColumns): before_tx_version 0 and
 // the other before_tx_* NULL, so a ScalarDB reader restores the row rather
-// than deleting it; and its rollback returns the row to NULL metadata.
+// than deleting it; and its rollback returns the row to NULL metadata. A
+// record written committed at once, in the decision's local transaction,
+// carries the same before image.
 func TestPrepareOverImportedRow(t *testing.T) {
 	for _, engine := range txntest.Engines {
-		t.Run(engine, func(t *testing.T) {
-			ctx := context.Background()
-			st, tbl := txntest.Accounts(t, engine, txntest.Coordinator34)
-			ns := tbl.Namespace
-			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-			m := NewManager(st, Options{Now: func() time.Time { return now }})
-			key := storage.Key{"id": int32(1)}
-			if err := st.Put(ctx, storage.Put{Namespace: ns, Table: tbl.Table, Values: storage.Record{"id": int32(1), "balance": int64(100)}}); err != nil {
-				t.Fatal(err)
-			}
-			m.hooks.crashAt = func(s consensus.Step) (int, bool) { return 0, s == consensus.StepDecide }
-			tx := m.Begin()
-			if err := tx.Put(ctx, storage.Put{Namespace: ns, Table: tbl.Table, Values: storage.Record{"id": int32(1), "balance": int64(90)}}); err != nil {
-				t.Fatal(err)
-			}
-			if err := tx.Commit(ctx); err == nil {
-				t.Fatal("the commit stopped before its decision reports success")
-			}
-			m.hooks.crashAt = nil
-			raw := func() storage.Record {
-				r, err := st.Get(ctx, storage.Get{Namespace: ns, Table: tbl.Table, Key: key})
-				if err != nil || r == nil {
-					t.Fatalf("read the record: %v, %v", r, err)
+		for _, separate := range []bool{true, false} {
+			t.Run(engine+map[bool]string{true: "/prepared then rolled back", false: "/committed with the decision"}[separate], func(t *testing.T) {
+				ctx := context.Background()
+				st, tbl := txntest.Accounts(t, engine, txntest.Coordinator34)
+				ns := tbl.Namespace
+				now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+				m := NewManager(st, Options{Now: func() time.Time { return now }, SeparateDecision: separate})
+				key := storage.Key{"id": int32(1)}
+				if err := st.Put(ctx, storage.Put{Namespace: ns, Table: tbl.Table, Values: storage.Record{"id": int32(1), "balance": int64(100)}}); err != nil {
+					t.Fatal(err)
 				}
-				return r
-			}
-			prepared := raw()
-			for k, v := range map[string]any{"before_tx_version": int32(0), "before_tx_id": nil, "before_tx_state": nil, "before_balance": int64(100), schema.TxVersion: int32(1)} {
-				if !storage.Equal(prepared[k], v) {
-					t.Errorf("prepared record: %s = %v, want %v (%v)", k, prepared[k], v, prepared)
+				if separate {
+					m.hooks.crashAt = func(s consensus.Step) (int, bool) { return 0, s == consensus.StepDecide }
 				}
-			}
-			now = now.Add(DefaultLifetime + time.Second)
-			if action, err := m.RecoverRecord(ctx, consensus.Ref{Table: tbl, Key: key}, prepared); err != nil || action != consensus.RollBack {
-				t.Fatalf("recovery = %v, %v; want roll back", action, err)
-			}
-			for k, v := range backToNull {
-				if got := raw(); !storage.Equal(got[k], v) {
-					t.Errorf("rolled back: %s = %v, want %v (%v)", k, got[k], v, got)
+				tx := m.Begin()
+				if err := tx.Put(ctx, storage.Put{Namespace: ns, Table: tbl.Table, Values: storage.Record{"id": int32(1), "balance": int64(90)}}); err != nil {
+					t.Fatal(err)
 				}
-			}
-		})
+				if err := tx.Commit(ctx); (err == nil) == separate {
+					t.Fatalf("commit = %v (stopped before its decision: %v)", err, separate)
+				}
+				m.hooks.crashAt = nil
+				raw := func() storage.Record {
+					r, err := st.Get(ctx, storage.Get{Namespace: ns, Table: tbl.Table, Key: key})
+					if err != nil || r == nil {
+						t.Fatalf("read the record: %v, %v", r, err)
+					}
+					return r
+				}
+				written := raw()
+				want := map[string]any{"before_tx_version": int32(0), "before_tx_id": nil, "before_tx_state": nil, "before_balance": int64(100), schema.TxVersion: int32(1)}
+				if !separate {
+					want[schema.TxState], want["balance"] = int32(consensus.Committed), int64(90)
+				}
+				for k, v := range want {
+					if !storage.Equal(written[k], v) {
+						t.Errorf("written record: %s = %v, want %v (%v)", k, written[k], v, written)
+					}
+				}
+				if !separate {
+					return
+				}
+				now = now.Add(DefaultLifetime + time.Second)
+				if action, err := m.RecoverRecord(ctx, consensus.Ref{Table: tbl, Key: key}, written); err != nil || action != consensus.RollBack {
+					t.Fatalf("recovery = %v, %v; want roll back", action, err)
+				}
+				for k, v := range backToNull {
+					if got := raw(); !storage.Equal(got[k], v) {
+						t.Errorf("rolled back: %s = %v, want %v (%v)", k, got[k], v, got)
+					}
+				}
+			})
+		}
 	}
 }

@@ -343,15 +343,16 @@ func (t *Transaction) Commit(ctx context.Context) error {
 	if err := t.readEach(ctx, t.tx.Unread()); err != nil {
 		return t.conflict(err)
 	}
-	c := consensus.NewCommit(t.tx)
+	atomic, local := t.m.local(ctx)
+	c := consensus.NewCommitLocal(t.tx, local)
 	for c.Step() != consensus.StepDone {
 		if h := t.m.hooks.crashAt; h != nil {
 			if n, crash := h(c.Step()); crash {
-				t.crash(ctx, c, n)
+				t.crash(ctx, c, atomic, n)
 				return errCrashed
 			}
 		}
-		c.Done(t.carryOut(ctx, c))
+		c.Done(t.carryOut(ctx, c, atomic))
 	}
 	switch c.Outcome() {
 	case consensus.OutcomeCommitted:
@@ -370,15 +371,25 @@ func (t *Transaction) conflict(cause error) error {
 	return &TxError{TxID: t.tx.ID, Kind: ErrConflict, Cause: cause}
 }
 
-func (t *Transaction) carryOut(ctx context.Context, c *consensus.Commit) consensus.Result {
+func (t *Transaction) carryOut(ctx context.Context, c *consensus.Commit, atomic storage.AtomicMutator) consensus.Result {
 	now := t.m.millis()
 	switch c.Step() {
+	case consensus.StepDecide:
+		ms := c.LocalTransaction(now)
+		if len(ms) == 1 { // the decision alone
+			return consensus.Result{Err: t.m.decide(ctx, ms[0].(storage.Put))}
+		}
+		// The decision first: a cut's write fence blocks it before any
+		// record is locked (docs/performance-transactions.md).
+		err := atomic.MutateAtomic(ctx, ms)
+		var failed *storage.FailedMutationError
+		return consensus.Result{Err: err, LocalConflict: errors.As(err, &failed) && failed.Index > 0}
 	case consensus.StepPrepare:
 		return consensus.Result{Err: t.m.mutate(ctx, c.Mutations(now))}
 	case consensus.StepValidate:
 		valid, err := t.validate(ctx)
 		return consensus.Result{Valid: valid, Err: err}
-	case consensus.StepDecide, consensus.StepDecideAbort:
+	case consensus.StepDecideAbort:
 		return consensus.Result{Err: t.m.decide(ctx, c.Decision(now))}
 	case consensus.StepCheckDecision:
 		d, err := t.m.decision(ctx, t.tx.ID)
@@ -397,12 +408,15 @@ func (t *Transaction) carryOut(ctx context.Context, c *consensus.Commit) consens
 	return consensus.Result{Err: fmt.Errorf("unexpected step %v", c.Step())}
 }
 
-// crash applies the first n writes of the current step and stops.
-func (t *Transaction) crash(ctx context.Context, c *consensus.Commit, n int) {
+// crash applies the first n writes of the current step and stops. The
+// decision and the writes that join it are one write: all or none.
+func (t *Transaction) crash(ctx context.Context, c *consensus.Commit, atomic storage.AtomicMutator, n int) {
 	now := t.m.millis()
 	switch c.Step() {
 	case consensus.StepDecide, consensus.StepDecideAbort:
-		if n > 0 {
+		if ms := c.LocalTransaction(now); n > 0 && len(ms) > 1 {
+			_ = atomic.MutateAtomic(ctx, ms)
+		} else if n > 0 {
 			_ = t.m.store.Put(ctx, c.Decision(now))
 		}
 	default:

@@ -68,8 +68,15 @@ func newFixture(t *testing.T, e engine) *fixture {
 	if _, err := schema.Create(context.Background(), f.st, tables); err != nil {
 		t.Fatalf("create schema: %v", err)
 	}
-	f.m = NewManager(f.st, Options{Lifetime: f.lifetim, Now: func() time.Time { return time.UnixMilli(f.clock.Load()) }})
+	f.manager(Options{})
 	return f
+}
+
+// manager replaces the fixture's manager by one with options o, on the
+// fixture's clock and lifetime.
+func (f *fixture) manager(o Options) {
+	o.Lifetime, o.Now = f.lifetim, func() time.Time { return time.UnixMilli(f.clock.Load()) }
+	f.m = NewManager(f.st, o)
 }
 
 // newAccounts is a fixture with account 1 in A and account 2 in B, both

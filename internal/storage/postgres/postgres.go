@@ -176,10 +176,22 @@ func (Dialect) ExecPipeline(ctx context.Context, db *sql.DB, queries []string, a
 	err := batch(ctx, db, queries, args, func(i int, br pgx.BatchResults) error {
 		tag, err := br.Exec()
 		affected[i] = tag.RowsAffected()
-		return err
+		if err != nil {
+			return &sqlstore.PipelineError{Index: i, Err: err}
+		}
+		return nil
 	})
 	return affected, err
 }
+
+// AssertWrote divides by the number of rows the write returned: zero
+// raises division_by_zero, which aborts the pipeline's implicit
+// transaction. The statements it wraps do no arithmetic of their own.
+func (Dialect) AssertWrote(query string) string {
+	return "WITH w AS (" + query + " RETURNING 1) SELECT 1 / COUNT(*) FROM w"
+}
+
+func (Dialect) IsAssertion(err error) bool { return sqlState(err) == "22012" }
 
 // QueryPipeline sends the queries as one pgx batch.
 func (Dialect) QueryPipeline(ctx context.Context, db *sql.DB, queries []string, args [][]any, scan func(i int, rows sqlstore.Rows) error) error {

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -300,28 +301,108 @@ func (s *Store) Mutate(ctx context.Context, ms []storage.Mutation) error {
 	if len(ms) == 0 {
 		return nil
 	}
-	stmts := make([]statement, 0, len(ms))
-	for _, mu := range ms {
-		st, err := s.build(ctx, mu)
-		if err != nil {
-			return err
-		}
-		stmts = append(stmts, st)
+	stmts, err := s.buildAll(ctx, ms)
+	if err != nil {
+		return err
 	}
 	if len(stmts) == 1 {
 		return s.exec(ctx, s.db, stmts[0])
 	}
+	err = s.inTx(ctx, stmts, inOrder(len(stmts)))
+	if f, ok := err.(*storage.FailedMutationError); ok {
+		return f.Err
+	}
+	return err
+}
+
+func (s *Store) buildAll(ctx context.Context, ms []storage.Mutation) ([]statement, error) {
+	stmts := make([]statement, 0, len(ms))
+	for _, mu := range ms {
+		st, err := s.build(ctx, mu)
+		if err != nil {
+			return nil, err
+		}
+		stmts = append(stmts, st)
+	}
+	return stmts, nil
+}
+
+// inTx runs the statements in the given order in one local transaction,
+// and rolls it back at the first failed condition, which it names.
+func (s *Store) inTx(ctx context.Context, stmts []statement, order []int) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return s.wrap(err, "begin")
 	}
-	for _, st := range stmts {
-		if err := s.exec(ctx, tx, st); err != nil {
+	for _, i := range order {
+		if err := s.exec(ctx, tx, stmts[i]); err != nil {
 			_ = tx.Rollback()
+			if errors.Is(err, storage.ErrNoMutation) {
+				return &storage.FailedMutationError{Index: i, Err: err}
+			}
 			return err
 		}
 	}
 	return s.wrap(tx.Commit(), "commit")
+}
+
+var _ storage.AtomicMutator = (*Store)(nil)
+
+// MutateAtomic applies the mutations in one local transaction, the first
+// one first and the others in lock order. Where the dialect pipelines, it
+// is one round trip: each conditional statement is made to fail when it
+// writes no row, which undoes the whole pipeline; elsewhere BEGIN, one
+// statement each, COMMIT (docs/performance-transactions.md).
+func (s *Store) MutateAtomic(ctx context.Context, ms []storage.Mutation) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	stmts, err := s.buildAll(ctx, ms)
+	if err != nil {
+		return err
+	}
+	order := lockOrder(stmts, 1)
+	p, ok := s.dialect.(Pipeliner)
+	if !ok {
+		return s.inTx(ctx, stmts, order)
+	}
+	queries, args := make([]string, len(stmts)), make([][]any, len(stmts))
+	for j, i := range order {
+		queries[j], args[j] = stmts[i].query, stmts[i].args
+		if stmts[i].needRows {
+			queries[j] = p.AssertWrote(queries[j])
+		}
+	}
+	_, err = p.ExecPipeline(ctx, s.db, queries, args)
+	var pe *PipelineError
+	if errors.As(err, &pe) && p.IsAssertion(pe.Err) {
+		st := stmts[order[pe.Index]]
+		return &storage.FailedMutationError{Index: order[pe.Index], Err: &storage.NoMutationError{Table: st.table, Condition: st.cond}}
+	}
+	if err != nil {
+		return s.wrap(err, fmt.Sprintf("write %d records of %s and others in one transaction", len(stmts), stmts[0].table))
+	}
+	return nil
+}
+
+// inOrder is 0, 1, ..., n-1.
+func inOrder(n int) []int {
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	return order
+}
+
+// lockOrder is the order to run statements in: the first keep stay in
+// place, the rest by table and key, so that two transactions or pipelines
+// never wait for each other's rows in a cycle (a deadlock PostgreSQL
+// breaks only after deadlock_timeout). Statements of one record keep
+// their order (an insert, then its delete).
+func lockOrder(stmts []statement, keep int) []int {
+	order := inOrder(len(stmts))
+	slices.SortStableFunc(order[min(keep, len(order)):], func(a, b int) int { return strings.Compare(stmts[a].lockKey, stmts[b].lockKey) })
+	return order
 }
 
 // Pipeliner is an optional Dialect: an engine that sends several
@@ -334,7 +415,23 @@ type Pipeliner interface {
 	// QueryPipeline runs the queries in one round trip and hands each
 	// one's rows to scan, with its index.
 	QueryPipeline(ctx context.Context, db *sql.DB, queries []string, args [][]any, scan func(i int, rows Rows) error) error
+	// AssertWrote wraps a conditional write so that it fails, undoing the
+	// pipeline, when it writes no row; IsAssertion recognises that failure.
+	AssertWrote(query string) string
+	IsAssertion(err error) bool
 }
+
+// PipelineError is the error of query Index of a pipeline.
+type PipelineError struct {
+	Index int
+	Err   error
+}
+
+func (e *PipelineError) Error() string {
+	return fmt.Sprintf("statement %d of a pipeline: %v", e.Index, e.Err)
+}
+
+func (e *PipelineError) Unwrap() error { return e.Err }
 
 var _ storage.EachMutator = (*Store)(nil)
 
@@ -364,14 +461,7 @@ func (s *Store) MutateEach(ctx context.Context, ms []storage.Mutation) ([]error,
 		}
 		return errs, g.Wait()
 	}
-	// Every pipeline locks its rows in one order, by table and key, so
-	// two never wait for each other in a cycle (a deadlock PostgreSQL
-	// breaks only after deadlock_timeout).
-	order := make([]int, len(stmts))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int { return strings.Compare(stmts[a].lockKey, stmts[b].lockKey) })
+	order := lockOrder(stmts, 0)
 	queries, args := make([]string, len(stmts)), make([][]any, len(stmts))
 	for j, i := range order {
 		queries[j], args[j] = stmts[i].query, stmts[i].args

@@ -2,6 +2,9 @@ package consensus
 
 import (
 	"errors"
+	"fmt"
+	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/stillpoint/stillpoint/internal/schema"
@@ -22,16 +25,25 @@ func committed(id int32, balance int64, txID string, version int32) storage.Reco
 
 var errNoMutation = &storage.NoMutationError{Table: "x", Condition: storage.PutIf}
 
-// drive runs a commit to the end, answering each step from results.
-func drive(t *testing.T, tx *Tx, results map[Step][]Result) ([]Step, *Commit) {
+// drive runs a commit to the end, answering each step from results. It
+// returns the steps and, for each, the accounts it writes ("decide"
+// lists those written with the decision).
+func drive(t *testing.T, c *Commit, results map[Step][]Result) ([]Step, []string, *Commit) {
 	t.Helper()
-	c := NewCommit(tx)
 	var steps []Step
+	var trace []string
 	for c.Step() != StepDone {
 		s := c.Step()
 		steps = append(steps, s)
 		if len(steps) > 20 {
 			t.Fatalf("commit does not terminate: %v", steps)
+		}
+		ms := c.Mutations(0)
+		if s == StepDecide {
+			ms = c.LocalMutations(0)
+		}
+		if len(ms) > 0 {
+			trace = append(trace, fmt.Sprint(s, " ", accountsOf(ms)))
 		}
 		var r Result
 		if rs := results[s]; len(rs) > 0 {
@@ -39,7 +51,21 @@ func drive(t *testing.T, tx *Tx, results map[Step][]Result) ([]Step, *Commit) {
 		}
 		c.Done(r)
 	}
-	return steps, c
+	return steps, trace, c
+}
+
+// accountsOf lists the accounts mutations write, in order.
+func accountsOf(ms []storage.Mutation) []any {
+	var out []any
+	for _, m := range ms {
+		switch m := m.(type) {
+		case storage.Put:
+			out = append(out, m.Values["id"])
+		case storage.Delete:
+			out = append(out, m.Key["id"])
+		}
+	}
+	return out
 }
 
 func transfer(iso Isolation) *Tx {
@@ -95,7 +121,7 @@ func TestCommitTransitions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			steps, c := drive(t, transfer(tt.iso), tt.results)
+			steps, _, c := drive(t, NewCommit(transfer(tt.iso)), tt.results)
 			if !equalSteps(steps, tt.steps) {
 				t.Errorf("steps = %v, want %v", steps, tt.steps)
 			}
@@ -121,12 +147,12 @@ func equalSteps(a, b []Step) bool {
 func TestReadOnly(t *testing.T) {
 	tx := NewTx("r", Snapshot)
 	tx.Read(ref(1), committed(1, 1, "a", 1))
-	if steps, c := drive(t, tx, nil); len(steps) != 0 || c.Outcome() != OutcomeCommitted {
+	if steps, _, c := drive(t, NewCommit(tx), nil); len(steps) != 0 || c.Outcome() != OutcomeCommitted {
 		t.Fatalf("read-only snapshot commit: steps %v outcome %v", steps, c.Outcome())
 	}
 	tx = NewTx("r", Serializable)
 	tx.Read(ref(1), committed(1, 1, "a", 1))
-	steps, c := drive(t, tx, map[Step][]Result{StepValidate: {{Valid: false}}})
+	steps, _, c := drive(t, NewCommit(tx), map[Step][]Result{StepValidate: {{Valid: false}}})
 	if !equalSteps(steps, []Step{StepValidate}) || c.Outcome() != OutcomeAborted {
 		t.Fatalf("read-only serializable failing validation: steps %v outcome %v (must write nothing)", steps, c.Outcome())
 	}
@@ -267,5 +293,106 @@ func TestRollbackRestoresUserBeforeColumn(t *testing.T) {
 	back := RollbackRecord(r, prepared).(storage.Put).Values
 	if back["before_note"] != "old" || back["before_before_note"] != nil {
 		t.Errorf("rollback: before_note = %v (want old), before_before_note = %v (want cleared)", back["before_note"], back["before_before_note"])
+	}
+}
+
+// TestLocalCommitTransitions: records in the coordinator's store join the
+// decision's local transaction, written committed at once where no
+// validation is needed, as commit records after validation otherwise;
+// a failed condition there aborts as a failed prepare does.
+func TestLocalCommitTransitions(t *testing.T) {
+	ambiguous := errors.New("connection reset")
+	localConflict := Result{Err: &storage.FailedMutationError{Index: 1, Err: errNoMutation}, LocalConflict: true}
+	none, first, both := []int32{}, []int32{1}, []int32{1, 2}
+	tests := []struct {
+		name     string
+		iso      Isolation
+		validate bool    // the transaction also read account 3 without writing it
+		local    []int32 // accounts in the coordinator's store
+		results  map[Step][]Result
+		steps    []Step
+		trace    []string
+		outcome  Outcome
+	}{
+		{"nothing local", Snapshot, false, none, nil,
+			[]Step{StepPrepare, StepDecide, StepCommitRecords}, []string{"prepare [1 2]", "commit records [1 2]"}, OutcomeCommitted},
+		{"one local", Snapshot, false, first, nil,
+			[]Step{StepPrepare, StepDecide, StepCommitRecords}, []string{"prepare [2]", "decide [1]", "commit records [2]"}, OutcomeCommitted},
+		{"all local: one local transaction", Snapshot, false, both, nil,
+			[]Step{StepDecide, StepCommitRecords}, []string{"decide [1 2]"}, OutcomeCommitted},
+		{"all local, serializable, every read written", Serializable, false, both, nil,
+			[]Step{StepDecide, StepCommitRecords}, []string{"decide [1 2]"}, OutcomeCommitted},
+		{"all local, serializable, validation needed", Serializable, true, both, map[Step][]Result{StepValidate: {{Valid: true}}},
+			[]Step{StepPrepare, StepValidate, StepDecide, StepCommitRecords}, []string{"prepare [1 2]", "decide [1 2]"}, OutcomeCommitted},
+		{"one local, serializable, validation fails", Serializable, true, first, map[Step][]Result{StepValidate: {{Valid: false}}},
+			[]Step{StepPrepare, StepValidate, StepDecideAbort, StepRollback}, []string{"prepare [1 2]", "rollback [1 2]"}, OutcomeAborted},
+		{"one local, its condition fails", Snapshot, false, first, map[Step][]Result{StepDecide: {localConflict}},
+			[]Step{StepPrepare, StepDecide, StepDecideAbort, StepRollback}, []string{"prepare [2]", "decide [1]", "rollback [2]"}, OutcomeAborted},
+		{"all local, a condition fails", Snapshot, false, both, map[Step][]Result{StepDecide: {localConflict}},
+			[]Step{StepDecide, StepDecideAbort, StepRollback}, []string{"decide [1 2]"}, OutcomeAborted},
+		{"one local, decision lost to a reader's abort", Snapshot, false, first,
+			map[Step][]Result{StepDecide: {{Err: errNoMutation}}, StepCheckDecision: {{Decision: Aborted}}},
+			[]Step{StepPrepare, StepDecide, StepCheckDecision, StepRollback}, []string{"prepare [2]", "decide [1]", "rollback [2]"}, OutcomeAborted},
+		{"one local, ambiguous local commit that landed", Snapshot, false, first,
+			map[Step][]Result{StepDecide: {{Err: ambiguous}}, StepCheckDecision: {{Decision: Committed}}},
+			[]Step{StepPrepare, StepDecide, StepCheckDecision, StepCommitRecords}, []string{"prepare [2]", "decide [1]", "commit records [2]"}, OutcomeCommitted},
+		{"one local, ambiguous local commit that did not land", Snapshot, false, first,
+			map[Step][]Result{StepDecide: {{Err: ambiguous}}, StepCheckDecision: {{}}},
+			[]Step{StepPrepare, StepDecide, StepCheckDecision, StepDecideAbort, StepRollback}, []string{"prepare [2]", "decide [1]", "rollback [2]"}, OutcomeAborted},
+		{"all local, ambiguous, coordinator unreadable", Snapshot, false, both,
+			map[Step][]Result{StepDecide: {{Err: ambiguous}}, StepCheckDecision: {{Err: ambiguous}}},
+			[]Step{StepDecide, StepCheckDecision}, []string{"decide [1 2]"}, OutcomeUnknown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tx := transfer(tt.iso)
+			if tt.validate {
+				tx.Read(ref(3), committed(3, 100, "c", 1))
+			}
+			local := func(r Ref) bool { return slices.Contains(tt.local, r.Key["id"].(int32)) }
+			steps, trace, c := drive(t, NewCommitLocal(tx, local), tt.results)
+			if !slices.Equal(steps, tt.steps) || !slices.Equal(trace, tt.trace) {
+				t.Errorf("steps = %v, writes %q; want %v, %q", steps, trace, tt.steps, tt.trace)
+			}
+			if c.Outcome() != tt.outcome {
+				t.Errorf("outcome = %v, want %v", c.Outcome(), tt.outcome)
+			}
+		})
+	}
+}
+
+// TestCommittedLayer: a record written committed at once holds what its
+// prepare then its commit would leave, on its prepare's condition.
+func TestCommittedLayer(t *testing.T) {
+	tx := NewTx("t1", Snapshot)
+	tx.Read(ref(1), committed(1, 100, "a", 1))
+	tx.Read(ref(2), committed(2, 50, "b", 3))
+	tx.Read(ref(3), nil)
+	tx.Read(ref(4), nil)
+	tx.Put(ref(1), storage.Record{"balance": int64(90)})
+	tx.Delete(ref(2))
+	tx.Put(ref(3), storage.Record{"balance": int64(10)})
+	tx.Delete(ref(4))
+	prepares := tx.PrepareMutations(5000)
+	got := tx.committedOf(tx.order, 5000)
+	// account 1: the prepare, COMMITTED at 5000.
+	want := prepares[0].(storage.Put)
+	want.Values[schema.TxState], want.Values[schema.TxCommittedAt] = int32(Committed), int64(5000)
+	if !reflect.DeepEqual(got[0], storage.Mutation(want)) {
+		t.Errorf("update: %v\nwant %v", got[0], want)
+	}
+	// account 2: a delete on the prepare's condition.
+	if d, ok := got[1].(storage.Delete); !ok || d.Condition.Kind != storage.DeleteIf ||
+		!reflect.DeepEqual(d.Condition.Exprs, prepares[1].(storage.Put).Condition.Exprs) {
+		t.Errorf("delete: %v, want a DeleteIf on %v", got[1], prepares[1].(storage.Put).Condition)
+	}
+	// account 3: the insert, COMMITTED, only if still absent.
+	if p := got[2].(storage.Put); p.Condition.Kind != storage.PutIfNotExists || p.Values[schema.TxState] != int32(Committed) || p.Values["balance"] != int64(10) {
+		t.Errorf("insert: %v", p)
+	}
+	// account 4, read absent: its prepare and its commit, so that it
+	// still fails if the record appeared.
+	if len(got) != 5 || !reflect.DeepEqual(got[3], prepares[3]) || !reflect.DeepEqual(got[4], CommitRecord(ref(4), "t1", Deleted, 5000)) {
+		t.Errorf("delete of an absent record: %v", got[3:])
 	}
 }

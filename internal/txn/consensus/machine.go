@@ -14,7 +14,9 @@ const (
 	StepPrepare Step = iota + 1
 	// StepValidate: read ValidationReads and re-run Scans; report Valid.
 	StepValidate
-	// StepDecide: apply Decision (insert COMMITTED); this is the commit point.
+	// StepDecide: apply Decision (insert COMMITTED); this is the commit
+	// point. With LocalMutations, apply the decision first and them after
+	// it in one local transaction of the coordinator's store, all or none.
 	StepDecide
 	// StepCheckDecision: read the coordinator row; report its Decision.
 	StepCheckDecision
@@ -59,6 +61,10 @@ type Result struct {
 	Err      error // any failure; errors.Is(Err, storage.ErrNoMutation) for a failed condition
 	Valid    bool  // StepValidate: everything read is unchanged
 	Decision State // StepCheckDecision: the coordinator row's state, 0 when absent
+	// LocalConflict (StepDecide): the local transaction rolled back because
+	// the condition of one of LocalMutations failed, so the decision did
+	// not land either.
+	LocalConflict bool
 }
 
 // maxDecisionChecks bounds the decide/check loop when decisions race.
@@ -74,16 +80,49 @@ type Commit struct {
 	// longer be assumed.
 	sentCommit bool
 	checks     int
+	// Which writes each step covers, by id: prepared by StepPrepare (and
+	// rolled back on abort), written with the decision, committed after it.
+	prepared, withDecision, after []string
+	// fold: withDecision is written committed at once, not prepared first.
+	fold bool
 }
 
-// NewCommit starts committing tx.
-func NewCommit(tx *Tx) *Commit {
-	c := &Commit{tx: tx, step: StepPrepare}
+// NewCommit starts committing tx: every record prepared, then the
+// decision, then the commit records.
+func NewCommit(tx *Tx) *Commit { return NewCommitLocal(tx, nil) }
+
+// NewCommitLocal starts committing tx where local tells the records held
+// by the coordinator's store, a store that applies writes atomically
+// (storage.AtomicMutator; nil: none). Their writes join the decision
+// insert in one local transaction of that store, so the decision row
+// exists iff they are written. Where no validation is needed they are not
+// even prepared: only the other stores' records are, then the local
+// transaction writes these straight to their committed layer, on their
+// prepare's condition ("last resource"). Otherwise every record is
+// prepared and validated, and the local transaction writes their commit
+// records. docs/performance-transactions.md has the argument.
+func NewCommitLocal(tx *Tx, local func(Ref) bool) *Commit {
+	c := &Commit{tx: tx, step: StepPrepare, prepared: tx.order, after: tx.order}
+	if local != nil {
+		c.after = nil
+		for _, id := range tx.order {
+			if local(tx.writes[id].Ref) {
+				c.withDecision = append(c.withDecision, id)
+			} else {
+				c.after = append(c.after, id)
+			}
+		}
+		if c.fold = len(c.withDecision) > 0 && !tx.NeedsValidation(); c.fold {
+			c.prepared = c.after
+		}
+	}
 	switch {
 	case tx.ReadOnly() && tx.Isolation == Serializable:
 		c.step = StepValidate
 	case tx.ReadOnly():
 		c.step, c.outcome = StepDone, OutcomeCommitted
+	case len(c.prepared) == 0:
+		c.step = StepDecide
 	}
 	return c
 }
@@ -101,13 +140,32 @@ func (c *Commit) Cause() error { return c.cause }
 func (c *Commit) Mutations(now int64) []storage.Mutation {
 	switch c.step {
 	case StepPrepare:
-		return c.tx.PrepareMutations(now)
+		return c.tx.prepareOf(c.prepared, now)
 	case StepCommitRecords:
-		return c.tx.CommitMutations(now)
+		return c.tx.commitOf(c.after, now)
 	case StepRollback:
-		return c.tx.RollbackMutations()
+		return c.tx.rollbackOf(c.prepared)
 	}
 	return nil
+}
+
+// LocalTransaction is what StepDecide applies in one local transaction
+// of the coordinator's store when LocalMutations has any: the decision
+// first, then them.
+func (c *Commit) LocalTransaction(now int64) []storage.Mutation {
+	return append([]storage.Mutation{c.Decision(now)}, c.LocalMutations(now)...)
+}
+
+// LocalMutations are the writes that join the decision of StepDecide in
+// one local transaction (none: the decision is a single insert).
+func (c *Commit) LocalMutations(now int64) []storage.Mutation {
+	switch {
+	case c.step != StepDecide:
+		return nil
+	case c.fold:
+		return c.tx.committedOf(c.withDecision, now)
+	}
+	return c.tx.commitOf(c.withDecision, now)
 }
 
 // Decision is the coordinator insert of StepDecide and StepDecideAbort.
@@ -127,7 +185,7 @@ func (c *Commit) Done(r Result) {
 			return
 		}
 		c.step = StepDecide
-		if c.tx.Isolation == Serializable {
+		if c.tx.Isolation == Serializable && !c.fold {
 			c.step = StepValidate
 		}
 	case StepValidate:
@@ -142,6 +200,10 @@ func (c *Commit) Done(r Result) {
 			c.step = StepDecide
 		}
 	case StepDecide:
+		if r.LocalConflict { // a failed prepare, in effect
+			c.abort(r.Err)
+			return
+		}
 		c.sentCommit = true
 		if r.Err == nil {
 			c.step, c.outcome = StepCommitRecords, OutcomeCommitted

@@ -155,63 +155,99 @@ func (t *Tx) Unread() []Ref {
 // version+1, and the committed image it replaces copied into before_*.
 // The condition is that the record is still what was read. now is in
 // milliseconds since the epoch.
-func (t *Tx) PrepareMutations(now int64) []storage.Mutation {
-	out := make([]storage.Mutation, 0, len(t.order))
-	for _, id := range t.order {
-		w := t.writes[id]
-		stored := t.reads[id].Stored
-		values := storage.Record{}
-		state := Prepared
-		if w.Delete {
-			state = Deleted
-		} else {
-			for k, v := range w.Values {
-				values[k] = v
-			}
+func (t *Tx) PrepareMutations(now int64) []storage.Mutation { return t.prepareOf(t.order, now) }
+
+func (t *Tx) prepareOf(ids []string, now int64) []storage.Mutation {
+	out := make([]storage.Mutation, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, t.prepare(id, Prepared, now))
+	}
+	return out
+}
+
+// prepare is the prepare of write id, leaving the record in state (of a
+// put: PREPARED, or COMMITTED when it is written committed at once).
+func (t *Tx) prepare(id string, state State, now int64) storage.Put {
+	w := t.writes[id]
+	stored := t.reads[id].Stored
+	values := storage.Record{}
+	if w.Delete {
+		state = Deleted
+	} else {
+		for k, v := range w.Values {
+			values[k] = v
 		}
-		cond := storage.Condition{Kind: storage.PutIfNotExists}
-		version := int32(1)
-		if stored != nil {
-			m := MetaOf(stored)
-			version = m.Version + 1
-			cond = storage.Condition{Kind: storage.PutIf, Exprs: []storage.Expr{{Column: schema.TxID, Op: storage.EQ, Value: m.TxID}}}
-			if m.TxID == "" {
-				cond.Exprs[0] = storage.Expr{Column: schema.TxID, Op: storage.IsNull}
-			}
-			for _, c := range schema.UserColumns(w.Ref.Table) {
-				if !w.Ref.Table.IsKey(c.Name) {
-					values[schema.BeforePrefix+c.Name] = stored[c.Name]
-				}
-			}
-			for _, c := range schema.TxColumns {
+	}
+	cond := storage.Condition{Kind: storage.PutIfNotExists}
+	version := int32(1)
+	if stored != nil {
+		m := MetaOf(stored)
+		version = m.Version + 1
+		cond = storage.Condition{Kind: storage.PutIf, Exprs: []storage.Expr{{Column: schema.TxID, Op: storage.EQ, Value: m.TxID}}}
+		if m.TxID == "" {
+			cond.Exprs[0] = storage.Expr{Column: schema.TxID, Op: storage.IsNull}
+		}
+		for _, c := range schema.UserColumns(w.Ref.Table) {
+			if !w.Ref.Table.IsKey(c.Name) {
 				values[schema.BeforePrefix+c.Name] = stored[c.Name]
 			}
-			// A row with NULL metadata (imported, deemed committed) gets
-			// before_tx_version 0, as ScalarDB 3.10+ writes it
-			// (PrepareMutationComposer.createBeforeColumns): with before_tx_id
-			// NULL too, a reader would otherwise take it for an insert and
-			// delete it on rollback (HasBeforeImage).
-			if stored[schema.TxVersion] == nil {
-				values[schema.BeforePrefix+schema.TxVersion] = int32(0)
-			}
 		}
-		values[schema.TxID] = t.ID
-		values[schema.TxState] = int32(state)
-		values[schema.TxVersion] = version
-		values[schema.TxPreparedAt] = now
-		values[schema.TxCommittedAt] = nil
-		out = append(out, storage.Put{
-			Namespace: w.Ref.Table.Namespace, Table: w.Ref.Table.Table,
-			Values: withKey(w.Ref, values), Condition: cond,
-		})
+		for _, c := range schema.TxColumns {
+			values[schema.BeforePrefix+c.Name] = stored[c.Name]
+		}
+		// A row with NULL metadata (imported, deemed committed) gets
+		// before_tx_version 0, as ScalarDB 3.10+ writes it
+		// (PrepareMutationComposer.createBeforeColumns): with before_tx_id
+		// NULL too, a reader would otherwise take it for an insert and
+		// delete it on rollback (HasBeforeImage).
+		if stored[schema.TxVersion] == nil {
+			values[schema.BeforePrefix+schema.TxVersion] = int32(0)
+		}
+	}
+	values[schema.TxID] = t.ID
+	values[schema.TxState] = int32(state)
+	values[schema.TxVersion] = version
+	values[schema.TxPreparedAt] = now
+	values[schema.TxCommittedAt] = nil
+	if state == Committed {
+		values[schema.TxCommittedAt] = now
+	}
+	return storage.Put{
+		Namespace: w.Ref.Table.Namespace, Table: w.Ref.Table.Table,
+		Values: withKey(w.Ref, values), Condition: cond,
+	}
+}
+
+// committedOf writes records straight to the layer a prepare then a
+// commit would leave, under the prepare's condition (the record is still
+// as read): a put as its prepare with COMMITTED and committed_at; a delete
+// of a record read as a delete on the same condition; a delete of a record
+// read as absent as its prepare and its commit, so that it still fails if
+// the record appeared. All must be applied in one local transaction.
+func (t *Tx) committedOf(ids []string, now int64) []storage.Mutation {
+	out := make([]storage.Mutation, 0, len(ids))
+	for _, id := range ids {
+		w := t.writes[id]
+		p := t.prepare(id, Committed, now)
+		switch {
+		case !w.Delete:
+			out = append(out, p)
+		case t.reads[id].Stored == nil:
+			out = append(out, p, CommitRecord(w.Ref, t.ID, Deleted, now))
+		default:
+			out = append(out, storage.Delete{Namespace: p.Namespace, Table: p.Table, Key: w.Ref.Key,
+				Condition: storage.Condition{Kind: storage.DeleteIf, Exprs: p.Condition.Exprs}})
+		}
 	}
 	return out
 }
 
 // CommitMutations roll this transaction's prepared records forward.
-func (t *Tx) CommitMutations(now int64) []storage.Mutation {
-	out := make([]storage.Mutation, 0, len(t.order))
-	for _, id := range t.order {
+func (t *Tx) CommitMutations(now int64) []storage.Mutation { return t.commitOf(t.order, now) }
+
+func (t *Tx) commitOf(ids []string, now int64) []storage.Mutation {
+	out := make([]storage.Mutation, 0, len(ids))
+	for _, id := range ids {
 		w := t.writes[id]
 		state := Prepared
 		if w.Delete {
@@ -224,9 +260,11 @@ func (t *Tx) CommitMutations(now int64) []storage.Mutation {
 
 // RollbackMutations put back exactly what the transaction read, on the
 // records it managed to prepare (the condition skips the others).
-func (t *Tx) RollbackMutations() []storage.Mutation {
-	out := make([]storage.Mutation, 0, len(t.order))
-	for _, id := range t.order {
+func (t *Tx) RollbackMutations() []storage.Mutation { return t.rollbackOf(t.order) }
+
+func (t *Tx) rollbackOf(ids []string) []storage.Mutation {
+	out := make([]storage.Mutation, 0, len(ids))
+	for _, id := range ids {
 		w := t.writes[id]
 		stored := t.reads[id].Stored
 		tbl := w.Ref.Table
@@ -243,6 +281,12 @@ func (t *Tx) RollbackMutations() []storage.Mutation {
 			Condition: storage.Condition{Kind: storage.PutIf, Exprs: []storage.Expr{{Column: schema.TxID, Op: storage.EQ, Value: t.ID}}}})
 	}
 	return out
+}
+
+// NeedsValidation reports whether commit must validate: SERIALIZABLE
+// with a record read but not written, or a scan.
+func (t *Tx) NeedsValidation() bool {
+	return t.Isolation == Serializable && (len(t.ValidationReads()) > 0 || len(t.scans) > 0)
 }
 
 // ValidationReads lists the records whose reads validation must repeat:

@@ -28,12 +28,16 @@ const benchAccounts = 1000
 // benchConcurrencies are the numbers of concurrent clients measured.
 var benchConcurrencies = []int{8, 32}
 
-// benchModes are the manager options measured.
+// benchModes are the manager options measured: the default first, then
+// the decision as a local transaction of its own (the default before
+// docs/performance-transactions.md's single local transaction) and the
+// other options.
 var benchModes = []struct {
 	name, metric string
 	opts         txn.Options
 }{
 	{"", "", txn.Options{}},
+	{", decision separate", "-separate", txn.Options{SeparateDecision: true}},
 	{", grouped decisions", "-group", txn.Options{GroupDecisions: true}},
 	{", async commit", "-async", txn.Options{AsyncCommit: true}},
 }
@@ -67,15 +71,29 @@ func BenchmarkBankVersusLocalPostgres(b *testing.B) {
 			for _, setup := range []struct {
 				name, metric string
 				cfg          func(b *testing.B, nss []string) *config.Config
+				modes        int // how many of benchModes; 0: all
 			}{
 				{"both stores on that PostgreSQL", "pg", func(b *testing.B, nss []string) *config.Config {
 					return &config.Config{DataDir: b.TempDir(), Source: "bench", Coordinator: "pg",
 						Stores:     map[string]config.Store{"pg": {Engine: "postgres", DSN: testenv.PostgresDSN(b)}},
 						Namespaces: map[string]string{nss[0]: "pg", nss[1]: "pg"}}
-				}},
-				{"PostgreSQL + MariaDB", "pg+maria", func(b *testing.B, nss []string) *config.Config { return testenv.Mixed(b, nss...) }},
+				}, 0},
+				// MariaDB statements as before interpolateParams: a
+				// server-side prepare and execute each.
+				{"PostgreSQL + MariaDB, server-side prepares", "pg+maria-prepared", func(b *testing.B, nss []string) *config.Config {
+					cfg := testenv.Mixed(b, nss...)
+					maria := cfg.Stores["maria"]
+					maria.DSN += "&interpolateParams=false"
+					cfg.Stores["maria"] = maria
+					return cfg
+				}, 1},
+				{"PostgreSQL + MariaDB", "pg+maria", func(b *testing.B, nss []string) *config.Config { return testenv.Mixed(b, nss...) }, 0},
 			} {
-				for _, mode := range benchModes {
+				modes := benchModes
+				if setup.modes > 0 {
+					modes = modes[:setup.modes]
+				}
+				for _, mode := range modes {
 					name, metric := setup.name+mode.name, setup.metric+mode.metric
 					local := localPostgres(b, w)
 					nss := []string{testenv.UniqueName("bank_a"), testenv.UniqueName("bank_b")}
