@@ -45,6 +45,13 @@ type ScanOptions struct {
 	SpoolDir string
 }
 
+// ScanTuned is a ScanStore configured with its own ScanOptions (a
+// DynamoDB DSN's scan_segments and spool_dir): EngineOf reads it with
+// them, and a store without them with the defaults.
+type ScanTuned interface {
+	ScanOptions() ScanOptions
+}
+
 // DefaultSegments splits each table so that a scan is not one sequential
 // stream of pages: the fence holds for as long as the slowest segment.
 const DefaultSegments = 8

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/stillpoint/stillpoint/internal/cut"
 	"github.com/stillpoint/stillpoint/internal/storage"
 )
 
@@ -16,6 +17,9 @@ import (
 // segments, while the coordinator fence holds (cut.ScanStore,
 // docs/no-snapshot-cut.md). A restore loads into empty tables with
 // BatchWriteItem.
+
+// ScanOptions are the DSN's scan_segments and spool_dir (cut.ScanTuned).
+func (s *Store) ScanOptions() cut.ScanOptions { return s.scanOptions }
 
 // ScanTables lists every table the metadata names, with its metadata.
 func (s *Store) ScanTables(ctx context.Context) ([]*storage.TableMetadata, error) {

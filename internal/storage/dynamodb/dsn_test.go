@@ -11,8 +11,9 @@ import (
 	"github.com/stillpoint/stillpoint/internal/testenv"
 )
 
-// TestParseDSN: a DSN gives region, endpoint, prefix and credentials; a
-// bad one is refused with what to write instead, never showing a secret.
+// TestParseDSN: a DSN gives region, endpoint, prefix, credentials and the
+// backup's scan options; a bad one is refused with what to write instead,
+// never showing a secret.
 func TestParseDSN(t *testing.T) {
 	cases := []struct {
 		dsn     string
@@ -28,6 +29,11 @@ func TestParseDSN(t *testing.T) {
 		{"dynamodb://id@us-east-1", dynamodb.Config{}, "ID:SECRET@"},
 		{"dynamodb://id:s3cret@us-east-1?endpoint=localhost", dynamodb.Config{}, "endpoint"},
 		{"dynamodb://id:s3cret@us-east-1?region=x", dynamodb.Config{}, `"region"`},
+		{"dynamodb://us-east-1?scan_segments=32&spool_dir=/secure/spool", dynamodb.Config{Region: "us-east-1", ScanSegments: 32, SpoolDir: "/secure/spool"}, ""},
+		{"dynamodb://us-east-1?scan_segments=0", dynamodb.Config{}, "scan_segments"},
+		{"dynamodb://us-east-1?scan_segments=1000001", dynamodb.Config{}, "1 to 1000000"},
+		{"dynamodb://us-east-1?scan_segments=eight", dynamodb.Config{}, "scan_segments"},
+		{"dynamodb://us-east-1?spool_dir=spool", dynamodb.Config{}, "absolute"},
 	}
 	for _, c := range cases {
 		t.Run(c.dsn, func(t *testing.T) {
