@@ -2,13 +2,22 @@ package dynamodb_test
 
 import (
 	"context"
+	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/stillpoint/stillpoint/internal/backup"
 	"github.com/stillpoint/stillpoint/internal/config"
+	"github.com/stillpoint/stillpoint/internal/repo"
+	"github.com/stillpoint/stillpoint/internal/repo/backend"
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/dynamodb"
+	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
 	"github.com/stillpoint/stillpoint/internal/testenv"
+	"github.com/stillpoint/stillpoint/internal/txn"
+	"github.com/stillpoint/stillpoint/internal/workload/bank"
 )
 
 // TestParseDSN: a DSN gives region, endpoint, prefix, credentials and the
@@ -78,5 +87,55 @@ func TestTableNames(t *testing.T) {
 		if got, err := st.TableMetadata(ctx, ns, "t"); got != nil || err != nil {
 			t.Errorf("TableMetadata after the refusal: %+v, %v", got, err)
 		}
+	}
+}
+
+// TestScanOptionsReachTheBackup: the DSN's scan_segments and spool_dir are
+// how a fence backup reads the store; a spool directory that is not there
+// fails the backup naming it, and nothing is listed.
+func TestScanOptionsReachTheBackup(t *testing.T) {
+	ctx := context.Background()
+	pgDSN, dyDSN := testenv.PostgresDSN(t), testenv.DynamoDSN(t)
+	st := multistorage.New(bankConfig(t.TempDir(), pgDSN, dyDSN))
+	defer st.Close()
+	if err := createBank(ctx, st, txn.NewManager(st, txn.Options{}), bank.Setup{Namespaces: []string{"bank_0", "bank_1"}, Accounts: 30, InitialBalance: 100}); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "missing")
+	cases := []struct {
+		dsn, point, fails string
+	}{
+		{"", "30 records, 8 segments each", ""},
+		{"&scan_segments=3", "30 records, 3 segments each", ""},
+		{"&spool_dir=" + url.QueryEscape(missing), "", missing},
+	}
+	for _, c := range cases {
+		t.Run(c.dsn, func(t *testing.T) {
+			be, err := backend.Open(ctx, t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := repo.Init(ctx, be, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bst := multistorage.New(bankConfig(t.TempDir(), pgDSN, dyDSN+c.dsn))
+			defer bst.Close()
+			man, err := backup.Create(ctx, bst, r, backup.Options{Mode: backup.Fence, FenceMaxHold: time.Minute})
+			if c.fails != "" {
+				if list, lerr := r.ListManifests(ctx); err == nil || !strings.Contains(err.Error(), c.fails) || lerr != nil || len(list) != 0 {
+					t.Fatalf("backup: %v, listed %v (%v); want a failure naming %s, nothing listed", err, list, lerr, c.fails)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, sb := range man.Stores {
+				if sb.Name == "dy" && !strings.Contains(sb.CutPoint, c.point) {
+					t.Errorf("DynamoDB's cut point %q; want it to say %q", sb.CutPoint, c.point)
+				}
+			}
+		})
 	}
 }
