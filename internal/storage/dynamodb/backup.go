@@ -45,6 +45,16 @@ func (s *Store) ScanSegment(ctx context.Context, m *storage.TableMetadata, segme
 		ConsistentRead: aws.Bool(true), Segment: aws.Int32(int32(segment)), TotalSegments: aws.Int32(int32(total))}, nil, fn)
 }
 
+// EstimateRecords is DynamoDB's ItemCount of the table (cut.ScanSizer),
+// which AWS refreshes about every six hours.
+func (s *Store) EstimateRecords(ctx context.Context, m *storage.TableMetadata) (int64, error) {
+	out, err := s.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.tableName(m.Namespace, m.Table))})
+	if err != nil {
+		return 0, s.wrap(err, "describe "+m.FullName())
+	}
+	return aws.ToInt64(out.Table.ItemCount), nil
+}
+
 // HasTable tells whether the table exists, whatever the metadata says.
 func (s *Store) HasTable(ctx context.Context, namespace, table string) (bool, error) {
 	return s.exists(ctx, s.tableName(namespace, table))
