@@ -17,11 +17,8 @@ import (
 	"github.com/stillpoint/stillpoint/internal/admin"
 	"github.com/stillpoint/stillpoint/internal/backup"
 	"github.com/stillpoint/stillpoint/internal/config"
-	"github.com/stillpoint/stillpoint/internal/repo"
-	"github.com/stillpoint/stillpoint/internal/repo/backend"
 	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
 	"github.com/stillpoint/stillpoint/internal/testenv"
-	"github.com/stillpoint/stillpoint/internal/txn"
 	"github.com/stillpoint/stillpoint/internal/txn/consensus"
 	"github.com/stillpoint/stillpoint/internal/workload/bank"
 )
@@ -86,15 +83,9 @@ func BenchmarkBackupStall(b *testing.B) {
 	if err != nil || items < 2 {
 		items = 10_000
 	}
-	pgDSN, dyDSN := testenv.PostgresDSN(b), testenv.DynamoDSN(b)
-	st := multistorage.New(bankConfig(b.TempDir(), pgDSN, dyDSN))
-	defer st.Close()
-	m := txn.NewManager(st, txn.Options{})
 	s := bank.Setup{Namespaces: []string{"bank_0", "bank_1"}, Accounts: items, InitialBalance: 100}
 	began := time.Now()
-	if err := createBank(ctx, st, m, s); err != nil {
-		b.Fatal(err)
-	}
+	st, m, pgDSN, dyDSN := newBank(b, s)
 	loaded := time.Since(began)
 	began = time.Now()
 	if iv, err := bank.Check(ctx, st, &s); err != nil || !iv.OK() {
@@ -110,14 +101,7 @@ func BenchmarkBackupStall(b *testing.B) {
 	}
 	defer fleet.Close()
 	backupOnce := func(c capture) (*backup.Manifest, error) {
-		be, err := backend.Open(ctx, b.TempDir())
-		if err != nil {
-			return nil, err
-		}
-		r, err := repo.Init(ctx, be, nil)
-		if err != nil {
-			return nil, err
-		}
+		r := newRepo(b)
 		bst := multistorage.New(bankConfig(b.TempDir(), pgDSN, dyDSN+c.dsn))
 		defer bst.Close()
 		// The bound must allow DynamoDB's read whole: at 1,000,000 items

@@ -10,13 +10,10 @@ import (
 
 	"github.com/stillpoint/stillpoint/internal/backup"
 	"github.com/stillpoint/stillpoint/internal/config"
-	"github.com/stillpoint/stillpoint/internal/repo"
-	"github.com/stillpoint/stillpoint/internal/repo/backend"
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/dynamodb"
 	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
 	"github.com/stillpoint/stillpoint/internal/testenv"
-	"github.com/stillpoint/stillpoint/internal/txn"
 	"github.com/stillpoint/stillpoint/internal/workload/bank"
 )
 
@@ -95,12 +92,7 @@ func TestTableNames(t *testing.T) {
 // fails the backup naming it, and nothing is listed.
 func TestScanOptionsReachTheBackup(t *testing.T) {
 	ctx := context.Background()
-	pgDSN, dyDSN := testenv.PostgresDSN(t), testenv.DynamoDSN(t)
-	st := multistorage.New(bankConfig(t.TempDir(), pgDSN, dyDSN))
-	defer st.Close()
-	if err := createBank(ctx, st, txn.NewManager(st, txn.Options{}), bank.Setup{Namespaces: []string{"bank_0", "bank_1"}, Accounts: 30, InitialBalance: 100}); err != nil {
-		t.Fatal(err)
-	}
+	_, _, pgDSN, dyDSN := newBank(t, bank.Setup{Namespaces: []string{"bank_0", "bank_1"}, Accounts: 30, InitialBalance: 100})
 	missing := filepath.Join(t.TempDir(), "missing")
 	cases := []struct {
 		dsn, point, fails string
@@ -111,14 +103,7 @@ func TestScanOptionsReachTheBackup(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.dsn, func(t *testing.T) {
-			be, err := backend.Open(ctx, t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, err := repo.Init(ctx, be, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := newRepo(t)
 			bst := multistorage.New(bankConfig(t.TempDir(), pgDSN, dyDSN+c.dsn))
 			defer bst.Close()
 			man, err := backup.Create(ctx, bst, r, backup.Options{Mode: backup.Fence, FenceMaxHold: time.Minute})

@@ -15,6 +15,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/stillpoint/stillpoint/internal/config"
+	"github.com/stillpoint/stillpoint/internal/repo"
+	"github.com/stillpoint/stillpoint/internal/repo/backend"
 	"github.com/stillpoint/stillpoint/internal/schema"
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/dynamodb"
@@ -68,6 +70,36 @@ func createBank(ctx context.Context, st *multistorage.Storage, m *txn.Manager, s
 	return st.Put(ctx, storage.Put{Namespace: s.Namespaces[0], Table: bank.SetupTable, Values: storage.Record{
 		"id": 0, "namespaces": strings.Join(s.Namespaces, ","), "accounts": s.Accounts, "initial_balance": s.InitialBalance,
 	}})
+}
+
+// newBank is a bank of s in PostgreSQL (bank_0, the coordinator) and
+// DynamoDB (bank_1), made by createBank: its storage, its transaction
+// manager, and the two stores' DSNs.
+func newBank(tb testing.TB, s bank.Setup) (st *multistorage.Storage, m *txn.Manager, pgDSN, dyDSN string) {
+	tb.Helper()
+	pgDSN, dyDSN = testenv.PostgresDSN(tb), testenv.DynamoDSN(tb)
+	st = multistorage.New(bankConfig(tb.TempDir(), pgDSN, dyDSN))
+	tb.Cleanup(func() { st.Close() })
+	m = txn.NewManager(st, txn.Options{})
+	if err := createBank(context.Background(), st, m, s); err != nil {
+		tb.Fatal(err)
+	}
+	return st, m, pgDSN, dyDSN
+}
+
+// newRepo is an empty repository in a temporary directory.
+func newRepo(tb testing.TB) *repo.Repository {
+	tb.Helper()
+	ctx := context.Background()
+	be, err := backend.Open(ctx, tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r, err := repo.Init(ctx, be, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r
 }
 
 // loadAccounts copies account 0 of ns to the accounts 1..n-1.

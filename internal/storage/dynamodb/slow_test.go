@@ -10,9 +10,6 @@ import (
 	"github.com/stillpoint/stillpoint/internal/cut"
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/dynamodb"
-	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
-	"github.com/stillpoint/stillpoint/internal/testenv"
-	"github.com/stillpoint/stillpoint/internal/txn"
 	"github.com/stillpoint/stillpoint/internal/workload/bank"
 )
 
@@ -50,12 +47,7 @@ func (s awsCount) EstimateRecords(ctx context.Context, m *storage.TableMetadata)
 // (docs/dynamodb.md).
 func TestSlowReadSaysTheMaxHoldItNeeds(t *testing.T) {
 	ctx := context.Background()
-	pgDSN, dyDSN := testenv.PostgresDSN(t), testenv.DynamoDSN(t)
-	st := multistorage.New(bankConfig(t.TempDir(), pgDSN, dyDSN))
-	defer st.Close()
-	if err := createBank(ctx, st, txn.NewManager(st, txn.Options{}), bank.Setup{Namespaces: []string{"bank_0", "bank_1"}, Accounts: 100, InitialBalance: 100}); err != nil {
-		t.Fatal(err)
-	}
+	st, _, _, dyDSN := newBank(t, bank.Setup{Namespaces: []string{"bank_0", "bank_1"}, Accounts: 100, InitialBalance: 100})
 	pg, err := st.Store(ctx, "pg")
 	if err != nil {
 		t.Fatal(err)
