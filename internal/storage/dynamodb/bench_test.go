@@ -87,12 +87,10 @@ func BenchmarkBackupStall(b *testing.B) {
 	began := time.Now()
 	st, m, pgDSN, dyDSN := newBank(b, s)
 	loaded := time.Since(began)
-	began = time.Now()
-	if iv, err := bank.Check(ctx, st, &s); err != nil || !iv.OK() {
-		b.Fatalf("the loaded bank: %+v, %v", iv, err)
-	}
-	fmt.Printf("loaded %d accounts into each store in %v (%.0f accounts/s), checked (count, total, versions) in %v\n",
-		items, loaded.Round(time.Millisecond), float64(2*items)/loaded.Seconds(), time.Since(began).Round(time.Millisecond))
+	// The bank is checked after the runs (count, total, versions): at
+	// 1,000,000 accounts a check takes minutes on dynalite.
+	fmt.Printf("loaded %d accounts into each store in %v (%.0f accounts/s)\n",
+		items, loaded.Round(time.Millisecond), float64(2*items)/loaded.Seconds())
 
 	addr, gate := testenv.AdminServer(b, admin.GateOptions{Lease: time.Hour})
 	fleet, err := admin.NewFleet([]string{addr}, admin.DialOptions{}, 10*time.Second)
