@@ -77,12 +77,23 @@ type SlowSnapshotError struct {
 	Stores  []string      // the stores whose snapshot had not opened
 	MaxHold time.Duration // the bound
 	Held    time.Duration // how long Take held the fence (0: no fence)
+	// Advice says, for a store read whole (ScanEngine), how far its read
+	// went and the bound it needs.
+	Advice []string
+}
+
+// slowAdviser is an engine that can say why its snapshot was slow.
+type slowAdviser interface {
+	slowAdvice() string
 }
 
 func (e *SlowSnapshotError) Error() string {
 	msg := fmt.Sprintf("cut: the snapshot of store %s did not open within the max hold of %v", strings.Join(e.Stores, ", "), e.MaxHold)
 	if e.Held > 0 {
 		msg += fmt.Sprintf(" (the fence was released after %v, so commits no longer wait)", e.Held.Round(time.Millisecond))
+	}
+	for _, a := range e.Advice {
+		msg += "; " + a
 	}
 	return msg + "; nothing was kept: check that store (overloaded, locked or unreachable?), or raise --fence-max-hold if it is merely slow"
 }
@@ -213,6 +224,12 @@ func open(ctx context.Context, stores map[string]Engine, limit time.Duration) (*
 				c.took[r.store] = r.took
 			}
 		case <-expired:
+			slow := &SlowSnapshotError{Stores: slices.Sorted(maps.Keys(pending)), MaxHold: limit}
+			for _, name := range slow.Stores {
+				if a, ok := stores[name].(slowAdviser); ok {
+					slow.Advice = append(slow.Advice, "store "+name+": "+a.slowAdvice())
+				}
+			}
 			c.Close()
 			// Whatever still opens is closed as soon as it does.
 			go func(n int) {
@@ -222,7 +239,7 @@ func open(ctx context.Context, stores map[string]Engine, limit time.Duration) (*
 					}
 				}
 			}(len(pending))
-			return nil, &SlowSnapshotError{Stores: slices.Sorted(maps.Keys(pending)), MaxHold: limit}
+			return nil, slow
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -38,7 +38,11 @@ func Register(engine string, m Methods) {
 // that implements ScanStore is read whole under the fence (ScanEngine).
 func EngineOf(st storage.Store) (Engine, error) {
 	if ss, ok := st.(ScanStore); ok {
-		return ScanEngine(ss, ScanOptions{}), nil
+		var o ScanOptions
+		if t, ok := ss.(ScanTuned); ok {
+			o = t.ScanOptions()
+		}
+		return ScanEngine(ss, o), nil
 	}
 	s, ok := st.(*sqlstore.Store)
 	if !ok {

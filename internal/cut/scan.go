@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -45,6 +46,20 @@ type ScanOptions struct {
 	SpoolDir string
 }
 
+// ScanTuned is a ScanStore configured with its own ScanOptions (a
+// DynamoDB DSN's scan_segments and spool_dir): EngineOf reads it with
+// them, and a store without them with the defaults.
+type ScanTuned interface {
+	ScanOptions() ScanOptions
+}
+
+// ScanSizer is a ScanStore that can say about how many records a table
+// holds by its own count (DynamoDB's ItemCount), so that a read that
+// outlasts the max hold can say the --fence-max-hold it needs.
+type ScanSizer interface {
+	EstimateRecords(ctx context.Context, m *storage.TableMetadata) (int64, error)
+}
+
 // DefaultSegments splits each table so that a scan is not one sequential
 // stream of pages: the fence holds for as long as the slowest segment.
 const DefaultSegments = 8
@@ -61,12 +76,41 @@ func ScanEngine(s ScanStore, o ScanOptions) Engine {
 	if o.Parallel <= 0 {
 		o.Parallel = o.Segments
 	}
-	return scanEngine{s, o}
+	return scanEngine{s, o, &scanProgress{}}
 }
 
 type scanEngine struct {
 	s ScanStore
 	o ScanOptions
+	p *scanProgress
+}
+
+// scanProgress is how far a read has gone, for the advice of one that
+// outlasts the max hold.
+type scanProgress struct {
+	began    atomic.Int64 // when, in Unix nanoseconds
+	records  atomic.Int64
+	estimate atomic.Int64 // records the store holds by its own count; 0: unknown
+}
+
+// slowAdvice says, when the read outlasted the max hold, how fast it went
+// and what bound it needs (docs/dynamodb.md, sizing the max hold).
+func (e scanEngine) slowAdvice() string {
+	n, took := e.p.records.Load(), time.Since(time.Unix(0, e.p.began.Load()))
+	if n == 0 {
+		return fmt.Sprintf("it read no record in %v: check that it is reachable and not throttled", took.Round(time.Millisecond))
+	}
+	rate := float64(n) / took.Seconds()
+	msg := fmt.Sprintf("it read %d records in %v (%.0f records/s)", n, took.Round(time.Millisecond), rate)
+	if est := e.p.estimate.Load(); est > n {
+		need := time.Duration(float64(est) / rate * float64(time.Second))
+		// Half as long again, rounded up to the second: a read under load
+		// goes slower than its first second.
+		bound := (need*3/2 + time.Second - 1).Truncate(time.Second)
+		return msg + fmt.Sprintf(" of about %d (the store's own count): at that rate the read takes about %v; set --fence-max-hold to %v or more, or read in more segments",
+			est, need.Round(100*time.Millisecond), bound)
+	}
+	return msg + ": set --fence-max-hold to the store's records divided by that rate, and half as long again"
 }
 
 func (scanEngine) AcquireFence(context.Context, time.Duration) (Fence, error) {
@@ -109,6 +153,23 @@ func (e scanEngine) OpenSnapshot(ctx context.Context) (Snapshot, error) {
 			return nil, fmt.Errorf("the store listed table %d of %d without its metadata", i+1, len(tables))
 		}
 	}
+	e.p.began.Store(began.UnixNano())
+	e.p.records.Store(0)
+	e.p.estimate.Store(0)
+	if sz, ok := e.s.(ScanSizer); ok {
+		// Beside the read, not before it: only a slow read's advice needs it.
+		go func() {
+			var total int64
+			for _, m := range tables {
+				n, err := sz.EstimateRecords(ctx, m)
+				if err != nil {
+					return
+				}
+				total += n
+			}
+			e.p.estimate.Store(total)
+		}()
+	}
 	dir, err := os.MkdirTemp(e.o.SpoolDir, "stillpoint-scan-")
 	if err != nil {
 		return nil, fmt.Errorf("scan spool: %w", err)
@@ -140,8 +201,10 @@ func (e scanEngine) OpenSnapshot(ctx context.Context) (Snapshot, error) {
 		snap.Close()
 		return nil, err
 	}
-	snap.point = fmt.Sprintf("read whole: %d tables, %d records, %d segments each, in %v",
-		len(tables), records, e.o.Segments, time.Since(began).Round(time.Millisecond))
+	took := time.Since(began)
+	// The rate is what --fence-max-hold is sized from (docs/dynamodb.md).
+	snap.point = fmt.Sprintf("read whole: %d tables, %d records, %d segments each, in %v (%.0f records/s)",
+		len(tables), records, e.o.Segments, took.Round(time.Millisecond), float64(records)/took.Seconds())
 	return snap, nil
 }
 
@@ -166,6 +229,7 @@ func (e scanEngine) spool(ctx context.Context, m *storage.TableMetadata, seg int
 			}
 		}
 		n++
+		e.p.records.Add(1)
 		return enc.Encode(&s)
 	})
 	if err != nil {

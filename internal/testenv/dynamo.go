@@ -57,7 +57,9 @@ func DynamoDSN(t testing.TB) string {
 	endpoint := DynamoEndpoint(t)
 	prefix := UniqueName("sp") + "_"
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		// dynalite deletes a table item by item: minutes for the
+		// 1,000,000 items of internal/storage/dynamodb's benchmark.
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 		defer cancel()
 		if err := dropDynamoTables(ctx, endpoint, prefix); err != nil {
 			t.Errorf("testenv: dropping the dynalite tables %s*: %v", prefix, err)

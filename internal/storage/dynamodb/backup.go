@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/stillpoint/stillpoint/internal/cut"
 	"github.com/stillpoint/stillpoint/internal/storage"
 )
 
@@ -16,6 +17,9 @@ import (
 // segments, while the coordinator fence holds (cut.ScanStore,
 // docs/no-snapshot-cut.md). A restore loads into empty tables with
 // BatchWriteItem.
+
+// ScanOptions are the DSN's scan_segments and spool_dir (cut.ScanTuned).
+func (s *Store) ScanOptions() cut.ScanOptions { return s.scanOptions }
 
 // ScanTables lists every table the metadata names, with its metadata.
 func (s *Store) ScanTables(ctx context.Context) ([]*storage.TableMetadata, error) {
@@ -39,6 +43,16 @@ func (s *Store) ScanTables(ctx context.Context) ([]*storage.TableMetadata, error
 func (s *Store) ScanSegment(ctx context.Context, m *storage.TableMetadata, segment, total int, fn func(storage.Record) error) error {
 	return s.scan(ctx, m, &dynamodb.ScanInput{TableName: aws.String(s.tableName(m.Namespace, m.Table)),
 		ConsistentRead: aws.Bool(true), Segment: aws.Int32(int32(segment)), TotalSegments: aws.Int32(int32(total))}, nil, fn)
+}
+
+// EstimateRecords is DynamoDB's ItemCount of the table (cut.ScanSizer),
+// which AWS refreshes about every six hours.
+func (s *Store) EstimateRecords(ctx context.Context, m *storage.TableMetadata) (int64, error) {
+	out, err := s.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.tableName(m.Namespace, m.Table))})
+	if err != nil {
+		return 0, s.wrap(err, "describe "+m.FullName())
+	}
+	return aws.ToInt64(out.Table.ItemCount), nil
 }
 
 // HasTable tells whether the table exists, whatever the metadata says.

@@ -2,17 +2,24 @@ package dynamodb_test
 
 import (
 	"context"
+	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/stillpoint/stillpoint/internal/backup"
 	"github.com/stillpoint/stillpoint/internal/config"
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/dynamodb"
+	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
 	"github.com/stillpoint/stillpoint/internal/testenv"
+	"github.com/stillpoint/stillpoint/internal/workload/bank"
 )
 
-// TestParseDSN: a DSN gives region, endpoint, prefix and credentials; a
-// bad one is refused with what to write instead, never showing a secret.
+// TestParseDSN: a DSN gives region, endpoint, prefix, credentials and the
+// backup's scan options; a bad one is refused with what to write instead,
+// never showing a secret.
 func TestParseDSN(t *testing.T) {
 	cases := []struct {
 		dsn     string
@@ -28,6 +35,11 @@ func TestParseDSN(t *testing.T) {
 		{"dynamodb://id@us-east-1", dynamodb.Config{}, "ID:SECRET@"},
 		{"dynamodb://id:s3cret@us-east-1?endpoint=localhost", dynamodb.Config{}, "endpoint"},
 		{"dynamodb://id:s3cret@us-east-1?region=x", dynamodb.Config{}, `"region"`},
+		{"dynamodb://us-east-1?scan_segments=32&spool_dir=/secure/spool", dynamodb.Config{Region: "us-east-1", ScanSegments: 32, SpoolDir: "/secure/spool"}, ""},
+		{"dynamodb://us-east-1?scan_segments=0", dynamodb.Config{}, "scan_segments"},
+		{"dynamodb://us-east-1?scan_segments=1000001", dynamodb.Config{}, "1 to 1000000"},
+		{"dynamodb://us-east-1?scan_segments=eight", dynamodb.Config{}, "scan_segments"},
+		{"dynamodb://us-east-1?spool_dir=spool", dynamodb.Config{}, "absolute"},
 	}
 	for _, c := range cases {
 		t.Run(c.dsn, func(t *testing.T) {
@@ -72,5 +84,43 @@ func TestTableNames(t *testing.T) {
 		if got, err := st.TableMetadata(ctx, ns, "t"); got != nil || err != nil {
 			t.Errorf("TableMetadata after the refusal: %+v, %v", got, err)
 		}
+	}
+}
+
+// TestScanOptionsReachTheBackup: the DSN's scan_segments and spool_dir are
+// how a fence backup reads the store; a spool directory that is not there
+// fails the backup naming it, and nothing is listed.
+func TestScanOptionsReachTheBackup(t *testing.T) {
+	ctx := context.Background()
+	_, _, pgDSN, dyDSN := newBank(t, bank.Setup{Namespaces: []string{"bank_0", "bank_1"}, Accounts: 30, InitialBalance: 100})
+	missing := filepath.Join(t.TempDir(), "missing")
+	cases := []struct {
+		dsn, point, fails string
+	}{
+		{"", "30 records, 8 segments each", ""},
+		{"&scan_segments=3", "30 records, 3 segments each", ""},
+		{"&spool_dir=" + url.QueryEscape(missing), "", missing},
+	}
+	for _, c := range cases {
+		t.Run(c.dsn, func(t *testing.T) {
+			r := newRepo(t)
+			bst := multistorage.New(bankConfig(t.TempDir(), pgDSN, dyDSN+c.dsn))
+			defer bst.Close()
+			man, err := backup.Create(ctx, bst, r, backup.Options{Mode: backup.Fence, FenceMaxHold: time.Minute})
+			if c.fails != "" {
+				if list, lerr := r.ListManifests(ctx); err == nil || !strings.Contains(err.Error(), c.fails) || lerr != nil || len(list) != 0 {
+					t.Fatalf("backup: %v, listed %v (%v); want a failure naming %s, nothing listed", err, list, lerr, c.fails)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, sb := range man.Stores {
+				if sb.Name == "dy" && !strings.Contains(sb.CutPoint, c.point) {
+					t.Errorf("DynamoDB's cut point %q; want it to say %q", sb.CutPoint, c.point)
+				}
+			}
+		})
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/stillpoint/stillpoint/internal/cut"
 	"github.com/stillpoint/stillpoint/internal/storage"
 )
 
@@ -49,6 +52,8 @@ type Store struct {
 	// every namespace, the metadata's included.
 	prefix string
 	server string
+	// scanOptions is how a backup reads the store (the DSN's scan_segments, spool_dir).
+	scanOptions cut.ScanOptions
 
 	mu       sync.Mutex
 	metadata map[string]*storage.TableMetadata
@@ -64,14 +69,21 @@ type Store struct {
 
 // Config is what a store's DSN says:
 //
-//	dynamodb://[ACCESS_KEY_ID:SECRET_ACCESS_KEY@][REGION][?endpoint=URL&namespace_prefix=P]
+//	dynamodb://[ACCESS_KEY_ID:SECRET_ACCESS_KEY@][REGION][?endpoint=URL&namespace_prefix=P&scan_segments=N&spool_dir=DIR]
 //
 // An empty region or absent credentials come from the usual AWS
 // environment (AWS_REGION, AWS_ACCESS_KEY_ID, profiles, instance roles).
+// scan_segments and spool_dir tune a backup's read of the store under the
+// fence (cut.ScanOptions, docs/dynamodb.md).
 type Config struct {
 	Region, Endpoint, Prefix string
 	AccessKeyID, Secret      string
+	ScanSegments             int
+	SpoolDir                 string
 }
+
+// maxSegments is DynamoDB's limit on a parallel scan's TotalSegments.
+const maxSegments = 1_000_000
 
 // ParseDSN reads a store's DSN; its errors never show the secret.
 func ParseDSN(dsn string) (Config, error) {
@@ -100,8 +112,19 @@ func ParseDSN(dsn string) (Config, error) {
 			}
 		case "namespace_prefix":
 			c.Prefix = v[0]
+		case "scan_segments":
+			n, err := strconv.Atoi(v[0])
+			if err != nil || n < 1 || n > maxSegments {
+				return c, fmt.Errorf("dynamodb dsn: scan_segments %q is not a number of segments from 1 to %d", v[0], maxSegments)
+			}
+			c.ScanSegments = n
+		case "spool_dir":
+			if !filepath.IsAbs(v[0]) {
+				return c, fmt.Errorf("dynamodb dsn: spool_dir %q is not an absolute path (the directory that receives a backup's plain copy of the store)", v[0])
+			}
+			c.SpoolDir = v[0]
 		default:
-			return c, fmt.Errorf("dynamodb dsn: unknown parameter %q (known: endpoint, namespace_prefix)", k)
+			return c, fmt.Errorf("dynamodb dsn: unknown parameter %q (known: endpoint, namespace_prefix, scan_segments, spool_dir)", k)
 		}
 	}
 	return c, nil
@@ -141,7 +164,7 @@ func open(ctx context.Context, name, dsn string, layout storage.Layout) (*Store,
 		server = "DynamoDB " + cfg.Region
 	}
 	s := &Store{name: name, client: client, layout: layout.WithDefaults(), prefix: c.Prefix, server: server,
-		metadata: map[string]*storage.TableMetadata{}}
+		scanOptions: cut.ScanOptions{Segments: c.ScanSegments, SpoolDir: c.SpoolDir}, metadata: map[string]*storage.TableMetadata{}}
 	// Reach the server now, so a wrong endpoint or credentials fail here.
 	if _, err := client.ListTables(ctx, &dynamodb.ListTablesInput{Limit: aws.Int32(1)}); err != nil {
 		return nil, s.wrap(err, "connect to "+server)

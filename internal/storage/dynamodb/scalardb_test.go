@@ -16,8 +16,6 @@ import (
 	"github.com/stillpoint/stillpoint/internal/backup"
 	"github.com/stillpoint/stillpoint/internal/config"
 	"github.com/stillpoint/stillpoint/internal/cut"
-	"github.com/stillpoint/stillpoint/internal/repo"
-	"github.com/stillpoint/stillpoint/internal/repo/backend"
 	"github.com/stillpoint/stillpoint/internal/restore"
 	"github.com/stillpoint/stillpoint/internal/schema"
 	"github.com/stillpoint/stillpoint/internal/storage"
@@ -276,14 +274,7 @@ func TestScalarDBTableBackedUpAndRestored(t *testing.T) {
 	if err := src.CreateTable(ctx, schema.Coordinator()); err != nil {
 		t.Fatal(err)
 	}
-	be, err := backend.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Init(ctx, be, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRepo(t)
 	man, err := backup.Create(ctx, src, r, backup.Options{Mode: backup.Fence})
 	if err != nil {
 		t.Fatal(err)
