@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -351,9 +352,11 @@ func TestScanCutMaxHold(t *testing.T) {
 			<-stuck
 		}
 	}
-	_, err := cut.Take(ctx, "pg", engines, 10*time.Second, 50*time.Millisecond)
+	// The stuck read outlasts any bound; PostgreSQL's snapshot may too on a
+	// busy machine, so it may be named beside it.
+	_, err := cut.Take(ctx, "pg", engines, 10*time.Second, 500*time.Millisecond)
 	var slow *cut.SlowSnapshotError
-	if !errors.As(err, &slow) || len(slow.Stores) != 1 || slow.Stores[0] != "scan" {
+	if !errors.As(err, &slow) || !slices.Contains(slow.Stores, "scan") {
 		t.Fatalf("want the slow read of store scan named, got %v", err)
 	}
 	err = b.m.Run(ctx, 5, func(ctx context.Context, tx *txn.Transaction) error {
