@@ -211,7 +211,9 @@ func openPostgres(b *testing.B, dsn string, conns int) *sql.DB {
 // meter reads what a measurement used: the CPU time of this process and of
 // the benchmark's own servers (all of it: run the benchmark with
 // scripts/bench.sh, whose servers nobody else uses), PostgreSQL's WAL
-// position and the rows its databases have written.
+// position, the rows its databases have written and the sessions opened
+// (a connection pool that closes and reopens connections costs a backend
+// start and the statements' preparation each time).
 // docs/performance-transactions.md ("Where the time goes") explains the gap
 // to plain transactions by these.
 type meter struct {
@@ -221,8 +223,8 @@ type meter struct {
 
 // usage is what a meter reads, or the difference of two readings.
 type usage struct {
-	process, pg, maria time.Duration
-	walBytes, rows     int64
+	process, pg, maria       time.Duration
+	walBytes, rows, sessions int64
 }
 
 func newMeter(b *testing.B) *meter {
@@ -242,7 +244,7 @@ func newMeter(b *testing.B) *meter {
 func (m *meter) read(b *testing.B) usage {
 	awaitAlone(b, m.pg)
 	var u usage
-	if err := m.pg.QueryRow("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, (SELECT sum(tup_inserted + tup_updated + tup_deleted) FROM pg_stat_database)::bigint").Scan(&u.walBytes, &u.rows); err != nil {
+	if err := m.pg.QueryRow("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, (SELECT sum(tup_inserted + tup_updated + tup_deleted) FROM pg_stat_database)::bigint, (SELECT sum(sessions) FROM pg_stat_database)::bigint").Scan(&u.walBytes, &u.rows, &u.sessions); err != nil {
 		b.Fatal(err)
 	}
 	var ru syscall.Rusage
@@ -255,7 +257,7 @@ func (m *meter) read(b *testing.B) usage {
 }
 
 func (u usage) sub(v usage) usage {
-	return usage{process: u.process - v.process, pg: u.pg - v.pg, maria: u.maria - v.maria, walBytes: u.walBytes - v.walBytes, rows: u.rows - v.rows}
+	return usage{process: u.process - v.process, pg: u.pg - v.pg, maria: u.maria - v.maria, walBytes: u.walBytes - v.walBytes, rows: u.rows - v.rows, sessions: u.sessions - v.sessions}
 }
 
 func (u usage) cpu() time.Duration { return u.process + u.pg + u.maria }
@@ -266,8 +268,8 @@ func (u usage) perTransfer(committed int64, tps float64) string {
 	n := float64(committed)
 	per1000 := func(d time.Duration) float64 { return d.Seconds() / n * 1000 }
 	bound := float64(runtime.NumCPU()) / (u.cpu().Seconds() / n)
-	return fmt.Sprintf("CPU per 1,000: process %.2fs, PostgreSQL %.2fs, MariaDB %.2fs, total %.2fs (%d cores: at most %.0f/s, ran at %.0f%% of it); PostgreSQL WAL %.0f B, %.2f rows written",
-		per1000(u.process), per1000(u.pg), per1000(u.maria), per1000(u.cpu()), runtime.NumCPU(), bound, 100*tps/bound, float64(u.walBytes)/n, float64(u.rows)/n)
+	return fmt.Sprintf("CPU per 1,000: process %.2fs, PostgreSQL %.2fs, MariaDB %.2fs, total %.2fs (%d cores: at most %.0f/s, ran at %.0f%% of it); PostgreSQL WAL %.0f B, %.2f rows written, %.1f sessions opened per 1,000",
+		per1000(u.process), per1000(u.pg), per1000(u.maria), per1000(u.cpu()), runtime.NumCPU(), bound, 100*tps/bound, float64(u.walBytes)/n, float64(u.rows)/n, float64(u.sessions)/n*1000)
 }
 
 // plainRun is one measurement of the plain REPEATABLE READ transfers.
