@@ -122,10 +122,13 @@ func BenchmarkBankVersusLocalPostgres(b *testing.B) {
 						name, tps, plain.tps, tps/plain.tps, r.Aborted, r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.pgTxPerTransfer)
 					fmt.Printf("    per transfer, plain:      %s\n", plain.used.perTransfer(plain.committed, plain.tps))
 					fmt.Printf("    per transfer, Stillpoint: %s\n", r.used.perTransfer(r.Committed, tps))
+					cpuRatio := plain.used.perCommitted(plain.committed) / r.used.perCommitted(r.Committed)
+					fmt.Printf("    CPU per transfer, plain / Stillpoint: %.2f (the ratio if both had the cores to themselves)\n", cpuRatio)
 					b.ReportMetric(tps, fmt.Sprintf("stillpoint-%s-tps-c%d", metric, c))
 					b.ReportMetric(tps/plain.tps, fmt.Sprintf("ratio-%s-c%d", metric, c))
-					b.ReportMetric(r.used.cpu().Seconds()/float64(r.Committed)*1000, fmt.Sprintf("stillpoint-%s-cpu-s-per-1000-c%d", metric, c))
-					b.ReportMetric(plain.used.cpu().Seconds()/float64(plain.committed)*1000, fmt.Sprintf("plain-cpu-s-per-1000-c%d", c))
+					b.ReportMetric(r.used.perCommitted(r.Committed)*1000, fmt.Sprintf("stillpoint-%s-cpu-s-per-1000-c%d", metric, c))
+					b.ReportMetric(plain.used.perCommitted(plain.committed)*1000, fmt.Sprintf("plain-cpu-s-per-1000-c%d", c))
+					b.ReportMetric(cpuRatio, fmt.Sprintf("cpu-ratio-%s-c%d", metric, c))
 				}
 			}
 		}
@@ -262,12 +265,17 @@ func (u usage) sub(v usage) usage {
 
 func (u usage) cpu() time.Duration { return u.process + u.pg + u.maria }
 
+// perCommitted is the CPU seconds per committed transfer.
+func (u usage) perCommitted(committed int64) float64 {
+	return u.cpu().Seconds() / float64(committed)
+}
+
 // perTransfer says what a committed transfer used, and the rate this
 // machine's cores would bound the transfers to at that CPU per transfer.
 func (u usage) perTransfer(committed int64, tps float64) string {
 	n := float64(committed)
 	per1000 := func(d time.Duration) float64 { return d.Seconds() / n * 1000 }
-	bound := float64(runtime.NumCPU()) / (u.cpu().Seconds() / n)
+	bound := float64(runtime.NumCPU()) / u.perCommitted(committed)
 	return fmt.Sprintf("CPU per 1,000: process %.2fs, PostgreSQL %.2fs, MariaDB %.2fs, total %.2fs (%d cores: at most %.0f/s, ran at %.0f%% of it); PostgreSQL WAL %.0f B, %.2f rows written, %.1f sessions opened per 1,000",
 		per1000(u.process), per1000(u.pg), per1000(u.maria), per1000(u.cpu()), runtime.NumCPU(), bound, 100*tps/bound, float64(u.walBytes)/n, float64(u.rows)/n, float64(u.sessions)/n*1000)
 }
