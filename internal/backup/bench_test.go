@@ -83,36 +83,6 @@ func runWithServer(b *testing.B, name, out string, cmd *exec.Cmd, serverCPU func
 	return m
 }
 
-// mariadbCPU returns a reader of the CPU time (user + system) mariadbd has
-// used, from /proc/PID/stat of the server behind db (its pid file): issue
-// 13 explains the MariaDB backup's time by the server's and the client's
-// CPU on this machine's cores.
-func mariadbCPU(b *testing.B, ctx context.Context, db *sql.DB) func() time.Duration {
-	var pidFile string
-	if err := db.QueryRowContext(ctx, "SELECT @@pid_file").Scan(&pidFile); err != nil {
-		b.Fatal(err)
-	}
-	pid, err := os.ReadFile(pidFile)
-	if err != nil {
-		b.Fatalf("the MariaDB server's pid (the benchmark needs the server on this machine): %v", err)
-	}
-	stat := fmt.Sprintf("/proc/%s/stat", strings.TrimSpace(string(pid)))
-	return func() time.Duration {
-		data, err := os.ReadFile(stat)
-		if err != nil {
-			b.Fatal(err)
-		}
-		// Fields after the command name "(...)": state is the 3rd field,
-		// utime and stime the 14th and 15th, in clock ticks (100 a second
-		// on Linux, USER_HZ).
-		f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-		var utime, stime int64
-		fmt.Sscan(f[11], &utime)
-		fmt.Sscan(f[12], &stime)
-		return time.Duration(utime+stime) * time.Second / 100
-	}
-}
-
 func dirSizeB(path string) int64 {
 	var n int64
 	filepath.Walk(path, func(_ string, info os.FileInfo, err error) error {
@@ -192,7 +162,7 @@ func BenchmarkBackupRestoreVersusDumps(b *testing.B) {
 			c.Env = append(os.Environ(), "MYSQL_PWD="+my.Passwd)
 			return c
 		}
-		serverCPU := mariadbCPU(b, ctx, openDB(b, "mysql", myDSN))
+		serverCPU := testenv.MariaDBCPU(b, ctx, openDB(b, "mysql", myDSN))
 		ours = runWithServer(b, "stillpoint backup create", repoDir, exec.Command(bin, "--config", cfg, "backup", "create", "--init", "--repo", repoDir, "--json"), serverCPU)
 		dump := filepath.Join(dir, "dump.sql")
 		md := runWithServer(b, "mysqldump --single-transaction", dump, client("mysqldump", fmt.Sprintf("--single-transaction --databases %s coordinator scalardb > %s", myNS, dump)), serverCPU)

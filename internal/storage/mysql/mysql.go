@@ -62,7 +62,12 @@ func open(ctx context.Context, name, dsn string, layout storage.Layout) (*sqlsto
 	}
 	db := sql.OpenDB(conn)
 	db.SetMaxOpenConns(64)
-	db.SetMaxIdleConns(16)
+	// As many idle as open: a pool that closes connections it has just
+	// used reopens them under load, a backend start and every statement's
+	// preparation each time (docs/performance-transactions.md). Idle ones
+	// close after a minute once the load drops.
+	db.SetMaxIdleConns(64)
+	db.SetConnMaxIdleTime(time.Minute)
 	db.SetConnMaxLifetime(time.Hour)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -45,7 +46,12 @@ func open(ctx context.Context, name, dsn string, layout storage.Layout) (*sqlsto
 	}
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(64)
-	db.SetMaxIdleConns(16)
+	// As many idle as open: a pool that closes connections it has just
+	// used reopens them under load, a backend start and every statement's
+	// preparation each time (docs/performance-transactions.md). Idle ones
+	// close after a minute once the load drops.
+	db.SetMaxIdleConns(64)
+	db.SetConnMaxIdleTime(time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store %s (postgres at %s:%d/%s): cannot connect: %w; check the store's dsn in the config file or its environment override",

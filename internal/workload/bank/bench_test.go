@@ -7,12 +7,18 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	_ "github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib"
 
@@ -56,6 +62,15 @@ func benchDuration(b *testing.B) time.Duration {
 	return time.Duration(n) * time.Second
 }
 
+// only says whether to measure the setup and mode of this metric name (as
+// in "ratio-NAME-c8"): all, or those STILLPOINT_BENCH_BANK lists (comma
+// separated, e.g. "pg" for the default on one PostgreSQL, as profiled in
+// docs/performance-transactions.md).
+func only(metric string) bool {
+	list := os.Getenv("STILLPOINT_BENCH_BANK")
+	return list == "" || slices.Contains(strings.Split(list, ","), metric)
+}
+
 // BenchmarkBankVersusLocalPostgres measures, side by side in one run, the
 // bank transfers through Stillpoint and the same transfers as plain local
 // REPEATABLE READ transactions on one PostgreSQL (read both balances, write
@@ -64,6 +79,7 @@ func benchDuration(b *testing.B) time.Duration {
 // during the run skews the ratio less. Run it with ./scripts/bench.sh.
 func BenchmarkBankVersusLocalPostgres(b *testing.B) {
 	d := benchDuration(b)
+	m := newMeter(b)
 	for range b.N {
 		for _, c := range benchConcurrencies {
 			w := bank.Workload{Concurrency: c, Duration: d}
@@ -95,29 +111,41 @@ func BenchmarkBankVersusLocalPostgres(b *testing.B) {
 				}
 				for _, mode := range modes {
 					name, metric := setup.name+mode.name, setup.metric+mode.metric
-					local := localPostgres(b, w)
+					if !only(metric) {
+						continue
+					}
+					plain := localPostgres(b, m, w)
 					nss := []string{testenv.UniqueName("bank_a"), testenv.UniqueName("bank_b")}
-					r := throughStillpoint(b, setup.cfg(b, nss), nss, mode.opts, w)
+					r := throughStillpoint(b, m, setup.cfg(b, nss), nss, mode.opts, w)
 					tps := r.Throughput
 					fmt.Printf("  Stillpoint, %-44s %6.0f/s, plain %6.0f/s: %.2f× (%d aborted, p50 %v, p99 %v, %.2f transactions per transfer in the coordinator's PostgreSQL)\n",
-						name, tps, local, tps/local, r.Aborted, r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.pgTxPerTransfer)
+						name, tps, plain.tps, tps/plain.tps, r.Aborted, r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.pgTxPerTransfer)
+					fmt.Printf("    per transfer, plain:      %s\n", plain.used.perTransfer(plain.committed, plain.tps))
+					fmt.Printf("    per transfer, Stillpoint: %s\n", r.used.perTransfer(r.Committed, tps))
+					cpuRatio := plain.used.perCommitted(plain.committed) / r.used.perCommitted(r.Committed)
+					fmt.Printf("    CPU per transfer, plain / Stillpoint: %.2f (the ratio if both had the cores to themselves)\n", cpuRatio)
 					b.ReportMetric(tps, fmt.Sprintf("stillpoint-%s-tps-c%d", metric, c))
-					b.ReportMetric(tps/local, fmt.Sprintf("ratio-%s-c%d", metric, c))
+					b.ReportMetric(tps/plain.tps, fmt.Sprintf("ratio-%s-c%d", metric, c))
+					b.ReportMetric(r.used.perCommitted(r.Committed)*1000, fmt.Sprintf("stillpoint-%s-cpu-s-per-1000-c%d", metric, c))
+					b.ReportMetric(plain.used.perCommitted(plain.committed)*1000, fmt.Sprintf("plain-cpu-s-per-1000-c%d", c))
+					b.ReportMetric(cpuRatio, fmt.Sprintf("cpu-ratio-%s-c%d", metric, c))
 				}
 			}
 		}
 	}
 }
 
-// run is one Stillpoint measurement: the workload's stats and how many
+// run is one Stillpoint measurement: the workload's stats, how many
 // transactions the coordinator's PostgreSQL ran per attempted transfer
-// (load-independent, unlike the rate: the round trips this work removes).
+// (load-independent, unlike the rate: the round trips this work removes)
+// and what the transfers used.
 type run struct {
 	bank.Stats
 	pgTxPerTransfer float64
+	used            usage
 }
 
-func throughStillpoint(b *testing.B, cfg *config.Config, nss []string, opts txn.Options, w bank.Workload) run {
+func throughStillpoint(b *testing.B, m *meter, cfg *config.Config, nss []string, opts txn.Options, w bank.Workload) run {
 	ctx := context.Background()
 	s := bank.Setup{Namespaces: nss, Accounts: benchAccounts, InitialBalance: 1000}
 	st := multistorage.New(cfg)
@@ -127,69 +155,157 @@ func throughStillpoint(b *testing.B, cfg *config.Config, nss []string, opts txn.
 	}
 	pg := cfg.Stores[cfg.Coordinator].DSN
 	st.Close()
-	before := pgTransactions(b, pg)
+	before := m.transactions(b, pg)
+	start := m.read(b)
 	st = multistorage.New(cfg)
-	m := txn.NewManager(st, opts)
-	stats, err := bank.Run(ctx, bank.Local(m), &s, w)
+	mgr := txn.NewManager(st, opts)
+	stats, err := bank.Run(ctx, bank.Local(mgr), &s, w)
 	if err != nil || stats.Failed > 0 {
 		b.Fatalf("run: %v %+v", err, stats)
 	}
-	if err := m.Flush(ctx); err != nil {
+	if err := mgr.Flush(ctx); err != nil {
 		b.Fatal(err)
 	}
 	st.Close()
-	ran := pgTransactions(b, pg) - before - 1 // the count's own
+	used := m.read(b).sub(start)
+	ran := m.transactions(b, pg) - before
 	st = multistorage.New(cfg)
+	defer st.Close()
 	if iv, err := bank.Check(ctx, st, &s); err != nil || !iv.OK() {
 		b.Fatalf("invariants: %+v %v", iv, err)
 	}
-	return run{Stats: stats, pgTxPerTransfer: float64(ran) / float64(stats.Committed+stats.Aborted+stats.Unknown)}
+	return run{Stats: stats, pgTxPerTransfer: float64(ran) / float64(stats.Committed+stats.Aborted+stats.Unknown), used: used}
 }
 
-// pgTransactions is how many transactions the database of dsn has run, once
-// every other session has ended (a backend reports its counts as it exits).
-func pgTransactions(b *testing.B, dsn string) int64 {
-	db, err := sql.Open("pgx", dsn)
+// transactions is how many transactions the database of dsn has run, once
+// every session has ended (a backend reports its counts as it exits).
+func (m *meter) transactions(b *testing.B, dsn string) int64 {
+	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	testenv.Await(b, "the other sessions to end", func() bool {
-		var others int
-		err := db.QueryRow("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()").Scan(&others)
-		return err == nil && others == 0
-	})
+	awaitAlone(b, m.pg)
 	var n int64
-	if _, err := db.Exec("SELECT pg_stat_force_next_flush()"); err != nil {
-		b.Fatal(err)
-	}
-	if err := db.QueryRow("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()").Scan(&n); err != nil {
+	if err := m.pg.QueryRow("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = $1", cfg.Database).Scan(&n); err != nil {
 		b.Fatal(err)
 	}
 	return n
 }
 
-func localPostgres(b *testing.B, w bank.Workload) float64 {
-	ctx := context.Background()
-	db, err := sql.Open("pgx", testenv.PostgresDSN(b))
+// awaitAlone waits until db's session is the server's only client session:
+// the others have ended and so reported their statistics.
+func awaitAlone(b *testing.B, db *sql.DB) {
+	testenv.Await(b, "the other PostgreSQL sessions to end", func() bool {
+		var others int
+		err := db.QueryRow("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()").Scan(&others)
+		return err == nil && others == 0
+	})
+}
+
+func openPostgres(b *testing.B, dsn string, conns int) *sql.DB {
+	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer db.Close()
-	db.SetMaxOpenConns(w.Concurrency * 2)
+	db.SetMaxOpenConns(conns)
+	return db
+}
+
+// meter reads what a measurement used: the CPU time of this process and of
+// the benchmark's own servers (all of it: run the benchmark with
+// scripts/bench.sh, whose servers nobody else uses), PostgreSQL's WAL
+// position, the rows its databases have written and the sessions opened
+// (a connection pool that closes and reopens connections costs a backend
+// start and the statements' preparation each time).
+// docs/performance-transactions.md ("Where the time goes") explains the gap
+// to plain transactions by these.
+type meter struct {
+	pg              *sql.DB // one session on the server's own database
+	pgCPU, mariaCPU func() time.Duration
+}
+
+// usage is what a meter reads, or the difference of two readings.
+type usage struct {
+	process, pg, maria       time.Duration
+	walBytes, rows, sessions int64
+}
+
+func newMeter(b *testing.B) *meter {
+	ctx := context.Background()
+	pg := openPostgres(b, os.Getenv(testenv.EnvPostgresDSN), 1)
+	b.Cleanup(func() { pg.Close() })
+	maria, err := sql.Open("mysql", testenv.MySQLDSN(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { maria.Close() })
+	return &meter{pg: pg, pgCPU: testenv.PostgresCPU(b, ctx, pg), mariaCPU: testenv.MariaDBCPU(b, ctx, maria)}
+}
+
+// read reads once every other PostgreSQL session has ended: the rows a
+// backend wrote are in pg_stat_database only once it has reported them.
+func (m *meter) read(b *testing.B) usage {
+	awaitAlone(b, m.pg)
+	var u usage
+	if err := m.pg.QueryRow("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, (SELECT sum(tup_inserted + tup_updated + tup_deleted) FROM pg_stat_database)::bigint, (SELECT sum(sessions) FROM pg_stat_database)::bigint").Scan(&u.walBytes, &u.rows, &u.sessions); err != nil {
+		b.Fatal(err)
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	u.process = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	u.pg, u.maria = m.pgCPU(), m.mariaCPU()
+	return u
+}
+
+func (u usage) sub(v usage) usage {
+	return usage{process: u.process - v.process, pg: u.pg - v.pg, maria: u.maria - v.maria, walBytes: u.walBytes - v.walBytes, rows: u.rows - v.rows, sessions: u.sessions - v.sessions}
+}
+
+func (u usage) cpu() time.Duration { return u.process + u.pg + u.maria }
+
+// perCommitted is the CPU seconds per committed transfer.
+func (u usage) perCommitted(committed int64) float64 {
+	return u.cpu().Seconds() / float64(committed)
+}
+
+// perTransfer says what a committed transfer used, and the rate this
+// machine's cores would bound the transfers to at that CPU per transfer.
+func (u usage) perTransfer(committed int64, tps float64) string {
+	n := float64(committed)
+	per1000 := func(d time.Duration) float64 { return d.Seconds() / n * 1000 }
+	bound := float64(runtime.NumCPU()) / u.perCommitted(committed)
+	return fmt.Sprintf("CPU per 1,000: process %.2fs, PostgreSQL %.2fs, MariaDB %.2fs, total %.2fs (%d cores: at most %.0f/s, ran at %.0f%% of it); PostgreSQL WAL %.0f B, %.2f rows written, %.1f sessions opened per 1,000",
+		per1000(u.process), per1000(u.pg), per1000(u.maria), per1000(u.cpu()), runtime.NumCPU(), bound, 100*tps/bound, float64(u.walBytes)/n, float64(u.rows)/n, float64(u.sessions)/n*1000)
+}
+
+// plainRun is one measurement of the plain REPEATABLE READ transfers.
+type plainRun struct {
+	tps       float64
+	committed int64
+	used      usage
+}
+
+func localPostgres(b *testing.B, m *meter, w bank.Workload) plainRun {
+	ctx := context.Background()
+	dsn := testenv.PostgresDSN(b)
+	setup := openPostgres(b, dsn, 1)
 	for i := range 2 {
-		if _, err := db.ExecContext(ctx, fmt.Sprintf("CREATE TABLE accounts_%d (account_id INT PRIMARY KEY, balance BIGINT NOT NULL)", i)); err != nil {
+		if _, err := setup.ExecContext(ctx, fmt.Sprintf("CREATE TABLE accounts_%d (account_id INT PRIMARY KEY, balance BIGINT NOT NULL)", i)); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := db.ExecContext(ctx, fmt.Sprintf("INSERT INTO accounts_%d SELECT g, 1000 FROM generate_series(0, %d) g", i, benchAccounts-1)); err != nil {
+		if _, err := setup.ExecContext(ctx, fmt.Sprintf("INSERT INTO accounts_%d SELECT g, 1000 FROM generate_series(0, %d) g", i, benchAccounts-1)); err != nil {
 			b.Fatal(err)
 		}
 	}
+	setup.Close()
+	start := m.read(b)
+	db := openPostgres(b, dsn, w.Concurrency*2)
 	var committed atomic.Int64
 	ctx2, cancel := context.WithTimeout(ctx, w.Duration)
 	defer cancel()
-	start := time.Now()
+	t0 := time.Now()
 	var wg sync.WaitGroup
 	for i := range w.Concurrency {
 		wg.Go(func() {
@@ -209,7 +325,9 @@ func localPostgres(b *testing.B, w bank.Workload) float64 {
 		})
 	}
 	wg.Wait()
-	return float64(committed.Load()) / time.Since(start).Seconds()
+	tps := float64(committed.Load()) / time.Since(t0).Seconds()
+	db.Close()
+	return plainRun{tps: tps, committed: committed.Load(), used: m.read(b).sub(start)}
 }
 
 func localTransfer(ctx context.Context, db *sql.DB, rng *rand.Rand) error {
