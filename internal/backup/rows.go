@@ -2,6 +2,7 @@ package backup
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -108,9 +109,14 @@ func (rw *RowWriter) Close() error {
 // Rows is how many records were written.
 func (rw *RowWriter) Rows() int64 { return rw.rows }
 
-// RowReader decodes a table stream.
+// RowReader decodes a table stream. It parses its own buffer rather than
+// reading byte by byte through an io.ByteReader: decoding is most of a
+// restore's client CPU (docs/performance.md).
 type RowReader struct {
-	r    *bufio.Reader
+	src  io.Reader
+	buf  []byte // buf[pos:] is read and not yet decoded
+	pos  int
+	err  error // src's, once it failed or ended
 	cols []storage.Column
 	row  []any
 }
@@ -124,30 +130,103 @@ var (
 
 // NewRowReader checks the magic and reads rows of the given columns.
 func NewRowReader(r io.Reader, cols []storage.Column) (*RowReader, error) {
-	br := bufio.NewReaderSize(r, 256<<10)
-	magic := make([]byte, len(rowsMagic))
-	if _, err := io.ReadFull(br, magic); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+	rr := &RowReader{src: r, buf: make([]byte, 0, 256<<10), cols: cols, row: make([]any, len(cols))}
+	if err := rr.fill(len(rowsMagic)); err != nil && !errors.Is(err, ErrTruncated) {
 		return nil, err // the repository's: a chunk missing or damaged
-	} else if err != nil || string(magic) != rowsMagic {
+	} else if err != nil || string(rr.buf[:len(rowsMagic)]) != rowsMagic {
 		return nil, fmt.Errorf("%w: not a Stillpoint table stream (bad header)", ErrCorrupt)
 	}
-	return &RowReader{r: br, cols: cols, row: make([]any, len(cols))}, nil
+	rr.pos = len(rowsMagic)
+	return rr, nil
+}
+
+// fill makes at least n bytes available at buf[pos:], or says why not:
+// ErrTruncated where the stream ended first, else the source's error (a
+// chunk missing or damaged, named in it).
+func (rr *RowReader) fill(n int) error {
+	if len(rr.buf)-rr.pos >= n {
+		return nil
+	}
+	rr.buf = rr.buf[:copy(rr.buf, rr.buf[rr.pos:])]
+	rr.pos = 0
+	if n > cap(rr.buf) {
+		rr.buf = slices.Grow(rr.buf, n-len(rr.buf))
+	}
+	for len(rr.buf) < n {
+		if rr.err != nil {
+			return streamError(rr.err)
+		}
+		var k int
+		k, rr.err = rr.src.Read(rr.buf[len(rr.buf):cap(rr.buf)])
+		rr.buf = rr.buf[:len(rr.buf)+k]
+	}
+	return nil
+}
+
+// byte1 decodes one byte.
+func (rr *RowReader) byte1() (byte, error) {
+	if rr.pos == len(rr.buf) {
+		if err := rr.fill(1); err != nil {
+			return 0, err
+		}
+	}
+	rr.pos++
+	return rr.buf[rr.pos-1], nil
+}
+
+// uvarint decodes an unsigned varint.
+func (rr *RowReader) uvarint() (uint64, error) {
+	if len(rr.buf)-rr.pos < binary.MaxVarintLen64 {
+		// Near the end of the buffer: a varint may end before the
+		// stream's last bytes, so fewer than ten bytes left is fine.
+		if err := rr.fill(binary.MaxVarintLen64); err != nil && !errors.Is(err, ErrTruncated) {
+			return 0, err
+		}
+	}
+	v, n := binary.Uvarint(rr.buf[rr.pos:])
+	switch {
+	case n == 0:
+		return 0, ErrTruncated
+	case n < 0:
+		return 0, fmt.Errorf("%w (varint overflows 64 bits)", ErrCorrupt)
+	}
+	rr.pos += n
+	return v, nil
+}
+
+// varint decodes a signed (zig-zag) varint, as binary.AppendVarint wrote.
+func (rr *RowReader) varint() (int64, error) {
+	u, err := rr.uvarint()
+	x := int64(u >> 1)
+	if u&1 != 0 {
+		x = ^x
+	}
+	return x, err
+}
+
+// fixed decodes n bytes; the slice is valid until the next read.
+func (rr *RowReader) fixed(n int) ([]byte, error) {
+	if err := rr.fill(n); err != nil {
+		return nil, err
+	}
+	rr.pos += n
+	return rr.buf[rr.pos-n : rr.pos], nil
 }
 
 // NextRow returns the next row, or io.EOF after the last. The slice is
 // reused by the next call: the caller must not keep it.
 func (rr *RowReader) NextRow() ([]any, error) {
-	tag, err := rr.r.ReadByte()
+	tag, err := rr.byte1()
 	if err != nil {
-		return nil, streamError(err)
+		return nil, err
 	}
 	if tag == tagEnd {
 		return nil, io.EOF
 	}
 	for i, c := range rr.cols {
 		if i > 0 {
-			if tag, err = rr.r.ReadByte(); err != nil {
-				return nil, streamError(err)
+			if tag, err = rr.byte1(); err != nil {
+				return nil, err
 			}
 		}
 		switch tag {
@@ -159,7 +238,7 @@ func (rr *RowReader) NextRow() ([]any, error) {
 			return nil, fmt.Errorf("column %s: %w (tag %d)", c.Name, ErrCorrupt, tag)
 		}
 		if rr.row[i], err = rr.value(c.Type); err != nil {
-			return nil, fmt.Errorf("column %s: %w", c.Name, streamError(err))
+			return nil, fmt.Errorf("column %s: %w", c.Name, err)
 		}
 	}
 	return rr.row, nil
@@ -178,45 +257,49 @@ func streamError(err error) error {
 func (rr *RowReader) value(t storage.DataType) (any, error) {
 	switch t {
 	case storage.Boolean:
-		b, err := rr.r.ReadByte()
+		b, err := rr.byte1()
 		return b == 1, err
 	case storage.Int:
-		v, err := binary.ReadVarint(rr.r)
+		v, err := rr.varint()
 		return int32(v), err
 	case storage.BigInt:
-		return binary.ReadVarint(rr.r)
+		return rr.varint()
 	case storage.Float:
-		var b [4]byte
-		_, err := io.ReadFull(rr.r, b[:])
-		return math.Float32frombits(binary.LittleEndian.Uint32(b[:])), err
+		b, err := rr.fixed(4)
+		if err != nil {
+			return nil, err
+		}
+		return math.Float32frombits(binary.LittleEndian.Uint32(b)), nil
 	case storage.Double:
-		var b [8]byte
-		_, err := io.ReadFull(rr.r, b[:])
-		return math.Float64frombits(binary.LittleEndian.Uint64(b[:])), err
+		b, err := rr.fixed(8)
+		if err != nil {
+			return nil, err
+		}
+		return math.Float64frombits(binary.LittleEndian.Uint64(b)), nil
 	case storage.Text, storage.Blob:
-		n, err := binary.ReadUvarint(rr.r)
+		n, err := rr.uvarint()
 		if err != nil {
 			return nil, err
 		}
 		if n > 1<<31 {
 			return nil, fmt.Errorf("%w (value too long)", ErrCorrupt)
 		}
-		b := make([]byte, n)
-		if _, err := io.ReadFull(rr.r, b); err != nil {
+		b, err := rr.fixed(int(n))
+		if err != nil {
 			return nil, err
 		}
 		if t == storage.Text {
 			return string(b), nil
 		}
-		return b, nil
+		return bytes.Clone(b), nil
 	case storage.Date:
-		d, err := binary.ReadVarint(rr.r)
+		d, err := rr.varint()
 		return time.UnixMilli(d * dayMillis).UTC(), err
 	case storage.Time:
-		us, err := binary.ReadVarint(rr.r)
+		us, err := rr.varint()
 		return time.Duration(us) * time.Microsecond, err
 	case storage.Timestamp, storage.TimestampTZ:
-		ms, err := binary.ReadVarint(rr.r)
+		ms, err := rr.varint()
 		return time.UnixMilli(ms).UTC(), err
 	}
 	return nil, fmt.Errorf("cannot decode type %v", t)

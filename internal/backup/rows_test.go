@@ -3,6 +3,7 @@ package backup_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"reflect"
@@ -104,6 +105,43 @@ func TestRowStream(t *testing.T) {
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("%s: stream cut at byte %d of %d: %v, want %v", tc.name, cut, len(stream), err, tc.want)
 			}
+		}
+	}
+}
+
+// bankRows is n rows shaped like a bank table's (docs/performance.md).
+func bankRows(n int) ([]storage.Column, [][]any) {
+	cols := []storage.Column{{Name: "account_id", Type: storage.BigInt}, {Name: "balance", Type: storage.Int}, {Name: "tx_id", Type: storage.Text},
+		{Name: "tx_state", Type: storage.Int}, {Name: "tx_version", Type: storage.Int}, {Name: "tx_prepared_at", Type: storage.BigInt},
+		{Name: "tx_committed_at", Type: storage.BigInt}, {Name: "before_balance", Type: storage.Int}, {Name: "before_tx_id", Type: storage.Text}}
+	rows := make([][]any, n)
+	for i := range rows {
+		rows[i] = []any{int64(i), int32(1000 + i%977), fmt.Sprintf("%032x", i*7919), int32(3), int32(1 + i%7), int64(1700000000000 + i), int64(1700000000000 + i), nil, nil}
+	}
+	return cols, rows
+}
+
+// BenchmarkRowReader decodes a bank-like table stream (the client CPU of
+// a restore, docs/performance.md).
+func BenchmarkRowReader(b *testing.B) {
+	cols, rows := bankRows(100_000)
+	var buf bytes.Buffer
+	w, _ := backup.NewRowWriter(&buf, cols)
+	for _, r := range rows {
+		w.WriteRow(r)
+	}
+	w.Close()
+	b.SetBytes(int64(buf.Len()))
+	b.ReportAllocs()
+	for b.Loop() {
+		rr, err := backup.NewRowReader(bytes.NewReader(buf.Bytes()), cols)
+		n := 0
+		for err == nil {
+			_, err = rr.NextRow()
+			n++
+		}
+		if err != io.EOF || n != len(rows)+1 {
+			b.Fatalf("%d rows, %v", n, err)
 		}
 	}
 }
