@@ -50,34 +50,34 @@ var slotEncoders = map[column]slotFunc{
 	{storage.Boolean, pgtype.BoolOID}: func(b []byte, v *sqlstore.Values, i int) []byte {
 		return append(b, 0, 0, 0, 1, byte(v.Int[i]))
 	},
-	{storage.Int, pgtype.Int4OID}:    int4,
-	{storage.Int, pgtype.Int8OID}:    int8,
-	{storage.BigInt, pgtype.Int8OID}: int8,
+	{storage.Int, pgtype.Int4OID}:    putInt4,
+	{storage.Int, pgtype.Int8OID}:    putInt8,
+	{storage.BigInt, pgtype.Int8OID}: putInt8,
 	{storage.Float, pgtype.Float4OID}: func(b []byte, v *sqlstore.Values, i int) []byte {
 		return be32(append(b, 0, 0, 0, 4), math.Float32bits(float32(v.Float[i])))
 	},
-	{storage.Float, pgtype.Float8OID}:  float8,
-	{storage.Double, pgtype.Float8OID}: float8,
+	{storage.Float, pgtype.Float8OID}:  putFloat8,
+	{storage.Double, pgtype.Float8OID}: putFloat8,
 	{storage.Text, pgtype.TextOID}:     bytesOf,
 	{storage.Text, pgtype.VarcharOID}:  bytesOf,
 	{storage.Blob, pgtype.ByteaOID}:    bytesOf,
 	{storage.Date, pgtype.DateOID}: func(b []byte, v *sqlstore.Values, i int) []byte {
 		return be32(append(b, 0, 0, 0, 4), uint32(int32(v.Int[i]-y2k/86400)))
 	},
-	{storage.Time, pgtype.TimeOID}:               int8,
+	{storage.Time, pgtype.TimeOID}:               putInt8,
 	{storage.Timestamp, pgtype.TimestampOID}:     sinceY2K,
 	{storage.TimestampTZ, pgtype.TimestamptzOID}: sinceY2K,
 }
 
-func int4(b []byte, v *sqlstore.Values, i int) []byte {
+func putInt4(b []byte, v *sqlstore.Values, i int) []byte {
 	return be32(append(b, 0, 0, 0, 4), uint32(int32(v.Int[i])))
 }
 
-func int8(b []byte, v *sqlstore.Values, i int) []byte {
+func putInt8(b []byte, v *sqlstore.Values, i int) []byte {
 	return be64(append(b, 0, 0, 0, 8), uint64(v.Int[i]))
 }
 
-func float8(b []byte, v *sqlstore.Values, i int) []byte {
+func putFloat8(b []byte, v *sqlstore.Values, i int) []byte {
 	return be64(append(b, 0, 0, 0, 8), math.Float64bits(v.Float[i]))
 }
 
