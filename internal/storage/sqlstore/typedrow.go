@@ -72,50 +72,34 @@ func (v *Values) Set(i int, x any) error {
 	v.Null[i] = false
 	switch t := v.Cols[i].Type; t {
 	case storage.Boolean:
-		var b bool
-		b, ok = x.(bool)
 		v.Int[i] = 0
-		if b {
+		if as[bool](x, &ok) {
 			v.Int[i] = 1
 		}
 	case storage.Int:
-		var n int32
-		n, ok = x.(int32)
-		v.Int[i] = int64(n)
+		v.Int[i] = int64(as[int32](x, &ok))
 	case storage.BigInt:
-		v.Int[i], ok = x.(int64)
+		v.Int[i] = as[int64](x, &ok)
 	case storage.Float:
-		var f float32
-		f, ok = x.(float32)
-		v.Float[i] = float64(f)
+		v.Float[i] = float64(as[float32](x, &ok))
 	case storage.Double:
-		v.Float[i], ok = x.(float64)
+		v.Float[i] = as[float64](x, &ok)
 	case storage.Text:
-		var s string
-		s, ok = x.(string)
+		s := as[string](x, &ok)
 		v.Bytes[i] = unsafe.Slice(unsafe.StringData(s), len(s)) // read only, as Bytes always is
 	case storage.Blob:
-		v.Bytes[i], ok = x.([]byte)
+		v.Bytes[i] = as[[]byte](x, &ok)
 	case storage.Time:
-		var d time.Duration
-		d, ok = x.(time.Duration)
-		v.Int[i] = d.Microseconds()
-	case storage.Date, storage.Timestamp, storage.TimestampTZ:
-		var tm time.Time
-		if tm, ok = x.(time.Time); !ok {
-			break
+		v.Int[i] = as[time.Duration](x, &ok).Microseconds()
+	case storage.Date:
+		tm := as[time.Time](x, &ok)
+		v.Int[i] = time.Date(tm.Year(), tm.Month(), tm.Day(), 0, 0, 0, 0, time.UTC).Unix() / 86400
+	case storage.Timestamp, storage.TimestampTZ:
+		tm := as[time.Time](x, &ok)
+		if t == storage.Timestamp && tm.Location() != time.UTC {
+			tm = time.Date(tm.Year(), tm.Month(), tm.Day(), tm.Hour(), tm.Minute(), tm.Second(), tm.Nanosecond(), time.UTC)
 		}
-		switch t {
-		case storage.Date:
-			v.Int[i] = time.Date(tm.Year(), tm.Month(), tm.Day(), 0, 0, 0, 0, time.UTC).Unix() / 86400
-		case storage.Timestamp:
-			if tm.Location() != time.UTC {
-				tm = time.Date(tm.Year(), tm.Month(), tm.Day(), tm.Hour(), tm.Minute(), tm.Second(), tm.Nanosecond(), time.UTC)
-			}
-			fallthrough
-		default:
-			v.Int[i] = tm.Unix()*1_000_000 + int64(tm.Nanosecond())/1000
-		}
+		v.Int[i] = tm.Unix()*1_000_000 + int64(tm.Nanosecond())/1000
 	default:
 		return fmt.Errorf("cannot load a value of type %v", t)
 	}
@@ -123,6 +107,13 @@ func (v *Values) Set(i int, x any) error {
 		return fmt.Errorf("a %T value where a %T was expected", x, v.Value(i)) // Value: the canonical type
 	}
 	return nil
+}
+
+// as is x as a T; *ok becomes false where it is not one.
+func as[T any](x any, ok *bool) T {
+	t, is := x.(T)
+	*ok = is
+	return t
 }
 
 // Row appends the values to row[:0] as canonical Go values.
