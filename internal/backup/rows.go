@@ -14,6 +14,7 @@ import (
 
 	"github.com/stillpoint/stillpoint/internal/repo"
 	"github.com/stillpoint/stillpoint/internal/storage"
+	"github.com/stillpoint/stillpoint/internal/storage/sqlstore"
 )
 
 // The table stream format: a magic line, then one record after another,
@@ -108,11 +109,20 @@ func (rw *RowWriter) Close() error {
 // Rows is how many records were written.
 func (rw *RowWriter) Rows() int64 { return rw.rows }
 
-// RowReader decodes a table stream.
+// RowReader decodes a table stream. It parses its own buffer rather than
+// reading byte by byte through an io.ByteReader: decoding is most of a
+// restore's client CPU (docs/performance.md).
 type RowReader struct {
-	r    *bufio.Reader
-	cols []storage.Column
-	row  []any
+	src io.Reader
+	buf []byte // buf[pos:] is read and not yet decoded
+	pos int
+	err error // src's, once it failed or ended
+	// pinned: the row being decoded holds slices of buf, so fill must
+	// not move bytes within it.
+	pinned bool
+	cols   []storage.Column
+	row    []any
+	vals   *sqlstore.Values
 }
 
 // ErrTruncated means a stream ended before its end marker; ErrCorrupt
@@ -124,45 +134,135 @@ var (
 
 // NewRowReader checks the magic and reads rows of the given columns.
 func NewRowReader(r io.Reader, cols []storage.Column) (*RowReader, error) {
-	br := bufio.NewReaderSize(r, 256<<10)
-	magic := make([]byte, len(rowsMagic))
-	if _, err := io.ReadFull(br, magic); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+	rr := &RowReader{src: r, buf: make([]byte, 0, 256<<10), cols: cols, vals: sqlstore.NewValues(cols)}
+	if err := rr.fill(len(rowsMagic)); err != nil && !errors.Is(err, ErrTruncated) {
 		return nil, err // the repository's: a chunk missing or damaged
-	} else if err != nil || string(magic) != rowsMagic {
+	} else if err != nil || string(rr.buf[:len(rowsMagic)]) != rowsMagic {
 		return nil, fmt.Errorf("%w: not a Stillpoint table stream (bad header)", ErrCorrupt)
 	}
-	return &RowReader{r: br, cols: cols, row: make([]any, len(cols))}, nil
+	rr.pos = len(rowsMagic)
+	return rr, nil
+}
+
+// fill makes at least n bytes available at buf[pos:], or says why not:
+// ErrTruncated where the stream ended first, else the source's error (a
+// chunk missing or damaged, named in it).
+func (rr *RowReader) fill(n int) error {
+	if len(rr.buf)-rr.pos >= n {
+		return nil
+	}
+	rest := rr.buf[rr.pos:]
+	if rr.pinned || n > cap(rr.buf) {
+		rr.buf = make([]byte, 0, max(n, cap(rr.buf)))
+		rr.pinned = false
+	}
+	rr.buf = rr.buf[:copy(rr.buf[:len(rest)], rest)]
+	rr.pos = 0
+	for len(rr.buf) < n {
+		if rr.err != nil {
+			return streamError(rr.err)
+		}
+		var k int
+		k, rr.err = rr.src.Read(rr.buf[len(rr.buf):cap(rr.buf)])
+		rr.buf = rr.buf[:len(rr.buf)+k]
+	}
+	return nil
+}
+
+// byte1 decodes one byte.
+func (rr *RowReader) byte1() (byte, error) {
+	if rr.pos == len(rr.buf) {
+		if err := rr.fill(1); err != nil {
+			return 0, err
+		}
+	}
+	rr.pos++
+	return rr.buf[rr.pos-1], nil
+}
+
+// uvarint decodes an unsigned varint.
+func (rr *RowReader) uvarint() (uint64, error) {
+	if len(rr.buf)-rr.pos < binary.MaxVarintLen64 {
+		// Near the end of the buffer: a varint may end before the
+		// stream's last bytes, so fewer than ten bytes left is fine.
+		if err := rr.fill(binary.MaxVarintLen64); err != nil && !errors.Is(err, ErrTruncated) {
+			return 0, err
+		}
+	}
+	v, n := binary.Uvarint(rr.buf[rr.pos:])
+	switch {
+	case n == 0:
+		return 0, ErrTruncated
+	case n < 0:
+		return 0, fmt.Errorf("%w (varint overflows 64 bits)", ErrCorrupt)
+	}
+	rr.pos += n
+	return v, nil
+}
+
+// varint decodes a signed (zig-zag) varint, as binary.AppendVarint wrote.
+func (rr *RowReader) varint() (int64, error) {
+	u, err := rr.uvarint()
+	x := int64(u >> 1)
+	if u&1 != 0 {
+		x = ^x
+	}
+	return x, err
+}
+
+// fixed decodes n bytes; the slice is valid until the next read.
+func (rr *RowReader) fixed(n int) ([]byte, error) {
+	if err := rr.fill(n); err != nil {
+		return nil, err
+	}
+	rr.pos += n
+	return rr.buf[rr.pos-n : rr.pos], nil
 }
 
 // NextRow returns the next row, or io.EOF after the last. The slice is
 // reused by the next call: the caller must not keep it.
 func (rr *RowReader) NextRow() ([]any, error) {
-	tag, err := rr.r.ReadByte()
+	v, err := rr.NextValues()
 	if err != nil {
-		return nil, streamError(err)
+		return nil, err
+	}
+	rr.row = v.Row(rr.row)
+	return rr.row, nil
+}
+
+// NextValues returns the next row in typed slots, or io.EOF after the
+// last. The slots (and the bytes of TEXT and BLOB values) are reused by
+// the next call: the caller must not keep them.
+func (rr *RowReader) NextValues() (*sqlstore.Values, error) {
+	tag, err := rr.byte1()
+	if err != nil {
+		return nil, err
 	}
 	if tag == tagEnd {
 		return nil, io.EOF
 	}
+	v := rr.vals
+	rr.pinned = false
 	for i, c := range rr.cols {
 		if i > 0 {
-			if tag, err = rr.r.ReadByte(); err != nil {
-				return nil, streamError(err)
+			if tag, err = rr.byte1(); err != nil {
+				return nil, err
 			}
 		}
 		switch tag {
 		case tagNull:
-			rr.row[i] = nil
+			v.Null[i] = true
 			continue
 		case tagValue:
+			v.Null[i] = false
 		default:
 			return nil, fmt.Errorf("column %s: %w (tag %d)", c.Name, ErrCorrupt, tag)
 		}
-		if rr.row[i], err = rr.value(c.Type); err != nil {
-			return nil, fmt.Errorf("column %s: %w", c.Name, streamError(err))
+		if err := rr.value(v, i, c.Type); err != nil {
+			return nil, fmt.Errorf("column %s: %w", c.Name, err)
 		}
 	}
-	return rr.row, nil
+	return v, nil
 }
 
 // streamError is what a failed read of the stream means: the end of the
@@ -175,51 +275,47 @@ func streamError(err error) error {
 	return err
 }
 
-func (rr *RowReader) value(t storage.DataType) (any, error) {
+// value decodes a non-NULL value into slot i (sqlstore.Values says
+// which slot each type uses and in what unit: the stream's own).
+func (rr *RowReader) value(v *sqlstore.Values, i int, t storage.DataType) error {
+	var err error
 	switch t {
 	case storage.Boolean:
-		b, err := rr.r.ReadByte()
-		return b == 1, err
-	case storage.Int:
-		v, err := binary.ReadVarint(rr.r)
-		return int32(v), err
-	case storage.BigInt:
-		return binary.ReadVarint(rr.r)
+		var b byte
+		b, err = rr.byte1()
+		v.Int[i] = 0
+		if b == 1 {
+			v.Int[i] = 1
+		}
+	case storage.Int, storage.BigInt, storage.Date, storage.Time:
+		v.Int[i], err = rr.varint()
+	case storage.Timestamp, storage.TimestampTZ:
+		v.Int[i], err = rr.varint()
+		v.Int[i] *= 1000 // the stream's milliseconds
 	case storage.Float:
-		var b [4]byte
-		_, err := io.ReadFull(rr.r, b[:])
-		return math.Float32frombits(binary.LittleEndian.Uint32(b[:])), err
+		var b []byte
+		if b, err = rr.fixed(4); err == nil {
+			v.Float[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(b)))
+		}
 	case storage.Double:
-		var b [8]byte
-		_, err := io.ReadFull(rr.r, b[:])
-		return math.Float64frombits(binary.LittleEndian.Uint64(b[:])), err
+		var b []byte
+		if b, err = rr.fixed(8); err == nil {
+			v.Float[i] = math.Float64frombits(binary.LittleEndian.Uint64(b))
+		}
 	case storage.Text, storage.Blob:
-		n, err := binary.ReadUvarint(rr.r)
-		if err != nil {
-			return nil, err
+		var n uint64
+		if n, err = rr.uvarint(); err != nil {
+			return err
 		}
 		if n > 1<<31 {
-			return nil, fmt.Errorf("%w (value too long)", ErrCorrupt)
+			return fmt.Errorf("%w (value too long)", ErrCorrupt)
 		}
-		b := make([]byte, n)
-		if _, err := io.ReadFull(rr.r, b); err != nil {
-			return nil, err
-		}
-		if t == storage.Text {
-			return string(b), nil
-		}
-		return b, nil
-	case storage.Date:
-		d, err := binary.ReadVarint(rr.r)
-		return time.UnixMilli(d * dayMillis).UTC(), err
-	case storage.Time:
-		us, err := binary.ReadVarint(rr.r)
-		return time.Duration(us) * time.Microsecond, err
-	case storage.Timestamp, storage.TimestampTZ:
-		ms, err := binary.ReadVarint(rr.r)
-		return time.UnixMilli(ms).UTC(), err
+		v.Bytes[i], err = rr.fixed(int(n))
+		rr.pinned = true
+	default:
+		return fmt.Errorf("cannot decode type %v", t)
 	}
-	return nil, fmt.Errorf("cannot decode type %v", t)
+	return err
 }
 
 // KeyLength is the longest value of one TEXT or BLOB key or indexed
@@ -271,11 +367,20 @@ func (k *KeyLengths) Add(row []any) {
 // OpenTable opens a table's row stream in the repository (each chunk
 // verified as it is read); closeStream releases it.
 func OpenTable(ctx context.Context, r *repo.Repository, t TableBackup) (next func() ([]any, error), closeStream func(), err error) {
-	rc := r.OpenStream(ctx, t.Chunks)
-	rr, err := NewRowReader(rc, t.Metadata.Columns)
+	rr, closeStream, err := OpenTableReader(ctx, r, t)
 	if err != nil {
+		return nil, nil, err
+	}
+	return rr.NextRow, closeStream, nil
+}
+
+// OpenTableReader is OpenTable's reader, for rows as values or in typed
+// slots.
+func OpenTableReader(ctx context.Context, r *repo.Repository, t TableBackup) (rr *RowReader, closeStream func(), err error) {
+	rc := r.OpenStream(ctx, t.Chunks)
+	if rr, err = NewRowReader(rc, t.Metadata.Columns); err != nil {
 		rc.Close()
 		return nil, nil, err
 	}
-	return rr.NextRow, func() { rc.Close() }, nil
+	return rr, func() { rc.Close() }, nil
 }

@@ -3,6 +3,7 @@ package backup_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"reflect"
@@ -105,5 +106,88 @@ func TestRowStream(t *testing.T) {
 				t.Fatalf("%s: stream cut at byte %d of %d: %v, want %v", tc.name, cut, len(stream), err, tc.want)
 			}
 		}
+	}
+}
+
+// bankRows is n rows shaped like a bank table's (docs/performance.md).
+func bankRows(n int) ([]storage.Column, [][]any) {
+	cols := []storage.Column{{Name: "account_id", Type: storage.BigInt}, {Name: "balance", Type: storage.Int}, {Name: "tx_id", Type: storage.Text},
+		{Name: "tx_state", Type: storage.Int}, {Name: "tx_version", Type: storage.Int}, {Name: "tx_prepared_at", Type: storage.BigInt},
+		{Name: "tx_committed_at", Type: storage.BigInt}, {Name: "before_balance", Type: storage.Int}, {Name: "before_tx_id", Type: storage.Text}}
+	rows := make([][]any, n)
+	for i := range rows {
+		rows[i] = []any{int64(i), int32(1000 + i%977), fmt.Sprintf("%032x", i*7919), int32(3), int32(1 + i%7), int64(1700000000000 + i), int64(1700000000000 + i), nil, nil}
+	}
+	return cols, rows
+}
+
+// BenchmarkRowReader decodes a bank-like table stream (the client CPU of
+// a restore, docs/performance.md): as Go values, and in typed slots.
+func BenchmarkRowReader(b *testing.B) {
+	cols, rows := bankRows(100_000)
+	var buf bytes.Buffer
+	w, _ := backup.NewRowWriter(&buf, cols)
+	for _, r := range rows {
+		w.WriteRow(r)
+	}
+	w.Close()
+	for _, bc := range []struct {
+		name string
+		next func(*backup.RowReader) error
+	}{
+		{"NextRow", func(rr *backup.RowReader) error { _, err := rr.NextRow(); return err }},
+		{"NextValues", func(rr *backup.RowReader) error { _, err := rr.NextValues(); return err }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(buf.Len()))
+			b.ReportAllocs()
+			for b.Loop() {
+				rr, err := backup.NewRowReader(bytes.NewReader(buf.Bytes()), cols)
+				n := 0
+				for err == nil {
+					err = bc.next(rr)
+					n++
+				}
+				if err != io.EOF || n != len(rows)+1 {
+					b.Fatalf("%d rows, %v", n, err)
+				}
+			}
+		})
+	}
+}
+
+// TestRowValues: rows read in typed slots are the rows written, for
+// every type and across the reader's buffer refills (a TEXT value's
+// bytes stay valid until the next row, wherever the row's bytes start).
+func TestRowValues(t *testing.T) {
+	bankCols, bank := bankRows(30_000)
+	for _, tc := range []struct {
+		name string
+		cols []storage.Column
+		rows [][]any
+		read func(io.Reader) io.Reader
+	}{
+		{"every type", rowsCols(), rowsSample(), func(r io.Reader) io.Reader { return r }},
+		{"refills, half reads", bankCols, bank, iotest.HalfReader},
+		{"refills, one byte reads", bankCols, bank[:3000], iotest.OneByteReader},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rr, err := backup.NewRowReader(tc.read(bytes.NewReader(encodeRows(t, tc.cols, tc.rows))), tc.cols)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, want := range tc.rows {
+				v, err := rr.NextValues()
+				if err != nil {
+					t.Fatalf("row %d: %v", i, err)
+				}
+				if got := v.Row(nil); !reflect.DeepEqual(got, want) {
+					t.Fatalf("row %d = %#v, want %#v", i, got, want)
+				}
+			}
+			if _, err := rr.NextValues(); err != io.EOF {
+				t.Fatalf("after the last row: %v, want io.EOF", err)
+			}
+		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stillpoint/stillpoint/internal/schema"
 	"github.com/stillpoint/stillpoint/internal/storage"
+	"github.com/stillpoint/stillpoint/internal/storage/sqlstore"
 	"github.com/stillpoint/stillpoint/internal/txn"
 	"github.com/stillpoint/stillpoint/internal/txn/consensus"
 )
@@ -130,8 +131,19 @@ func newPendingRows(meta *storage.TableMetadata) *pendingRows {
 	return p
 }
 
-// add looks at one loaded row.
+// addValues is add of a row in typed slots; only a pending row is boxed.
+func (p *pendingRows) addValues(v *sqlstore.Values) {
+	if p != nil && !v.Null[p.state] && v.Cols[p.state].Type == storage.Int && (consensus.Meta{State: consensus.State(v.Int[p.state])}).Pending() {
+		p.add(v.Row(nil))
+	}
+}
+
+// add looks at one loaded row (none for a table that is not
+// transactional: p is nil).
 func (p *pendingRows) add(row []any) {
+	if p == nil {
+		return
+	}
 	state, ok := row[p.state].(int32)
 	if !ok || !(consensus.Meta{State: consensus.State(state)}).Pending() || p.overflow {
 		return

@@ -21,6 +21,7 @@ import (
 	"github.com/stillpoint/stillpoint/internal/hint"
 	"github.com/stillpoint/stillpoint/internal/repo"
 	"github.com/stillpoint/stillpoint/internal/storage"
+	"github.com/stillpoint/stillpoint/internal/storage/sqlstore"
 	"github.com/stillpoint/stillpoint/internal/txn"
 )
 
@@ -318,26 +319,26 @@ func loadTables(ctx context.Context, r *repo.Repository, p *plan, w *writers, to
 }
 
 func loadTable(ctx context.Context, r *repo.Repository, t *table, progress func(int64)) (int64, error) {
-	next, closeStream, err := backup.OpenTable(ctx, r, t.backup)
+	rr, closeStream, err := backup.OpenTableReader(ctx, r, t.backup)
 	if err != nil {
 		return 0, err
 	}
 	defer closeStream()
+	m := &t.backup.Metadata
 	var read int64
-	pending := newPendingRows(&t.backup.Metadata)
-	n, err := loadRows(ctx, t.d, &t.backup.Metadata, func() ([]any, error) {
-		row, err := next()
-		if err == nil {
-			if pending != nil {
-				pending.add(row)
-			}
-			read++
-			if progress != nil && read%1000 == 0 {
-				progress(1000)
-			}
+	count := func() {
+		read++
+		if progress != nil && read%1000 == 0 {
+			progress(1000)
 		}
-		return row, err
-	})
+	}
+	pending := newPendingRows(m)
+	var n int64
+	if vl, ok := t.d.(ValuesLoader); ok {
+		n, err = vl.LoadValues(ctx, m, watched(rr.NextValues, func(v *sqlstore.Values) { pending.addValues(v); count() }))
+	} else {
+		n, err = loadRows(ctx, t.d, m, watched(rr.NextRow, func(row []any) { pending.add(row); count() }))
+	}
 	if err != nil {
 		return n, err
 	}
@@ -349,6 +350,17 @@ func loadTable(ctx context.Context, r *repo.Repository, t *table, progress func(
 	}
 	t.pending = pending
 	return n, nil
+}
+
+// watched calls seen with each row next gives.
+func watched[T any](next func() (T, error), seen func(T)) func() (T, error) {
+	return func() (T, error) {
+		x, err := next()
+		if err == nil {
+			seen(x)
+		}
+		return x, err
+	}
 }
 
 // loadRows loads rows into a table: positionally where the store can

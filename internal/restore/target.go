@@ -8,6 +8,7 @@ import (
 	"github.com/stillpoint/stillpoint/internal/schema"
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/multistorage"
+	"github.com/stillpoint/stillpoint/internal/storage/sqlstore"
 )
 
 // Target is the stores a restore writes into, routed by namespace.
@@ -58,6 +59,13 @@ type BulkLoader interface {
 // when a store has it, Load otherwise.
 type RowLoader interface {
 	LoadRows(ctx context.Context, m *storage.TableMetadata, next func() ([]any, error)) (int64, error)
+}
+
+// ValuesLoader is a RowLoader that also takes rows in typed slots, read
+// from the backup's stream without an any per value; restore prefers it
+// (docs/performance.md, "PostgreSQL restore").
+type ValuesLoader interface {
+	LoadValues(ctx context.Context, m *storage.TableMetadata, next func() (*sqlstore.Values, error)) (int64, error)
 }
 
 // Stores is the Target of a configuration's stores.

@@ -27,6 +27,16 @@ import (
 // interrupted load leaves the table as created, empty, with its keys. A
 // duplicate key fails the build of the key, so the load.
 func (Dialect) Copy(ctx context.Context, s *sqlstore.Store, m *storage.TableMetadata, next func() ([]any, error)) (int64, error) {
+	return copyTable(ctx, s, m, rowsOf(next))
+}
+
+// CopyValues is Copy of rows in typed slots: no value boxed into an any
+// on the way from the backup's stream to COPY's (docs/performance.md).
+func (Dialect) CopyValues(ctx context.Context, s *sqlstore.Store, m *storage.TableMetadata, next func() (*sqlstore.Values, error)) (int64, error) {
+	return copyTable(ctx, s, m, valuesOf(next))
+}
+
+func copyTable(ctx context.Context, s *sqlstore.Store, m *storage.TableMetadata, rows func(*rowEncoder) rowSource) (int64, error) {
 	conn, err := s.DB().Conn(ctx)
 	if err != nil {
 		return 0, err
@@ -34,7 +44,7 @@ func (Dialect) Copy(ctx context.Context, s *sqlstore.Store, m *storage.TableMeta
 	defer conn.Close()
 	var n int64
 	err = conn.Raw(func(dc any) error {
-		n, err = load(ctx, dc.(*stdlib.Conn).Conn(), s.Table(m.Namespace, m.Table), m, next)
+		n, err = load(ctx, dc.(*stdlib.Conn).Conn(), s.Table(m.Namespace, m.Table), m, rows)
 		return err
 	})
 	if errors.Is(err, driver.ErrBadConn) {
@@ -49,7 +59,7 @@ func (Dialect) Copy(ctx context.Context, s *sqlstore.Store, m *storage.TableMeta
 // (docs/performance.md).
 const indexBuildKB = 256 << 10
 
-func load(ctx context.Context, c *pgx.Conn, table string, m *storage.TableMetadata, next func() ([]any, error)) (int64, error) {
+func load(ctx context.Context, c *pgx.Conn, table string, m *storage.TableMetadata, rows func(*rowEncoder) rowSource) (int64, error) {
 	tx, err := c.Begin(ctx)
 	if err != nil {
 		return 0, err
@@ -77,7 +87,7 @@ func load(ctx context.Context, c *pgx.Conn, table string, m *storage.TableMetada
 		opts += ", FREEZE"
 	}
 	began := time.Now()
-	n, err := copyRows(ctx, tx.Conn().PgConn(), "COPY "+table+" ("+strings.Join(cols, ", ")+") FROM STDIN ("+opts+")", enc, next)
+	n, err := copyRows(ctx, tx.Conn().PgConn(), "COPY "+table+" ("+strings.Join(cols, ", ")+") FROM STDIN ("+opts+")", rows(enc))
 	if err != nil {
 		return 0, err
 	}

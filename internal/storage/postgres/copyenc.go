@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/stillpoint/stillpoint/internal/storage"
+	"github.com/stillpoint/stillpoint/internal/storage/sqlstore"
 )
 
 // COPY's binary format (PostgreSQL's "COPY", "Binary Format"): a header,
@@ -27,8 +28,9 @@ var (
 	null        = []byte{0xff, 0xff, 0xff, 0xff}
 )
 
-// encodeFunc appends a non-NULL value of a column, length first.
-type encodeFunc func(buf []byte, v any) ([]byte, error)
+// slotFunc appends non-NULL value i of a row in typed slots, length
+// first.
+type slotFunc func(buf []byte, v *sqlstore.Values, i int) []byte
 
 // column is a storage type and the PostgreSQL type of the column it goes
 // into (a domain's base type).
@@ -40,74 +42,58 @@ type column struct {
 // y2k is PostgreSQL's epoch for dates and times, in Unix seconds.
 const y2k = 946_684_800
 
-// encoders write the canonical Go value of each storage type (storage
-// docs) as the column's type receives it, the same bytes pgx writes.
-var encoders = map[column]encodeFunc{
-	{storage.Boolean, pgtype.BoolOID}: fixed(func(b []byte, x bool) []byte {
-		if x {
-			return append(b, 0, 0, 0, 1, 1)
-		}
-		return append(b, 0, 0, 0, 1, 0)
-	}),
-	{storage.Int, pgtype.Int4OID}:    fixed(func(b []byte, x int32) []byte { return be32(append(b, 0, 0, 0, 4), uint32(x)) }),
-	{storage.Int, pgtype.Int8OID}:    fixed(func(b []byte, x int32) []byte { return be64(append(b, 0, 0, 0, 8), uint64(x)) }),
-	{storage.BigInt, pgtype.Int8OID}: fixed(func(b []byte, x int64) []byte { return be64(append(b, 0, 0, 0, 8), uint64(x)) }),
-	{storage.Float, pgtype.Float4OID}: fixed(func(b []byte, x float32) []byte {
-		return be32(append(b, 0, 0, 0, 4), math.Float32bits(x))
-	}),
-	{storage.Float, pgtype.Float8OID}: fixed(func(b []byte, x float32) []byte {
-		return be64(append(b, 0, 0, 0, 8), math.Float64bits(float64(x)))
-	}),
-	{storage.Double, pgtype.Float8OID}: fixed(func(b []byte, x float64) []byte {
-		return be64(append(b, 0, 0, 0, 8), math.Float64bits(x))
-	}),
-	{storage.Text, pgtype.TextOID}:    fixed(text),
-	{storage.Text, pgtype.VarcharOID}: fixed(text),
-	{storage.Blob, pgtype.ByteaOID}: fixed(func(b []byte, x []byte) []byte {
-		return append(be32(b, uint32(len(x))), x...)
-	}),
-	// The day of the date as written (pgx's DateCodec).
-	{storage.Date, pgtype.DateOID}: fixed(func(b []byte, x time.Time) []byte {
-		day := time.Date(x.Year(), x.Month(), x.Day(), 0, 0, 0, 0, time.UTC).Unix()
-		return be32(append(b, 0, 0, 0, 4), uint32(int32((day-y2k)/86400)))
-	}),
-	{storage.Time, pgtype.TimeOID}: fixed(func(b []byte, x time.Duration) []byte {
-		return be64(append(b, 0, 0, 0, 8), uint64(x.Microseconds()))
-	}),
-	// TIMESTAMP takes the wall clock as written, TIMESTAMPTZ the instant
-	// (pgx's TimestampCodec and TimestamptzCodec).
-	{storage.Timestamp, pgtype.TimestampOID}: fixed(func(b []byte, x time.Time) []byte {
-		if x.Location() != time.UTC {
-			x = time.Date(x.Year(), x.Month(), x.Day(), x.Hour(), x.Minute(), x.Second(), x.Nanosecond(), time.UTC)
-		}
-		return be64(append(b, 0, 0, 0, 8), uint64(micros(x)))
-	}),
-	{storage.TimestampTZ, pgtype.TimestamptzOID}: fixed(func(b []byte, x time.Time) []byte {
-		return be64(append(b, 0, 0, 0, 8), uint64(micros(x)))
-	}),
+// slotEncoders write each storage type's slot (sqlstore.Values) as the
+// column's type receives it, the same bytes pgx writes for the canonical
+// Go value: DATE the day as written, TIME microseconds, TIMESTAMP the
+// wall clock and TIMESTAMPTZ the instant, microseconds since 2000.
+var slotEncoders = map[column]slotFunc{
+	{storage.Boolean, pgtype.BoolOID}: func(b []byte, v *sqlstore.Values, i int) []byte {
+		return append(b, 0, 0, 0, 1, byte(v.Int[i]))
+	},
+	{storage.Int, pgtype.Int4OID}:    putInt4,
+	{storage.Int, pgtype.Int8OID}:    putInt8,
+	{storage.BigInt, pgtype.Int8OID}: putInt8,
+	{storage.Float, pgtype.Float4OID}: func(b []byte, v *sqlstore.Values, i int) []byte {
+		return be32(append(b, 0, 0, 0, 4), math.Float32bits(float32(v.Float[i])))
+	},
+	{storage.Float, pgtype.Float8OID}:  putFloat8,
+	{storage.Double, pgtype.Float8OID}: putFloat8,
+	{storage.Text, pgtype.TextOID}:     bytesOf,
+	{storage.Text, pgtype.VarcharOID}:  bytesOf,
+	{storage.Blob, pgtype.ByteaOID}:    bytesOf,
+	{storage.Date, pgtype.DateOID}: func(b []byte, v *sqlstore.Values, i int) []byte {
+		return be32(append(b, 0, 0, 0, 4), uint32(int32(v.Int[i]-y2k/86400)))
+	},
+	{storage.Time, pgtype.TimeOID}:               putInt8,
+	{storage.Timestamp, pgtype.TimestampOID}:     sinceY2K,
+	{storage.TimestampTZ, pgtype.TimestamptzOID}: sinceY2K,
 }
 
-func text(b []byte, x string) []byte { return append(be32(b, uint32(len(x))), x...) }
+func putInt4(b []byte, v *sqlstore.Values, i int) []byte {
+	return be32(append(b, 0, 0, 0, 4), uint32(int32(v.Int[i])))
+}
+
+func putInt8(b []byte, v *sqlstore.Values, i int) []byte {
+	return be64(append(b, 0, 0, 0, 8), uint64(v.Int[i]))
+}
+
+func putFloat8(b []byte, v *sqlstore.Values, i int) []byte {
+	return be64(append(b, 0, 0, 0, 8), math.Float64bits(v.Float[i]))
+}
+
+func bytesOf(b []byte, v *sqlstore.Values, i int) []byte {
+	return append(be32(b, uint32(len(v.Bytes[i]))), v.Bytes[i]...)
+}
+
+func sinceY2K(b []byte, v *sqlstore.Values, i int) []byte {
+	return be64(append(b, 0, 0, 0, 8), uint64(v.Int[i]-y2k*1_000_000))
+}
 
 func be32(b []byte, x uint32) []byte { return binary.BigEndian.AppendUint32(b, x) }
 func be64(b []byte, x uint64) []byte { return binary.BigEndian.AppendUint64(b, x) }
 
-// micros is microseconds since 2000-01-01 UTC, truncated as pgx does.
-func micros(t time.Time) int64 {
-	return (t.Unix()-y2k)*1_000_000 + int64(t.Nanosecond())/1000
-}
-
-// fixed makes an encodeFunc for values of Go type T.
-func fixed[T any](put func([]byte, T) []byte) encodeFunc {
-	return func(buf []byte, v any) ([]byte, error) {
-		x, ok := v.(T)
-		if !ok {
-			var want T
-			return buf, fmt.Errorf("a %T value where a %T was expected", v, want)
-		}
-		return put(buf, x), nil
-	}
-}
+// encodeFunc appends a non-NULL value, length first.
+type encodeFunc func(buf []byte, v any) ([]byte, error)
 
 // planned encodes a column of any other type (NUMERIC, SMALLINT, CHAR(n),
 // ...) with pgx's encode plan for it, looked up once per Go type instead
@@ -139,10 +125,13 @@ func planned(tm *pgtype.Map, c column) encodeFunc {
 }
 
 // rowEncoder writes rows of a table in COPY's binary format, with an
-// encoder chosen once per column.
+// encoder chosen once per column: a slot encoder where the column's pair
+// of types has one, else pgx's plan (other).
 type rowEncoder struct {
 	names []string
-	enc   []encodeFunc
+	slot  []slotFunc
+	other []encodeFunc
+	vals  *sqlstore.Values // the slots a row of []any is put in
 }
 
 // columnTypesQuery gives each column's type, a domain's base type.
@@ -164,36 +153,60 @@ func newRowEncoder(ctx context.Context, tx pgx.Tx, table string, m *storage.Tabl
 	}); err != nil {
 		return nil, err
 	}
-	e := &rowEncoder{}
+	e := &rowEncoder{vals: sqlstore.NewValues(m.Columns)}
 	for _, col := range m.Columns {
 		oid, ok := oids[col.Name]
 		if !ok {
 			return nil, fmt.Errorf("table %s has no column %s", table, col.Name)
 		}
 		c := column{col.Type, oid}
-		enc, ok := encoders[c]
+		var other encodeFunc
+		slot, ok := slotEncoders[c]
 		if !ok {
-			enc = planned(tx.Conn().TypeMap(), c)
+			other = planned(tx.Conn().TypeMap(), c)
 		}
 		e.names = append(e.names, col.Name)
-		e.enc = append(e.enc, enc)
+		e.slot = append(e.slot, slot)
+		e.other = append(e.other, other)
 	}
 	return e, nil
 }
 
-func (e *rowEncoder) append(buf []byte, row []any) ([]byte, error) {
-	if len(row) != len(e.enc) {
-		return buf, fmt.Errorf("a row of %d values for %d columns", len(row), len(e.enc))
+// appendRow encodes a row of canonical Go values (storage's).
+func (e *rowEncoder) appendRow(buf []byte, row []any) ([]byte, error) {
+	if len(row) != len(e.slot) {
+		return buf, fmt.Errorf("a row of %d values for %d columns", len(row), len(e.slot))
 	}
-	buf = binary.BigEndian.AppendUint16(buf, uint16(len(e.enc)))
-	for i, v := range row {
-		if v == nil {
-			buf = append(buf, null...)
-			continue
+	for i, x := range row {
+		e.vals.Null[i] = x == nil
+		if x != nil && e.slot[i] != nil {
+			if err := e.vals.Set(i, x); err != nil {
+				return buf, fmt.Errorf("column %s: %w", e.names[i], err)
+			}
 		}
-		var err error
-		if buf, err = e.enc[i](buf, v); err != nil {
-			return buf, fmt.Errorf("column %s: %w", e.names[i], err)
+	}
+	return e.appendValues(buf, e.vals, row)
+}
+
+// appendValues encodes a row in typed slots; row, if not nil, is the same
+// row as Go values, for the columns pgx encodes.
+func (e *rowEncoder) appendValues(buf []byte, v *sqlstore.Values, row []any) ([]byte, error) {
+	buf = binary.BigEndian.AppendUint16(buf, uint16(len(e.slot)))
+	for i, slot := range e.slot {
+		switch {
+		case v.Null[i]:
+			buf = append(buf, null...)
+		case slot != nil:
+			buf = slot(buf, v, i)
+		default:
+			x := v.Value(i)
+			if row != nil {
+				x = row[i]
+			}
+			var err error
+			if buf, err = e.other[i](buf, x); err != nil {
+				return buf, fmt.Errorf("column %s: %w", e.names[i], err)
+			}
 		}
 	}
 	return buf, nil
@@ -209,8 +222,7 @@ var errCopyOver = errors.New("the COPY is over")
 type copyReader struct {
 	mu   sync.Mutex
 	over bool
-	next func() ([]any, error)
-	enc  *rowEncoder
+	next rowSource
 	buf  []byte
 	off  int
 	eof  bool
@@ -229,13 +241,11 @@ func (r *copyReader) Read(p []byte) (int, error) {
 	r.buf = r.buf[:copy(r.buf, r.buf[r.off:])]
 	r.off = 0
 	for len(r.buf) < len(p) && !r.eof {
-		row, err := r.next()
+		var err error
+		r.buf, err = r.next(r.buf)
 		if errors.Is(err, io.EOF) {
 			r.buf, r.eof = append(r.buf, copyTrailer...), true
 			break
-		}
-		if err == nil {
-			r.buf, err = r.enc.append(r.buf, row)
 		}
 		if err != nil {
 			r.err = err
@@ -250,9 +260,39 @@ func (r *copyReader) Read(p []byte) (int, error) {
 	return r.off, nil
 }
 
+// rowSource appends the next row, encoded, to buf, or says io.EOF after
+// the last.
+type rowSource func(buf []byte) ([]byte, error)
+
+// rowsOf is the rows next gives, encoded by the encoder made for them.
+func rowsOf(next func() ([]any, error)) func(*rowEncoder) rowSource {
+	return func(e *rowEncoder) rowSource {
+		return func(buf []byte) ([]byte, error) {
+			row, err := next()
+			if err != nil {
+				return buf, err
+			}
+			return e.appendRow(buf, row)
+		}
+	}
+}
+
+// valuesOf is rowsOf for rows in typed slots.
+func valuesOf(next func() (*sqlstore.Values, error)) func(*rowEncoder) rowSource {
+	return func(e *rowEncoder) rowSource {
+		return func(buf []byte) ([]byte, error) {
+			v, err := next()
+			if err != nil {
+				return buf, err
+			}
+			return e.appendValues(buf, v, nil)
+		}
+	}
+}
+
 // copyRows runs a COPY FROM STDIN (binary) of the rows next gives.
-func copyRows(ctx context.Context, pc *pgconn.PgConn, query string, enc *rowEncoder, next func() ([]any, error)) (int64, error) {
-	r := &copyReader{next: next, enc: enc, buf: append(make([]byte, 0, 128<<10), copyHeader...)}
+func copyRows(ctx context.Context, pc *pgconn.PgConn, query string, next rowSource) (int64, error) {
+	r := &copyReader{next: next, buf: append(make([]byte, 0, 128<<10), copyHeader...)}
 	tag, err := pc.CopyFrom(ctx, r, query)
 	r.mu.Lock()
 	r.over = true

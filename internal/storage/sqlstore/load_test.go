@@ -41,10 +41,47 @@ func roundTripRows() [][]any {
 	}
 }
 
+// loaders load rows as Go values (LoadRows) and in typed slots
+// (LoadValues, what a restore uses).
+var loaders = []struct {
+	name string
+	load func(st *sqlstore.Store, m *storage.TableMetadata, rows [][]any) (int64, error)
+}{
+	{"rows", func(st *sqlstore.Store, m *storage.TableMetadata, rows [][]any) (int64, error) {
+		i := 0
+		return st.LoadRows(context.Background(), m, func() ([]any, error) {
+			if i == len(rows) {
+				return nil, io.EOF
+			}
+			i++
+			return rows[i-1], nil
+		})
+	}},
+	{"typed slots", func(st *sqlstore.Store, m *storage.TableMetadata, rows [][]any) (int64, error) {
+		i, v := 0, sqlstore.NewValues(m.Columns)
+		return st.LoadValues(context.Background(), m, func() (*sqlstore.Values, error) {
+			if i == len(rows) {
+				return nil, io.EOF
+			}
+			for c, x := range rows[i] {
+				v.Null[c] = x == nil
+				if x != nil {
+					if err := v.Set(c, x); err != nil {
+						return nil, err
+					}
+				}
+			}
+			i++
+			return v, nil
+		})
+	}},
+}
+
 // TestLoadRowsRoundTrip loads rows of every type through each engine's
 // bulk path (COPY on PostgreSQL; LOAD DATA LOCAL INFILE on MariaDB, or
-// INSERTs where the server has local_infile OFF; INSERTs on SQLite) and
-// reads them back: every value is as loaded.
+// INSERTs where the server has local_infile OFF; INSERTs on SQLite), as
+// Go values and in typed slots, and reads them back: every value is as
+// loaded.
 func TestLoadRowsRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -75,52 +112,49 @@ func TestLoadRowsRoundTrip(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			st := tc.open(t)
 			defer st.Close()
-			ns := testenv.UniqueName("load")
-			m := roundTripTable(ns)
-			if err := st.CreateNamespace(ctx, ns); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				st.DropTable(ctx, ns, m.Table)
-				st.DropNamespace(ctx, ns)
-			})
-			if err := st.CreateTable(ctx, m); err != nil {
-				t.Fatal(err)
-			}
-			before := loadStatements(t, st, tc.loads)
-			want := roundTripRows()
-			i := 0
-			n, err := st.LoadRows(ctx, m, func() ([]any, error) {
-				if i == len(want) {
-					return nil, io.EOF
-				}
-				i++
-				return want[i-1], nil
-			})
-			if err != nil || n != int64(len(want)) {
-				t.Fatalf("load: %d rows, %v; want %d", n, err, len(want))
-			}
-			if tc.loads >= 0 {
-				if got := loadStatements(t, st, tc.loads) - before; got < tc.loads || tc.loads == 0 && got != 0 {
-					t.Fatalf("the load ran %d LOAD DATA statements, want %d", got, tc.loads)
-				}
-			}
-			var got [][]any
-			if err := st.ReadRows(ctx, st.DB(), m, func(row []any) error {
-				got = append(got, append([]any{}, row...))
-				return nil
-			}); err != nil {
-				t.Fatal(err)
-			}
-			if len(got) != len(want) {
-				t.Fatalf("read back %d rows, want %d", len(got), len(want))
-			}
-			for r := range want {
-				for c, col := range m.Columns {
-					if !reflect.DeepEqual(got[r][c], want[r][c]) {
-						t.Errorf("row %d column %s: read back %#v, loaded %#v", r, col.Name, got[r][c], want[r][c])
+			for _, via := range loaders {
+				t.Run(via.name, func(t *testing.T) {
+					ns := testenv.UniqueName("load")
+					m := roundTripTable(ns)
+					if err := st.CreateNamespace(ctx, ns); err != nil {
+						t.Fatal(err)
 					}
-				}
+					t.Cleanup(func() {
+						st.DropTable(ctx, ns, m.Table)
+						st.DropNamespace(ctx, ns)
+					})
+					if err := st.CreateTable(ctx, m); err != nil {
+						t.Fatal(err)
+					}
+					before := loadStatements(t, st, tc.loads)
+					want := roundTripRows()
+					n, err := via.load(st, m, want)
+					if err != nil || n != int64(len(want)) {
+						t.Fatalf("load: %d rows, %v; want %d", n, err, len(want))
+					}
+					if tc.loads >= 0 {
+						if got := loadStatements(t, st, tc.loads) - before; got < tc.loads || tc.loads == 0 && got != 0 {
+							t.Fatalf("the load ran %d LOAD DATA statements, want %d", got, tc.loads)
+						}
+					}
+					var got [][]any
+					if err := st.ReadRows(ctx, st.DB(), m, func(row []any) error {
+						got = append(got, append([]any{}, row...))
+						return nil
+					}); err != nil {
+						t.Fatal(err)
+					}
+					if len(got) != len(want) {
+						t.Fatalf("read back %d rows, want %d", len(got), len(want))
+					}
+					for r := range want {
+						for c, col := range m.Columns {
+							if !reflect.DeepEqual(got[r][c], want[r][c]) {
+								t.Errorf("row %d column %s: read back %#v, loaded %#v", r, col.Name, got[r][c], want[r][c])
+							}
+						}
+					}
+				})
 			}
 		})
 	}
