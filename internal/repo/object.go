@@ -172,43 +172,45 @@ func additionalData(header []byte, name string) []byte {
 	return append(ad, name...)
 }
 
-// decode verifies the frame of object name and returns its plaintext.
-func (c *codec) decode(name string, obj []byte) ([]byte, error) {
+// decode verifies the frame of object name and returns its plaintext and
+// the plaintext's SHA-256 (computed here to check the frame).
+func (c *codec) decode(name string, obj []byte) ([]byte, [sha256.Size]byte, error) {
+	var sum [sha256.Size]byte
 	if len(obj) < headerLen {
-		return nil, c.corrupt(name, "truncated (%d bytes)", len(obj))
+		return nil, sum, c.corrupt(name, "truncated (%d bytes)", len(obj))
 	}
 	if string(obj[:4]) != frameMagic {
-		return nil, c.corrupt(name, "bad magic: not a Stillpoint repository object")
+		return nil, sum, c.corrupt(name, "bad magic: not a Stillpoint repository object")
 	}
 	if obj[4] != frameVersion {
-		return nil, c.corrupt(name, "unknown object format version %d (damaged, or written by a newer Stillpoint)", obj[4])
+		return nil, sum, c.corrupt(name, "unknown object format version %d (damaged, or written by a newer Stillpoint)", obj[4])
 	}
 	flags := obj[5]
 	if flags&^knownFlags != 0 {
-		return nil, c.corrupt(name, "unknown flags %#02x", flags)
+		return nil, sum, c.corrupt(name, "unknown flags %#02x", flags)
 	}
 	encrypted := flags&flagEncrypted != 0
 	if encrypted != (c.aead != nil) {
-		return nil, c.corrupt(name, "encryption flag does not match the repository")
+		return nil, sum, c.corrupt(name, "encryption flag does not match the repository")
 	}
 	inner := obj[headerLen:]
 	if encrypted {
 		if len(inner) < nonceLen+c.aead.Overhead() {
-			return nil, c.corrupt(name, "truncated (%d bytes)", len(obj))
+			return nil, sum, c.corrupt(name, "truncated (%d bytes)", len(obj))
 		}
 		nonce, sealed := inner[:nonceLen], inner[nonceLen:]
 		var err error
 		inner, err = c.aead.Open(nil, nonce, sealed, additionalData(obj[:headerLen], name))
 		if err != nil {
-			return nil, c.corrupt(name, "authentication failed (checksum mismatch)")
+			return nil, sum, c.corrupt(name, "authentication failed (checksum mismatch)")
 		}
 	}
 	if len(inner) < innerHdrLen {
-		return nil, c.corrupt(name, "truncated (%d bytes)", len(obj))
+		return nil, sum, c.corrupt(name, "truncated (%d bytes)", len(obj))
 	}
 	size := binary.BigEndian.Uint64(inner)
 	if size > maxObjectSize {
-		return nil, c.corrupt(name, "implausible length %d", size)
+		return nil, sum, c.corrupt(name, "implausible length %d", size)
 	}
 	want, payload := inner[8:innerHdrLen], inner[innerHdrLen:]
 	plain := payload
@@ -216,17 +218,17 @@ func (c *codec) decode(name string, obj []byte) ([]byte, error) {
 		var err error
 		plain, err = zstdDec.DecodeAll(payload, make([]byte, 0, size))
 		if err != nil {
-			return nil, c.corrupt(name, "decompression failed (%v)", err)
+			return nil, sum, c.corrupt(name, "decompression failed (%v)", err)
 		}
 	}
 	if uint64(len(plain)) != size {
-		return nil, c.corrupt(name, "length mismatch (%d bytes, header says %d)", len(plain), size)
+		return nil, sum, c.corrupt(name, "length mismatch (%d bytes, header says %d)", len(plain), size)
 	}
-	if sum := sha256.Sum256(plain); !bytes.Equal(sum[:], want) {
-		return nil, c.corrupt(name, "checksum mismatch")
+	if sum = sha256.Sum256(plain); !bytes.Equal(sum[:], want) {
+		return nil, sum, c.corrupt(name, "checksum mismatch")
 	}
 	if flags&flagCompressed == 0 {
 		plain = bytes.Clone(plain) // do not pin the whole object
 	}
-	return plain, nil
+	return plain, sum, nil
 }

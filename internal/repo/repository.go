@@ -232,7 +232,7 @@ func readConfig(ctx context.Context, be backend.Backend) (*configFile, error) {
 		return nil, err
 	}
 	c := &codec{repo: be.String()}
-	plain, err := c.decode(configName, obj)
+	plain, _, err := c.decode(configName, obj)
 	if err != nil {
 		return nil, err
 	}
@@ -274,7 +274,7 @@ func openConfig(be backend.Backend, cfg *configFile, key []byte) (*codec, Chunke
 			return nil, params, nil, c.corrupt(configName, "%v", err)
 		}
 		c.aead = k.aead
-		plain, err := c.decode(secretName, cfg.Secret)
+		plain, _, err := c.decode(secretName, cfg.Secret)
 		var ce *CorruptError
 		if errors.As(err, &ce) && strings.HasPrefix(ce.Reason, "authentication failed") {
 			// The config frame's own checksum held, so the sealed part is
@@ -597,11 +597,17 @@ func (r *Repository) LoadChunk(ctx context.Context, id string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	plain, err := r.codec.decode(name, obj)
+	plain, sum, err := r.codec.decode(name, obj)
 	if err != nil {
 		return nil, err
 	}
-	if r.chunkID(plain) != id {
+	// Where chunks are named by their SHA-256, decode has just computed it:
+	// no second hash of every chunk.
+	named := hex.EncodeToString(sum[:])
+	if r.idKey != nil {
+		named = r.chunkID(plain)
+	}
+	if named != id {
 		return nil, r.codec.corrupt(name, "content does not match its name")
 	}
 	return plain, nil
@@ -783,7 +789,8 @@ func (r *Repository) loadObject(ctx context.Context, name string) ([]byte, error
 	if err != nil {
 		return nil, err
 	}
-	return r.codec.decode(name, obj)
+	plain, _, err := r.codec.decode(name, obj)
+	return plain, err
 }
 
 // DeleteManifest removes a backup's manifest (its chunks stay until
