@@ -43,12 +43,8 @@ func (d Dialect) Copy(ctx context.Context, s *sqlstore.Store, m *storage.TableMe
 		slog.Info("load: the server has local_infile OFF; loading with INSERTs instead of LOAD DATA", "store", s.Name(), "table", m.FullName())
 		return s.InsertRows(ctx, m, next)
 	}
-	cols := make([]string, len(m.Columns))
-	for i, c := range m.Columns {
-		cols[i] = d.Quote(c.Name)
-	}
 	// The defaults spelled out: what infileSource writes.
-	stmt := "INTO TABLE " + s.Table(m.Namespace, m.Table) + ` CHARACTER SET binary FIELDS TERMINATED BY '\t' ENCLOSED BY '' ESCAPED BY '\\' LINES TERMINATED BY '\n' (` + strings.Join(cols, ", ") + ")"
+	stmt := "INTO TABLE " + s.Table(m.Namespace, m.Table) + ` CHARACTER SET binary FIELDS TERMINATED BY '\t' ENCLOSED BY '' ESCAPED BY '\\' LINES TERMINATED BY '\n' (` + sqlstore.ColumnList(d, m) + ")"
 	var total int64
 	for {
 		src := &infileSource{m: m, next: next}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -78,16 +77,12 @@ func load(ctx context.Context, c *pgx.Conn, table string, m *storage.TableMetada
 	if err != nil {
 		return 0, err
 	}
-	cols := make([]string, len(m.Columns))
-	for i, col := range m.Columns {
-		cols[i] = Dialect{}.Quote(col.Name)
-	}
 	opts := "FORMAT binary"
 	if p.freeze {
 		opts += ", FREEZE"
 	}
 	began := time.Now()
-	n, err := copyRows(ctx, tx.Conn().PgConn(), "COPY "+table+" ("+strings.Join(cols, ", ")+") FROM STDIN ("+opts+")", rows(enc))
+	n, err := copyRows(ctx, tx.Conn().PgConn(), "COPY "+table+" ("+sqlstore.ColumnList(Dialect{}, m)+") FROM STDIN ("+opts+")", rows(enc))
 	if err != nil {
 		return 0, err
 	}

@@ -53,13 +53,11 @@ func (s *Store) LoadRows(ctx context.Context, m *storage.TableMetadata, next fun
 // InsertRows loads rows with multi-row INSERTs in large transactions: the
 // path of every engine, and the fallback of a Copier that cannot run.
 func (s *Store) InsertRows(ctx context.Context, m *storage.TableMetadata, next func() ([]any, error)) (int64, error) {
-	cols := make([]string, len(m.Columns))
-	for i, c := range m.Columns {
-		cols[i] = c.Name
-	}
-	row := "(" + Placeholders(s.dialect, len(cols)) + ")"
+	ncols := len(m.Columns)
+	row := "(" + Placeholders(s.dialect, ncols) + ")"
 	// Engines cap the parameters of one statement (SQLite 32766, MySQL 65535).
-	perBatch := max(1, min(loadBatch, 30000/len(cols)))
+	perBatch := max(1, min(loadBatch, 30000/ncols))
+	insert := "INSERT INTO " + s.Table(m.Namespace, m.Table) + " (" + ColumnList(s.dialect, m) + ") VALUES "
 	var total int64
 	for {
 		tx, err := s.db.BeginTx(ctx, nil)
@@ -88,7 +86,7 @@ func (s *Store) InsertRows(ctx context.Context, m *storage.TableMetadata, next f
 			if rows == 0 {
 				break
 			}
-			q := "INSERT INTO " + s.Table(m.Namespace, m.Table) + " (" + strings.Join(quoteAll(s.dialect, cols), ", ") + ") VALUES " + numbered(s.dialect, row, rows, len(cols))
+			q := insert + numbered(s.dialect, row, rows, ncols)
 			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 				tx.Rollback()
 				return total, err

@@ -620,6 +620,16 @@ func (s *Store) args(m *storage.TableMetadata, values map[string]any, cols []str
 	return out
 }
 
+// ColumnList is the table's columns, quoted, in order and separated by
+// commas: the column list of a bulk load (INSERT, COPY, LOAD DATA).
+func ColumnList(d Dialect, m *storage.TableMetadata) string {
+	cols := make([]string, len(m.Columns))
+	for i, c := range m.Columns {
+		cols[i] = d.Quote(c.Name)
+	}
+	return strings.Join(cols, ", ")
+}
+
 func quoteAll(d Dialect, cols []string) []string {
 	out := make([]string, len(cols))
 	for i, c := range cols {
