@@ -77,7 +77,7 @@ before anything is written.`,
 			if m.Mode == backup.Independent && !allowInconsistent {
 				return usageError{fmt.Errorf("backup %s is independent: its stores were copied one after another with no cut, so it may hold half-applied transactions; restore a fence or pause backup (latest picks one), or pass --allow-inconsistent to restore this one anyway", m.ID)}
 			}
-			opts := restore.Options{Force: force, Parallel: parallel}
+			opts := restore.Options{Force: force, Parallel: parallel, LimitMemory: true}
 			if bar := g.newProgress(m.Rows, "restoring", "rows"); bar != nil {
 				opts.Progress = func(n int64) { bar.Add64(n) }
 				defer bar.Finish()

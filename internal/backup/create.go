@@ -9,8 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -428,43 +426,12 @@ func readRows(ctx context.Context, snap cut.Snapshot, m *storage.TableMetadata, 
 // row writer's buffer, the pipe, the driver's read buffers and a row.
 const streamMemory = 1 << 20
 
-// gcSlack is room above the working set for the garbage the streams make
-// between collections (decoded rows, chunk copies and frames).
-const gcSlack = 4 << 20
-
-// gcPercent is the backup's GOGC: the heap grows by half its live size
-// between collections, not by all of it. The live heap is small (the
-// working set below), so collecting twice as often costs little CPU
-// (docs/performance.md, memory).
-const gcPercent = 50
-
-// limitMemory sets the soft memory limit (runtime/debug.SetMemoryLimit) to
-// the memory the process holds now, after a collection (drivers, the
-// repository's known chunks: loaded first), plus what streams table
-// streams and the repository's pipeline need, plus gcSlack, and the
-// collector's target to gcPercent; GOMEMLIMIT and GOGC, where set, win.
-// Without them the heap doubles its live size before each collection and
-// the pages it freed go back to the system late; with them the backup's
-// peak stays near its working set, which does not grow with the tables
-// (docs/performance.md, memory). It returns a function restoring both.
+// limitMemory loads the repository's known chunks, which the backup
+// keeps, then limits the process's memory to what streams table streams
+// and the repository's pipeline need (repo.LimitMemory).
 func limitMemory(ctx context.Context, r *repo.Repository, streams int) (func(), error) {
 	if err := r.LoadKnown(ctx); err != nil {
 		return nil, err
 	}
-	restoreGC := func() {}
-	if os.Getenv("GOGC") == "" {
-		prev := debug.SetGCPercent(gcPercent)
-		restoreGC = func() { debug.SetGCPercent(prev) }
-	}
-	if os.Getenv("GOMEMLIMIT") != "" {
-		return restoreGC, nil
-	}
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	held := int64(ms.Sys - ms.HeapIdle) // live heap, stacks, the runtime's own
-	limit := held + r.SaveMemory(streams) + int64(streams)*streamMemory + gcSlack
-	prev := debug.SetMemoryLimit(limit)
-	slog.Info("backup: memory limit", "limit_mib", limit>>20, "held_mib", held>>20, "streams", streams)
-	return func() { debug.SetMemoryLimit(prev); restoreGC() }, nil
+	return repo.LimitMemory("backup", r.SaveMemory(streams)+int64(streams)*streamMemory), nil
 }

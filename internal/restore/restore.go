@@ -33,7 +33,15 @@ type Options struct {
 	Parallel int
 	// Progress is told of records loaded.
 	Progress func(records int64)
+	// LimitMemory bounds the process's memory to what the loads need
+	// (repo.LimitMemory), unless GOMEMLIMIT or GOGC say otherwise. For a
+	// process that runs one restore at a time (the command line).
+	LimitMemory bool
 }
+
+// loadMemory is what each table load holds besides its chunks: the row
+// reader's buffer and row, the driver's COPY or LOAD DATA buffers.
+const loadMemory = 1 << 20
 
 // Result says what a restore did.
 type Result struct {
@@ -211,6 +219,10 @@ func Run(ctx context.Context, r *repo.Repository, m *backup.Manifest, t Target, 
 		return nil, err
 	}
 	slog.Info("restore: tables created", "id", m.ID, "to_load", len(todo), "already_loaded", res.Resumed)
+	if opts.LimitMemory {
+		loads := int64(min(opts.Parallel, len(todo)))
+		defer repo.LimitMemory("restore", r.LoadMemory(int(loads))+loads*loadMemory)()
+	}
 	if err := loadTables(ctx, r, p, w, todo, opts, res); err != nil {
 		if damaged(err) {
 			return nil, fmt.Errorf("restore: backup %s is damaged: %w; the restore is left unfinished (its journal says so, and verify and restore refuse these stores until it is replaced): restore another backup with --force", m.ID, err)
