@@ -234,6 +234,9 @@ func (rr *RowReader) NextRow() ([]any, error) {
 // last. The slots (and the bytes of TEXT and BLOB values) are reused by
 // the next call: the caller must not keep them.
 func (rr *RowReader) NextValues() (*sqlstore.Values, error) {
+	if rr.decodeBuffered() {
+		return rr.vals, nil
+	}
 	tag, err := rr.byte1()
 	if err != nil {
 		return nil, err
@@ -263,6 +266,89 @@ func (rr *RowReader) NextValues() (*sqlstore.Values, error) {
 		}
 	}
 	return v, nil
+}
+
+// decodeBuffered decodes the next row where the buffer holds all of it
+// and it is well formed, with no call per byte and no refill: most rows.
+// Otherwise (the row crosses the buffer's end, the stream's end marker,
+// anything malformed) it consumes nothing and says so, and NextValues
+// decodes the row the careful way, which reads more or names the fault.
+func (rr *RowReader) decodeBuffered() bool {
+	b, p := rr.buf[rr.pos:], 0
+	v, pinned := rr.vals, false
+	if len(rr.cols) == 0 {
+		return false
+	}
+	uvarint := func() (uint64, bool) {
+		x, n := binary.Uvarint(b[p:])
+		p += n
+		return x, n > 0
+	}
+	for i, c := range rr.cols {
+		if p >= len(b) {
+			return false
+		}
+		tag := b[p]
+		p++
+		switch tag {
+		case tagNull:
+			v.Null[i] = true
+			continue
+		case tagValue:
+			v.Null[i] = false
+		default:
+			return false
+		}
+		switch c.Type {
+		case storage.Int, storage.BigInt, storage.Date, storage.Time, storage.Timestamp, storage.TimestampTZ:
+			u, ok := uvarint()
+			if !ok {
+				return false
+			}
+			x := int64(u >> 1)
+			if u&1 != 0 {
+				x = ^x
+			}
+			if c.Type == storage.Timestamp || c.Type == storage.TimestampTZ {
+				x *= 1000 // the stream's milliseconds
+			}
+			v.Int[i] = x
+		case storage.Text, storage.Blob:
+			n, ok := uvarint()
+			if !ok || n > uint64(len(b)-p) {
+				return false
+			}
+			v.Bytes[i] = b[p : p+int(n) : p+int(n)]
+			p += int(n)
+			pinned = true
+		case storage.Boolean:
+			if p >= len(b) {
+				return false
+			}
+			v.Int[i] = 0
+			if b[p] == 1 {
+				v.Int[i] = 1
+			}
+			p++
+		case storage.Float:
+			if len(b)-p < 4 {
+				return false
+			}
+			v.Float[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(b[p:])))
+			p += 4
+		case storage.Double:
+			if len(b)-p < 8 {
+				return false
+			}
+			v.Float[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[p:]))
+			p += 8
+		default:
+			return false
+		}
+	}
+	rr.pos += p
+	rr.pinned = pinned
+	return true
 }
 
 // streamError is what a failed read of the stream means: the end of the

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -78,6 +79,20 @@ func TestRowStream(t *testing.T) {
 	golden := "stillpoint rows v1\n" + "\x01\x02" + "\x01\x03a\tb" + "\x00" + "\x02"
 	if got := encodeRows(t, small, [][]any{{int64(1), "a\tb", nil}}); string(got) != golden {
 		t.Fatalf("stream bytes %q, want the v1 format %q", got, golden)
+	}
+
+	// Malformed rows fail as corrupt, whichever decoder meets them.
+	for _, bad := range []string{
+		"\x07\x02" + "\x01\x03a\tb" + "\x00" + "\x02",                       // an unknown tag
+		"\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01" + "\x00\x00\x02", // a varint over 64 bits
+	} {
+		rr, err := backup.NewRowReader(strings.NewReader("stillpoint rows v1\n"+bad), small)
+		if err == nil {
+			_, err = rr.NextValues()
+		}
+		if !errors.Is(err, backup.ErrCorrupt) {
+			t.Errorf("row %q: %v, want %v", bad, err, backup.ErrCorrupt)
+		}
 	}
 
 	// A stream cut anywhere is truncated; one whose reader fails (a chunk
