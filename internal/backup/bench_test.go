@@ -33,6 +33,16 @@ import (
 // benchRows is the size of the bank table (STILLPOINT_BENCH_ROWS to change).
 var benchRows = envInt("STILLPOINT_BENCH_ROWS", 5_000_000)
 
+// For A/B work on the PostgreSQL restore: STILLPOINT_BENCH_RESTORES pairs
+// of restores (ours, then pg_restore -j2) instead of one, each also with
+// the stillpoint binary at STILLPOINT_BENCH_BASE_CLI if set, and
+// STILLPOINT_BENCH_MARIADB=0 to leave MariaDB out.
+var (
+	benchRestores = envInt("STILLPOINT_BENCH_RESTORES", 1)
+	baseBin       = os.Getenv("STILLPOINT_BENCH_BASE_CLI")
+	benchMariaDB  = os.Getenv("STILLPOINT_BENCH_MARIADB") != "0"
+)
+
 func envInt(name string, def int) int {
 	var n int
 	if _, err := fmt.Sscan(os.Getenv(name), &n); err == nil && n > 0 {
@@ -146,10 +156,26 @@ func BenchmarkBackupRestoreVersusDumps(b *testing.B) {
 		fd := run(b, "pg_dump -Fd -j2", filepath.Join(dir, "dump.d"), exec.Command(filepath.Join(pgBin, "pg_dump"), "-Fd", "-j2", "-f", filepath.Join(dir, "dump.d"), pgDSN))
 		report(b, "PostgreSQL backup", ours, []measurement{fc, fd})
 		id := onlyBackup(b, bin, cfg, repoDir)
-		target := writeConfig(b, "postgres", testenv.PostgresDSN(b), ns)
-		oursR := run(b, "stillpoint restore", "", exec.Command(bin, "--config", target, "restore", id, "--repo", repoDir))
-		pgR := run(b, "pg_restore -j2", "", exec.Command(filepath.Join(pgBin, "pg_restore"), "-j2", "-d", testenv.PostgresDSN(b), filepath.Join(dir, "dump.d")))
-		report(b, "PostgreSQL restore", oursR, []measurement{pgR})
+		pgCPU := testenv.PostgresCPU(b, ctx, openDB(b, "pgx", pgDSN))
+		var ratios []float64
+		for range benchRestores {
+			target := writeConfig(b, "postgres", testenv.PostgresDSN(b), ns)
+			oursR := runWithServer(b, "stillpoint restore", "", exec.Command(bin, "--config", target, "restore", id, "--repo", repoDir), pgCPU)
+			others := []measurement{runWithServer(b, "pg_restore -j2", "", exec.Command(filepath.Join(pgBin, "pg_restore"), "-j2", "-d", testenv.PostgresDSN(b), filepath.Join(dir, "dump.d")), pgCPU)}
+			if baseBin != "" {
+				target := writeConfig(b, "postgres", testenv.PostgresDSN(b), ns)
+				others = append(others, runWithServer(b, "stillpoint restore (base binary)", "", exec.Command(baseBin, "--config", target, "restore", id, "--repo", repoDir), pgCPU))
+			}
+			report(b, "PostgreSQL restore", oursR, others)
+			ratios = append(ratios, oursR.elapsed.Seconds()/others[0].elapsed.Seconds())
+		}
+		if len(ratios) > 1 {
+			slices.Sort(ratios)
+			fmt.Printf("PostgreSQL restore, stillpoint / pg_restore -j2 over %d pairs: median %.2f×, %.2f× to %.2f×\n", len(ratios), ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
+		}
+		if !benchMariaDB {
+			continue
+		}
 
 		// MariaDB: the restores go into the same server, so the source
 		// database is dropped first, as after a disaster.
@@ -172,7 +198,7 @@ func BenchmarkBackupRestoreVersusDumps(b *testing.B) {
 		report(b, "MariaDB backup", ours, []measurement{md})
 		id = onlyBackup(b, bin, cfg, repoDir)
 		dropAll(b, ctx, cfg, myNS)
-		oursR = run(b, "stillpoint restore", "", exec.Command(bin, "--config", cfg, "restore", id, "--repo", repoDir))
+		oursR := run(b, "stillpoint restore", "", exec.Command(bin, "--config", cfg, "restore", id, "--repo", repoDir))
 		dropAll(b, ctx, cfg, myNS)
 		myR := run(b, "mysqldump output fed to mariadb", "", client("mariadb", "< "+dump))
 		report(b, "MariaDB restore", oursR, []measurement{myR})
@@ -300,6 +326,9 @@ func BenchmarkBackupRestoreMemory(b *testing.B) {
 		steps := []string{"PostgreSQL backup", "PostgreSQL restore", "MariaDB backup", "MariaDB restore"}
 		for _, rows := range sizes {
 			for _, engine := range []string{"postgres", "mysql"} {
+				if engine == "mysql" && !benchMariaDB {
+					continue
+				}
 				ns, dsn := "bank_big", testenv.PostgresDSN(b)
 				if engine == "mysql" {
 					ns, dsn = testenv.UniqueName("bank_big"), testenv.MySQLDSN(b)
@@ -329,6 +358,9 @@ func BenchmarkBackupRestoreMemory(b *testing.B) {
 		}
 		fmt.Printf("   largest/smallest\n")
 		for _, s := range steps {
+			if len(peaks[s]) == 0 {
+				continue
+			}
 			fmt.Printf("  %-20s", s)
 			for _, kib := range peaks[s] {
 				fmt.Printf(" %12.1f", float64(kib)/1024)
