@@ -15,7 +15,7 @@ envdir=$(mktemp -d "${TMPDIR:-/tmp}/stillpoint-bench.XXXXXX")
 trap 'bash scripts/testenv.sh down "$envdir" || true' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-bash scripts/testenv.sh up "$envdir" --owner-pid $$
+STILLPOINT_TESTENV_BENCH=1 bash scripts/testenv.sh up "$envdir" --owner-pid $$
 # shellcheck source=/dev/null
 source "$envdir/env"
 args=("$@")

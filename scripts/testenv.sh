@@ -96,6 +96,8 @@ missing_packages() {
 	command -v gcc >/dev/null || pkgs+=(gcc libc6-dev)
 	command -v node >/dev/null || pkgs+=(nodejs)
 	command -v npm >/dev/null || pkgs+=(npm)
+	# The benchmarks (scripts/bench.sh) also compare with mydumper/myloader.
+	[ -z "${STILLPOINT_TESTENV_BENCH:-}" ] || command -v mydumper >/dev/null || pkgs+=(mydumper)
 	echo "${pkgs[*]}"
 }
 

@@ -138,7 +138,7 @@ func report(b *testing.B, what string, ours measurement, others []measurement) {
 // benchRows rows, on PostgreSQL and on MariaDB, with Stillpoint and with the
 // tools an operator would otherwise use (pg_dump -Fc and -Fd -j2,
 // pg_restore -j2; mysqldump --single-transaction, its output fed to
-// mariadb), side by side in one run, and prints time, size and peak memory
+// mariadb; mydumper and myloader), side by side in one run, and prints time, size and peak memory
 // as ratios. Run it with ./scripts/bench.sh -bench BackupRestore.
 func BenchmarkBackupRestoreVersusDumps(b *testing.B) {
 	ctx := context.Background()
@@ -195,13 +195,23 @@ func BenchmarkBackupRestoreVersusDumps(b *testing.B) {
 		ours = runWithServer(b, "stillpoint backup create", repoDir, exec.Command(bin, "--config", cfg, "backup", "create", "--init", "--repo", repoDir, "--json"), serverCPU)
 		dump := filepath.Join(dir, "dump.sql")
 		md := runWithServer(b, "mysqldump --single-transaction", dump, client("mysqldump", fmt.Sprintf("--single-transaction --databases %s coordinator scalardb > %s", myNS, dump)), serverCPU)
-		report(b, "MariaDB backup", ours, []measurement{md})
+		// mydumper: two threads, the table split into ranges of rows read
+		// at once, plain and gzipped files.
+		mydumper := func(dir, opts string) *exec.Cmd {
+			return client("mydumper", fmt.Sprintf(`-p "$MYSQL_PWD" --trx-consistency-only -t 2 -r 500000 %s --regex '^(%s|coordinator|scalardb)\.' -o %s`, opts, myNS, dir))
+		}
+		mdDir, mdzDir := filepath.Join(dir, "mydumper"), filepath.Join(dir, "mydumper-c")
+		mdd := runWithServer(b, "mydumper -t 2 -r 500000", mdDir, mydumper(mdDir, ""), serverCPU)
+		mdz := runWithServer(b, "mydumper -t 2 -r 500000 -c", mdzDir, mydumper(mdzDir, "-c"), serverCPU)
+		report(b, "MariaDB backup", ours, []measurement{md, mdd, mdz})
 		id = onlyBackup(b, bin, cfg, repoDir)
 		dropAll(b, ctx, cfg, myNS)
 		oursR := run(b, "stillpoint restore", "", exec.Command(bin, "--config", cfg, "restore", id, "--repo", repoDir))
 		dropAll(b, ctx, cfg, myNS)
 		myR := run(b, "mysqldump output fed to mariadb", "", client("mariadb", "< "+dump))
-		report(b, "MariaDB restore", oursR, []measurement{myR})
+		dropAll(b, ctx, cfg, myNS)
+		mylR := run(b, "myloader -t 2 (of mydumper's files)", "", client("myloader", fmt.Sprintf(`-p "$MYSQL_PWD" -t 2 -o -d %s`, mdDir)))
+		report(b, "MariaDB restore", oursR, []measurement{myR, mylR})
 	}
 }
 
