@@ -113,16 +113,13 @@ func (rw *RowWriter) Rows() int64 { return rw.rows }
 // reading byte by byte through an io.ByteReader: decoding is most of a
 // restore's client CPU (docs/performance.md).
 type RowReader struct {
-	src io.Reader
-	buf []byte // buf[pos:] is read and not yet decoded
-	pos int
-	err error // src's, once it failed or ended
-	// pinned: the row being decoded holds slices of buf, so fill must
-	// not move bytes within it.
-	pinned bool
-	cols   []storage.Column
-	row    []any
-	vals   *sqlstore.Values
+	src  io.Reader
+	buf  []byte // buf[pos:] is read and not yet decoded
+	pos  int
+	err  error // src's, once it failed or ended
+	cols []storage.Column
+	row  []any
+	vals *sqlstore.Values
 }
 
 // ErrTruncated means a stream ended before its end marker; ErrCorrupt
@@ -134,6 +131,9 @@ var (
 
 // NewRowReader checks the magic and reads rows of the given columns.
 func NewRowReader(r io.Reader, cols []storage.Column) (*RowReader, error) {
+	if len(cols) == 0 {
+		return nil, errors.New("a table stream needs at least one column")
+	}
 	rr := &RowReader{src: r, buf: make([]byte, 0, 256<<10), cols: cols, vals: sqlstore.NewValues(cols)}
 	if err := rr.fill(len(rowsMagic)); err != nil && !errors.Is(err, ErrTruncated) {
 		return nil, err // the repository's: a chunk missing or damaged
@@ -148,75 +148,39 @@ func NewRowReader(r io.Reader, cols []storage.Column) (*RowReader, error) {
 // ErrTruncated where the stream ended first, else the source's error (a
 // chunk missing or damaged, named in it).
 func (rr *RowReader) fill(n int) error {
-	if len(rr.buf)-rr.pos >= n {
-		return nil
-	}
-	rest := rr.buf[rr.pos:]
-	if rr.pinned || n > cap(rr.buf) {
-		rr.buf = make([]byte, 0, max(n, cap(rr.buf)))
-		rr.pinned = false
-	}
-	rr.buf = rr.buf[:copy(rr.buf[:len(rest)], rest)]
-	rr.pos = 0
-	for len(rr.buf) < n {
-		if rr.err != nil {
-			return streamError(rr.err)
+	for len(rr.buf)-rr.pos < n {
+		if err := rr.more(); err != nil {
+			return err
 		}
-		var k int
-		k, rr.err = rr.src.Read(rr.buf[len(rr.buf):cap(rr.buf)])
-		rr.buf = rr.buf[:len(rr.buf)+k]
 	}
 	return nil
 }
 
-// byte1 decodes one byte.
-func (rr *RowReader) byte1() (byte, error) {
-	if rr.pos == len(rr.buf) {
-		if err := rr.fill(1); err != nil {
-			return 0, err
+// more reads at least one byte more into buf, after moving what is left
+// to its start, or into a buffer twice the size where what is left fills
+// it (a row longer than the buffer). The bytes of the row last returned
+// may be overwritten: a row is valid until the next one is read.
+func (rr *RowReader) more() error {
+	held := len(rr.buf) - rr.pos
+	if held == cap(rr.buf) {
+		grown := make([]byte, held, 2*cap(rr.buf))
+		copy(grown, rr.buf[rr.pos:])
+		rr.buf = grown
+	} else {
+		rr.buf = rr.buf[:copy(rr.buf[:held], rr.buf[rr.pos:])]
+	}
+	rr.pos = 0
+	for {
+		if rr.err != nil {
+			return streamError(rr.err)
+		}
+		var k int
+		k, rr.err = rr.src.Read(rr.buf[held:cap(rr.buf)])
+		rr.buf = rr.buf[:held+k]
+		if k > 0 {
+			return nil
 		}
 	}
-	rr.pos++
-	return rr.buf[rr.pos-1], nil
-}
-
-// uvarint decodes an unsigned varint.
-func (rr *RowReader) uvarint() (uint64, error) {
-	if len(rr.buf)-rr.pos < binary.MaxVarintLen64 {
-		// Near the end of the buffer: a varint may end before the
-		// stream's last bytes, so fewer than ten bytes left is fine.
-		if err := rr.fill(binary.MaxVarintLen64); err != nil && !errors.Is(err, ErrTruncated) {
-			return 0, err
-		}
-	}
-	v, n := binary.Uvarint(rr.buf[rr.pos:])
-	switch {
-	case n == 0:
-		return 0, ErrTruncated
-	case n < 0:
-		return 0, fmt.Errorf("%w (varint overflows 64 bits)", ErrCorrupt)
-	}
-	rr.pos += n
-	return v, nil
-}
-
-// varint decodes a signed (zig-zag) varint, as binary.AppendVarint wrote.
-func (rr *RowReader) varint() (int64, error) {
-	u, err := rr.uvarint()
-	x := int64(u >> 1)
-	if u&1 != 0 {
-		x = ^x
-	}
-	return x, err
-}
-
-// fixed decodes n bytes; the slice is valid until the next read.
-func (rr *RowReader) fixed(n int) ([]byte, error) {
-	if err := rr.fill(n); err != nil {
-		return nil, err
-	}
-	rr.pos += n
-	return rr.buf[rr.pos-n : rr.pos], nil
 }
 
 // NextRow returns the next row, or io.EOF after the last. The slice is
@@ -234,78 +198,65 @@ func (rr *RowReader) NextRow() ([]any, error) {
 // last. The slots (and the bytes of TEXT and BLOB values) are reused by
 // the next call: the caller must not keep them.
 func (rr *RowReader) NextValues() (*sqlstore.Values, error) {
-	if rr.decodeBuffered() {
-		return rr.vals, nil
-	}
-	tag, err := rr.byte1()
-	if err != nil {
-		return nil, err
-	}
-	if tag == tagEnd {
-		return nil, io.EOF
-	}
-	v := rr.vals
-	rr.pinned = false
-	for i, c := range rr.cols {
-		if i > 0 {
-			if tag, err = rr.byte1(); err != nil {
-				return nil, err
-			}
+	for {
+		n, err := rr.decode()
+		if err == nil {
+			rr.pos += n
+			return rr.vals, nil
 		}
-		switch tag {
-		case tagNull:
-			v.Null[i] = true
-			continue
-		case tagValue:
-			v.Null[i] = false
-		default:
-			return nil, fmt.Errorf("column %s: %w (tag %d)", c.Name, ErrCorrupt, tag)
+		if err != errShort {
+			return nil, err
 		}
-		if err := rr.value(v, i, c.Type); err != nil {
-			return nil, fmt.Errorf("column %s: %w", c.Name, err)
+		if err := rr.more(); err != nil {
+			return nil, err
 		}
 	}
-	return v, nil
 }
 
-// decodeBuffered decodes the next row where the buffer holds all of it
-// and it is well formed, with no call per byte and no refill: most rows.
-// Otherwise (the row crosses the buffer's end, the stream's end marker,
-// anything malformed) it consumes nothing and says so, and NextValues
-// decodes the row the careful way, which reads more or names the fault.
-func (rr *RowReader) decodeBuffered() bool {
-	b, p := rr.buf[rr.pos:], 0
-	v, pinned := rr.vals, false
-	if len(rr.cols) == 0 {
-		return false
-	}
-	uvarint := func() (uint64, bool) {
+// errShort: the row goes on past the bytes read so far.
+var errShort = errors.New("row continues past the buffer")
+
+// decode decodes the row at buf[pos:] into the slots in one pass over the
+// slice and returns its length, or errShort where it goes on past the
+// buffer (NextValues then reads more and decodes it again: rarely, as
+// the buffer holds many rows), io.EOF at the end marker, or ErrCorrupt
+// naming the column. TEXT and BLOB slots point into the buffer (sqlstore.Values
+// says which slot each type uses and in what unit: the stream's own).
+func (rr *RowReader) decode() (int, error) {
+	b, p, v := rr.buf[rr.pos:], 0, rr.vals
+	// uvarint decodes an unsigned varint at b[p:] (small enough to be
+	// inlined; varintError says what n <= 0 means).
+	uvarint := func() (uint64, int) {
 		x, n := binary.Uvarint(b[p:])
-		p += n
-		return x, n > 0
+		if n > 0 {
+			p += n
+		}
+		return x, n
 	}
 	for i, c := range rr.cols {
-		if p >= len(b) {
-			return false
+		if p == len(b) {
+			return 0, errShort
 		}
 		tag := b[p]
 		p++
-		switch tag {
-		case tagNull:
+		switch {
+		case tag == tagNull:
 			v.Null[i] = true
 			continue
-		case tagValue:
+		case tag == tagValue:
 			v.Null[i] = false
+		case tag == tagEnd && i == 0:
+			return 0, io.EOF
 		default:
-			return false
+			return 0, fmt.Errorf("column %s: %w (tag %d)", c.Name, ErrCorrupt, tag)
 		}
 		switch c.Type {
 		case storage.Int, storage.BigInt, storage.Date, storage.Time, storage.Timestamp, storage.TimestampTZ:
-			u, ok := uvarint()
-			if !ok {
-				return false
+			u, k := uvarint()
+			if k <= 0 {
+				return 0, varintError(c, k)
 			}
-			x := int64(u >> 1)
+			x := int64(u >> 1) // zig-zag, as binary.AppendVarint wrote
 			if u&1 != 0 {
 				x = ^x
 			}
@@ -314,16 +265,21 @@ func (rr *RowReader) decodeBuffered() bool {
 			}
 			v.Int[i] = x
 		case storage.Text, storage.Blob:
-			n, ok := uvarint()
-			if !ok || n > uint64(len(b)-p) {
-				return false
+			n, k := uvarint()
+			if k <= 0 {
+				return 0, varintError(c, k)
 			}
-			v.Bytes[i] = b[p : p+int(n) : p+int(n)]
-			p += int(n)
-			pinned = true
+			if n > 1<<31 {
+				return 0, fmt.Errorf("column %s: %w (value too long)", c.Name, ErrCorrupt)
+			}
+			if uint64(len(b)-p) < n {
+				return 0, errShort
+			}
+			end := p + int(n)
+			v.Bytes[i], p = b[p:end:end], end
 		case storage.Boolean:
-			if p >= len(b) {
-				return false
+			if p == len(b) {
+				return 0, errShort
 			}
 			v.Int[i] = 0
 			if b[p] == 1 {
@@ -332,23 +288,30 @@ func (rr *RowReader) decodeBuffered() bool {
 			p++
 		case storage.Float:
 			if len(b)-p < 4 {
-				return false
+				return 0, errShort
 			}
 			v.Float[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(b[p:])))
 			p += 4
 		case storage.Double:
 			if len(b)-p < 8 {
-				return false
+				return 0, errShort
 			}
 			v.Float[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[p:]))
 			p += 8
 		default:
-			return false
+			return 0, fmt.Errorf("column %s: cannot decode type %v", c.Name, c.Type)
 		}
 	}
-	rr.pos += p
-	rr.pinned = pinned
-	return true
+	return p, nil
+}
+
+// varintError is what binary.Uvarint's n <= 0 means: the varint goes on
+// past the buffer (0), or it overflows 64 bits.
+func varintError(c storage.Column, n int) error {
+	if n == 0 {
+		return errShort
+	}
+	return fmt.Errorf("column %s: %w (varint overflows 64 bits)", c.Name, ErrCorrupt)
 }
 
 // streamError is what a failed read of the stream means: the end of the
@@ -357,49 +320,6 @@ func (rr *RowReader) decodeBuffered() bool {
 func streamError(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return ErrTruncated
-	}
-	return err
-}
-
-// value decodes a non-NULL value into slot i (sqlstore.Values says
-// which slot each type uses and in what unit: the stream's own).
-func (rr *RowReader) value(v *sqlstore.Values, i int, t storage.DataType) error {
-	var err error
-	switch t {
-	case storage.Boolean:
-		var b byte
-		b, err = rr.byte1()
-		v.Int[i] = 0
-		if b == 1 {
-			v.Int[i] = 1
-		}
-	case storage.Int, storage.BigInt, storage.Date, storage.Time:
-		v.Int[i], err = rr.varint()
-	case storage.Timestamp, storage.TimestampTZ:
-		v.Int[i], err = rr.varint()
-		v.Int[i] *= 1000 // the stream's milliseconds
-	case storage.Float:
-		var b []byte
-		if b, err = rr.fixed(4); err == nil {
-			v.Float[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(b)))
-		}
-	case storage.Double:
-		var b []byte
-		if b, err = rr.fixed(8); err == nil {
-			v.Float[i] = math.Float64frombits(binary.LittleEndian.Uint64(b))
-		}
-	case storage.Text, storage.Blob:
-		var n uint64
-		if n, err = rr.uvarint(); err != nil {
-			return err
-		}
-		if n > 1<<31 {
-			return fmt.Errorf("%w (value too long)", ErrCorrupt)
-		}
-		v.Bytes[i], err = rr.fixed(int(n))
-		rr.pinned = true
-	default:
-		return fmt.Errorf("cannot decode type %v", t)
 	}
 	return err
 }

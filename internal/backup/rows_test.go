@@ -124,6 +124,13 @@ func TestRowStream(t *testing.T) {
 	}
 }
 
+// longRow is a row of every type whose TEXT and BLOB hold n bytes each.
+func longRow(n int) []any {
+	row := rowsSample()[0]
+	row[5], row[6] = strings.Repeat("é", n/2), bytes.Repeat([]byte{0xff, 0}, n/2)
+	return row
+}
+
 // bankRows is n rows shaped like a bank table's (docs/performance.md).
 func bankRows(n int) ([]storage.Column, [][]any) {
 	cols := []storage.Column{{Name: "account_id", Type: storage.BigInt}, {Name: "balance", Type: storage.Int}, {Name: "tx_id", Type: storage.Text},
@@ -185,6 +192,8 @@ func TestRowValues(t *testing.T) {
 		{"every type", rowsCols(), rowsSample(), func(r io.Reader) io.Reader { return r }},
 		{"refills, half reads", bankCols, bank, iotest.HalfReader},
 		{"refills, one byte reads", bankCols, bank[:3000], iotest.OneByteReader},
+		// Rows longer than the reader's 256 KiB buffer: it grows.
+		{"rows longer than the buffer", rowsCols(), [][]any{rowsSample()[0], longRow(600 << 10), rowsSample()[1], longRow(3 << 20)}, iotest.HalfReader},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rr, err := backup.NewRowReader(tc.read(bytes.NewReader(encodeRows(t, tc.cols, tc.rows))), tc.cols)
