@@ -3,19 +3,12 @@ package backup_test
 import (
 	"context"
 	"math"
-	"runtime/metrics"
 	"sync"
 	"testing"
 
 	"github.com/stillpoint/stillpoint/internal/backup"
+	"github.com/stillpoint/stillpoint/internal/testenv"
 )
-
-// gcSettings reads the collector's target (GOGC) and soft memory limit.
-func gcSettings() (gogc uint64, limit uint64) {
-	s := []metrics.Sample{{Name: "/gc/gogc:percent"}, {Name: "/gc/gomemlimit:bytes"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64(), s[1].Value.Uint64()
-}
 
 // TestLimitMemory: with LimitMemory a backup runs its tables under a
 // memory limit of its working set and GOGC 50, unless the operator's
@@ -23,7 +16,7 @@ func gcSettings() (gogc uint64, limit uint64) {
 func TestLimitMemory(t *testing.T) {
 	ctx := context.Background()
 	st := embeddedBank(t, 3000)
-	gogc0, limit0 := gcSettings()
+	gogc0, limit0 := testenv.GCSettings()
 	if limit0 != math.MaxInt64 {
 		t.Skipf("this test process runs with a memory limit (%d): GOMEMLIMIT is set", limit0)
 	}
@@ -45,7 +38,7 @@ func TestLimitMemory(t *testing.T) {
 			seen := func(int64) {
 				mu.Lock()
 				defer mu.Unlock()
-				gogc, limit = gcSettings()
+				gogc, limit = testenv.GCSettings()
 			}
 			opts := backup.Options{Mode: backup.Fence, LimitMemory: true, Progress: seen}
 			if _, err := backup.Create(ctx, st, newRepo(t, t.TempDir(), nil), opts); err != nil {
@@ -60,7 +53,7 @@ func TestLimitMemory(t *testing.T) {
 			case !tc.limit && limit != limit0:
 				t.Errorf("memory limit while the tables streamed: %d, want it unchanged (%d)", limit, limit0)
 			}
-			if g, l := gcSettings(); g != gogc0 || l != limit0 {
+			if g, l := testenv.GCSettings(); g != gogc0 || l != limit0 {
 				t.Errorf("after the backup: GOGC %d, limit %d; want them back to %d, %d", g, l, gogc0, limit0)
 			}
 		})
