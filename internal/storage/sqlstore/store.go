@@ -26,6 +26,7 @@ type Store struct {
 
 	mu       sync.Mutex
 	metadata map[string]*storage.TableMetadata
+	texts    *texts
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -34,7 +35,7 @@ var _ storage.Store = (*Store)(nil)
 // names the metadata schema and the coordinator namespace (empty fields:
 // ScalarDB's defaults).
 func New(db *sql.DB, d Dialect, name string, l storage.Layout) *Store {
-	return &Store{db: db, dialect: d, name: name, layout: l.WithDefaults(), metadata: map[string]*storage.TableMetadata{}}
+	return &Store{db: db, dialect: d, name: name, layout: l.WithDefaults(), metadata: map[string]*storage.TableMetadata{}, texts: newTexts(maxTexts)}
 }
 
 // PhysicalNamespace is the namespace's name in the database: the
@@ -119,7 +120,7 @@ func (s *Store) getQuery(ctx context.Context, g storage.Get) (selectQuery, error
 	}
 	var w where
 	w.keyEquals(s.dialect, m, key, m.KeyColumns())
-	return s.selectQuery(m, g.Projection, w, "", 0), nil
+	return s.selectQuery(m, g.Projection, w, nil, 0), nil
 }
 
 var _ storage.EachGetter = (*Store)(nil)
@@ -182,19 +183,15 @@ func (s *Store) Scan(ctx context.Context, sc storage.Scan) ([]storage.Record, er
 	w.keyEquals(s.dialect, m, part, m.PartitionKey)
 	w.bound(s.dialect, m, start, ">")
 	w.bound(s.dialect, m, end, "<")
-	var order []string
-	for _, o := range storage.ScanOrdering(m, sc.Ordering) {
-		order = append(order, s.dialect.Quote(o.Name)+" "+o.Order.String())
-	}
-	return s.query(ctx, m, sc.Projection, w, strings.Join(order, ", "), sc.Limit)
+	return s.query(ctx, m, sc.Projection, w, storage.ScanOrdering(m, sc.Ordering), sc.Limit)
 }
 
 func (s *Store) ScanAll(ctx context.Context, sc storage.ScanAll) ([]storage.Record, error) {
 	return s.ScanAllWhere(ctx, sc, nil)
 }
 
-func (s *Store) query(ctx context.Context, m *storage.TableMetadata, projection []string, w where, orderBy string, limit int) ([]storage.Record, error) {
-	return s.run(ctx, s.selectQuery(m, projection, w, orderBy, limit))
+func (s *Store) query(ctx context.Context, m *storage.TableMetadata, projection []string, w where, order []storage.ClusteringKey, limit int) ([]storage.Record, error) {
+	return s.run(ctx, s.selectQuery(m, projection, w, order, limit))
 }
 
 // selectQuery is a SELECT and what its rows hold.
@@ -205,26 +202,43 @@ type selectQuery struct {
 	args []any
 }
 
-func (s *Store) selectQuery(m *storage.TableMetadata, projection []string, w where, orderBy string, limit int) selectQuery {
-	cols := projection
+func (s *Store) selectQuery(m *storage.TableMetadata, projection []string, w where, order []storage.ClusteringKey, limit int) selectQuery {
+	sh := newShape('s', m)
+	sh.cols(m, projection)
+	w.shape(sh, m)
+	sh.int(len(order))
+	for _, o := range order {
+		sh.col(m, o.Name)
+		sh.int(int(o.Order))
+	}
+	sh.int(limit)
+	t := s.texts.get(sh, m)
+	if t == nil {
+		t = s.texts.add(sh, m, s.selectText(m, projection, w, order, limit))
+	}
+	return selectQuery{m: m, cols: t.cols, sql: t.query, args: w.args}
+}
+
+func (s *Store) selectText(m *storage.TableMetadata, projection []string, w where, order []storage.ClusteringKey, limit int) *text {
+	cols := slices.Clone(projection)
 	if len(cols) == 0 {
 		cols = make([]string, len(m.Columns))
 		for i, c := range m.Columns {
 			cols[i] = c.Name
 		}
 	}
-	quoted := make([]string, len(cols))
-	for i, c := range cols {
-		quoted[i] = s.dialect.Quote(c)
-	}
-	q := "SELECT " + strings.Join(quoted, ", ") + " FROM " + s.Table(m.Namespace, m.Table) + w.sql()
-	if orderBy != "" {
-		q += " ORDER BY " + orderBy
+	q := "SELECT " + strings.Join(quoteAll(s.dialect, cols), ", ") + " FROM " + s.Table(m.Namespace, m.Table) + w.sql(s.dialect, 0)
+	if len(order) > 0 {
+		by := make([]string, len(order))
+		for i, o := range order {
+			by[i] = s.dialect.Quote(o.Name) + " " + o.Order.String()
+		}
+		q += " ORDER BY " + strings.Join(by, ", ")
 	}
 	if limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", limit)
 	}
-	return selectQuery{m: m, cols: cols, sql: q, args: w.args}
+	return &text{query: q, cols: cols}
 }
 
 func (s *Store) run(ctx context.Context, q selectQuery) ([]storage.Record, error) {
@@ -529,13 +543,12 @@ func (s *Store) build(ctx context.Context, mu storage.Mutation) (statement, erro
 	if err != nil {
 		return statement{}, err
 	}
-	table := s.Table(ns, tbl)
 	var st statement
 	switch mu := mu.(type) {
 	case storage.Put:
-		st, err = s.buildPut(m, table, mu)
+		st, err = s.buildPut(m, mu)
 	case storage.Delete:
-		st, err = s.buildDelete(m, table, mu)
+		st, err = s.buildDelete(m, mu)
 	default:
 		return statement{}, fmt.Errorf("unknown mutation %T", mu)
 	}
@@ -543,7 +556,7 @@ func (s *Store) build(ctx context.Context, mu storage.Mutation) (statement, erro
 	return st, err
 }
 
-func (s *Store) buildPut(m *storage.TableMetadata, table string, p storage.Put) (statement, error) {
+func (s *Store) buildPut(m *storage.TableMetadata, p storage.Put) (statement, error) {
 	values, err := storage.NormalizeRecord(m, p.Values)
 	if err != nil {
 		return statement{}, err
@@ -563,34 +576,54 @@ func (s *Store) buildPut(m *storage.TableMetadata, table string, p storage.Put) 
 		}
 	}
 	st := statement{table: m.FullName(), cond: p.Condition.Kind}
-	switch p.Condition.Kind {
-	case storage.Unconditional:
-		st.query = s.dialect.Upsert(table, quoteAll(s.dialect, cols), quoteAll(s.dialect, keyCols), quoteAll(s.dialect, update))
-		st.args = s.args(m, values, cols)
-	case storage.PutIfNotExists:
-		st.query, st.duplicateIsError = s.dialect.InsertIfNotExists(table, quoteAll(s.dialect, cols), quoteAll(s.dialect, keyCols))
-		st.needRows = !st.duplicateIsError
-		st.args = s.args(m, values, cols)
-	case storage.PutIfExists, storage.PutIf:
-		var set []string
-		for i, c := range update {
-			set = append(set, s.dialect.Quote(c)+" = "+s.dialect.Placeholder(i+1))
-		}
-		if len(set) == 0 { // only the key given: a no-op write that still checks existence
-			k := keyCols[0]
-			set = append(set, s.dialect.Quote(k)+" = "+s.dialect.Quote(k))
-		}
-		w := where{args: s.args(m, values, update)}
+	var w where
+	if p.Condition.Kind == storage.PutIfExists || p.Condition.Kind == storage.PutIf {
+		w.args = s.args(m, values, update)
 		w.keyEquals(s.dialect, m, values, keyCols)
 		w.exprs(s.dialect, m, exprs)
-		st.query = "UPDATE " + table + " SET " + strings.Join(set, ", ") + w.sql()
-		st.args = w.args
 		st.needRows = true
+	} else {
+		w.args = s.args(m, values, cols)
+	}
+	st.args = w.args
+	sh := newShape('p', m)
+	sh.int(int(p.Condition.Kind))
+	sh.cols(m, cols)
+	w.shape(sh, m)
+	t := s.texts.get(sh, m)
+	if t == nil {
+		t = s.texts.add(sh, m, s.putText(m, p.Condition.Kind, cols, keyCols, update, w))
+	}
+	st.query, st.duplicateIsError = t.query, t.duplicateIsError
+	if p.Condition.Kind == storage.PutIfNotExists {
+		st.needRows = !st.duplicateIsError
 	}
 	return st, nil
 }
 
-func (s *Store) buildDelete(m *storage.TableMetadata, table string, d storage.Delete) (statement, error) {
+// putText is the SQL of a Put of the columns cols on the condition kind;
+// w is a conditional update's key and conditions.
+func (s *Store) putText(m *storage.TableMetadata, kind storage.ConditionKind, cols, keyCols, update []string, w where) *text {
+	table := s.Table(m.Namespace, m.Table)
+	switch kind {
+	case storage.Unconditional:
+		return &text{query: s.dialect.Upsert(table, quoteAll(s.dialect, cols), quoteAll(s.dialect, keyCols), quoteAll(s.dialect, update))}
+	case storage.PutIfNotExists:
+		q, dup := s.dialect.InsertIfNotExists(table, quoteAll(s.dialect, cols), quoteAll(s.dialect, keyCols))
+		return &text{query: q, duplicateIsError: dup}
+	}
+	var set []string
+	for i, c := range update {
+		set = append(set, s.dialect.Quote(c)+" = "+s.dialect.Placeholder(i+1))
+	}
+	if len(set) == 0 { // only the key given: a no-op write that still checks existence
+		k := s.dialect.Quote(keyCols[0])
+		set = append(set, k+" = "+k)
+	}
+	return &text{query: "UPDATE " + table + " SET " + strings.Join(set, ", ") + w.sql(s.dialect, len(update))}
+}
+
+func (s *Store) buildDelete(m *storage.TableMetadata, d storage.Delete) (statement, error) {
 	key, err := storage.NormalizeKey(m, d.Key, m.KeyColumns(), "delete")
 	if err != nil {
 		return statement{}, err
@@ -602,8 +635,14 @@ func (s *Store) buildDelete(m *storage.TableMetadata, table string, d storage.De
 	var w where
 	w.keyEquals(s.dialect, m, key, m.KeyColumns())
 	w.exprs(s.dialect, m, exprs)
+	sh := newShape('d', m)
+	w.shape(sh, m)
+	t := s.texts.get(sh, m)
+	if t == nil {
+		t = s.texts.add(sh, m, &text{query: "DELETE FROM " + s.Table(m.Namespace, m.Table) + w.sql(s.dialect, 0)})
+	}
 	return statement{
-		query:    "DELETE FROM " + table + w.sql(),
+		query:    t.query,
 		args:     w.args,
 		needRows: d.Condition.Kind != storage.Unconditional,
 		table:    m.FullName(),
@@ -638,16 +677,24 @@ func quoteAll(d Dialect, cols []string) []string {
 	return out
 }
 
-// where accumulates a WHERE clause and its arguments.
+// where accumulates a WHERE clause's conditions and their arguments; its
+// text is built only when the statement's is not cached (texts.go).
 type where struct {
-	conds []string
+	conds []cond
 	args  []any
+}
+
+// cond is one condition: column op placeholder, or column op alone (IS
+// NULL, IS NOT NULL).
+type cond struct {
+	column, op string
+	noValue    bool
 }
 
 func (w *where) add(d Dialect, m *storage.TableMetadata, column, op string, v any) {
 	t, _ := m.ColumnType(column)
 	w.args = append(w.args, d.ToDriver(t, v))
-	w.conds = append(w.conds, d.Quote(column)+" "+op+" "+d.Placeholder(len(w.args)))
+	w.conds = append(w.conds, cond{column: column, op: op})
 }
 
 func (w *where) keyEquals(d Dialect, m *storage.TableMetadata, key map[string]any, cols []string) {
@@ -677,18 +724,36 @@ func (w *where) exprs(d Dialect, m *storage.TableMetadata, exprs []storage.Expr)
 	for _, e := range exprs {
 		switch e.Op {
 		case storage.IsNull:
-			w.conds = append(w.conds, d.Quote(e.Column)+" IS NULL")
+			w.conds = append(w.conds, cond{column: e.Column, op: "IS NULL", noValue: true})
 		case storage.IsNotNull:
-			w.conds = append(w.conds, d.Quote(e.Column)+" IS NOT NULL")
+			w.conds = append(w.conds, cond{column: e.Column, op: "IS NOT NULL", noValue: true})
 		default:
 			w.add(d, m, e.Column, sqlOps[e.Op], e.Value)
 		}
 	}
 }
 
-func (w *where) sql() string {
+// shape adds the conditions' columns and operators to a text's key.
+func (w *where) shape(sh *shape, m *storage.TableMetadata) {
+	sh.int(len(w.conds))
+	for _, c := range w.conds {
+		sh.col(m, c.column)
+		sh.str(c.op)
+	}
+}
+
+// sql is the WHERE clause; n placeholders come before it.
+func (w *where) sql(d Dialect, n int) string {
 	if len(w.conds) == 0 {
 		return ""
 	}
-	return " WHERE " + strings.Join(w.conds, " AND ")
+	conds := make([]string, len(w.conds))
+	for i, c := range w.conds {
+		conds[i] = d.Quote(c.column) + " " + c.op
+		if !c.noValue {
+			n++
+			conds[i] += " " + d.Placeholder(n)
+		}
+	}
+	return " WHERE " + strings.Join(conds, " AND ")
 }
