@@ -2,5 +2,3 @@ package sqlstore
 
 // Texts is how many statement texts the store keeps (texts.go).
 func Texts(s *Store) int { return s.texts.len() }
-
-const MaxTexts = maxTexts

@@ -27,6 +27,8 @@ type Store struct {
 	mu       sync.Mutex
 	metadata map[string]*storage.TableMetadata
 	texts    *texts
+	// prepares: cached texts run as prepared statements (StatementPreparer)
+	prepares bool
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -35,7 +37,9 @@ var _ storage.Store = (*Store)(nil)
 // names the metadata schema and the coordinator namespace (empty fields:
 // ScalarDB's defaults).
 func New(db *sql.DB, d Dialect, name string, l storage.Layout) *Store {
-	return &Store{db: db, dialect: d, name: name, layout: l.WithDefaults(), metadata: map[string]*storage.TableMetadata{}, texts: newTexts(maxTexts)}
+	sp, ok := d.(StatementPreparer)
+	return &Store{db: db, dialect: d, name: name, layout: l.WithDefaults(), metadata: map[string]*storage.TableMetadata{},
+		texts: newTexts(MaxTexts), prepares: ok && sp.PrepareStatements()}
 }
 
 // PhysicalNamespace is the namespace's name in the database: the
@@ -200,6 +204,7 @@ type selectQuery struct {
 	cols []string
 	sql  string
 	args []any
+	text *text
 }
 
 func (s *Store) selectQuery(m *storage.TableMetadata, projection []string, w where, order []storage.ClusteringKey, limit int) selectQuery {
@@ -216,7 +221,7 @@ func (s *Store) selectQuery(m *storage.TableMetadata, projection []string, w whe
 	if t == nil {
 		t = s.texts.add(sh, m, s.selectText(m, projection, w, order, limit))
 	}
-	return selectQuery{m: m, cols: t.cols, sql: t.query, args: w.args}
+	return selectQuery{m: m, cols: t.cols, sql: t.query, args: w.args, text: t}
 }
 
 func (s *Store) selectText(m *storage.TableMetadata, projection []string, w where, order []storage.ClusteringKey, limit int) *text {
@@ -242,13 +247,46 @@ func (s *Store) selectText(m *storage.TableMetadata, projection []string, w wher
 }
 
 func (s *Store) run(ctx context.Context, q selectQuery) ([]storage.Record, error) {
-	rows, err := s.db.QueryContext(ctx, q.sql, q.args...)
-	if err != nil {
-		return nil, s.wrap(err, "read "+q.m.FullName())
-	}
-	defer rows.Close()
-	out, err := s.scanRows(rows, q)
+	out, err := runPrepared(ctx, s, s.db, q.text, func(stmt *sql.Stmt) ([]storage.Record, error) {
+		rows, err := stmt.QueryContext(ctx, q.args...)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		return s.scanRows(rows, q)
+	}, func() ([]storage.Record, error) {
+		rows, err := s.db.QueryContext(ctx, q.sql, q.args...)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		return s.scanRows(rows, q)
+	})
 	return out, s.wrap(err, "read "+q.m.FullName())
+}
+
+// runPrepared runs a cached text through its prepared statement on e (the
+// pool or a local transaction) where the store prepares, and as text
+// otherwise: where the dialect does not prepare, the text was evicted
+// meanwhile, or the statement cannot be prepared (the text then reports
+// the error, or runs if the server only ran out of prepared statements).
+func runPrepared[T any](ctx context.Context, s *Store, e any, t *text, viaStmt func(*sql.Stmt) (T, error), viaText func() (T, error)) (T, error) {
+	if t == nil || !s.prepares || !s.texts.acquire(t) {
+		return viaText()
+	}
+	defer s.texts.release(t)
+	stmt, err := t.prepare(ctx, s.db)
+	if err != nil {
+		return viaText()
+	}
+	if tx, ok := e.(*sql.Tx); ok {
+		stmt = tx.StmtContext(ctx, stmt)
+	}
+	out, err := viaStmt(stmt)
+	if err != nil && s.dialect.(StatementPreparer).IsPrepareLimit(err) {
+		return viaText()
+	}
+	return out, err
 }
 
 // Rows is what scanning needs of a result: database/sql's or a driver's.
@@ -309,6 +347,7 @@ type statement struct {
 	table            string
 	cond             storage.ConditionKind
 	lockKey          string // see lockKey
+	text             *text  // the cached text of query
 }
 
 func (s *Store) Mutate(ctx context.Context, ms []storage.Mutation) error {
@@ -514,7 +553,11 @@ type execer interface {
 }
 
 func (s *Store) exec(ctx context.Context, e execer, st statement) error {
-	res, err := e.ExecContext(ctx, st.query, st.args...)
+	res, err := runPrepared(ctx, s, e, st.text, func(stmt *sql.Stmt) (sql.Result, error) {
+		return stmt.ExecContext(ctx, st.args...)
+	}, func() (sql.Result, error) {
+		return e.ExecContext(ctx, st.query, st.args...)
+	})
 	if err != nil {
 		if st.duplicateIsError && s.dialect.IsDuplicateKey(err) {
 			return &storage.NoMutationError{Table: st.table, Condition: st.cond}
@@ -594,7 +637,7 @@ func (s *Store) buildPut(m *storage.TableMetadata, p storage.Put) (statement, er
 	if t == nil {
 		t = s.texts.add(sh, m, s.putText(m, p.Condition.Kind, cols, keyCols, update, w))
 	}
-	st.query, st.duplicateIsError = t.query, t.duplicateIsError
+	st.query, st.duplicateIsError, st.text = t.query, t.duplicateIsError, t
 	if p.Condition.Kind == storage.PutIfNotExists {
 		st.needRows = !st.duplicateIsError
 	}
@@ -642,6 +685,7 @@ func (s *Store) buildDelete(m *storage.TableMetadata, d storage.Delete) (stateme
 		t = s.texts.add(sh, m, &text{query: "DELETE FROM " + s.Table(m.Namespace, m.Table) + w.sql(s.dialect, 0)})
 	}
 	return statement{
+		text:     t,
 		query:    t.query,
 		args:     w.args,
 		needRows: d.Condition.Kind != storage.Unconditional,

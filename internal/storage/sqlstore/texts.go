@@ -1,16 +1,35 @@
 package sqlstore
 
 import (
+	"context"
+	"database/sql"
 	"encoding/binary"
 	"sync"
 
 	"github.com/stillpoint/stillpoint/internal/storage"
 )
 
-// maxTexts bounds the statement texts a store keeps: a store with many
+// MaxTexts bounds the statement texts a store keeps: a store with many
 // tables or ad-hoc column sets rebuilds the least recently used ones
-// instead of growing (docs/performance-transactions.md).
-const maxTexts = 512
+// instead of growing (docs/performance-transactions.md). Where they are
+// prepared (StatementPreparer), each is prepared at most once per pooled
+// connection: 512 texts × 64 connections stays below MariaDB's default
+// max_prepared_stmt_count (16,382) only while a workload uses fewer than
+// 256 shapes on every connection, so a failed prepare falls back to the
+// text (Store.prepared).
+const MaxTexts = 512
+
+// StatementPreparer is an optional Dialect whose server parses every
+// statement it is sent as text (MariaDB with the driver's client-side
+// interpolation): the store prepares each cached text once on the pool and
+// runs it with the binary protocol, one round trip per execution
+// (database/sql prepares it again on each connection it runs on, once).
+type StatementPreparer interface {
+	PrepareStatements() bool
+	// IsPrepareLimit recognises a server out of prepared statements
+	// (max_prepared_stmt_count): nothing ran, the text may.
+	IsPrepareLimit(err error) bool
+}
 
 // text is the SQL of one statement shape of one table: what building it
 // from the metadata (quoting, placeholders, concatenation) gives, kept
@@ -23,6 +42,14 @@ type text struct {
 	// duplicateIsError: an insert's duplicate key surfaces as an error
 	duplicateIsError bool
 	prev, next       *text // the LRU list, most recently used first
+
+	// The prepared statement, where the dialect prepares: guarded by
+	// texts.mu, except stmt, which prepare sets once under prepareMu. An
+	// evicted text's statement is closed once no execution holds it.
+	prepareMu sync.Mutex
+	stmt      *sql.Stmt
+	refs      int
+	evicted   bool
 }
 
 // texts is a bounded LRU of statement texts, safe for concurrent use.
@@ -59,10 +86,11 @@ func (t *texts) get(sh *shape, m *storage.TableMetadata) *text {
 // least recently used text beyond the bound.
 func (t *texts) add(sh *shape, m *storage.TableMetadata, e *text) *text {
 	e.key, e.m = string(sh.b), m
+	var closing []*text
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if old := t.byKey[e.key]; old != nil {
 		t.unlink(old)
+		closing = t.evict(old, closing)
 	}
 	t.byKey[e.key] = e
 	t.pushFront(e)
@@ -70,8 +98,69 @@ func (t *texts) add(sh *shape, m *storage.TableMetadata, e *text) *text {
 		last := t.lru.prev
 		t.unlink(last)
 		delete(t.byKey, last.key)
+		closing = t.evict(last, closing)
 	}
+	t.mu.Unlock()
+	closeStmts(closing)
 	return e
+}
+
+// evict marks e evicted and adds it to closing if its statement is to be
+// closed now (no execution holds it).
+func (t *texts) evict(e *text, closing []*text) []*text {
+	e.evicted = true
+	if e.refs == 0 {
+		closing = append(closing, e)
+	}
+	return closing
+}
+
+func closeStmts(es []*text) {
+	for _, e := range es {
+		e.prepareMu.Lock()
+		if e.stmt != nil {
+			e.stmt.Close()
+		}
+		e.prepareMu.Unlock()
+	}
+}
+
+// acquire holds e's statement for an execution; false if e was evicted
+// (its statement closed or about to be).
+func (t *texts) acquire(e *text) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e.evicted {
+		return false
+	}
+	e.refs++
+	return true
+}
+
+// release lets go of e's statement after an execution, closing it if e
+// was evicted meanwhile.
+func (t *texts) release(e *text) {
+	t.mu.Lock()
+	e.refs--
+	last := e.evicted && e.refs == 0
+	t.mu.Unlock()
+	if last {
+		closeStmts([]*text{e})
+	}
+}
+
+// prepare returns e's statement, preparing it on db the first time.
+func (e *text) prepare(ctx context.Context, db *sql.DB) (*sql.Stmt, error) {
+	e.prepareMu.Lock()
+	defer e.prepareMu.Unlock()
+	if e.stmt == nil {
+		st, err := db.PrepareContext(context.WithoutCancel(ctx), e.query)
+		if err != nil {
+			return nil, err
+		}
+		e.stmt = st
+	}
+	return e.stmt, nil
 }
 
 func (t *texts) len() int {
