@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -141,8 +142,15 @@ func (s *Store) GetEach(ctx context.Context, gs []storage.Get) ([]storage.Record
 		qs[i] = q
 	}
 	out := make([]storage.Record, len(gs))
+	if len(qs) == 1 { // in this goroutine: no other to start and wait for
+		recs, err := s.run(ctx, qs[0])
+		if len(recs) > 0 {
+			out[0] = recs[0]
+		}
+		return out, err
+	}
 	p, ok := s.dialect.(Pipeliner)
-	if !ok || len(qs) < 2 {
+	if !ok {
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(16)
 		for i, q := range qs {
@@ -505,6 +513,10 @@ func (s *Store) MutateEach(ctx context.Context, ms []storage.Mutation) ([]error,
 		stmts = append(stmts, st)
 	}
 	errs := make([]error, len(stmts))
+	if len(stmts) == 1 { // in this goroutine: no other to start and wait for
+		errs[0] = s.exec(ctx, s.db, stmts[0])
+		return errs, nil
+	}
 	p, ok := s.dialect.(Pipeliner)
 	if !ok || !pipelined {
 		var g errgroup.Group
@@ -540,12 +552,25 @@ func lockKey(mu storage.Mutation, m *storage.TableMetadata) string {
 	case storage.Delete:
 		key = mu.Key
 	}
-	var b strings.Builder
-	b.WriteString(m.FullName())
+	b := make([]byte, 0, 64)
+	b = append(b, m.Namespace...)
+	b = append(b, '.')
+	b = append(b, m.Table...)
 	for _, c := range m.KeyColumns() {
-		fmt.Fprintf(&b, "\x00%v", key[c])
+		b = append(b, 0)
+		// What fmt's %v prints, without its reflection for the usual key types.
+		switch v := key[c].(type) {
+		case string:
+			b = append(b, v...)
+		case int32:
+			b = strconv.AppendInt(b, int64(v), 10)
+		case int64:
+			b = strconv.AppendInt(b, v, 10)
+		default:
+			b = fmt.Appendf(b, "%v", v)
+		}
 	}
-	return b.String()
+	return string(b)
 }
 
 type execer interface {
