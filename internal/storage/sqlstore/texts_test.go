@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/stillpoint/stillpoint/internal/storage"
+	"github.com/stillpoint/stillpoint/internal/storage/mysql"
+	"github.com/stillpoint/stillpoint/internal/storage/postgres"
 	"github.com/stillpoint/stillpoint/internal/storage/sqlite"
 	"github.com/stillpoint/stillpoint/internal/storage/sqlstore"
 	"github.com/stillpoint/stillpoint/internal/testenv"
@@ -25,12 +27,31 @@ func textTable(ns string, cols ...storage.Column) *storage.TableMetadata {
 // must use the new table's columns, never the old text.
 func TestTextsFollowTheTable(t *testing.T) {
 	ctx := context.Background()
-	st := must(t)(sqlite.Open(ctx, "lite", filepath.Join(t.TempDir(), "db")))
-	defer st.Close()
+	for _, engine := range []struct {
+		name string
+		open func(t *testing.T) *sqlstore.Store
+	}{
+		{"sqlite", func(t *testing.T) *sqlstore.Store {
+			return must(t)(sqlite.Open(ctx, "lite", filepath.Join(t.TempDir(), "db")))
+		}},
+		{"postgres", func(t *testing.T) *sqlstore.Store { return must(t)(postgres.Open(ctx, "pg", testenv.PostgresDSN(t))) }},
+		{"mariadb, prepared", func(t *testing.T) *sqlstore.Store { return must(t)(mysql.Open(ctx, "maria", testenv.MySQLDSN(t))) }},
+	} {
+		t.Run(engine.name, func(t *testing.T) {
+			st := engine.open(t)
+			defer st.Close()
+			followTheTable(t, st)
+		})
+	}
+}
+
+func followTheTable(t *testing.T, st *sqlstore.Store) {
+	ctx := context.Background()
 	ns := testenv.UniqueName("texts")
 	if err := st.CreateNamespace(ctx, ns); err != nil {
 		t.Fatal(err)
 	}
+	defer st.DropNamespace(ctx, ns)
 	for _, tc := range []struct {
 		name string
 		cols []storage.Column
