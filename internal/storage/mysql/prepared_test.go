@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/mysql"
@@ -121,4 +122,61 @@ func open(t *testing.T, dsn string) *sqlstore.Store {
 	}
 	t.Cleanup(func() { st.Close() })
 	return st
+}
+
+// TestPrepareUnderFence: writes through a statement not yet prepared wait
+// at a write fence (LOCK TABLES ... READ, as a backup's cut takes it), all
+// of them, and stay cancellable there: a transaction waiting at the fence
+// can give up.
+func TestPrepareUnderFence(t *testing.T) {
+	ctx := context.Background()
+	dsn := testenv.MySQLDSN(t)
+	st := open(t, dsn)
+	ns := testenv.UniqueName("fence")
+	m := &storage.TableMetadata{Namespace: ns, Table: "t", PartitionKey: []string{"k"}, Columns: []storage.Column{{Name: "k", Type: storage.Int}, {Name: "v", Type: storage.Int}}}
+	if err := st.CreateNamespace(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	defer st.DropNamespace(ctx, ns)
+	if err := st.CreateTable(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	defer st.DropTable(ctx, ns, m.Table)
+	fence, err := st.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fence.Close()
+	if _, err := fence.ExecContext(ctx, "LOCK TABLES "+st.Table(ns, m.Table)+" READ"); err != nil {
+		t.Fatal(err)
+	}
+	defer fence.ExecContext(ctx, "UNLOCK TABLES")
+	fresh := open(t, dsn) // nothing prepared yet
+	waiting := func() int {
+		var n int
+		if err := st.DB().QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE STATE = 'Waiting for table metadata lock' AND INFO LIKE ?", "%"+ns+"%").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	const writers = 2
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, writers)
+	for i := range writers {
+		go func() {
+			done <- fresh.Put(cctx, storage.Put{Namespace: ns, Table: m.Table, Values: storage.Record{"k": int32(i), "v": int32(i)}})
+		}()
+	}
+	testenv.Await(t, "the writes to wait at the fence", func() bool { return waiting() == writers })
+	cancel()
+	for range writers {
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Error("a write went through a held fence")
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("a cancelled write still waits at the fence")
+		}
+	}
 }

@@ -43,9 +43,9 @@ type text struct {
 	duplicateIsError bool
 	prev, next       *text // the LRU list, most recently used first
 
-	// The prepared statement, where the dialect prepares: guarded by
-	// texts.mu, except stmt, which prepare sets once under prepareMu. An
-	// evicted text's statement is closed once no execution holds it.
+	// The prepared statement, where the dialect prepares: refs and evicted
+	// are guarded by texts.mu, stmt (set once) by prepareMu. An evicted
+	// text's statement is closed once no execution holds it.
 	prepareMu sync.Mutex
 	stmt      *sql.Stmt
 	refs      int
@@ -118,10 +118,11 @@ func (t *texts) evict(e *text, closing []*text) []*text {
 func closeStmts(es []*text) {
 	for _, e := range es {
 		e.prepareMu.Lock()
-		if e.stmt != nil {
-			e.stmt.Close()
-		}
+		stmt := e.stmt
 		e.prepareMu.Unlock()
+		if stmt != nil {
+			stmt.Close()
+		}
 	}
 }
 
@@ -149,18 +150,30 @@ func (t *texts) release(e *text) {
 	}
 }
 
-// prepare returns e's statement, preparing it on db the first time.
+// prepare returns e's statement, preparing it on db the first time. The
+// preparation is the caller's (its context, no lock held over the round
+// trip): two callers may both prepare, and the loser closes its own.
 func (e *text) prepare(ctx context.Context, db *sql.DB) (*sql.Stmt, error) {
 	e.prepareMu.Lock()
-	defer e.prepareMu.Unlock()
-	if e.stmt == nil {
-		st, err := db.PrepareContext(context.WithoutCancel(ctx), e.query)
-		if err != nil {
-			return nil, err
-		}
-		e.stmt = st
+	stmt := e.stmt
+	e.prepareMu.Unlock()
+	if stmt != nil {
+		return stmt, nil
 	}
-	return e.stmt, nil
+	mine, err := db.PrepareContext(ctx, e.query)
+	if err != nil {
+		return nil, err
+	}
+	e.prepareMu.Lock()
+	if e.stmt == nil {
+		e.stmt = mine
+	}
+	stmt = e.stmt
+	e.prepareMu.Unlock()
+	if stmt != mine {
+		mine.Close()
+	}
+	return stmt, nil
 }
 
 func (t *texts) len() int {
