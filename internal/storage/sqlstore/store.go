@@ -255,20 +255,17 @@ func (s *Store) selectText(m *storage.TableMetadata, projection []string, w wher
 }
 
 func (s *Store) run(ctx context.Context, q selectQuery) ([]storage.Record, error) {
+	scan := func(rows *sql.Rows, err error) ([]storage.Record, error) {
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		return s.scanRows(rows, q)
+	}
 	out, err := runPrepared(ctx, s, s.db, q.text, func(stmt *sql.Stmt) ([]storage.Record, error) {
-		rows, err := stmt.QueryContext(ctx, q.args...)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		return s.scanRows(rows, q)
+		return scan(stmt.QueryContext(ctx, q.args...))
 	}, func() ([]storage.Record, error) {
-		rows, err := s.db.QueryContext(ctx, q.sql, q.args...)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		return s.scanRows(rows, q)
+		return scan(s.db.QueryContext(ctx, q.sql, q.args...))
 	})
 	return out, s.wrap(err, "read "+q.m.FullName())
 }
