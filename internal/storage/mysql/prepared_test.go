@@ -58,14 +58,7 @@ func TestPreparedStatements(t *testing.T) {
 				m.Columns = append(m.Columns, storage.Column{Name: c, Type: storage.Int})
 				rec[c] = int32(i)
 			}
-			if err := st.CreateNamespace(ctx, ns); err != nil {
-				t.Fatal(err)
-			}
-			defer st.DropNamespace(ctx, ns)
-			if err := st.CreateTable(ctx, m); err != nil {
-				t.Fatal(err)
-			}
-			defer st.DropTable(ctx, ns, m.Table)
+			createTable(t, st, m)
 			executed := status("Com_stmt_execute")
 			insert := storage.Put{Namespace: ns, Table: m.Table, Values: rec, Condition: storage.Condition{Kind: storage.PutIfNotExists}}
 			if err := st.Put(ctx, insert); err != nil {
@@ -115,6 +108,19 @@ func TestPreparedStatements(t *testing.T) {
 	}
 }
 
+// createTable creates m's namespace and m, dropped when the test ends.
+func createTable(t *testing.T, st *sqlstore.Store, m *storage.TableMetadata) {
+	ctx := context.Background()
+	if err := st.CreateNamespace(ctx, m.Namespace); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.DropNamespace(ctx, m.Namespace) })
+	if err := st.CreateTable(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.DropTable(ctx, m.Namespace, m.Table) })
+}
+
 func open(t *testing.T, dsn string) *sqlstore.Store {
 	st, err := mysql.Open(context.Background(), "maria", dsn)
 	if err != nil {
@@ -134,14 +140,7 @@ func TestPrepareUnderFence(t *testing.T) {
 	st := open(t, dsn)
 	ns := testenv.UniqueName("fence")
 	m := &storage.TableMetadata{Namespace: ns, Table: "t", PartitionKey: []string{"k"}, Columns: []storage.Column{{Name: "k", Type: storage.Int}, {Name: "v", Type: storage.Int}}}
-	if err := st.CreateNamespace(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
-	defer st.DropNamespace(ctx, ns)
-	if err := st.CreateTable(ctx, m); err != nil {
-		t.Fatal(err)
-	}
-	defer st.DropTable(ctx, ns, m.Table)
+	createTable(t, st, m)
 	fence, err := st.DB().Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
