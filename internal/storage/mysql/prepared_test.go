@@ -179,3 +179,23 @@ func TestPrepareUnderFence(t *testing.T) {
 		}
 	}
 }
+
+// TestPrepareChoice: the store prepares its statements unless the DSN
+// names interpolateParams, either way: the operator's choice is kept.
+func TestPrepareChoice(t *testing.T) {
+	dsn := testenv.MySQLDSN(t)
+	for _, tc := range []struct {
+		params string
+		want   bool
+	}{
+		{"", true},
+		{"&charset=utf8mb4", true},
+		{"&interpolateParams=true", false},
+		{"&interpolateParams=false", false},
+	} {
+		d, ok := open(t, dsn+tc.params).Dialect().(mysql.Dialect)
+		if !ok || d.PrepareStatements() != tc.want {
+			t.Errorf("DSN parameters %q: prepares %v, want %v", tc.params, d.PrepareStatements(), tc.want)
+		}
+	}
+}
