@@ -105,17 +105,16 @@ func (m *Manager) mutateEach(ctx context.Context, ms []storage.Mutation) []error
 		}
 		return errs
 	}
-	var g errgroup.Group // no shared context: every mutation is attempted
-	g.SetLimit(16)
+	var tasks []func(context.Context) error // none fails: every mutation is attempted
 	for _, gr := range groups {
 		em, ok := gr.store.(storage.EachMutator)
 		if !ok {
 			for _, i := range gr.at {
-				g.Go(func() error { errs[i] = gr.store.Mutate(ctx, []storage.Mutation{ms[i]}); return nil })
+				tasks = append(tasks, func(ctx context.Context) error { errs[i] = gr.store.Mutate(ctx, []storage.Mutation{ms[i]}); return nil })
 			}
 			continue
 		}
-		g.Go(func() error {
+		tasks = append(tasks, func(ctx context.Context) error {
 			batch := make([]storage.Mutation, len(gr.at))
 			for k, i := range gr.at {
 				batch[k] = ms[i]
@@ -131,7 +130,7 @@ func (m *Manager) mutateEach(ctx context.Context, ms []storage.Mutation) []error
 			return nil
 		})
 	}
-	_ = g.Wait()
+	_ = parallel(ctx, tasks)
 	return errs
 }
 
@@ -161,22 +160,21 @@ func (m *Manager) getEach(ctx context.Context, refs []consensus.Ref) ([]storage.
 	if err != nil {
 		return nil, err
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(16)
+	var tasks []func(context.Context) error
 	for _, gr := range groups {
 		eg, ok := gr.store.(storage.EachGetter)
 		if !ok || len(gr.at) == 1 {
 			for _, i := range gr.at {
-				g.Go(func() (err error) { out[i], err = gr.store.Get(gctx, refs[i].Get()); return err })
+				tasks = append(tasks, func(ctx context.Context) (err error) { out[i], err = gr.store.Get(ctx, refs[i].Get()); return err })
 			}
 			continue
 		}
-		g.Go(func() error {
+		tasks = append(tasks, func(ctx context.Context) error {
 			gets := make([]storage.Get, len(gr.at))
 			for k, i := range gr.at {
 				gets[k] = refs[i].Get()
 			}
-			recs, err := eg.GetEach(gctx, gets)
+			recs, err := eg.GetEach(ctx, gets)
 			if err != nil {
 				return err
 			}
@@ -186,7 +184,40 @@ func (m *Manager) getEach(ctx context.Context, refs []consensus.Ref) ([]storage.
 			return nil
 		})
 	}
-	return out, g.Wait()
+	return out, parallel(ctx, tasks)
+}
+
+// parallel runs the tasks, at most 16 at a time, the last one in this
+// goroutine: a transaction's steps mostly have one task per store, one or
+// two, and each goroutine started and waited for costs scheduler CPU per
+// transaction (docs/performance-transactions.md). The first error cancels
+// the others' context and is returned.
+func parallel(ctx context.Context, tasks []func(context.Context) error) error {
+	switch len(tasks) {
+	case 0:
+		return nil
+	case 1:
+		return tasks[0](ctx)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		once  sync.Once
+		first error
+	)
+	run := func(task func(context.Context) error) {
+		if err := task(ctx); err != nil {
+			once.Do(func() { first = err; cancel() })
+		}
+	}
+	var g errgroup.Group
+	g.SetLimit(16)
+	for _, task := range tasks[:len(tasks)-1] {
+		g.Go(func() error { run(task); return nil })
+	}
+	run(tasks[len(tasks)-1])
+	_ = g.Wait()
+	return first
 }
 
 // batcher hands what is queued to one writer at a time; what queues while

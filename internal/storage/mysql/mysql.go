@@ -78,6 +78,11 @@ func open(ctx context.Context, name, dsn string, layout storage.Layout) (*sqlsto
 		db.Close()
 		return nil, fmt.Errorf("store %s (mysql at %s): read the server's collations: %w", name, cfg.Addr, err)
 	}
+	// The transactions' statements are prepared once per connection and
+	// reused: mariadbd no longer parses each one (docs/
+	// performance-transactions.md). A DSN naming interpolateParams keeps
+	// its choice for them too.
+	d.Prepare = !namesParam(dsn, "interpolateParams")
 	return sqlstore.New(db, d, name, layout), nil
 }
 
@@ -147,7 +152,15 @@ type Dialect struct {
 	// ServerBinary: the server's default character set and collation are
 	// utf8mb4 and Collation.
 	ServerBinary bool
+	// Prepare: the store runs its cached statement texts as prepared
+	// statements (sqlstore.StatementPreparer).
+	Prepare bool
 }
+
+func (d Dialect) PrepareStatements() bool { return d.Prepare }
+
+// IsPrepareLimit: ER_MAX_PREPARED_STMT_COUNT_REACHED.
+func (Dialect) IsPrepareLimit(err error) bool { return errNumber(err) == 1461 }
 
 func (Dialect) Engine() string { return "mysql" }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -44,7 +45,8 @@ func open(ctx context.Context, name, dsn string, layout storage.Layout) (*sqlsto
 	if err != nil {
 		return nil, fmt.Errorf("store %s (postgres): bad dsn: %w", name, err)
 	}
-	db := stdlib.OpenDB(*cfg)
+	schema := &schemaGeneration{}
+	db := stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(schema.connected), stdlib.OptionResetSession(schema.reset))
 	db.SetMaxOpenConns(64)
 	// As many idle as open: a pool that closes connections it has just
 	// used reopens them under load, a backend start and every statement's
@@ -57,7 +59,7 @@ func open(ctx context.Context, name, dsn string, layout storage.Layout) (*sqlsto
 		return nil, fmt.Errorf("store %s (postgres at %s:%d/%s): cannot connect: %w; check the store's dsn in the config file or its environment override",
 			name, cfg.Host, cfg.Port, cfg.Database, err)
 	}
-	var d Dialect
+	d := Dialect{schema: schema}
 	if err := db.QueryRowContext(ctx, byteOrderQuery).Scan(&d.ByteOrder); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store %s (postgres at %s:%d/%s): read the database's collation: %w", name, cfg.Host, cfg.Port, cfg.Database, err)
@@ -76,6 +78,44 @@ type Dialect struct {
 	sqlstore.NativeTemporal
 	// ByteOrder: the database's default collation orders text by bytes.
 	ByteOrder bool
+	schema    *schemaGeneration // nil: no pool of the store's own
+}
+
+// SchemaChanged: the store's DDL changed a table (sqlstore.SchemaWatcher).
+func (d Dialect) SchemaChanged() {
+	if d.schema != nil {
+		d.schema.n.Add(1)
+	}
+}
+
+// schemaGeneration counts the DDL the store ran. A pooled connection keeps
+// its prepared statements (pgx's statement cache) with the parameter and
+// result types of the tables as they were; a table dropped and re-created
+// with other column types would fail each such statement once per
+// connection. So a connection that prepared before the last DDL
+// deallocates its statements before its next use
+// (docs/performance-transactions.md).
+type schemaGeneration struct{ n atomic.Uint64 }
+
+// schemaSeen is the key, in a connection's CustomData, of the generation
+// its statements were prepared in.
+const schemaSeen = "stillpoint.schema"
+
+func (g *schemaGeneration) connected(_ context.Context, conn *pgx.Conn) error {
+	conn.PgConn().CustomData()[schemaSeen] = g.n.Load()
+	return nil
+}
+
+func (g *schemaGeneration) reset(ctx context.Context, conn *pgx.Conn) error {
+	n := g.n.Load()
+	if conn.PgConn().CustomData()[schemaSeen] == n {
+		return nil
+	}
+	if err := conn.DeallocateAll(ctx); err != nil {
+		return err
+	}
+	conn.PgConn().CustomData()[schemaSeen] = n
+	return nil
 }
 
 func (Dialect) Engine() string { return "postgres" }

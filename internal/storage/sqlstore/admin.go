@@ -237,7 +237,7 @@ func (s *Store) createTable(ctx context.Context, m *storage.TableMetadata, ddl f
 	if err := tx.Commit(); err != nil {
 		return s.wrap(err, "create table "+m.FullName())
 	}
-	s.cache(m.FullName(), m)
+	s.changed(m.FullName(), m)
 	return nil
 }
 
@@ -302,8 +302,24 @@ func (s *Store) DropTable(ctx context.Context, namespace, table string) error {
 	if err := tx.Commit(); err != nil {
 		return s.wrap(err, "drop table "+m.FullName())
 	}
-	s.cache(m.FullName(), nil)
+	s.changed(m.FullName(), nil)
 	return nil
+}
+
+// SchemaWatcher is an optional Dialect told when the store's DDL changed a
+// table: statements the engine prepared for the table's old definition
+// must not run again (PostgreSQL keeps their parameter and result types).
+type SchemaWatcher interface {
+	SchemaChanged()
+}
+
+// changed records DDL of a table: its metadata (nil: dropped), and new
+// statement texts and preparations from now on.
+func (s *Store) changed(full string, m *storage.TableMetadata) {
+	s.cache(full, m)
+	if w, ok := s.dialect.(SchemaWatcher); ok {
+		w.SchemaChanged()
+	}
 }
 
 func (s *Store) cache(full string, m *storage.TableMetadata) {
@@ -398,7 +414,7 @@ func (s *Store) PurgeTable(ctx context.Context, namespace, table string) error {
 			return s.wrap(err, "forget metadata of "+full)
 		}
 	}
-	s.cache(full, nil)
+	s.changed(full, nil)
 	_, err := s.db.ExecContext(ctx, "DROP TABLE IF EXISTS "+s.Table(namespace, table))
 	return s.wrap(err, "drop table "+full)
 }

@@ -21,5 +21,5 @@ func (s *Store) ScanAllWhere(ctx context.Context, sc storage.ScanAll, exprs []st
 	}
 	var w where
 	w.exprs(s.dialect, m, exprs)
-	return s.query(ctx, m, sc.Projection, w, "", sc.Limit)
+	return s.query(ctx, m, sc.Projection, w, nil, sc.Limit)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -26,6 +27,9 @@ type Store struct {
 
 	mu       sync.Mutex
 	metadata map[string]*storage.TableMetadata
+	texts    *texts
+	// prepares: cached texts run as prepared statements (StatementPreparer)
+	prepares bool
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -34,7 +38,9 @@ var _ storage.Store = (*Store)(nil)
 // names the metadata schema and the coordinator namespace (empty fields:
 // ScalarDB's defaults).
 func New(db *sql.DB, d Dialect, name string, l storage.Layout) *Store {
-	return &Store{db: db, dialect: d, name: name, layout: l.WithDefaults(), metadata: map[string]*storage.TableMetadata{}}
+	sp, ok := d.(StatementPreparer)
+	return &Store{db: db, dialect: d, name: name, layout: l.WithDefaults(), metadata: map[string]*storage.TableMetadata{},
+		texts: newTexts(MaxTexts), prepares: ok && sp.PrepareStatements()}
 }
 
 // PhysicalNamespace is the namespace's name in the database: the
@@ -119,7 +125,7 @@ func (s *Store) getQuery(ctx context.Context, g storage.Get) (selectQuery, error
 	}
 	var w where
 	w.keyEquals(s.dialect, m, key, m.KeyColumns())
-	return s.selectQuery(m, g.Projection, w, "", 0), nil
+	return s.selectQuery(m, g.Projection, w, nil, 0), nil
 }
 
 var _ storage.EachGetter = (*Store)(nil)
@@ -136,8 +142,15 @@ func (s *Store) GetEach(ctx context.Context, gs []storage.Get) ([]storage.Record
 		qs[i] = q
 	}
 	out := make([]storage.Record, len(gs))
+	if len(qs) == 1 { // in this goroutine: no other to start and wait for
+		recs, err := s.run(ctx, qs[0])
+		if len(recs) > 0 {
+			out[0] = recs[0]
+		}
+		return out, err
+	}
 	p, ok := s.dialect.(Pipeliner)
-	if !ok || len(qs) < 2 {
+	if !ok {
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(16)
 		for i, q := range qs {
@@ -182,19 +195,15 @@ func (s *Store) Scan(ctx context.Context, sc storage.Scan) ([]storage.Record, er
 	w.keyEquals(s.dialect, m, part, m.PartitionKey)
 	w.bound(s.dialect, m, start, ">")
 	w.bound(s.dialect, m, end, "<")
-	var order []string
-	for _, o := range storage.ScanOrdering(m, sc.Ordering) {
-		order = append(order, s.dialect.Quote(o.Name)+" "+o.Order.String())
-	}
-	return s.query(ctx, m, sc.Projection, w, strings.Join(order, ", "), sc.Limit)
+	return s.query(ctx, m, sc.Projection, w, storage.ScanOrdering(m, sc.Ordering), sc.Limit)
 }
 
 func (s *Store) ScanAll(ctx context.Context, sc storage.ScanAll) ([]storage.Record, error) {
 	return s.ScanAllWhere(ctx, sc, nil)
 }
 
-func (s *Store) query(ctx context.Context, m *storage.TableMetadata, projection []string, w where, orderBy string, limit int) ([]storage.Record, error) {
-	return s.run(ctx, s.selectQuery(m, projection, w, orderBy, limit))
+func (s *Store) query(ctx context.Context, m *storage.TableMetadata, projection []string, w where, order []storage.ClusteringKey, limit int) ([]storage.Record, error) {
+	return s.run(ctx, s.selectQuery(m, projection, w, order, limit))
 }
 
 // selectQuery is a SELECT and what its rows hold.
@@ -203,38 +212,86 @@ type selectQuery struct {
 	cols []string
 	sql  string
 	args []any
+	text *text
 }
 
-func (s *Store) selectQuery(m *storage.TableMetadata, projection []string, w where, orderBy string, limit int) selectQuery {
-	cols := projection
+func (s *Store) selectQuery(m *storage.TableMetadata, projection []string, w where, order []storage.ClusteringKey, limit int) selectQuery {
+	sh := newShape('s', m)
+	sh.cols(m, projection)
+	w.shape(sh, m)
+	sh.int(len(order))
+	for _, o := range order {
+		sh.col(m, o.Name)
+		sh.int(int(o.Order))
+	}
+	sh.int(limit)
+	t := s.texts.get(sh, m)
+	if t == nil {
+		t = s.texts.add(sh, m, s.selectText(m, projection, w, order, limit))
+	}
+	return selectQuery{m: m, cols: t.cols, sql: t.query, args: w.args, text: t}
+}
+
+func (s *Store) selectText(m *storage.TableMetadata, projection []string, w where, order []storage.ClusteringKey, limit int) *text {
+	cols := slices.Clone(projection)
 	if len(cols) == 0 {
 		cols = make([]string, len(m.Columns))
 		for i, c := range m.Columns {
 			cols[i] = c.Name
 		}
 	}
-	quoted := make([]string, len(cols))
-	for i, c := range cols {
-		quoted[i] = s.dialect.Quote(c)
-	}
-	q := "SELECT " + strings.Join(quoted, ", ") + " FROM " + s.Table(m.Namespace, m.Table) + w.sql()
-	if orderBy != "" {
-		q += " ORDER BY " + orderBy
+	q := "SELECT " + strings.Join(quoteAll(s.dialect, cols), ", ") + " FROM " + s.Table(m.Namespace, m.Table) + w.sql(s.dialect, 0)
+	if len(order) > 0 {
+		by := make([]string, len(order))
+		for i, o := range order {
+			by[i] = s.dialect.Quote(o.Name) + " " + o.Order.String()
+		}
+		q += " ORDER BY " + strings.Join(by, ", ")
 	}
 	if limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", limit)
 	}
-	return selectQuery{m: m, cols: cols, sql: q, args: w.args}
+	return &text{query: q, cols: cols}
 }
 
 func (s *Store) run(ctx context.Context, q selectQuery) ([]storage.Record, error) {
-	rows, err := s.db.QueryContext(ctx, q.sql, q.args...)
-	if err != nil {
-		return nil, s.wrap(err, "read "+q.m.FullName())
+	scan := func(rows *sql.Rows, err error) ([]storage.Record, error) {
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		return s.scanRows(rows, q)
 	}
-	defer rows.Close()
-	out, err := s.scanRows(rows, q)
+	out, err := runPrepared(ctx, s, s.db, q.text, func(stmt *sql.Stmt) ([]storage.Record, error) {
+		return scan(stmt.QueryContext(ctx, q.args...))
+	}, func() ([]storage.Record, error) {
+		return scan(s.db.QueryContext(ctx, q.sql, q.args...))
+	})
 	return out, s.wrap(err, "read "+q.m.FullName())
+}
+
+// runPrepared runs a cached text through its prepared statement on e (the
+// pool or a local transaction) where the store prepares, and as text
+// otherwise: where the dialect does not prepare, the text was evicted
+// meanwhile, or the statement cannot be prepared (the text then reports
+// the error, or runs if the server only ran out of prepared statements).
+func runPrepared[T any](ctx context.Context, s *Store, e any, t *text, viaStmt func(*sql.Stmt) (T, error), viaText func() (T, error)) (T, error) {
+	if t == nil || !s.prepares || !s.texts.acquire(t) {
+		return viaText()
+	}
+	defer s.texts.release(t)
+	stmt, err := t.prepare(ctx, s.db)
+	if err != nil {
+		return viaText()
+	}
+	if tx, ok := e.(*sql.Tx); ok {
+		stmt = tx.StmtContext(ctx, stmt)
+	}
+	out, err := viaStmt(stmt)
+	if err != nil && s.dialect.(StatementPreparer).IsPrepareLimit(err) {
+		return viaText()
+	}
+	return out, err
 }
 
 // Rows is what scanning needs of a result: database/sql's or a driver's.
@@ -295,6 +352,7 @@ type statement struct {
 	table            string
 	cond             storage.ConditionKind
 	lockKey          string // see lockKey
+	text             *text  // the cached text of query
 }
 
 func (s *Store) Mutate(ctx context.Context, ms []storage.Mutation) error {
@@ -452,6 +510,10 @@ func (s *Store) MutateEach(ctx context.Context, ms []storage.Mutation) ([]error,
 		stmts = append(stmts, st)
 	}
 	errs := make([]error, len(stmts))
+	if len(stmts) == 1 { // in this goroutine: no other to start and wait for
+		errs[0] = s.exec(ctx, s.db, stmts[0])
+		return errs, nil
+	}
 	p, ok := s.dialect.(Pipeliner)
 	if !ok || !pipelined {
 		var g errgroup.Group
@@ -487,12 +549,25 @@ func lockKey(mu storage.Mutation, m *storage.TableMetadata) string {
 	case storage.Delete:
 		key = mu.Key
 	}
-	var b strings.Builder
-	b.WriteString(m.FullName())
+	b := make([]byte, 0, 64)
+	b = append(b, m.Namespace...)
+	b = append(b, '.')
+	b = append(b, m.Table...)
 	for _, c := range m.KeyColumns() {
-		fmt.Fprintf(&b, "\x00%v", key[c])
+		b = append(b, 0)
+		// What fmt's %v prints, without its reflection for the usual key types.
+		switch v := key[c].(type) {
+		case string:
+			b = append(b, v...)
+		case int32:
+			b = strconv.AppendInt(b, int64(v), 10)
+		case int64:
+			b = strconv.AppendInt(b, v, 10)
+		default:
+			b = fmt.Appendf(b, "%v", v)
+		}
 	}
-	return b.String()
+	return string(b)
 }
 
 type execer interface {
@@ -500,7 +575,11 @@ type execer interface {
 }
 
 func (s *Store) exec(ctx context.Context, e execer, st statement) error {
-	res, err := e.ExecContext(ctx, st.query, st.args...)
+	res, err := runPrepared(ctx, s, e, st.text, func(stmt *sql.Stmt) (sql.Result, error) {
+		return stmt.ExecContext(ctx, st.args...)
+	}, func() (sql.Result, error) {
+		return e.ExecContext(ctx, st.query, st.args...)
+	})
 	if err != nil {
 		if st.duplicateIsError && s.dialect.IsDuplicateKey(err) {
 			return &storage.NoMutationError{Table: st.table, Condition: st.cond}
@@ -529,13 +608,12 @@ func (s *Store) build(ctx context.Context, mu storage.Mutation) (statement, erro
 	if err != nil {
 		return statement{}, err
 	}
-	table := s.Table(ns, tbl)
 	var st statement
 	switch mu := mu.(type) {
 	case storage.Put:
-		st, err = s.buildPut(m, table, mu)
+		st, err = s.buildPut(m, mu)
 	case storage.Delete:
-		st, err = s.buildDelete(m, table, mu)
+		st, err = s.buildDelete(m, mu)
 	default:
 		return statement{}, fmt.Errorf("unknown mutation %T", mu)
 	}
@@ -543,7 +621,7 @@ func (s *Store) build(ctx context.Context, mu storage.Mutation) (statement, erro
 	return st, err
 }
 
-func (s *Store) buildPut(m *storage.TableMetadata, table string, p storage.Put) (statement, error) {
+func (s *Store) buildPut(m *storage.TableMetadata, p storage.Put) (statement, error) {
 	values, err := storage.NormalizeRecord(m, p.Values)
 	if err != nil {
 		return statement{}, err
@@ -563,34 +641,54 @@ func (s *Store) buildPut(m *storage.TableMetadata, table string, p storage.Put) 
 		}
 	}
 	st := statement{table: m.FullName(), cond: p.Condition.Kind}
-	switch p.Condition.Kind {
-	case storage.Unconditional:
-		st.query = s.dialect.Upsert(table, quoteAll(s.dialect, cols), quoteAll(s.dialect, keyCols), quoteAll(s.dialect, update))
-		st.args = s.args(m, values, cols)
-	case storage.PutIfNotExists:
-		st.query, st.duplicateIsError = s.dialect.InsertIfNotExists(table, quoteAll(s.dialect, cols), quoteAll(s.dialect, keyCols))
-		st.needRows = !st.duplicateIsError
-		st.args = s.args(m, values, cols)
-	case storage.PutIfExists, storage.PutIf:
-		var set []string
-		for i, c := range update {
-			set = append(set, s.dialect.Quote(c)+" = "+s.dialect.Placeholder(i+1))
-		}
-		if len(set) == 0 { // only the key given: a no-op write that still checks existence
-			k := keyCols[0]
-			set = append(set, s.dialect.Quote(k)+" = "+s.dialect.Quote(k))
-		}
-		w := where{args: s.args(m, values, update)}
+	var w where
+	if p.Condition.Kind == storage.PutIfExists || p.Condition.Kind == storage.PutIf {
+		w.args = s.args(m, values, update)
 		w.keyEquals(s.dialect, m, values, keyCols)
 		w.exprs(s.dialect, m, exprs)
-		st.query = "UPDATE " + table + " SET " + strings.Join(set, ", ") + w.sql()
-		st.args = w.args
 		st.needRows = true
+	} else {
+		w.args = s.args(m, values, cols)
+	}
+	st.args = w.args
+	sh := newShape('p', m)
+	sh.int(int(p.Condition.Kind))
+	sh.cols(m, cols)
+	w.shape(sh, m)
+	t := s.texts.get(sh, m)
+	if t == nil {
+		t = s.texts.add(sh, m, s.putText(m, p.Condition.Kind, cols, keyCols, update, w))
+	}
+	st.query, st.duplicateIsError, st.text = t.query, t.duplicateIsError, t
+	if p.Condition.Kind == storage.PutIfNotExists {
+		st.needRows = !st.duplicateIsError
 	}
 	return st, nil
 }
 
-func (s *Store) buildDelete(m *storage.TableMetadata, table string, d storage.Delete) (statement, error) {
+// putText is the SQL of a Put of the columns cols on the condition kind;
+// w is a conditional update's key and conditions.
+func (s *Store) putText(m *storage.TableMetadata, kind storage.ConditionKind, cols, keyCols, update []string, w where) *text {
+	table := s.Table(m.Namespace, m.Table)
+	switch kind {
+	case storage.Unconditional:
+		return &text{query: s.dialect.Upsert(table, quoteAll(s.dialect, cols), quoteAll(s.dialect, keyCols), quoteAll(s.dialect, update))}
+	case storage.PutIfNotExists:
+		q, dup := s.dialect.InsertIfNotExists(table, quoteAll(s.dialect, cols), quoteAll(s.dialect, keyCols))
+		return &text{query: q, duplicateIsError: dup}
+	}
+	var set []string
+	for i, c := range update {
+		set = append(set, s.dialect.Quote(c)+" = "+s.dialect.Placeholder(i+1))
+	}
+	if len(set) == 0 { // only the key given: a no-op write that still checks existence
+		k := s.dialect.Quote(keyCols[0])
+		set = append(set, k+" = "+k)
+	}
+	return &text{query: "UPDATE " + table + " SET " + strings.Join(set, ", ") + w.sql(s.dialect, len(update))}
+}
+
+func (s *Store) buildDelete(m *storage.TableMetadata, d storage.Delete) (statement, error) {
 	key, err := storage.NormalizeKey(m, d.Key, m.KeyColumns(), "delete")
 	if err != nil {
 		return statement{}, err
@@ -602,8 +700,15 @@ func (s *Store) buildDelete(m *storage.TableMetadata, table string, d storage.De
 	var w where
 	w.keyEquals(s.dialect, m, key, m.KeyColumns())
 	w.exprs(s.dialect, m, exprs)
+	sh := newShape('d', m)
+	w.shape(sh, m)
+	t := s.texts.get(sh, m)
+	if t == nil {
+		t = s.texts.add(sh, m, &text{query: "DELETE FROM " + s.Table(m.Namespace, m.Table) + w.sql(s.dialect, 0)})
+	}
 	return statement{
-		query:    "DELETE FROM " + table + w.sql(),
+		text:     t,
+		query:    t.query,
 		args:     w.args,
 		needRows: d.Condition.Kind != storage.Unconditional,
 		table:    m.FullName(),
@@ -638,16 +743,24 @@ func quoteAll(d Dialect, cols []string) []string {
 	return out
 }
 
-// where accumulates a WHERE clause and its arguments.
+// where accumulates a WHERE clause's conditions and their arguments; its
+// text is built only when the statement's is not cached (texts.go).
 type where struct {
-	conds []string
+	conds []cond
 	args  []any
+}
+
+// cond is one condition: column op placeholder, or column op alone (IS
+// NULL, IS NOT NULL).
+type cond struct {
+	column, op string
+	noValue    bool
 }
 
 func (w *where) add(d Dialect, m *storage.TableMetadata, column, op string, v any) {
 	t, _ := m.ColumnType(column)
 	w.args = append(w.args, d.ToDriver(t, v))
-	w.conds = append(w.conds, d.Quote(column)+" "+op+" "+d.Placeholder(len(w.args)))
+	w.conds = append(w.conds, cond{column: column, op: op})
 }
 
 func (w *where) keyEquals(d Dialect, m *storage.TableMetadata, key map[string]any, cols []string) {
@@ -677,18 +790,36 @@ func (w *where) exprs(d Dialect, m *storage.TableMetadata, exprs []storage.Expr)
 	for _, e := range exprs {
 		switch e.Op {
 		case storage.IsNull:
-			w.conds = append(w.conds, d.Quote(e.Column)+" IS NULL")
+			w.conds = append(w.conds, cond{column: e.Column, op: "IS NULL", noValue: true})
 		case storage.IsNotNull:
-			w.conds = append(w.conds, d.Quote(e.Column)+" IS NOT NULL")
+			w.conds = append(w.conds, cond{column: e.Column, op: "IS NOT NULL", noValue: true})
 		default:
 			w.add(d, m, e.Column, sqlOps[e.Op], e.Value)
 		}
 	}
 }
 
-func (w *where) sql() string {
+// shape adds the conditions' columns and operators to a text's key.
+func (w *where) shape(sh *shape, m *storage.TableMetadata) {
+	sh.int(len(w.conds))
+	for _, c := range w.conds {
+		sh.col(m, c.column)
+		sh.str(c.op)
+	}
+}
+
+// sql is the WHERE clause; n placeholders come before it.
+func (w *where) sql(d Dialect, n int) string {
 	if len(w.conds) == 0 {
 		return ""
 	}
-	return " WHERE " + strings.Join(w.conds, " AND ")
+	conds := make([]string, len(w.conds))
+	for i, c := range w.conds {
+		conds[i] = d.Quote(c.column) + " " + c.op
+		if !c.noValue {
+			n++
+			conds[i] += " " + d.Placeholder(n)
+		}
+	}
+	return " WHERE " + strings.Join(conds, " AND ")
 }

@@ -96,13 +96,11 @@ func BenchmarkBankVersusLocalPostgres(b *testing.B) {
 				}, 0},
 				// MariaDB statements as before interpolateParams: a
 				// server-side prepare and execute each.
-				{"PostgreSQL + MariaDB, server-side prepares", "pg+maria-prepared", func(b *testing.B, nss []string) *config.Config {
-					cfg := testenv.Mixed(b, nss...)
-					maria := cfg.Stores["maria"]
-					maria.DSN += "&interpolateParams=false"
-					cfg.Stores["maria"] = maria
-					return cfg
-				}, 1},
+				{"PostgreSQL + MariaDB, server-side prepares", "pg+maria-prepared", mariaDSN("&interpolateParams=false"), 1},
+				// MariaDB statements as before they were prepared once
+				// per connection: interpolated into the text, parsed by
+				// the server on every execution.
+				{"PostgreSQL + MariaDB, text statements", "pg+maria-text", mariaDSN("&interpolateParams=true"), 1},
 				{"PostgreSQL + MariaDB", "pg+maria", func(b *testing.B, nss []string) *config.Config { return testenv.Mixed(b, nss...) }, 0},
 			} {
 				modes := benchModes
@@ -132,6 +130,18 @@ func BenchmarkBankVersusLocalPostgres(b *testing.B) {
 				}
 			}
 		}
+	}
+}
+
+// mariaDSN is the PostgreSQL + MariaDB setup with params added to
+// MariaDB's DSN.
+func mariaDSN(params string) func(b *testing.B, nss []string) *config.Config {
+	return func(b *testing.B, nss []string) *config.Config {
+		cfg := testenv.Mixed(b, nss...)
+		maria := cfg.Stores["maria"]
+		maria.DSN += params
+		cfg.Stores["maria"] = maria
+		return cfg
 	}
 }
 
