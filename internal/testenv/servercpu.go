@@ -60,25 +60,50 @@ func PostgresCPU(t testing.TB, ctx context.Context, db *sql.DB) func() time.Dura
 	}
 	postmaster := st.ppid
 	return func() time.Duration {
-		pm, err := procStat(postmaster)
+		total, err := treeCPU(func() (stat, error) { return procStat(postmaster) }, func() time.Duration { return liveChildrenCPU(t, postmaster) })
 		if err != nil {
 			t.Fatal(err)
-		}
-		total := pm.cpu + pm.children
-		dirs, err := filepath.Glob("/proc/[0-9]*")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range dirs {
-			pid, _ := strconv.Atoi(filepath.Base(d))
-			// A process may exit between the listing and the read: then its
-			// time is the postmaster's children's from now on.
-			if st, err := procStat(pid); err == nil && st.ppid == postmaster {
-				total += st.cpu
-			}
 		}
 		return total
 	}
+}
+
+// treeCPU is a parent's CPU time, its reaped children's and its live
+// children's (scanLive). A child reaped during the scan is in neither the
+// reaped children's times read before it nor the scan (right after a
+// client exits, its backends are exiting): it scans again until those
+// times did not change across a scan.
+func treeCPU(readParent func() (stat, error), scanLive func() time.Duration) (time.Duration, error) {
+	for {
+		before, err := readParent()
+		if err != nil {
+			return 0, err
+		}
+		live := scanLive()
+		after, err := readParent()
+		if err != nil {
+			return 0, err
+		}
+		if after.children == before.children {
+			return after.cpu + after.children + live, nil
+		}
+	}
+}
+
+// liveChildrenCPU sums the CPU time of parent's live child processes.
+func liveChildrenCPU(t testing.TB, parent int) time.Duration {
+	dirs, err := filepath.Glob("/proc/[0-9]*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total time.Duration
+	for _, d := range dirs {
+		pid, _ := strconv.Atoi(filepath.Base(d))
+		if st, err := procStat(pid); err == nil && st.ppid == parent {
+			total += st.cpu
+		}
+	}
+	return total
 }
 
 type stat struct {
