@@ -35,13 +35,26 @@ var benchRows = envInt("STILLPOINT_BENCH_ROWS", 5_000_000)
 
 // For A/B work on the PostgreSQL restore: STILLPOINT_BENCH_RESTORES pairs
 // of restores (ours, then pg_restore -j2) instead of one, each also with
-// the stillpoint binary at STILLPOINT_BENCH_BASE_CLI if set, and
-// STILLPOINT_BENCH_MARIADB=0 to leave MariaDB out.
+// the stillpoint binary at STILLPOINT_BENCH_BASE_CLI if set.
 var (
 	benchRestores = envInt("STILLPOINT_BENCH_RESTORES", 1)
 	baseBin       = os.Getenv("STILLPOINT_BENCH_BASE_CLI")
-	benchMariaDB  = os.Getenv("STILLPOINT_BENCH_MARIADB") != "0"
 )
+
+// benchEngine says whether to measure an engine: all of them, or those
+// STILLPOINT_BENCH_ENGINES lists (postgres, mariadb; comma separated).
+func benchEngine(b *testing.B, engine string) bool {
+	list := os.Getenv("STILLPOINT_BENCH_ENGINES")
+	if list == "" {
+		return true
+	}
+	for _, e := range strings.Split(list, ",") {
+		if e != "postgres" && e != "mariadb" {
+			b.Fatalf("STILLPOINT_BENCH_ENGINES=%q: want postgres, mariadb or both, comma separated", list)
+		}
+	}
+	return slices.Contains(strings.Split(list, ","), engine)
+}
 
 func envInt(name string, def int) int {
 	var n int
@@ -138,81 +151,93 @@ func report(b *testing.B, what string, ours measurement, others []measurement) {
 // benchRows rows, on PostgreSQL and on MariaDB, with Stillpoint and with the
 // tools an operator would otherwise use (pg_dump -Fc and -Fd -j2,
 // pg_restore -j2; mysqldump --single-transaction, its output fed to
-// mariadb; mydumper and myloader), side by side in one run, and prints time, size and peak memory
-// as ratios. Run it with ./scripts/bench.sh -bench BackupRestore.
+// mariadb; mydumper and myloader), side by side in one run, and prints
+// time, size and peak memory as ratios. Run it with ./scripts/bench.sh
+// -bench BackupRestore; STILLPOINT_BENCH_ENGINES=postgres (or mariadb)
+// measures one engine.
 func BenchmarkBackupRestoreVersusDumps(b *testing.B) {
 	ctx := context.Background()
 	bin := buildCLI(b)
-	pgBin := testenv.PGBin(b)
 	for range b.N {
-		// PostgreSQL.
-		ns := "bank_big"
-		pgDSN := testenv.PostgresDSN(b)
-		cfg := loadBig(b, ctx, "postgres", pgDSN, ns)
-		dir := b.TempDir()
-		repoDir := filepath.Join(dir, "repo")
-		ours := run(b, "stillpoint backup create", repoDir, exec.Command(bin, "--config", cfg, "backup", "create", "--init", "--repo", repoDir, "--json"))
-		fc := run(b, "pg_dump -Fc", filepath.Join(dir, "dump.fc"), exec.Command(filepath.Join(pgBin, "pg_dump"), "-Fc", "-f", filepath.Join(dir, "dump.fc"), pgDSN))
-		fd := run(b, "pg_dump -Fd -j2", filepath.Join(dir, "dump.d"), exec.Command(filepath.Join(pgBin, "pg_dump"), "-Fd", "-j2", "-f", filepath.Join(dir, "dump.d"), pgDSN))
-		report(b, "PostgreSQL backup", ours, []measurement{fc, fd})
-		id := onlyBackup(b, bin, cfg, repoDir)
-		pgCPU := testenv.PostgresCPU(b, ctx, openDB(b, "pgx", pgDSN))
-		var ratios []float64
-		for range benchRestores {
-			target := writeConfig(b, "postgres", testenv.PostgresDSN(b), ns)
-			oursR := runWithServer(b, "stillpoint restore", "", exec.Command(bin, "--config", target, "restore", id, "--repo", repoDir), pgCPU)
-			others := []measurement{runWithServer(b, "pg_restore -j2", "", exec.Command(filepath.Join(pgBin, "pg_restore"), "-j2", "-d", testenv.PostgresDSN(b), filepath.Join(dir, "dump.d")), pgCPU)}
-			if baseBin != "" {
-				target := writeConfig(b, "postgres", testenv.PostgresDSN(b), ns)
-				others = append(others, runWithServer(b, "stillpoint restore (base binary)", "", exec.Command(baseBin, "--config", target, "restore", id, "--repo", repoDir), pgCPU))
-			}
-			report(b, "PostgreSQL restore", oursR, others)
-			ratios = append(ratios, oursR.elapsed.Seconds()/others[0].elapsed.Seconds())
+		if benchEngine(b, "postgres") {
+			versusPostgresTools(b, ctx, bin)
 		}
-		if len(ratios) > 1 {
-			slices.Sort(ratios)
-			fmt.Printf("PostgreSQL restore, stillpoint / pg_restore -j2 over %d pairs: median %.2f×, %.2f× to %.2f×\n", len(ratios), ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
+		if benchEngine(b, "mariadb") {
+			versusMariaDBTools(b, ctx, bin)
 		}
-		if !benchMariaDB {
-			continue
-		}
-
-		// MariaDB: the restores go into the same server, so the source
-		// database is dropped first, as after a disaster.
-		myNS := testenv.UniqueName("bank_big")
-		myDSN := testenv.MySQLDSN(b)
-		cfg = loadBig(b, ctx, "mysql", myDSN, myNS)
-		dir = b.TempDir()
-		repoDir = filepath.Join(dir, "repo")
-		my, _ := mysql.ParseDSN(myDSN)
-		host, port, _ := strings.Cut(my.Addr, ":")
-		client := func(tool, args string) *exec.Cmd {
-			c := exec.Command("sh", "-c", fmt.Sprintf("%s -h %s -P %s -u %s %s", tool, host, port, my.User, args))
-			c.Env = append(os.Environ(), "MYSQL_PWD="+my.Passwd)
-			return c
-		}
-		serverCPU := testenv.MariaDBCPU(b, ctx, openDB(b, "mysql", myDSN))
-		ours = runWithServer(b, "stillpoint backup create", repoDir, exec.Command(bin, "--config", cfg, "backup", "create", "--init", "--repo", repoDir, "--json"), serverCPU)
-		dump := filepath.Join(dir, "dump.sql")
-		md := runWithServer(b, "mysqldump --single-transaction", dump, client("mysqldump", fmt.Sprintf("--single-transaction --databases %s coordinator scalardb > %s", myNS, dump)), serverCPU)
-		// mydumper: two threads, the table split into ranges of rows read
-		// at once, plain and gzipped files.
-		mydumper := func(dir, opts string) *exec.Cmd {
-			return client("mydumper", fmt.Sprintf(`-p "$MYSQL_PWD" --trx-consistency-only -t 2 -r 500000 %s --regex '^(%s|coordinator|scalardb)\.' -o %s`, opts, myNS, dir))
-		}
-		mdDir, mdzDir := filepath.Join(dir, "mydumper"), filepath.Join(dir, "mydumper-c")
-		mdd := runWithServer(b, "mydumper -t 2 -r 500000", mdDir, mydumper(mdDir, ""), serverCPU)
-		mdz := runWithServer(b, "mydumper -t 2 -r 500000 -c", mdzDir, mydumper(mdzDir, "-c"), serverCPU)
-		report(b, "MariaDB backup", ours, []measurement{md, mdd, mdz})
-		id = onlyBackup(b, bin, cfg, repoDir)
-		dropAll(b, ctx, cfg, myNS)
-		oursR := run(b, "stillpoint restore", "", exec.Command(bin, "--config", cfg, "restore", id, "--repo", repoDir))
-		dropAll(b, ctx, cfg, myNS)
-		myR := run(b, "mysqldump output fed to mariadb", "", client("mariadb", "< "+dump))
-		dropAll(b, ctx, cfg, myNS)
-		mylR := run(b, "myloader -t 2 (of mydumper's files)", "", client("myloader", fmt.Sprintf(`-p "$MYSQL_PWD" -t 2 -o -d %s`, mdDir)))
-		report(b, "MariaDB restore", oursR, []measurement{myR, mylR})
 	}
+}
+
+// versusPostgresTools: pg_dump -Fc and -Fd -j2, pg_restore -j2.
+func versusPostgresTools(b *testing.B, ctx context.Context, bin string) {
+	pgBin := testenv.PGBin(b)
+	ns := "bank_big"
+	pgDSN := testenv.PostgresDSN(b)
+	cfg := loadBig(b, ctx, "postgres", pgDSN, ns)
+	dir := b.TempDir()
+	repoDir := filepath.Join(dir, "repo")
+	ours := run(b, "stillpoint backup create", repoDir, exec.Command(bin, "--config", cfg, "backup", "create", "--init", "--repo", repoDir, "--json"))
+	fc := run(b, "pg_dump -Fc", filepath.Join(dir, "dump.fc"), exec.Command(filepath.Join(pgBin, "pg_dump"), "-Fc", "-f", filepath.Join(dir, "dump.fc"), pgDSN))
+	fd := run(b, "pg_dump -Fd -j2", filepath.Join(dir, "dump.d"), exec.Command(filepath.Join(pgBin, "pg_dump"), "-Fd", "-j2", "-f", filepath.Join(dir, "dump.d"), pgDSN))
+	report(b, "PostgreSQL backup", ours, []measurement{fc, fd})
+	id := onlyBackup(b, bin, cfg, repoDir)
+	pgCPU := testenv.PostgresCPU(b, ctx, openDB(b, "pgx", pgDSN))
+	var ratios []float64
+	for range benchRestores {
+		target := writeConfig(b, "postgres", testenv.PostgresDSN(b), ns)
+		oursR := runWithServer(b, "stillpoint restore", "", exec.Command(bin, "--config", target, "restore", id, "--repo", repoDir), pgCPU)
+		others := []measurement{runWithServer(b, "pg_restore -j2", "", exec.Command(filepath.Join(pgBin, "pg_restore"), "-j2", "-d", testenv.PostgresDSN(b), filepath.Join(dir, "dump.d")), pgCPU)}
+		if baseBin != "" {
+			target := writeConfig(b, "postgres", testenv.PostgresDSN(b), ns)
+			others = append(others, runWithServer(b, "stillpoint restore (base binary)", "", exec.Command(baseBin, "--config", target, "restore", id, "--repo", repoDir), pgCPU))
+		}
+		report(b, "PostgreSQL restore", oursR, others)
+		ratios = append(ratios, oursR.elapsed.Seconds()/others[0].elapsed.Seconds())
+	}
+	if len(ratios) > 1 {
+		slices.Sort(ratios)
+		fmt.Printf("PostgreSQL restore, stillpoint / pg_restore -j2 over %d pairs: median %.2f×, %.2f× to %.2f×\n", len(ratios), ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
+	}
+}
+
+// versusMariaDBTools: mysqldump --single-transaction and its output fed to
+// mariadb, mydumper and myloader.
+func versusMariaDBTools(b *testing.B, ctx context.Context, bin string) {
+	// The restores go into the same server, so the source database is
+	// dropped first, as after a disaster.
+	myNS := testenv.UniqueName("bank_big")
+	myDSN := testenv.MySQLDSN(b)
+	cfg := loadBig(b, ctx, "mysql", myDSN, myNS)
+	dir := b.TempDir()
+	repoDir := filepath.Join(dir, "repo")
+	my, _ := mysql.ParseDSN(myDSN)
+	host, port, _ := strings.Cut(my.Addr, ":")
+	client := func(tool, args string) *exec.Cmd {
+		c := exec.Command("sh", "-c", fmt.Sprintf("%s -h %s -P %s -u %s %s", tool, host, port, my.User, args))
+		c.Env = append(os.Environ(), "MYSQL_PWD="+my.Passwd)
+		return c
+	}
+	serverCPU := testenv.MariaDBCPU(b, ctx, openDB(b, "mysql", myDSN))
+	ours := runWithServer(b, "stillpoint backup create", repoDir, exec.Command(bin, "--config", cfg, "backup", "create", "--init", "--repo", repoDir, "--json"), serverCPU)
+	dump := filepath.Join(dir, "dump.sql")
+	md := runWithServer(b, "mysqldump --single-transaction", dump, client("mysqldump", fmt.Sprintf("--single-transaction --databases %s coordinator scalardb > %s", myNS, dump)), serverCPU)
+	// mydumper: two threads, the table split into ranges of rows read
+	// at once, plain and gzipped files.
+	mydumper := func(dir, opts string) *exec.Cmd {
+		return client("mydumper", fmt.Sprintf(`-p "$MYSQL_PWD" --trx-consistency-only -t 2 -r 500000 %s --regex '^(%s|coordinator|scalardb)\.' -o %s`, opts, myNS, dir))
+	}
+	mdDir, mdzDir := filepath.Join(dir, "mydumper"), filepath.Join(dir, "mydumper-c")
+	mdd := runWithServer(b, "mydumper -t 2 -r 500000", mdDir, mydumper(mdDir, ""), serverCPU)
+	mdz := runWithServer(b, "mydumper -t 2 -r 500000 -c", mdzDir, mydumper(mdzDir, "-c"), serverCPU)
+	report(b, "MariaDB backup", ours, []measurement{md, mdd, mdz})
+	id := onlyBackup(b, bin, cfg, repoDir)
+	dropAll(b, ctx, cfg, myNS)
+	oursR := run(b, "stillpoint restore", "", exec.Command(bin, "--config", cfg, "restore", id, "--repo", repoDir))
+	dropAll(b, ctx, cfg, myNS)
+	myR := run(b, "mysqldump output fed to mariadb", "", client("mariadb", "< "+dump))
+	dropAll(b, ctx, cfg, myNS)
+	mylR := run(b, "myloader -t 2 (of mydumper's files)", "", client("myloader", fmt.Sprintf(`-p "$MYSQL_PWD" -t 2 -o -d %s`, mdDir)))
+	report(b, "MariaDB restore", oursR, []measurement{myR, mylR})
 }
 
 // loadBig fills a store with a bank table of benchRows committed rows (and
@@ -336,7 +361,7 @@ func BenchmarkBackupRestoreMemory(b *testing.B) {
 		steps := []string{"PostgreSQL backup", "PostgreSQL restore", "MariaDB backup", "MariaDB restore"}
 		for _, rows := range sizes {
 			for _, engine := range []string{"postgres", "mysql"} {
-				if engine == "mysql" && !benchMariaDB {
+				if !benchEngine(b, map[string]string{"postgres": "postgres", "mysql": "mariadb"}[engine]) {
 					continue
 				}
 				ns, dsn := "bank_big", testenv.PostgresDSN(b)
