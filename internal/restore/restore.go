@@ -40,8 +40,9 @@ type Options struct {
 }
 
 // loadMemory is what each table load holds besides its chunks: the row
-// reader's buffer and row, the driver's COPY or LOAD DATA buffers.
-const loadMemory = 1 << 20
+// reader's buffer and row, the driver's COPY buffers or MariaDB's LOAD DATA
+// batches (three of at most 4 MiB).
+const loadMemory = 13 << 20
 
 // Result says what a restore did.
 type Result struct {

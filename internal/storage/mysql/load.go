@@ -1,6 +1,8 @@
 package mysql
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -13,14 +15,24 @@ import (
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/stillpoint/stillpoint/internal/storage"
 	"github.com/stillpoint/stillpoint/internal/storage/sqlstore"
 )
 
-// infileRows is how many rows one LOAD DATA statement (one transaction)
-// carries: few statements, and a bounded undo log per transaction.
-const infileRows = 100_000
+// A batch is one LOAD DATA statement and one transaction: up to
+// infileRows rows or infileBytes of text, whichever comes first. Batches
+// are encoded whole, so that loadConns connections can load consecutive
+// ones at once; the loadConns+1 batch buffers bound a table's memory.
+const (
+	infileRows  = 25_000
+	infileBytes = 4 << 20
+	// loadConns connections load one table at once: InnoDB stores
+	// alternate batches from two connections in about 60% of the time
+	// one takes (docs/performance.md, MariaDB restore).
+	loadConns = 2
+)
 
 // infileSeq names each load's reader handler uniquely (the driver's
 // registry is process-wide).
@@ -30,60 +42,120 @@ var infileSeq atomic.Int64
 // handler (no temporary file), where the server allows local_infile; with
 // multi-row INSERTs where it does not (docs/performance.md).
 func (d Dialect) Copy(ctx context.Context, s *sqlstore.Store, m *storage.TableMetadata, next func() ([]any, error)) (int64, error) {
-	conn, err := s.DB().Conn(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
 	var allowed bool
-	if err := conn.QueryRowContext(ctx, "SELECT @@GLOBAL.local_infile").Scan(&allowed); err != nil {
+	if err := s.DB().QueryRowContext(ctx, "SELECT @@GLOBAL.local_infile").Scan(&allowed); err != nil {
 		return 0, err
 	}
 	if !allowed {
 		slog.Info("load: the server has local_infile OFF; loading with INSERTs instead of LOAD DATA", "store", s.Name(), "table", m.FullName())
 		return s.InsertRows(ctx, m, next)
 	}
-	// The defaults spelled out: what infileSource writes.
+	// The defaults spelled out: what appendRow writes.
 	stmt := "INTO TABLE " + s.Table(m.Namespace, m.Table) + ` CHARACTER SET binary FIELDS TERMINATED BY '\t' ENCLOSED BY '' ESCAPED BY '\\' LINES TERMINATED BY '\n' (` + sqlstore.ColumnList(d, m) + ")"
-	var total int64
+	free := make(chan *infileBatch, loadConns+1)
+	for range loadConns + 1 {
+		free <- &infileBatch{}
+	}
+	full := make(chan *infileBatch)
+	g, gctx := errgroup.WithContext(ctx)
+	var total atomic.Int64
+	for range loadConns {
+		g.Go(func() error {
+			conn, err := s.DB().Conn(gctx)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			for b := range full {
+				n, err := loadBatch(gctx, conn, b, stmt)
+				if err != nil {
+					return err
+				}
+				total.Add(n)
+				free <- b
+			}
+			return nil
+		})
+	}
+	rowsErr := encodeBatches(gctx, m, next, free, full)
+	close(full)
+	loadErr := g.Wait()
+	// The rows' own error (a damaged backup) first, not the loads' account
+	// of the stop it caused.
+	return total.Load(), cmp.Or(rowsErr, loadErr, ctx.Err())
+}
+
+// infileBatch is the text of one LOAD DATA statement's rows.
+type infileBatch struct {
+	buf  []byte
+	rows int64
+}
+
+// encodeBatches takes empty batches from free, fills each with the next
+// rows, and sends it to full, until the rows end, fail (their error is
+// returned), or ctx ends (a load failed).
+func encodeBatches(ctx context.Context, m *storage.TableMetadata, next func() ([]any, error), free <-chan *infileBatch, full chan<- *infileBatch) error {
 	for {
-		src := &infileSource{m: m, next: next}
-		if err := src.fill(1); err != nil || src.rows == 0 {
-			return total, err
+		var b *infileBatch
+		select {
+		case b = <-free:
+		case <-ctx.Done():
+			return nil
 		}
-		// One transaction per statement: a load that fails part way (the
-		// rows' source, or the server) leaves nothing of its batch behind.
-		tx, err := conn.BeginTx(ctx, nil)
-		if err != nil {
-			return total, err
+		b.buf, b.rows = b.buf[:0], 0
+		done := false
+		for b.rows < infileRows && len(b.buf) < infileBytes {
+			row, err := next()
+			if errors.Is(err, io.EOF) {
+				done = true
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if b.buf, err = appendRow(b.buf, m, row); err != nil {
+				return err
+			}
+			b.rows++
 		}
-		n, err := loadInfile(ctx, tx, src, stmt)
-		if err == nil {
-			err = tx.Commit()
-		} else {
-			tx.Rollback()
+		if b.rows > 0 {
+			select {
+			case full <- b:
+			case <-ctx.Done():
+				return nil
+			}
 		}
-		if err != nil {
-			return total, err
-		}
-		total += n
-		if src.done {
-			return total, nil
+		if done {
+			return nil
 		}
 	}
 }
 
-// loadInfile runs one LOAD DATA statement fed by src, and checks that it
+// loadBatch runs one LOAD DATA statement of b's rows in its own
+// transaction: a load that fails part way leaves nothing of its batch
+// behind.
+func loadBatch(ctx context.Context, conn *sql.Conn, b *infileBatch, stmt string) (int64, error) {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	n, err := loadInfile(ctx, tx, b, stmt)
+	if err == nil {
+		err = tx.Commit()
+	} else {
+		tx.Rollback()
+	}
+	return n, err
+}
+
+// loadInfile runs one LOAD DATA statement of b's rows, and checks that it
 // stored every row as sent: LOAD DATA LOCAL turns bad values and duplicate
 // keys into warnings, which here fail the load.
-func loadInfile(ctx context.Context, tx *sql.Tx, src *infileSource, stmt string) (int64, error) {
+func loadInfile(ctx context.Context, tx *sql.Tx, b *infileBatch, stmt string) (int64, error) {
 	name := fmt.Sprintf("stillpoint-load-%d", infileSeq.Add(1))
-	driver.RegisterReaderHandler(name, func() io.Reader { return src })
+	driver.RegisterReaderHandler(name, func() io.Reader { return bytes.NewReader(b.buf) })
 	defer driver.DeregisterReaderHandler(name)
 	res, err := tx.ExecContext(ctx, "LOAD DATA LOCAL INFILE 'Reader::"+name+"' "+stmt)
-	if src.err != nil { // the rows' own error (a damaged backup), not the driver's account of it
-		return 0, src.err
-	}
 	if err != nil {
 		return 0, err
 	}
@@ -108,62 +180,26 @@ func loadInfile(ctx context.Context, tx *sql.Tx, src *infileSource, stmt string)
 	if err := rows.Err(); err != nil {
 		return n, err
 	}
-	if n != src.rows || len(warnings) > 0 {
-		return n, fmt.Errorf("LOAD DATA stored %d of %d rows as sent (%s)", n, src.rows, strings.Join(warnings, "; "))
+	if n != b.rows || len(warnings) > 0 {
+		return n, fmt.Errorf("LOAD DATA stored %d of %d rows as sent (%s)", n, b.rows, strings.Join(warnings, "; "))
 	}
 	return n, nil
 }
 
-// infileSource writes up to infileRows rows as LOAD DATA's default text
-// format: tab-separated fields, one line per row, \N for NULL, backslash
+// appendRow writes one row as LOAD DATA's default text format: fields
+// separated by tabs, a newline after the row, \N for NULL, backslash
 // escapes for backslash, tab, newline and NUL.
-type infileSource struct {
-	m    *storage.TableMetadata
-	next func() ([]any, error)
-	buf  []byte
-	rows int64
-	done bool  // next said io.EOF
-	err  error // next failed
-}
-
-// fill encodes rows until buf holds at least want bytes, the batch is
-// full, or the rows end.
-func (s *infileSource) fill(want int) error {
-	for len(s.buf) < want && !s.done && s.err == nil && s.rows < infileRows {
-		row, err := s.next()
-		if errors.Is(err, io.EOF) {
-			s.done = true
-			break
+func appendRow(b []byte, m *storage.TableMetadata, row []any) ([]byte, error) {
+	for i, c := range m.Columns {
+		if i > 0 {
+			b = append(b, '\t')
 		}
-		if err != nil {
-			s.err = err
-			break
+		var err error
+		if b, err = appendInfile(b, c.Type, row[i]); err != nil {
+			return b, fmt.Errorf("column %s: %w", c.Name, err)
 		}
-		for i, c := range s.m.Columns {
-			if i > 0 {
-				s.buf = append(s.buf, '\t')
-			}
-			if s.buf, err = appendInfile(s.buf, c.Type, row[i]); err != nil {
-				s.err = fmt.Errorf("column %s: %w", c.Name, err)
-				break
-			}
-		}
-		s.buf = append(s.buf, '\n')
-		s.rows++
 	}
-	return s.err
-}
-
-func (s *infileSource) Read(p []byte) (int, error) {
-	if err := s.fill(len(p)); err != nil {
-		return 0, err
-	}
-	if len(s.buf) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, s.buf)
-	s.buf = s.buf[:copy(s.buf, s.buf[n:])]
-	return n, nil
+	return append(b, '\n'), nil
 }
 
 // appendInfile writes one value so that MariaDB reads back exactly it:
