@@ -42,13 +42,26 @@ var infileSeq atomic.Int64
 // handler (no temporary file), where the server allows local_infile; with
 // multi-row INSERTs where it does not (docs/performance.md).
 func (d Dialect) Copy(ctx context.Context, s *sqlstore.Store, m *storage.TableMetadata, next func() ([]any, error)) (int64, error) {
+	v := sqlstore.NewValues(m.Columns)
+	return d.CopyValues(ctx, s, m, func() (*sqlstore.Values, error) {
+		row, err := next()
+		if err != nil {
+			return nil, err
+		}
+		return v, v.SetRow(row)
+	})
+}
+
+// CopyValues is Copy of rows in typed slots, each value formatted from its
+// slot (what a restore gives: no value boxed into an any on the way).
+func (d Dialect) CopyValues(ctx context.Context, s *sqlstore.Store, m *storage.TableMetadata, next func() (*sqlstore.Values, error)) (int64, error) {
 	var allowed bool
 	if err := s.DB().QueryRowContext(ctx, "SELECT @@GLOBAL.local_infile").Scan(&allowed); err != nil {
 		return 0, err
 	}
 	if !allowed {
 		slog.Info("load: the server has local_infile OFF; loading with INSERTs instead of LOAD DATA", "store", s.Name(), "table", m.FullName())
-		return s.InsertRows(ctx, m, next)
+		return s.InsertRows(ctx, m, sqlstore.Boxed(next))
 	}
 	// The defaults spelled out: what appendRow writes.
 	stmt := "INTO TABLE " + s.Table(m.Namespace, m.Table) + ` CHARACTER SET binary FIELDS TERMINATED BY '\t' ENCLOSED BY '' ESCAPED BY '\\' LINES TERMINATED BY '\n' (` + sqlstore.ColumnList(d, m) + ")"
@@ -77,7 +90,7 @@ func (d Dialect) Copy(ctx context.Context, s *sqlstore.Store, m *storage.TableMe
 			return nil
 		})
 	}
-	rowsErr := encodeBatches(gctx, m, next, free, full)
+	rowsErr := encodeBatches(gctx, next, free, full)
 	close(full)
 	loadErr := g.Wait()
 	// The rows' own error (a damaged backup) first, not the loads' account
@@ -94,7 +107,7 @@ type infileBatch struct {
 // encodeBatches takes empty batches from free, fills each with the next
 // rows, and sends it to full, until the rows end, fail (their error is
 // returned), or ctx ends (a load failed).
-func encodeBatches(ctx context.Context, m *storage.TableMetadata, next func() ([]any, error), free <-chan *infileBatch, full chan<- *infileBatch) error {
+func encodeBatches(ctx context.Context, next func() (*sqlstore.Values, error), free <-chan *infileBatch, full chan<- *infileBatch) error {
 	for {
 		var b *infileBatch
 		select {
@@ -105,7 +118,7 @@ func encodeBatches(ctx context.Context, m *storage.TableMetadata, next func() ([
 		b.buf, b.rows = b.buf[:0], 0
 		done := false
 		for b.rows < infileRows && len(b.buf) < infileBytes {
-			row, err := next()
+			v, err := next()
 			if errors.Is(err, io.EOF) {
 				done = true
 				break
@@ -113,9 +126,7 @@ func encodeBatches(ctx context.Context, m *storage.TableMetadata, next func() ([
 			if err != nil {
 				return err
 			}
-			if b.buf, err = appendRow(b.buf, m, row); err != nil {
-				return err
-			}
+			b.buf = appendRow(b.buf, v)
 			b.rows++
 		}
 		if b.rows > 0 {
@@ -186,59 +197,43 @@ func loadInfile(ctx context.Context, tx *sql.Tx, b *infileBatch, stmt string) (i
 	return n, nil
 }
 
-// appendRow writes one row as LOAD DATA's default text format: fields
-// separated by tabs, a newline after the row, \N for NULL, backslash
-// escapes for backslash, tab, newline and NUL.
-func appendRow(b []byte, m *storage.TableMetadata, row []any) ([]byte, error) {
-	for i, c := range m.Columns {
+// appendRow writes one row as LOAD DATA's default text format so that
+// MariaDB reads back exactly its values: fields separated by tabs, a
+// newline after the row, \N for NULL, backslash escapes for backslash,
+// tab, newline and NUL; floats in the shortest form that parses to the
+// same double (a FLOAT's exact double), times in UTC as the driver sends
+// them.
+func appendRow(b []byte, v *sqlstore.Values) []byte {
+	for i, c := range v.Cols {
 		if i > 0 {
 			b = append(b, '\t')
 		}
-		var err error
-		if b, err = appendInfile(b, c.Type, row[i]); err != nil {
-			return b, fmt.Errorf("column %s: %w", c.Name, err)
+		if v.Null[i] {
+			b = append(b, `\N`...)
+			continue
+		}
+		x := v.Int[i]
+		switch c.Type {
+		case storage.Boolean:
+			b = append(b, byte('0'+x))
+		case storage.Int, storage.BigInt:
+			b = strconv.AppendInt(b, x, 10)
+		case storage.Float, storage.Double:
+			b = strconv.AppendFloat(b, v.Float[i], 'g', -1, 64)
+		case storage.Text, storage.Blob:
+			b = appendEscaped(b, v.Bytes[i])
+		case storage.Date:
+			b = time.Unix(x*86400, 0).UTC().AppendFormat(b, "2006-01-02")
+		case storage.Time:
+			b = append(b, storage.FormatTimeOfDay(time.Duration(x)*time.Microsecond)...)
+		case storage.Timestamp, storage.TimestampTZ:
+			b = time.UnixMicro(x).UTC().AppendFormat(b, "2006-01-02 15:04:05.000")
 		}
 	}
-	return append(b, '\n'), nil
+	return append(b, '\n')
 }
 
-// appendInfile writes one value so that MariaDB reads back exactly it:
-// floats in the shortest form that parses to the same double, times in
-// UTC as the driver sends them.
-func appendInfile(b []byte, t storage.DataType, v any) ([]byte, error) {
-	if v == nil {
-		return append(b, `\N`...), nil
-	}
-	switch x := v.(type) {
-	case bool:
-		if x {
-			return append(b, '1'), nil
-		}
-		return append(b, '0'), nil
-	case int32:
-		return strconv.AppendInt(b, int64(x), 10), nil
-	case int64:
-		return strconv.AppendInt(b, x, 10), nil
-	case float32:
-		return strconv.AppendFloat(b, float64(x), 'g', -1, 64), nil
-	case float64:
-		return strconv.AppendFloat(b, x, 'g', -1, 64), nil
-	case string:
-		return appendEscaped(b, x), nil
-	case []byte:
-		return appendEscaped(b, string(x)), nil
-	case time.Duration:
-		return append(b, storage.FormatTimeOfDay(x)...), nil
-	case time.Time:
-		if t == storage.Date {
-			return x.UTC().AppendFormat(b, "2006-01-02"), nil
-		}
-		return x.UTC().AppendFormat(b, "2006-01-02 15:04:05.000"), nil
-	}
-	return b, fmt.Errorf("cannot load %T as %v", v, t)
-}
-
-func appendEscaped(b []byte, s string) []byte {
+func appendEscaped(b []byte, s []byte) []byte {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; c {
 		case '\\':

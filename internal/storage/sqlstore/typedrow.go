@@ -109,6 +109,24 @@ func (v *Values) Set(i int, x any) error {
 	return nil
 }
 
+// SetRow puts a row of canonical Go values (nil for NULL) into the slots:
+// how rows of Go values reach an encoder that reads slots, so that there
+// is one encoder per engine.
+func (v *Values) SetRow(row []any) error {
+	if len(row) != len(v.Cols) {
+		return fmt.Errorf("a row of %d values for %d columns", len(row), len(v.Cols))
+	}
+	for i, x := range row {
+		v.Null[i] = x == nil
+		if x != nil {
+			if err := v.Set(i, x); err != nil {
+				return fmt.Errorf("column %s: %w", v.Cols[i].Name, err)
+			}
+		}
+	}
+	return nil
+}
+
 // as is x as a T; *ok becomes false where it is not one.
 func as[T any](x any, ok *bool) T {
 	t, is := x.(T)
@@ -137,13 +155,19 @@ func (s *Store) LoadValues(ctx context.Context, m *storage.TableMetadata, next f
 		n, err := c.CopyValues(ctx, s, m, next)
 		return n, s.wrap(err, "load "+m.FullName())
 	}
+	return s.LoadRows(ctx, m, Boxed(next))
+}
+
+// Boxed is next's rows as canonical Go values (one slice, reused), for a
+// loader that takes those.
+func Boxed(next func() (*Values, error)) func() ([]any, error) {
 	var row []any
-	return s.LoadRows(ctx, m, func() ([]any, error) {
+	return func() ([]any, error) {
 		v, err := next()
 		if err != nil {
 			return nil, err
 		}
 		row = v.Row(row)
 		return row, nil
-	})
+	}
 }
