@@ -174,8 +174,16 @@ func newRowEncoder(ctx context.Context, tx pgx.Tx, table string, m *storage.Tabl
 
 // appendRow encodes a row of canonical Go values (storage's).
 func (e *rowEncoder) appendRow(buf []byte, row []any) ([]byte, error) {
-	if err := e.vals.SetRow(row); err != nil {
-		return buf, err
+	if len(row) != len(e.slot) {
+		return buf, fmt.Errorf("a row of %d values for %d columns", len(row), len(e.slot))
+	}
+	for i, x := range row {
+		e.vals.Null[i] = x == nil
+		if x != nil && e.slot[i] != nil {
+			if err := e.vals.Set(i, x); err != nil {
+				return buf, fmt.Errorf("column %s: %w", e.names[i], err)
+			}
+		}
 	}
 	return e.appendValues(buf, e.vals, row)
 }
