@@ -221,8 +221,8 @@ func Run(ctx context.Context, r *repo.Repository, m *backup.Manifest, t Target, 
 	}
 	slog.Info("restore: tables created", "id", m.ID, "to_load", len(todo), "already_loaded", res.Resumed)
 	if opts.LimitMemory {
-		loads := int64(min(opts.Parallel, len(todo)))
-		defer repo.LimitMemory("restore", r.LoadMemory(int(loads))+loads*loadMemory)()
+		loads := min(opts.Parallel, len(todo))
+		defer repo.LimitMemory("restore", r.LoadMemory(loads)+int64(loads)*loadMemory)()
 	}
 	if err := loadTables(ctx, r, p, w, todo, opts, res); err != nil {
 		if damaged(err) {
